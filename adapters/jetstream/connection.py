@@ -1,0 +1,54 @@
+"""Connecting to NATS the way the log's failure model needs.
+
+Reconnect forever with a short wait: a NATS outage must end in recovery, not in
+a client that gave up after 60 tries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import nats
+import structlog
+from nats.aio.client import Client
+
+log = structlog.get_logger("inkstream.nats")
+
+
+async def connect_nats(
+    url: str,
+    *,
+    name: str = "inkstream",
+    on_state: Callable[[str], Awaitable[None] | None] | None = None,
+    connect_timeout: float = 2.0,
+) -> Client:
+    async def disconnected() -> None:
+        log.warning("nats.disconnected", url=url)
+        if on_state:
+            await _maybe(on_state("disconnected"))
+
+    async def reconnected() -> None:
+        log.info("nats.reconnected", url=url)
+        if on_state:
+            await _maybe(on_state("connected"))
+
+    async def error(exc: Exception) -> None:
+        log.debug("nats.error", error=str(exc))
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.25,
+        connect_timeout=connect_timeout,
+        allow_reconnect=True,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+        pending_size=64 * 1024 * 1024,
+    )
+
+
+async def _maybe(value: Awaitable[None] | None) -> None:
+    if value is not None:
+        await value

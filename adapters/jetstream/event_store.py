@@ -1,0 +1,239 @@
+"""The event store on JetStream: one stream, one subject per aggregate.
+
+* Position = stream sequence. Optimistic concurrency with
+  ``Nats-Expected-Last-Subject-Sequence`` (0 = new aggregate); idempotency with
+  ``Nats-Msg-Id`` = command id.
+* A retry after a lost ack carries the same Msg-Id and the same (now stale)
+  expectation, and JetStream answers "wrong last sequence" rather than
+  "duplicate": so on 10071 the subject's last message is read and the append
+  counts as done when its Msg-Id is ours.
+* Loading an aggregate is one batched Direct Get by subject (nats-py has no
+  helper for the batch form, so the request is sent here), not a consumer.
+* ``read_all`` is an ordered consumer: the fastest in-order reader of the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import api
+from nats.js.errors import APIError, BadRequestError, NotFoundError
+
+from commands.ports import Appended
+from domain.errors import ConcurrencyError, Unavailable
+from domain.recorded import NewEvent, Recorded
+
+WRONG_LAST_SEQUENCE = 10071
+
+H_TYPE = "Ink-Type"
+H_VERSION = "Ink-Version"
+H_CLASS_VERSION = "Ink-Class-Version"
+H_ACTOR = "Ink-Actor"
+H_COMMAND = "Ink-Command-Id"
+H_AT = "Ink-At"
+H_TRACEPARENT = "traceparent"
+H_MSG_ID = "Nats-Msg-Id"
+
+
+def subject_for(aggregate_type: str, aggregate_id: str, prefix: str = "ink") -> str:
+    return f"{prefix}.{aggregate_type}.{aggregate_id}"
+
+
+def _parse_time(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    return datetime.fromisoformat(value)
+
+
+def to_recorded(subject: str, position: int, headers: dict[str, str] | None, payload: bytes) -> Recorded:
+    """The envelope of one stored message."""
+    headers = headers or {}
+    _, aggregate_type, aggregate_id = subject.split(".", 2)
+    return Recorded(
+        position=position,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        type=headers.get(H_TYPE, ""),
+        version=int(headers.get(H_VERSION, "0")),
+        class_version=int(headers.get(H_CLASS_VERSION, "1")),
+        actor=headers.get(H_ACTOR) or None,
+        command_id=headers.get(H_COMMAND) or None,
+        traceparent=headers.get(H_TRACEPARENT) or None,
+        at=_parse_time(headers.get(H_AT)),
+        data=orjson.loads(payload) if payload else {},
+        headers=headers,
+    )
+
+
+class JetStreamEventStore:
+    """Implements ``commands.ports.EventStore``."""
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        stream: str = "INK",
+        prefix: str = "ink",
+        publish_timeout: float = 2.0,
+        load_batch: int = 1000,
+        on_append: Any = None,
+    ) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=publish_timeout)
+        self._stream = stream
+        self._prefix = prefix
+        self._publish_timeout = publish_timeout
+        self._load_batch = load_batch
+        self._on_append = on_append
+
+    @property
+    def stream(self) -> str:
+        return self._stream
+
+    async def append(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        event: NewEvent,
+        expected_position: int,
+        command_id: str,
+    ) -> Appended:
+        subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+        headers = {
+            H_MSG_ID: command_id,
+            "Nats-Expected-Stream": self._stream,
+            "Nats-Expected-Last-Subject-Sequence": str(expected_position),
+            H_TYPE: event.type,
+            H_VERSION: str(event.version),
+            H_CLASS_VERSION: str(event.class_version),
+            H_COMMAND: command_id,
+            H_AT: event.at.isoformat(),
+        }
+        if event.actor:
+            headers[H_ACTOR] = event.actor
+        if event.traceparent:
+            headers[H_TRACEPARENT] = event.traceparent
+        payload = orjson.dumps(event.data)
+        try:
+            ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)
+        except BadRequestError as exc:
+            if exc.err_code != WRONG_LAST_SEQUENCE:
+                raise Unavailable(f"the log refused the event: {exc.description}") from exc
+            mine = await self._last_if_mine(subject, command_id)
+            if mine is not None:
+                return Appended(mine, duplicate=True)
+            raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently") from exc
+        except (NatsError, APIError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        if self._on_append is not None and not ack.duplicate:
+            self._on_append(event)
+        return Appended(ack.seq, duplicate=bool(ack.duplicate))
+
+    async def _last_if_mine(self, subject: str, command_id: str) -> int | None:
+        try:
+            last = await self._js.get_last_msg(self._stream, subject, direct=True)
+        except NotFoundError:
+            return None
+        except (NatsError, APIError, asyncio.TimeoutError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        if last.headers and last.headers.get(H_MSG_ID) == command_id:
+            return int(last.seq or 0)
+        return None
+
+    async def load(
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+    ) -> list[Recorded]:
+        subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+        try:
+            return await self._direct_get_batches(subject, until_position)
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+
+    async def _direct_get_batches(self, subject: str, until_position: int | None) -> list[Recorded]:
+        records: list[Recorded] = []
+        start = 1
+        api_subject = f"$JS.API.DIRECT.GET.{self._stream}"
+        while True:
+            inbox = self._nc.new_inbox()
+            sub = await self._nc.subscribe(inbox)
+            try:
+                request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
+                if until_position is not None:
+                    request["up_to_seq"] = until_position
+                await self._nc.publish(api_subject, orjson.dumps(request), reply=inbox)
+                more = False
+                while True:
+                    msg = await sub.next_msg(timeout=self._publish_timeout)
+                    status = (msg.headers or {}).get("Status")
+                    if status == "404":
+                        return records
+                    if status == "204":
+                        break
+                    if status is not None:
+                        raise Unavailable(f"direct get answered status {status}")
+                    record = self._from_direct(msg)
+                    if until_position is not None and record.position > until_position:
+                        return records
+                    records.append(record)
+                    pending = int((msg.headers or {}).get("Nats-Num-Pending", "0"))
+                    more = pending > 0
+                if not more or not records:
+                    return records
+                start = records[-1].position + 1
+            finally:
+                await sub.unsubscribe()
+
+    @staticmethod
+    def _from_direct(msg: Msg) -> Recorded:
+        headers = msg.headers or {}
+        return to_recorded(headers["Nats-Subject"], int(headers["Nats-Sequence"]), headers, msg.data)
+
+    async def event_at(self, position: int) -> Recorded | None:
+        try:
+            raw = await self._js.get_msg(self._stream, seq=position, direct=True)
+        except NotFoundError:
+            return None
+        except (NatsError, APIError, asyncio.TimeoutError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        return to_recorded(raw.subject or "", int(raw.seq or position), raw.headers, raw.data or b"")
+
+    async def last_position(self) -> int:
+        try:
+            info = await self._js.stream_info(self._stream)
+        except (NatsError, APIError, asyncio.TimeoutError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        return int(info.state.last_seq)
+
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
+        """Every event from ``from_position`` on, in order, then live ones; never ends."""
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_msg(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        if from_position <= 1:
+            config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
+        else:
+            config = api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_position
+            )
+        sub = await self._js.subscribe(
+            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=on_msg
+        )
+        try:
+            while True:
+                msg = await queue.get()
+                meta = msg.metadata
+                yield to_recorded(msg.subject, meta.sequence.stream, msg.headers, msg.data)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may already be gone
+                pass

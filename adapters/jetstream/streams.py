@@ -1,0 +1,97 @@
+"""Applying ``streams.yaml`` to a JetStream server, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from nats.aio.client import Client
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+DEFAULT_STREAMS_FILE = Path(__file__).resolve().parents[2] / "streams.yaml"
+
+# What JetStream cannot change on an existing stream.
+_IMMUTABLE = ("storage", "retention")
+
+
+class StreamConfigError(Exception):
+    """The running stream differs from streams.yaml in a way JetStream cannot update."""
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"created {name}" for name in self.created]
+        out += [f"updated {name}: {', '.join(fields)}" for name, fields in self.updated.items()]
+        out += [f"unchanged {name}" for name in self.unchanged]
+        return out
+
+
+def load_stream_specs(path: Path | None = None, replicas: int | None = None) -> list[api.StreamConfig]:
+    raw = yaml.safe_load((path or DEFAULT_STREAMS_FILE).read_text())
+    return [_to_config(spec, replicas) for spec in raw.get("streams", [])]
+
+
+def _to_config(spec: dict[str, Any], replicas: int | None) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=spec["name"],
+        subjects=list(spec["subjects"]),
+        storage=api.StorageType(spec.get("storage", "file")),
+        retention=api.RetentionPolicy(spec.get("retention", "limits")),
+        max_age=float(spec.get("max_age_seconds", 0)),
+        duplicate_window=float(spec.get("duplicate_window_seconds", 120)),
+        allow_direct=bool(spec.get("allow_direct", True)),
+        deny_delete=bool(spec.get("deny_delete", True)),
+        deny_purge=bool(spec.get("deny_purge", True)),
+        num_replicas=int(replicas if replicas is not None else spec.get("replicas", 1)),
+    )
+
+
+def _differences(want: api.StreamConfig, have: api.StreamConfig) -> list[str]:
+    fields = (
+        "subjects", "storage", "retention", "max_age", "duplicate_window",
+        "allow_direct", "deny_delete", "deny_purge", "num_replicas",
+    )
+    diffs = []
+    for name in fields:
+        a, b = getattr(want, name), getattr(have, name)
+        if name in ("max_age", "duplicate_window"):
+            a, b = float(a or 0), float(b or 0)
+        if name == "subjects":
+            a, b = sorted(a or []), sorted(b or [])
+        if a != b:
+            diffs.append(name)
+    return diffs
+
+
+async def apply_streams(nc: Client, specs: list[api.StreamConfig]) -> ApplyReport:
+    js = nc.jetstream()
+    report = ApplyReport()
+    for want in specs:
+        try:
+            info = await js.stream_info(want.name)
+        except NotFoundError:
+            await js.add_stream(want)
+            report.created.append(want.name)
+            continue
+        diffs = _differences(want, info.config)
+        if not diffs:
+            report.unchanged.append(want.name)
+            continue
+        blocked = [d for d in diffs if d in _IMMUTABLE]
+        if blocked:
+            detail = ", ".join(f"{d}: running={getattr(info.config, d)} wanted={getattr(want, d)}" for d in blocked)
+            raise StreamConfigError(
+                f"stream {want.name} cannot be changed in place ({detail}); "
+                "create a new stream and migrate, or restore streams.yaml"
+            )
+        await js.update_stream(want)
+        report.updated[want.name] = diffs
+    return report

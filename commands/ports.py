@@ -1,0 +1,69 @@
+"""Ports: what command handlers need from the outside world, as Protocols.
+
+Handlers never see nats, asyncpg or aiohttp; the composition root injects the
+adapters that implement these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from domain.errors import FieldError
+from domain.recorded import NewEvent, Recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an append landed; ``duplicate`` when the command id was already in
+    the log (a retry), in which case ``position`` is the original event's."""
+
+    position: int
+    duplicate: bool = False
+
+
+class EventStore(Protocol):
+    """The log.
+
+    ``expected_position`` is the position of the aggregate's last event as the
+    writer saw it (0: the aggregate must not exist yet). A mismatch raises
+    ``domain.errors.ConcurrencyError``. ``command_id`` makes a retried append
+    land once. Raises ``domain.errors.Unavailable`` when the log is unreachable
+    (outcome unknown: retry with the same command id).
+    """
+
+    async def append(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        event: NewEvent,
+        expected_position: int,
+        command_id: str,
+    ) -> Appended: ...
+
+    async def load(
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+    ) -> list[Recorded]: ...
+
+    def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]: ...
+
+    async def last_position(self) -> int: ...
+
+    async def event_at(self, position: int) -> Recorded | None: ...
+
+
+class SchemaValidator(Protocol):
+    """Checks documents against registered JSON Schemas."""
+
+    def check_schema(self, schema: dict[str, Any]) -> list[FieldError]: ...
+
+    def validate(self, schema_key: str, schema: dict[str, Any], data: Any) -> list[FieldError]: ...
+
+
+class Sandbox(Protocol):
+    """Runs user JavaScript with no I/O, a time limit and a memory limit."""
+
+    def compile_check(self, source: str, function: str) -> str | None: ...
+
+    def call(self, source: str, function: str, argument: Any) -> Any: ...

@@ -1,0 +1,143 @@
+"""Loading and saving aggregates through the event store port.
+
+A write-side LRU cache keeps recently used aggregates with the position of
+their last event. A stale entry cannot do harm: its append fails the log's
+expected-sequence check, the entry is dropped, and the command is decided once
+more on a fresh load. Commands on one aggregate are serialised per process, so
+an in-memory aggregate is never decided on by two coroutines at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from domain.base import EventCodec, InkAggregate
+from domain.errors import ConcurrencyError, DomainError
+from domain.recorded import Recorded
+
+from commands.ports import EventStore
+
+A = TypeVar("A", bound=InkAggregate)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who is acting, under which command id, inside which trace."""
+
+    actor: str | None
+    command_id: str
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Saved(Generic[A]):
+    aggregate: A
+    position: int
+
+
+class Repository:
+    def __init__(self, store: EventStore, codec: EventCodec, cache_size: int = 4096) -> None:
+        self._store = store
+        self._codec = codec
+        self._cache: OrderedDict[tuple[str, str], tuple[InkAggregate, int]] = OrderedDict()
+        self._cache_size = cache_size
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self.cache_hits = 0
+
+    @property
+    def codec(self) -> EventCodec:
+        return self._codec
+
+    async def history(self, aggregate_type: str, aggregate_id: str, until_position: int | None = None) -> list[Recorded]:
+        return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
+
+    async def get(self, cls: type[A], aggregate_id: str, *, until_position: int | None = None) -> Saved[A] | None:
+        """The aggregate as the log holds it now (or at ``until_position``), uncached."""
+        records = await self._store.load(cls.TYPE, aggregate_id, until_position=until_position)
+        if not records:
+            return None
+        aggregate = self._codec.rebuild(records)
+        assert isinstance(aggregate, cls)
+        return Saved(aggregate, records[-1].position)
+
+    async def _load(self, cls: type[A], aggregate_id: str, use_cache: bool) -> tuple[A | None, int, bool]:
+        key = (cls.TYPE, aggregate_id)
+        if use_cache and key in self._cache:
+            self._cache.move_to_end(key)
+            aggregate, position = self._cache[key]
+            self.cache_hits += 1
+            return aggregate, position, True  # type: ignore[return-value]
+        saved = await self.get(cls, aggregate_id)
+        if saved is None:
+            return None, 0, False
+        return saved.aggregate, saved.position, False
+
+    def _remember(self, key: tuple[str, str], aggregate: InkAggregate, position: int) -> None:
+        self._cache[key] = (aggregate, position)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def execute(
+        self,
+        cls: type[A],
+        aggregate_id: str | None,
+        decide: Callable[[A | None], A],
+        ctx: Context,
+    ) -> Saved[A]:
+        """Load (or not, for a creation), let the domain decide, append its one event.
+
+        ``decide`` receives the current aggregate (None if it does not exist)
+        and returns the aggregate holding exactly one new pending event, or
+        raises a domain error. With ``aggregate_id`` None the aggregate is new
+        and its id comes from the decision.
+        """
+        if aggregate_id is None:
+            aggregate = decide(None)
+            return await self._append(cls, aggregate, 0, ctx)
+        key = (cls.TYPE, aggregate_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        async with lock:
+            use_cache = True
+            while True:
+                current, position, cached = await self._load(cls, aggregate_id, use_cache)
+                try:
+                    aggregate = decide(current)
+                    return await self._append(cls, aggregate, position, ctx)
+                except ConcurrencyError:
+                    self._cache.pop(key, None)
+                    if not cached:
+                        raise
+                    use_cache = False
+                except BaseException:
+                    self._cache.pop(key, None)
+                    raise
+
+    async def _append(self, cls: type[A], aggregate: A, expected_position: int, ctx: Context) -> Saved[A]:
+        pending = aggregate.collect_events()
+        if len(pending) != 1:
+            raise DomainError(f"a command must record exactly one event, got {len(pending)}")
+        event = self._codec.encode(pending[0], actor=ctx.actor, traceparent=ctx.traceparent)
+        appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id)
+        if appended.duplicate:
+            return await self._original(cls, appended.position)
+        self._remember((cls.TYPE, aggregate.id_str), aggregate, appended.position)
+        return Saved(aggregate, appended.position)
+
+    async def _original(self, cls: type[A], position: int) -> Saved[A]:
+        """A retried command: answer with the aggregate its first attempt changed."""
+        original = await self._store.event_at(position)
+        if original is None or original.aggregate_type != cls.TYPE:
+            raise ConcurrencyError("the command id was already used for another change")
+        self._cache.pop((cls.TYPE, original.aggregate_id), None)
+        saved = await self.get(cls, original.aggregate_id)
+        assert saved is not None
+        return Saved(saved.aggregate, position)

@@ -1,0 +1,124 @@
+"""Aggregate base and the event codec.
+
+Aggregates are ``eventsourcing.domain`` aggregates: a plain method checks the
+invariants, then calls exactly one ``@event`` method whose body only changes
+state (it runs again on every replay). The codec turns their events into the
+log's envelope and back, applying upcasters by class version on the way in,
+with the library's own convention (``class_version`` and
+``upcast_vN_vM(state)`` static methods on the event class).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, get_topic
+
+from domain.ids import uuid7
+from domain.recorded import NewEvent, Recorded
+
+_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+A = TypeVar("A", bound="InkAggregate")
+
+
+class InkAggregate(Aggregate):
+    """Base of every inkstream aggregate.
+
+    ``TYPE`` is the aggregate's subject token (``ink.<TYPE>.<id>``).
+    """
+
+    TYPE: ClassVar[str] = ""
+
+    @classmethod
+    def create_id(cls, *args: Any, **kwargs: Any) -> UUID:
+        return uuid7()
+
+    @property
+    def id_str(self) -> str:
+        return str(self.id)
+
+
+def event_name(event_cls: type) -> str:
+    """``Blob.Created``: the aggregate class and event class names."""
+    return event_cls.__qualname__
+
+
+class EventCodec:
+    """Maps domain events to envelopes and back for a fixed set of aggregates."""
+
+    def __init__(self, aggregates: Iterable[type[InkAggregate]]) -> None:
+        self._aggregates: dict[str, type[InkAggregate]] = {}
+        self._events: dict[str, type[Aggregate.Event]] = {}
+        for agg in aggregates:
+            if not agg.TYPE:
+                raise ValueError(f"{agg.__name__} has no TYPE")
+            self._aggregates[agg.TYPE] = agg
+            for value in vars(agg).values():
+                if isinstance(value, type) and issubclass(value, Aggregate.Event):
+                    self._events[event_name(value)] = value
+
+    def aggregate_class(self, aggregate_type: str) -> type[InkAggregate]:
+        return self._aggregates[aggregate_type]
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._events)
+
+    def encode(self, event: Aggregate.Event, *, actor: str | None, traceparent: str | None = None) -> NewEvent:
+        state = {k: v for k, v in event.__dict__.items() if k not in _ENVELOPE_FIELDS}
+        return NewEvent(
+            type=event_name(type(event)),
+            version=event.originator_version,
+            at=event.timestamp,
+            data=state,
+            class_version=getattr(type(event), "class_version", 1),
+            actor=actor,
+            traceparent=traceparent,
+        )
+
+    def upcast(self, recorded: Recorded) -> Recorded:
+        """The envelope with its data brought to the event class's current version."""
+        cls = self._events.get(recorded.type)
+        if cls is None:
+            return recorded
+        target = getattr(cls, "class_version", 1)
+        version = recorded.class_version
+        if version >= target:
+            return recorded
+        state = dict(recorded.data)
+        while version < target:
+            getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+            version += 1
+        return dataclasses.replace(recorded, data=state, class_version=version)
+
+    def decode(self, recorded: Recorded) -> Aggregate.Event:
+        recorded = self.upcast(recorded)
+        cls = self._events[recorded.type]
+        kwargs: dict[str, Any] = dict(recorded.data)
+        if issubclass(cls, Aggregate.Created):
+            kwargs["originator_topic"] = get_topic(self._aggregates[recorded.aggregate_type])
+        return cls(
+            originator_id=UUID(recorded.aggregate_id),
+            originator_version=recorded.version,
+            timestamp=recorded.at,
+            **kwargs,
+        )
+
+    def rebuild(self, records: Iterable[Recorded]) -> InkAggregate | None:
+        """The aggregate's state from its history (None when it has none)."""
+        aggregate: InkAggregate | None = None
+        for record in records:
+            aggregate = self.decode(record).mutate(aggregate)  # type: ignore[assignment]
+        return aggregate
+
+
+def utc(dt: datetime) -> str:
+    """RFC 3339 UTC, as the API writes timestamps."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,63 @@
+"""Session fixtures: a real nats-server and a real PostgreSQL for the whole run."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+
+from adapters.jetstream.event_store import JetStreamEventStore
+from adapters.jetstream.streams import apply_streams, load_stream_specs
+from tests.support.servers import Database, start_nats
+
+
+@pytest.fixture(scope="session")
+async def nats_server() -> AsyncIterator[str]:
+    server, root = await start_nats()
+    try:
+        assert server.url
+        yield server.url
+    finally:
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def database() -> AsyncIterator[Database]:
+    db = Database()
+    await db.start()
+    try:
+        yield db
+    finally:
+        await db.stop()
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn(database: Database) -> str:
+    return database.dsn
+
+
+@pytest.fixture(scope="session")
+async def nc(nats_server: str) -> AsyncIterator[nats.aio.client.Client]:
+    client = await nats.connect(nats_server, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
+    await apply_streams(client, load_stream_specs())
+    try:
+        yield client
+    finally:
+        await client.drain()
+
+
+@pytest.fixture
+async def private_store(nc: nats.aio.client.Client) -> JetStreamEventStore:
+    """An event store on a stream of its own, for tests that count the whole log."""
+    from nats.js import api
+
+    tag = uuid.uuid4().hex[:10]
+    name, prefix = f"T{tag}", f"t{tag}"
+    await nc.jetstream().add_stream(
+        api.StreamConfig(name=name, subjects=[f"{prefix}.>"], allow_direct=True, duplicate_window=120)
+    )
+    return JetStreamEventStore(nc, stream=name, prefix=prefix)

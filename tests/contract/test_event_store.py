@@ -1,0 +1,113 @@
+"""The event store against a real nats-server (the contract of the EventStore port)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+
+from adapters.jetstream.event_store import JetStreamEventStore
+from domain.errors import ConcurrencyError
+from domain.ids import new_id
+from domain.recorded import NewEvent
+
+
+def ev(version: int, **data: object) -> NewEvent:
+    return NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc), data=dict(data), actor="u1")
+
+
+async def test_append_then_load_round_trips_every_field(private_store: JetStreamEventStore) -> None:
+    agg = new_id()
+    first = await private_store.append("thing", agg, ev(1, n=1, text="é"), 0, new_id())
+    second = await private_store.append("thing", agg, ev(2, n=2), first.position, new_id())
+    loaded = await private_store.load("thing", agg)
+    assert [r.position for r in loaded] == [first.position, second.position]
+    assert [r.data for r in loaded] == [{"n": 1, "text": "é"}, {"n": 2}]
+    assert loaded[0].type == "Thing.Changed" and loaded[0].version == 1 and loaded[0].actor == "u1"
+    assert loaded[0].aggregate_type == "thing" and loaded[0].aggregate_id == agg
+
+
+async def test_loading_an_unknown_aggregate_gives_no_events(private_store: JetStreamEventStore) -> None:
+    assert await private_store.load("thing", new_id()) == []
+
+
+async def test_concurrent_appends_at_the_same_expectation_exactly_one_wins(private_store: JetStreamEventStore) -> None:
+    agg = new_id()
+    base = await private_store.append("thing", agg, ev(1), 0, new_id())
+    results = await asyncio.gather(
+        *(private_store.append("thing", agg, ev(2, writer=i), base.position, new_id()) for i in range(10)),
+        return_exceptions=True,
+    )
+    wins = [r for r in results if not isinstance(r, BaseException)]
+    losses = [r for r in results if isinstance(r, BaseException)]
+    assert len(wins) == 1
+    assert len(losses) == 9 and all(isinstance(e, ConcurrencyError) for e in losses)
+    assert len(await private_store.load("thing", agg)) == 2
+
+
+async def test_new_aggregate_expectation_zero_refuses_an_existing_one(private_store: JetStreamEventStore) -> None:
+    agg = new_id()
+    await private_store.append("thing", agg, ev(1), 0, new_id())
+    with pytest.raises(ConcurrencyError):
+        await private_store.append("thing", agg, ev(1), 0, new_id())
+
+
+async def test_the_same_command_id_twice_stores_one_event(private_store: JetStreamEventStore) -> None:
+    agg, command = new_id(), new_id()
+    first = await private_store.append("thing", agg, ev(1), 0, command)
+    # a retry after a lost ack: same command id, same (now stale) expectation
+    again = await private_store.append("thing", agg, ev(1), 0, command)
+    assert again.position == first.position and again.duplicate
+    assert len(await private_store.load("thing", agg)) == 1
+    assert await private_store.last_position() == first.position
+
+
+async def test_a_retried_creation_under_another_id_is_recognised(private_store: JetStreamEventStore) -> None:
+    command = new_id()
+    first = await private_store.append("thing", new_id(), ev(1), 0, command)
+    again = await private_store.append("thing", new_id(), ev(1), 0, command)
+    assert again.duplicate and again.position == first.position
+    original = await private_store.event_at(again.position)
+    assert original is not None and original.command_id == command
+
+
+async def test_read_all_yields_every_later_event_in_order(private_store: JetStreamEventStore) -> None:
+    positions = []
+    for i in range(30):
+        appended = await private_store.append("thing", new_id(), ev(1, i=i), 0, new_id())
+        positions.append(appended.position)
+    start = positions[10]
+    seen = []
+    stream = private_store.read_all(start)
+    async for record in stream:
+        seen.append(record)
+        if len(seen) == len(positions) - 10:
+            break
+    await stream.aclose()
+    assert [r.position for r in seen] == positions[10:]
+    assert [r.data["i"] for r in seen] == list(range(10, 30))
+
+
+async def test_read_all_then_delivers_live_events(private_store: JetStreamEventStore) -> None:
+    stream = private_store.read_all(1)
+    later = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.2)
+    appended = await private_store.append("thing", new_id(), ev(1, live=True), 0, new_id())
+    record = await asyncio.wait_for(later, 5)
+    assert record.position == appended.position and record.data == {"live": True}
+    await stream.aclose()
+
+
+async def test_load_of_an_aggregate_with_1000_events(private_store: JetStreamEventStore) -> None:
+    agg = new_id()
+    position = 0
+    for version in range(1, 1001):
+        position = (await private_store.append("thing", agg, ev(version, v=version), position, new_id())).position
+        if version % 100 == 0:  # interleave another aggregate so the subject is not contiguous
+            await private_store.append("thing", new_id(), ev(1), 0, new_id())
+    loaded = await private_store.load("thing", agg)
+    assert [r.version for r in loaded] == list(range(1, 1001))
+    assert loaded[-1].position == position
+    halfway = await private_store.load("thing", agg, until_position=loaded[499].position)
+    assert len(halfway) == 500
