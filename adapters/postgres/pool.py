@@ -1,0 +1,41 @@
+"""asyncpg pools with JSON codecs (orjson) registered on every connection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("jsonb", "json"):
+        await conn.set_type_codec(name, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=init_connection, timeout=timeout, command_timeout=30
+    )
+
+
+async def connect(dsn: str, timeout: float = 5.0) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, timeout=timeout)
+    await init_connection(conn)
+    return conn
+
+
+# Errors that mean "the database is unreachable", as opposed to "this statement is wrong".
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.CannotConnectNowError,
+)

@@ -1,0 +1,274 @@
+"""The projector runner: log → pure projection → PostgreSQL, exactly once.
+
+* Reads ``read_all`` from the projection's checkpoint and applies a batch of
+  changes together with the new checkpoint in one transaction, then NOTIFYs
+  the position (delivered on commit) so read-your-writes waits cost no polling.
+* One active runner per projection: a session advisory lock; others wait as
+  standbys.
+* Each batch takes a shared transaction-level lock that a blue/green swap
+  takes exclusively, so a rebuild can swap tables between two batches.
+* An outage (PostgreSQL or NATS) is waited out and the runner resumes from
+  its checkpoint. An event whose projection keeps failing is retried with
+  backoff, then the projection halts visibly: status and error recorded, the
+  metric raised, and ``/health`` reports it. It never skips silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from adapters.postgres.changes import apply_changes
+from adapters.postgres.pool import OUTAGE_ERRORS, connect
+from adapters.telemetry.metrics import Metrics
+from commands.ports import EventStore
+from domain.base import EventCodec
+from domain.errors import Unavailable
+from domain.recorded import Recorded
+from projections.changes import Projection
+
+log = structlog.get_logger("inkstream.projector")
+
+NOTIFY_CHANNEL = "ink_projection"
+SWAP_LOCK_NAMESPACE = 0x1AC5
+
+
+def lock_key(name: str) -> int:
+    return zlib.crc32(f"projection:{name}".encode())
+
+
+def swap_lock_key(name: str) -> int:
+    return zlib.crc32(f"swap:{name}".encode())
+
+
+class ProjectionHalted(Exception):
+    """The projection stopped on an event it cannot apply."""
+
+
+@dataclass
+class ProjectorState:
+    name: str
+    position: int = 0
+    status: str = "starting"  # starting | standby | running | halted | waiting
+    error: str | None = None
+    error_position: int | None = None
+    active: bool = False
+
+
+BeforeCheckpoint = Callable[[list[Recorded]], Awaitable[None] | None]
+
+
+class ProjectorRunner:
+    def __init__(
+        self,
+        projection: Projection,
+        *,
+        dsn: str,
+        store: EventStore,
+        codec: EventCodec,
+        metrics: Metrics | None = None,
+        batch_size: int = 500,
+        retry_delays: Sequence[float] = (0.05, 0.2, 0.5, 1.0, 2.0),
+        idle_check: float = 2.0,
+        before_checkpoint: BeforeCheckpoint | None = None,
+        tracer: Any = None,
+    ) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self._dsn = dsn
+        self._store = store
+        self._codec = codec
+        self._metrics = metrics
+        self._batch_size = batch_size
+        self._retry_delays = tuple(retry_delays)
+        self._idle_check = idle_check
+        self._before_checkpoint = before_checkpoint
+        self._tracer = tracer
+        self.state = ProjectorState(projection.name)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled or halted; outages are waited out."""
+        delay = 0.1
+        while True:
+            try:
+                await self._run_once()
+                return
+            except ProjectionHalted:
+                return
+            except (*OUTAGE_ERRORS, Unavailable) as exc:
+                self.state.status = "waiting"
+                self.state.active = False
+                log.warning("projector.outage", projection=self.name, error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _run_once(self) -> None:
+        conn = await connect(self._dsn)
+        try:
+            await self._become_leader(conn)
+            position = await self._read_checkpoint(conn)
+            self.state.position = position
+            self.state.status = "running"
+            self.state.active = True
+            self.state.error = None
+            log.info("projector.started", projection=self.name, position=position)
+            await self._consume(conn, position)
+        finally:
+            self.state.active = False
+            try:
+                await asyncio.wait_for(conn.close(), 2)
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                conn.terminate()
+
+    async def _become_leader(self, conn: asyncpg.Connection) -> None:
+        key = lock_key(self.name)
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            self.state.status = "standby"
+            await asyncio.sleep(1.0)
+
+    async def _read_checkpoint(self, conn: asyncpg.Connection) -> int:
+        await conn.execute(
+            "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", self.name
+        )
+        # A restart (after a fix) retries a halted projection from where it stopped.
+        row = await conn.fetchrow(
+            "UPDATE projection_checkpoints SET status = 'running', error = NULL, error_position = NULL,"
+            " updated_at = now() WHERE name = $1 RETURNING position",
+            self.name,
+        )
+        return int(row["position"])
+
+    # -- the loop --------------------------------------------------------------
+
+    async def _consume(self, conn: asyncpg.Connection, position: int) -> None:
+        queue: asyncio.Queue[Recorded] = asyncio.Queue(maxsize=self._batch_size * 20)
+
+        async def pump(start: int) -> None:
+            stream = self._store.read_all(start)
+            try:
+                async for record in stream:
+                    await queue.put(record)
+            finally:
+                await stream.aclose()
+
+        pump_task = asyncio.create_task(pump(position + 1))
+        try:
+            while True:
+                try:
+                    first = await asyncio.wait_for(queue.get(), self._idle_check)
+                except asyncio.TimeoutError:
+                    if pump_task.done():
+                        pump_task.result()
+                    await self._idle(conn)
+                    last = await self._store.last_position()
+                    if last > self.state.position and queue.empty():
+                        # The ordered consumer went quiet with events pending
+                        # (e.g. NATS restarted): resubscribe from the checkpoint.
+                        pump_task.cancel()
+                        await asyncio.gather(pump_task, return_exceptions=True)
+                        pump_task = asyncio.create_task(pump(self.state.position + 1))
+                    continue
+                batch = [first]
+                while len(batch) < self._batch_size and not queue.empty():
+                    batch.append(queue.get_nowait())
+                batch = [r for r in batch if r.position > self.state.position]
+                if batch:
+                    await self._apply(conn, batch)
+        finally:
+            pump_task.cancel()
+            await asyncio.gather(pump_task, return_exceptions=True)
+
+    async def _idle(self, conn: asyncpg.Connection) -> None:
+        await conn.fetchval("SELECT 1")  # notice a dead connection while idle
+        if self._metrics is not None:
+            last = await self._store.last_position()
+            self._metrics.projection_lag.labels(self.name).set(max(0, last - self.state.position))
+
+    async def _apply(self, conn: asyncpg.Connection, batch: list[Recorded]) -> None:
+        try:
+            await self._commit(conn, batch)
+            return
+        except OUTAGE_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate the event that fails
+            if len(batch) > 1:
+                log.warning("projector.batch_failed", projection=self.name, error=str(exc))
+                for record in batch:
+                    await self._apply_one_with_retries(conn, record)
+                return
+            await self._apply_one_with_retries(conn, batch[0], first_error=exc)
+
+    async def _apply_one_with_retries(
+        self, conn: asyncpg.Connection, record: Recorded, first_error: BaseException | None = None
+    ) -> None:
+        error = first_error
+        attempts = [0.0, *self._retry_delays] if first_error is None else list(self._retry_delays)
+        for delay in attempts:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self._commit(conn, [record])
+                return
+            except OUTAGE_ERRORS:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+                log.warning("projector.retry", projection=self.name, position=record.position, error=str(exc))
+        await self._halt(conn, record, error)
+
+    async def _commit(self, conn: asyncpg.Connection, batch: list[Recorded]) -> None:
+        last = batch[-1].position
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", swap_lock_key(self.name))
+            for record in batch:
+                changes = self.projection.changes(self._codec.upcast(record))
+                if changes:
+                    await apply_changes(conn, changes)
+            if self._before_checkpoint is not None:
+                maybe = self._before_checkpoint(batch)
+                if maybe is not None:
+                    await maybe
+            await conn.execute(
+                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+                self.name,
+                last,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{self.name}:{last}")
+        self.state.position = last
+        if self._metrics is not None:
+            self._metrics.projection_events.labels(self.name).inc(len(batch))
+            self._metrics.db_queries.labels("projection_batch").inc()
+        if self._tracer is not None:
+            self._trace(batch)
+
+    def _trace(self, batch: list[Recorded]) -> None:
+        from adapters.telemetry.tracing import span_for_projection
+
+        for record in batch:
+            if record.traceparent:
+                span_for_projection(self._tracer, self.name, record)
+
+    async def _halt(self, conn: asyncpg.Connection, record: Recorded, error: BaseException | None) -> None:
+        message = f"{type(error).__name__}: {error}" if error else "unknown error"
+        await conn.execute(
+            "UPDATE projection_checkpoints SET status = 'halted', error = $2, error_position = $3, updated_at = now()"
+            " WHERE name = $1",
+            self.name,
+            message,
+            record.position,
+        )
+        self.state.status = "halted"
+        self.state.error = message
+        self.state.error_position = record.position
+        if self._metrics is not None:
+            self._metrics.projection_halted.labels(self.name).set(1)
+        log.error("projector.halted", projection=self.name, position=record.position, error=message)
+        raise ProjectionHalted(message)

@@ -1,0 +1,37 @@
+"""Prometheus metrics, on a registry owned by the composition root (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "http_requests_total", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds", "HTTP request duration", ["method", "route"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.events_appended = Counter("events_appended_total", "Events appended to the log", ["type"], registry=r)
+        self.db_queries = Counter("db_queries_total", "Read-model queries and projection batches", ["kind"], registry=r)
+        self.websocket_connections = Gauge(
+            "websocket_connections_active", "Open WebSocket connections", registry=r
+        )
+        self.projection_lag = Gauge(
+            "projection_lag_events", "Events in the log not yet applied by a projection", ["projection"], registry=r
+        )
+        self.projection_halted = Gauge(
+            "projection_halted", "1 while a projection is halted on a poison event", ["projection"], registry=r
+        )
+        self.projection_events = Counter(
+            "projection_events_total", "Events applied by a projection", ["projection"], registry=r
+        )
+        self.jobs = Counter("jobs_total", "Jobs by outcome", ["status"], registry=r)
+        self.websocket_connections.set(0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,58 @@
+"""Read-model changes: what a pure projector asks the store to do.
+
+A projector maps one recorded event to a list of these; the store adapter
+(PostgreSQL, or Mongo with version-guarded writes) applies them, together with
+the projection's checkpoint, in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from domain.recorded import Recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Insert the row, or overwrite the given columns when ``key`` already exists."""
+
+    table: str
+    key: tuple[str, ...]
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Set ``fields`` on the rows matching every ``where`` column."""
+
+    table: str
+    where: dict[str, Any]
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete the rows matching every ``where`` column."""
+
+    table: str
+    where: dict[str, Any]
+
+
+Change = Upsert | Update | Delete
+
+
+class Projection(Protocol):
+    """A pure projector: the same events always give the same changes."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+
+    def changes(self, record: Recorded) -> list[Change]: ...
+
+
+@dataclass
+class ChangeLog:
+    """Collects changes; handy in tests of projections."""
+
+    changes: list[Change] = field(default_factory=list)
