@@ -61,9 +61,30 @@ class SchemaValidator(Protocol):
     def validate(self, schema_key: str, schema: dict[str, Any], data: Any) -> list[FieldError]: ...
 
 
+class SandboxError(Exception):
+    """User JavaScript failed: it threw, ran out of time or memory, or returned
+    something that is not JSON. The message is safe to show to its author."""
+
+
 class Sandbox(Protocol):
-    """Runs user JavaScript with no I/O, a time limit and a memory limit."""
+    """Runs user JavaScript with no I/O, a time limit and a memory limit.
+
+    ``compile_check`` answers None when ``source`` defines ``function``, else a
+    readable reason; ``call`` raises ``SandboxError``.
+    """
 
     def compile_check(self, source: str, function: str) -> str | None: ...
 
     def call(self, source: str, function: str, argument: Any) -> Any: ...
+
+
+class PasswordHasher(Protocol):
+    """Slow, salted password hashing (argon2id), off the event loop."""
+
+    async def hash(self, password: str) -> str: ...
+
+    async def verify(self, password_hash: str, password: str) -> bool: ...
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the time of a verification when there is no account, so timing reveals nothing."""
+        ...

@@ -6,12 +6,14 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator
 
+import aiohttp
 import nats
 import pytest
 
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from tests.support.servers import Database, start_nats
+from tests.support.system import RunningSystem, start_system
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +63,21 @@ async def private_store(nc: nats.aio.client.Client) -> JetStreamEventStore:
         api.StreamConfig(name=name, subjects=[f"{prefix}.>"], allow_direct=True, duplicate_window=120)
     )
     return JetStreamEventStore(nc, stream=name, prefix=prefix)
+
+
+@pytest.fixture(scope="session")
+async def system(nats_server: str, database: Database, nc: nats.aio.client.Client) -> AsyncIterator[RunningSystem]:
+    """The whole system (API + projectors) on the session's servers, over real HTTP."""
+
+    dsn = await database.new_database()
+    running = await start_system(nats_server, dsn)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def http(system: RunningSystem) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=system.base_url) as session:
+        yield session

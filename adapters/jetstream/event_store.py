@@ -26,6 +26,7 @@ from nats.errors import Error as NatsError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
+from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended
 from domain.errors import ConcurrencyError, Unavailable
 from domain.recorded import NewEvent, Recorded
@@ -84,6 +85,7 @@ class JetStreamEventStore:
         publish_timeout: float = 2.0,
         load_batch: int = 1000,
         on_append: Any = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=publish_timeout)
@@ -92,6 +94,7 @@ class JetStreamEventStore:
         self._publish_timeout = publish_timeout
         self._load_batch = load_batch
         self._on_append = on_append
+        self._tracing = tracing
 
     @property
     def stream(self) -> str:
@@ -104,6 +107,22 @@ class JetStreamEventStore:
         event: NewEvent,
         expected_position: int,
         command_id: str,
+    ) -> Appended:
+        if self._tracing is None:
+            return await self._append(aggregate_type, aggregate_id, event, expected_position, command_id, None)
+        with self._tracing.span("eventstore.append", **{"ink.aggregate_type": aggregate_type, "ink.event_type": event.type}):
+            return await self._append(
+                aggregate_type, aggregate_id, event, expected_position, command_id, current_traceparent()
+            )
+
+    async def _append(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        event: NewEvent,
+        expected_position: int,
+        command_id: str,
+        traceparent: str | None,
     ) -> Appended:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         headers = {
@@ -118,8 +137,9 @@ class JetStreamEventStore:
         }
         if event.actor:
             headers[H_ACTOR] = event.actor
-        if event.traceparent:
-            headers[H_TRACEPARENT] = event.traceparent
+        traceparent = traceparent or event.traceparent
+        if traceparent:
+            headers[H_TRACEPARENT] = traceparent
         payload = orjson.dumps(event.data)
         try:
             ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)

@@ -1,0 +1,206 @@
+"""Routes as data, and the request/answer helpers every route shares.
+
+Each route is declared once as an ``Operation`` (method, path, models,
+statuses); the same declarations install the aiohttp routes and generate
+``/openapi.json``, so the document cannot drift from the code. Cross-cutting
+rules of API.md (JSON bodies, unknown fields, ``Idempotency-Key``,
+``X-Position``, ``ETag``/``If-Match``, read-your-writes, paging) live here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from commands.authorization import ensure_same_user
+from commands.repository import Context
+from domain.errors import BadRequest, FieldError, PreconditionFailed, Unauthorized
+from domain.ids import new_id
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+ACTOR_KEY: web.RequestKey[str] = web.RequestKey("actor", str)
+TRACEPARENT_KEY: web.RequestKey[str | None] = web.RequestKey("traceparent", object)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    produces: tuple[str, ...] = ("application/json",)
+    description: str = ""
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+@dataclass
+class Api:
+    operations: list[Operation] = field(default_factory=list)
+
+    def add(self, op: Operation) -> None:
+        self.operations.append(op)
+
+    def operation(self, method: str, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(Operation(method=method, path=path, handler=handler, **kwargs))
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)
+
+    def find(self, method: str, route_path: str) -> Operation | None:
+        for op in self.operations:
+            if op.method == method and op.path == route_path:
+                return op
+        return None
+
+
+# -- requests ------------------------------------------------------------------
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise BadRequest("a JSON body is required")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from exc
+
+
+def _pointer(loc: Iterable[Any]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in loc)
+
+
+def pydantic_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        path = _pointer(loc)
+        if err["type"] == "extra_forbidden":
+            message = f"{loc[-1]} is not allowed"
+        elif err["type"] == "missing":
+            message = f"{loc[-1]} is required"
+            path = _pointer(loc[:-1])
+        else:
+            message = err["msg"]
+        out.append(FieldError(path, message))
+    return sorted(out, key=lambda e: (e.path, e.message))
+
+
+class BadRequestWithErrors(BadRequest):
+    """A 400 that also lists what was wrong, field by field."""
+
+    def __init__(self, reason: str, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__(reason)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The body as ``model``: malformed JSON, wrong types, unknown fields → 400."""
+    data = await read_json(request)
+    try:
+        body = model.model_validate(data)
+    except ValidationError as exc:
+        errors = pydantic_errors(exc)
+        summary = "; ".join(f"{e.path or '/'}: {e.message}" for e in errors[:5])
+        raise BadRequestWithErrors(summary, errors) from exc
+    ensure_same_user(actor_or_none(request), getattr(body, "user_id", None))
+    return body
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        errors = pydantic_errors(exc)
+        raise BadRequestWithErrors("; ".join(f"{e.path}: {e.message}" for e in errors[:5]), errors) from exc
+
+
+def actor_or_none(request: web.Request) -> str | None:
+    return request.get(ACTOR_KEY)
+
+
+def actor(request: web.Request) -> str:
+    user = request.get(ACTOR_KEY)
+    if not user:
+        raise Unauthorized("authentication required")
+    return user
+
+
+def command_id(request: web.Request) -> str:
+    """The log's Msg-Id for this command.
+
+    With an ``Idempotency-Key`` it is derived from the key, the acting user
+    (or client address) and the route, so a retry lands once and two users'
+    keys never collide; without one every request is a new command.
+    """
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return new_id()
+    who = actor_or_none(request) or (request.remote or "anonymous")
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
+    digest = hashlib.sha256(f"{who}\x00{request.method}\x00{route}\x00{request.path}\x00{key}".encode()).hexdigest()
+    return f"idem-{digest[:40]}"
+
+
+def context(request: web.Request) -> Context:
+    return Context(actor=actor_or_none(request), command_id=command_id(request), traceparent=request.get(TRACEPARENT_KEY))
+
+
+def if_match(request: web.Request) -> int | None:
+    """``If-Match`` as an expected version (None when absent or ``*``)."""
+    value = request.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.split(",")[0].strip().removeprefix("W/").strip('"')
+    try:
+        return int(tag.removeprefix("v"))
+    except ValueError:
+        raise PreconditionFailed(f"If-Match {value!r} does not match any version") from None
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+# -- answers -------------------------------------------------------------------
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers)
+
+
+def command_answer(payload: dict[str, Any], position: int, status: int = 200, version: int | None = None) -> web.Response:
+    """A command's answer: its log ``position`` in the body and ``X-Position``."""
+    payload = {**payload, "position": position}
+    headers = {"X-Position": str(position)}
+    if version is not None:
+        headers["ETag"] = etag(version)
+    return json_response(payload, status, headers)
+
+
+def resource_answer(payload: dict[str, Any], version: int | None = None) -> web.Response:
+    headers = {"ETag": etag(version)} if version is not None else None
+    return json_response(payload, 200, headers)

@@ -1,0 +1,90 @@
+"""Request and response models shared by the HTTP layer, the OpenAPI document and the SDK.
+
+Requests forbid unknown fields and use strict types (a wrong type is a 400);
+value rules (a valid email, a long enough password) are the domain's (422).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+class Page(Answer):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+class HealthOut(Answer):
+    status: str
+    version: str
+    checks: dict[str, Any]
+
+
+class ReadyOut(Answer):
+    ready: bool
+
+
+# -- auth ------------------------------------------------------------------------
+
+
+class RegisterIn(Request):
+    email: str
+    password: str
+    username: str
+    user_id: str | None = None
+
+
+class RegisterOut(Answer):
+    user_id: str
+    token: str
+    expires_at: str
+    position: int
+
+
+class LoginIn(Request):
+    email: str
+    password: str
+
+
+class LoginOut(Answer):
+    user_id: str
+    token: str
+    expires_at: str
+
+
+class MeOut(Answer):
+    user_id: str
+    email: str
+    username: str
+    created_at: str
+
+
+class ListQuery(BaseModel):
+    """Paging and consistency parameters every list accepts."""
+
+    model_config = ConfigDict(extra="allow")
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = None
+    min_position: int | None = None
+    consistency: str | None = None

@@ -1,0 +1,54 @@
+"""Settings from the environment (prefix ``INKSTREAM_``), one object for the whole process."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INKSTREAM_", extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    data_dir: Path = Path("./.inkstream")
+    nats_url: str = ""
+    database_url: str = ""
+    mongo_url: str = ""
+    jwt_secret: str = ""
+    jwt_lifetime_seconds: int = 3600
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    anonymous_rate_limit_per_second: float = 100.0
+    anonymous_rate_limit_burst: int = 200
+    login_failures_per_minute: float = 10.0
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "info"
+    stream_replicas: int = 1
+    max_body_bytes: int = 1024 * 1024
+    read_wait_seconds: float = 5.0
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    projector_batch_size: int = 500
+    service_name: str = Field(default="inkstream")
+
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    def resolve_jwt_secret(self) -> str:
+        """The configured secret, or one generated once into DATA_DIR (mode 600)."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.resolved_data_dir() / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(secret)
+        return secret

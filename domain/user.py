@@ -1,0 +1,71 @@
+"""Users: one aggregate per normalised email address.
+
+The aggregate id is a hash of the normalised email, so the log's
+expected-sequence-0 check alone makes registration unique; the public
+``user_id`` is a separate UUIDv7 (it reveals nothing about the address).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import InkAggregate
+from domain.errors import FieldError, ValidationFailed
+from domain.ids import hashed_id, new_id
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+def normalise_email(email: str) -> str:
+    return unicodedata.normalize("NFKC", email).strip().lower()
+
+
+def account_id(email: str) -> str:
+    return str(hashed_id("user-email", normalise_email(email)))
+
+
+def check_registration(email: str, password: str, username: str) -> None:
+    errors: list[FieldError] = []
+    if not _EMAIL.match(normalise_email(email)) or len(email) > 254:
+        errors.append(FieldError("/email", "email must be a valid email address"))
+    if len(password) < MIN_PASSWORD:
+        errors.append(FieldError("/password", f"password must be at least {MIN_PASSWORD} characters"))
+    elif len(password) > MAX_PASSWORD:
+        errors.append(FieldError("/password", f"password must be at most {MAX_PASSWORD} characters"))
+    if not username.strip() or len(username) > 64:
+        errors.append(FieldError("/username", "username must be 1 to 64 characters"))
+    if errors:
+        raise ValidationFailed("invalid registration", errors)
+
+
+class User(InkAggregate):
+    TYPE = "user"
+
+    @classmethod
+    def create_id(cls, email: str) -> UUID:  # type: ignore[override]
+        return hashed_id("user-email", normalise_email(email))
+
+    @event("Registered")
+    def __init__(self, user_id: str, email: str, username: str, password_hash: str) -> None:
+        self.user_id = user_id
+        self.email = email
+        self.username = username
+        self.password_hash = password_hash
+
+    @classmethod
+    def register(cls, email: str, username: str, password_hash: str) -> "User":
+        return cls(user_id=new_id(), email=normalise_email(email), username=username.strip(), password_hash=password_hash)
+
+    def change_password_hash(self, password_hash: str) -> None:
+        """Rehash on login when the hashing parameters were raised."""
+        self._password_changed(password_hash=password_hash)
+
+    @event("PasswordChanged")
+    def _password_changed(self, password_hash: str) -> None:
+        self.password_hash = password_hash
