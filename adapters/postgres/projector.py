@@ -27,6 +27,7 @@ import structlog
 from adapters.postgres.changes import apply_changes
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
 from adapters.telemetry.metrics import Metrics
+from adapters.telemetry.tracing import Tracing, span_for_projection
 from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.errors import Unavailable
@@ -77,7 +78,7 @@ class ProjectorRunner:
         retry_delays: Sequence[float] = (0.05, 0.2, 0.5, 1.0, 2.0),
         idle_check: float = 2.0,
         before_checkpoint: BeforeCheckpoint | None = None,
-        tracer: Any = None,
+        tracer: Tracing | None = None,
     ) -> None:
         self.projection = projection
         self.name = projection.name
@@ -250,8 +251,6 @@ class ProjectorRunner:
             self._trace(batch)
 
     def _trace(self, batch: list[Recorded]) -> None:
-        from adapters.telemetry.tracing import span_for_projection
-
         for record in batch:
             if record.traceparent:
                 span_for_projection(self._tracer, self.name, record)
