@@ -11,7 +11,7 @@ from aiohttp import web
 
 from adapters.http.api import ACTOR_KEY, TRACEPARENT_KEY
 from adapters.http.keys import API, container
-from adapters.telemetry.tracing import current_traceparent, extract
+from adapters.telemetry.tracing import current_trace_id, current_traceparent, extract
 from domain.errors import RateLimited, Unauthorized
 
 log = structlog.get_logger("inkstream.http")
@@ -35,6 +35,7 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
         with c.tracing.span(f"HTTP {request.method} {template}", extract(request.headers),
                             **{"http.method": request.method, "http.route": template}) as span:
             request[TRACEPARENT_KEY] = current_traceparent()
+            structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
             response = await handler(request)
             status = response.status
             span.set_attribute("http.status_code", status)
@@ -48,7 +49,7 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
         if template not in ("/metrics", "/health", "/ready"):
             log.info("http.request", method=request.method, route=template, status=status,
                      ms=round(elapsed * 1000, 2))
-        structlog.contextvars.unbind_contextvars("request_id")
+        structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
 
 def _needs_auth(request: web.Request) -> bool:

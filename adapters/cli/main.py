@@ -1,0 +1,65 @@
+"""The ``inkstream`` command: run the system, manage streams, replay, audit, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from adapters.runtime.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inkstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start everything (embedded nats-server and PostgreSQL unless URLs are set)")
+    sub.add_parser("api", help="serve the HTTP API only (needs NATS_URL and DATABASE_URL)")
+    sub.add_parser("project", help="run the projectors only (needs NATS_URL and DATABASE_URL)")
+    streams = sub.add_parser("streams", help="JetStream streams")
+    streams_sub = streams.add_subparsers(dest="streams_command", required=True)
+    streams_sub.add_parser("apply", help="apply streams.yaml idempotently")
+    replay = sub.add_parser("replay", help="rebuild read models from the log, then swap them in")
+    replay.add_argument("--projection", action="append", help="only this projection (repeatable)")
+    audit = sub.add_parser("audit", help="print an aggregate's event history")
+    audit.add_argument("kind", choices=["user", "blob", "bucket", "schema", "book", "job", "processor"])
+    audit.add_argument("id")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    export = sub.add_parser("export", help="export a book")
+    export.add_argument("book_id")
+    export.add_argument("--format", default="markdown", choices=["text", "markdown", "html", "epub"])
+    export.add_argument("-o", "--output", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    from adapters.telemetry.logging import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    if args.command in ("up", "api", "project"):
+        from adapters.runtime.serve import serve
+
+        return asyncio.run(serve(settings, role=args.command))
+    if args.command == "streams":
+        from adapters.cli.streams import apply_command
+
+        return asyncio.run(apply_command(settings))
+    if args.command == "replay":
+        from adapters.cli.replay import replay_command
+
+        return asyncio.run(replay_command(settings, args.projection))
+    if args.command == "audit":
+        from adapters.cli.audit import audit_command
+
+        return asyncio.run(audit_command(settings, args.kind, args.id, as_json=args.json))
+    if args.command == "export":
+        from adapters.cli.export import export_command
+
+        return asyncio.run(export_command(settings, args.book_id, args.format, args.output))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""`inkstream up` on a fresh DATA_DIR: ready within 60 s, data kept across runs, no orphans on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from tests.support.servers import scratch_dir
+from tests.support.system import free_port
+
+INKSTREAM = Path(sys.executable).parent / "inkstream"
+
+
+def children_using(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(data_dir) in part for part in proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() - started < timeout:
+            assert proc.poll() is None, "inkstream up exited early"
+            try:
+                async with http.get(f"{url}/ready") as r:
+                    if r.status == 200:
+                        return time.monotonic() - started
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"/ready was not 200 within {timeout} s")
+
+
+def start_up(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INKSTREAM_")}
+    env.update(INKSTREAM_DATA_DIR=str(data_dir), INKSTREAM_HTTP_PORT=str(port), INKSTREAM_LOG_FORMAT="json")
+    with log.open("ab") as out:
+        return subprocess.Popen([str(INKSTREAM), "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=60)
+
+
+async def test_up_is_ready_keeps_its_data_and_leaves_no_orphans() -> None:
+    root = scratch_dir("ink-up-")
+    data_dir, log = root / "data", root / "up.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    address = f"up-{uuid.uuid4().hex[:8]}@example.com"
+    proc = start_up(data_dir, port, log)
+    try:
+        took = await wait_ready(url, proc)
+        print(f"first start: /ready 200 after {took:.1f} s")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/health") as r:
+                health = await r.json()
+                assert r.status == 200 and health["status"] == "healthy", health
+            async with http.post(f"{url}/v1/auth/register", json={"email": address, "password": "persisted!", "username": "u"}) as r:
+                assert r.status == 201
+        assert children_using(data_dir), "the embedded servers should run under DATA_DIR"
+        assert stop(proc) == 0
+        time.sleep(0.5)
+        leftovers = children_using(data_dir)
+        assert not leftovers, f"orphans after SIGTERM: {[p.info['cmdline'] for p in leftovers]}"
+
+        proc = start_up(data_dir, port, log)
+        took = await wait_ready(url, proc)
+        print(f"second start on the same DATA_DIR: /ready 200 after {took:.1f} s")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/v1/auth/login", json={"email": address, "password": "persisted!"}) as r:
+                assert r.status == 200, "the second run must find the first run's data"
+                token = (await r.json())["token"]
+            async with http.get(f"{url}/v1/auth/me", headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 200 and (await r.json())["email"] == address
+        assert stop(proc) == 0
+        time.sleep(0.5)
+        assert not children_using(data_dir)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in children_using(data_dir):
+            p.kill()
+        if log.exists():
+            sys.stdout.write(log.read_text()[-3000:])
+        shutil.rmtree(root, ignore_errors=True)
