@@ -49,9 +49,11 @@ class ReadyOut(Answer):
 
 
 class RegisterIn(Request):
-    email: str
-    password: str
-    username: str
+    # The value rules are documented here and enforced by the domain (422),
+    # so a wrong type stays a 400 and a bad value a 422.
+    email: str = Field(json_schema_extra={"format": "email", "maxLength": 254})
+    password: str = Field(json_schema_extra={"minLength": 8, "maxLength": 1024})
+    username: str = Field(json_schema_extra={"minLength": 1, "maxLength": 64, "pattern": r"\S"})
     user_id: str | None = None
 
 
