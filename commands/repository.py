@@ -112,7 +112,9 @@ class Repository:
                 try:
                     aggregate = decide(current)
                     return await self._append(cls, aggregate, position, ctx)
-                except ConcurrencyError:
+                except (ConcurrencyError, DomainError):
+                    # A cached copy may be stale (another process wrote since):
+                    # decide once more on the log's current state before refusing.
                     self._cache.pop(key, None)
                     if not cached:
                         raise

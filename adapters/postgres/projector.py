@@ -229,6 +229,15 @@ class ProjectorRunner:
         last = batch[-1].position
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", swap_lock_key(self.name))
+            # The checkpoint may have moved under us (a rebuild swapped in tables
+            # that are further along): never apply an event twice.
+            stored = await conn.fetchval(
+                "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", self.name
+            )
+            batch = [r for r in batch if r.position > (stored or 0)]
+            if not batch:
+                self.state.position = max(self.state.position, int(stored or 0))
+                return
             for record in batch:
                 changes = self.projection.changes(self._codec.upcast(record))
                 if changes:

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 import structlog
 from aiohttp import web
 
+from adapters.runtime import endpoints as runtime_endpoints
 from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from adapters.runtime.settings import Settings
 
@@ -53,6 +54,9 @@ async def serve(settings: Settings, role: str = "up") -> int:
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         nats_url, database_url = await endpoints(settings, stack, embedded=(role == "up"))
+        if role == "up":
+            runtime_endpoints.record(settings, nats_url, database_url)
+            stack.callback(runtime_endpoints.forget, settings)
         container = await Container.open(
             settings, nats_url=nats_url, database_url=database_url, run_projectors=role in ("up", "project")
         )
