@@ -1,0 +1,107 @@
+"""Schema registry commands: register a version, validate data against one.
+
+Everything that can be checked without the log (name, version, the document
+against its draft's meta-schema, the migration compiling) is checked before
+loading; ownership, duplicates and ``from_version`` are decided by the
+aggregate on what the log holds. Schema versions never change once written,
+so the validator may cache a compiled schema per ``name@version`` forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import FieldError, NotFound, ValidationFailed, invalid
+from domain.schema import (
+    Schema,
+    SchemaVersion,
+    check_migration,
+    check_name,
+    check_version,
+    parse_schema_id,
+    schema_aggregate_id,
+    schema_id,
+)
+
+from commands.buckets import require_actor
+from commands.ports import Sandbox, SchemaValidator
+from commands.repository import Context, Repository, Saved
+
+MIGRATE_FUNCTION = "migrate"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSchema:
+    """One concrete version: ``id`` is always ``name@version``, never a bare name."""
+
+    id: str
+    aggregate: Schema
+    entry: SchemaVersion
+
+    @property
+    def name(self) -> str:
+        return self.aggregate.name
+
+    @property
+    def version(self) -> str:
+        return self.entry.version
+
+
+class SchemaCommands:
+    def __init__(self, repository: Repository, validator: SchemaValidator, sandbox: Sandbox) -> None:
+        self._repo = repository
+        self._validator = validator
+        self._sandbox = sandbox
+
+    async def register(
+        self,
+        ctx: Context,
+        name: str,
+        version: str,
+        schema: dict[str, Any],
+        migration: dict[str, str] | None = None,
+    ) -> Saved[Schema]:
+        owner_id = require_actor(ctx)
+        check_name(name)
+        check_version(version)
+        if not isinstance(schema, dict):
+            raise invalid("/schema", "must be a JSON Schema object")
+        errors = self._validator.check_schema(schema)
+        if errors:
+            raise ValidationFailed(
+                "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
+            )
+        migration = check_migration(migration)
+        if migration is not None:
+            problem = await asyncio.to_thread(self._sandbox.compile_check, migration["transform"], MIGRATE_FUNCTION)
+            if problem is not None:
+                raise invalid("/migration/transform", f"does not compile: {problem}")
+
+        def decide(current: Schema | None) -> Schema:
+            if current is None:
+                return Schema.register(name, owner_id, version, schema, migration)
+            current.add_version(ctx.actor, version, schema, migration)
+            return current
+
+        return await self._repo.execute(Schema, schema_aggregate_id(name), decide, ctx)
+
+    async def resolve(self, id_or_name: str) -> ResolvedSchema:
+        """``name@version`` or a bare name (its latest), from the log; 404 when unknown."""
+        try:
+            name, version = parse_schema_id(id_or_name)
+        except ValueError:
+            raise NotFound(f"schema {id_or_name}") from None
+        saved = await self._repo.get(Schema, schema_aggregate_id(name))
+        entry = saved.aggregate.resolve(version) if saved is not None else None
+        if saved is None or entry is None:
+            raise NotFound(f"schema {id_or_name}")
+        return ResolvedSchema(schema_id(name, entry.version), saved.aggregate, entry)
+
+    def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
+        return self._validator.validate(resolved.id, resolved.entry.schema, data)
+
+    async def validate(self, ctx: Context, schema_id: str, data: Any) -> list[FieldError]:
+        """Every error of ``data`` against the schema (any user may validate against any schema)."""
+        return self.check(await self.resolve(schema_id), data)

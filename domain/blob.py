@@ -1,0 +1,93 @@
+"""Blobs: a user's JSON documents, typed by a schema version or untyped.
+
+The blob owns its list of buckets, so filing, moving and unfiling are events of
+the blob alone (one command, one event, one subject). A move is one event that
+carries the resulting list too, so that a pure projector can write it without
+reading the row it is about to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import event
+
+from domain.base import InkAggregate
+from domain.errors import NotFound, invalid
+
+
+class Blob(InkAggregate):
+    TYPE = "blob"
+
+    @classmethod
+    def create(
+        cls,
+        owner_id: str,
+        data: Any,
+        schema_id: str | None,
+        processor_id: str | None,
+        bucket_ids: list[str],
+    ) -> Blob:
+        if len(set(bucket_ids)) != len(bucket_ids):
+            raise invalid("/bucket_ids", "must not name a bucket twice")
+        return cls(
+            owner_id=owner_id, data=data, schema_id=schema_id, processor_id=processor_id, bucket_ids=list(bucket_ids)
+        )
+
+    @event("Created")
+    def __init__(
+        self, owner_id: str, data: Any, schema_id: str | None, processor_id: str | None, bucket_ids: list[str]
+    ) -> None:
+        self.owner_id = owner_id
+        self.data = data
+        self.schema_id = schema_id
+        self.processor_id = processor_id
+        self.bucket_ids = list(bucket_ids)
+        self.deleted = False
+
+    def ensure_live(self) -> None:
+        if self.deleted:
+            raise NotFound(f"blob {self.id_str}")
+
+    def update(self, data: Any) -> None:
+        """New data; the handler has validated it against ``schema_id``."""
+        self.ensure_live()
+        self._updated(data=data)
+
+    @event("Updated")
+    def _updated(self, data: Any) -> None:
+        self.data = data
+
+    def move(self, from_bucket_id: str, to_bucket_id: str) -> None:
+        """Swap one bucket for another in place, keeping the list's order."""
+        self.ensure_live()
+        if from_bucket_id not in self.bucket_ids:
+            raise invalid("/from_bucket_id", "the blob is not in this bucket")
+        if to_bucket_id in self.bucket_ids:
+            raise invalid("/to_bucket_id", "the blob is already in this bucket")
+        bucket_ids = [to_bucket_id if b == from_bucket_id else b for b in self.bucket_ids]
+        self._moved(from_bucket_id=from_bucket_id, to_bucket_id=to_bucket_id, bucket_ids=bucket_ids)
+
+    @event("Moved")
+    def _moved(self, from_bucket_id: str, to_bucket_id: str, bucket_ids: list[str]) -> None:
+        self.bucket_ids = list(bucket_ids)
+
+    def migrate(self, schema_id: str, data: Any) -> None:
+        """A new schema version and the data transformed for it, as one change."""
+        self.ensure_live()
+        if schema_id == self.schema_id:
+            raise invalid("/schema_id", "the blob already has this schema")
+        self._migrated(schema_id=schema_id, data=data)
+
+    @event("Migrated")
+    def _migrated(self, schema_id: str, data: Any) -> None:
+        self.schema_id = schema_id
+        self.data = data
+
+    def delete(self) -> None:
+        self.ensure_live()
+        self._deleted()
+
+    @event("Deleted")
+    def _deleted(self) -> None:
+        self.deleted = True

@@ -1,0 +1,59 @@
+"""Blobs as rows, plus ``blob_buckets`` (one row per membership) for listing
+a bucket's blobs; a deleted blob is deleted rows. Every event carries what its
+rows need (a move carries the resulting bucket list), so no row is read."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from domain.recorded import Recorded
+
+from projections.changes import Change, Delete, Update, Upsert
+
+
+def _membership(record: Recorded, bucket_id: str) -> Upsert:
+    row = {
+        "blob_id": record.aggregate_id,
+        "bucket_id": bucket_id,
+        "created_at": record.at,
+        "version": record.version,
+        "position": record.position,
+    }
+    return Upsert("blob_buckets", ("blob_id", "bucket_id"), row)
+
+
+def _touch(record: Recorded, **fields: Any) -> dict[str, Any]:
+    return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
+
+
+class BlobProjection:
+    name: ClassVar[str] = "blobs"
+    tables: ClassVar[tuple[str, ...]] = ("blobs", "blob_buckets")
+
+    def changes(self, record: Recorded) -> list[Change]:
+        data, key = record.data, {"id": record.aggregate_id}
+        if record.type == "Blob.Created":
+            row = {
+                **key,
+                "owner_id": data["owner_id"],
+                "schema_id": data["schema_id"],
+                "processor_id": data["processor_id"],
+                "data": data["data"],
+                "bucket_ids": data["bucket_ids"],
+                "created_at": record.at,
+                **_touch(record),
+            }
+            return [Upsert("blobs", ("id",), row), *(_membership(record, b) for b in data["bucket_ids"])]
+        if record.type == "Blob.Updated":
+            return [Update("blobs", key, _touch(record, data=data["data"]))]
+        if record.type == "Blob.Migrated":
+            return [Update("blobs", key, _touch(record, schema_id=data["schema_id"], data=data["data"]))]
+        if record.type == "Blob.Moved":
+            return [
+                Update("blobs", key, _touch(record, bucket_ids=data["bucket_ids"])),
+                Delete("blob_buckets", {"blob_id": record.aggregate_id, "bucket_id": data["from_bucket_id"]}),
+                _membership(record, data["to_bucket_id"]),
+            ]
+        if record.type == "Blob.Deleted":
+            return [Delete("blob_buckets", {"blob_id": record.aggregate_id}), Delete("blobs", key)]
+        return []

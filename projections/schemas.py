@@ -1,0 +1,43 @@
+"""Schema versions as rows: one per ``name@version``, with a semver sort key.
+
+``major``/``minor``/``patch`` and ``pre`` (``SemVer.pre_sort_key``, compared
+with ``COLLATE "C"``) let SQL order versions by semver precedence, newest
+first. ``version`` holds the semantic version (the API's field), so the
+aggregate's event count goes to ``aggregate_version``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from domain.recorded import Recorded
+from domain.schema import SemVer, schema_id
+
+from projections.changes import Change, Upsert
+
+
+class SchemaProjection:
+    name: ClassVar[str] = "schemas"
+    tables: ClassVar[tuple[str, ...]] = ("schemas",)
+
+    def changes(self, record: Recorded) -> list[Change]:
+        if record.type not in ("Schema.Created", "Schema.VersionAdded"):
+            return []
+        data = record.data
+        semver = SemVer.parse(data["version"])
+        row = {
+            "id": schema_id(data["name"], data["version"]),
+            "name": data["name"],
+            "version": data["version"],
+            "owner_id": data["owner_id"],
+            "schema": data["schema"],
+            "migration": data.get("migration"),
+            "major": semver.major,
+            "minor": semver.minor,
+            "patch": semver.patch,
+            "pre": semver.pre_sort_key(),
+            "created_at": record.at,
+            "aggregate_version": record.version,
+            "position": record.position,
+        }
+        return [Upsert("schemas", ("id",), row)]

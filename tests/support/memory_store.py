@@ -1,0 +1,112 @@
+"""An in-memory ``commands.ports.EventStore`` that behaves like the JetStream one.
+
+* Positions are one global sequence starting at 1.
+* ``expected_position`` must equal the position of the aggregate's last event
+  (0: none yet), else ``ConcurrencyError``; as on JetStream the check comes
+  before deduplication, and a retry whose expectation went stale counts as
+  done when the subject's last event carries its command id.
+* A command id already in the log (same expectation) is a duplicate: nothing
+  is appended and the original position comes back with ``duplicate=True``.
+* Event data is stored as JSON (orjson round trip), so a non-JSON attribute
+  fails here as it would on the wire, and loads never share objects with the
+  aggregate that appended them.
+* ``available = False`` makes every call raise ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+
+import orjson
+
+from commands.ports import Appended
+from domain.errors import ConcurrencyError, Unavailable
+from domain.recorded import NewEvent, Recorded
+
+
+class MemoryEventStore:
+    def __init__(self) -> None:
+        self.records: list[Recorded] = []
+        self._by_subject: dict[tuple[str, str], list[Recorded]] = {}
+        self._by_command: dict[str, int] = {}
+        self._grown = asyncio.Event()
+        self.available = True
+        self.appends = 0
+
+    def _check_available(self) -> None:
+        if not self.available:
+            raise Unavailable("the event log is unreachable")
+
+    async def append(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        event: NewEvent,
+        expected_position: int,
+        command_id: str,
+    ) -> Appended:
+        self._check_available()
+        subject = self._by_subject.get((aggregate_type, aggregate_id), [])
+        last = subject[-1] if subject else None
+        if expected_position != (last.position if last else 0):
+            if last is not None and last.command_id == command_id:
+                return Appended(last.position, duplicate=True)
+            raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently")
+        if command_id in self._by_command:
+            return Appended(self._by_command[command_id], duplicate=True)
+        record = Recorded(
+            position=len(self.records) + 1,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            type=event.type,
+            version=event.version,
+            at=event.at,
+            data=orjson.loads(orjson.dumps(event.data)),
+            class_version=event.class_version,
+            actor=event.actor,
+            command_id=command_id,
+            traceparent=event.traceparent,
+        )
+        self.records.append(record)
+        self._by_subject.setdefault((aggregate_type, aggregate_id), []).append(record)
+        self._by_command[command_id] = record.position
+        self.appends += 1
+        self._grown.set()
+        return Appended(record.position)
+
+    @staticmethod
+    def _copy(record: Recorded) -> Recorded:
+        return dataclasses.replace(record, data=orjson.loads(orjson.dumps(record.data)))
+
+    async def load(
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+    ) -> list[Recorded]:
+        self._check_available()
+        return [
+            self._copy(r)
+            for r in self._by_subject.get((aggregate_type, aggregate_id), [])
+            if until_position is None or r.position <= until_position
+        ]
+
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:
+        """Every event from ``from_position`` on, then live ones; never ends (like the ordered consumer)."""
+        position = max(from_position, 1)
+        while True:
+            self._check_available()
+            while position <= len(self.records):
+                yield self._copy(self.records[position - 1])
+                position += 1
+            self._grown.clear()
+            await self._grown.wait()
+
+    async def last_position(self) -> int:
+        self._check_available()
+        return len(self.records)
+
+    async def event_at(self, position: int) -> Recorded | None:
+        self._check_available()
+        if 1 <= position <= len(self.records):
+            return self._copy(self.records[position - 1])
+        return None
