@@ -1,0 +1,302 @@
+"""HTTP throughput and latency of the real app, next to its ceiling and floor.
+
+    python -m bench.http [--quick] [--shared-pg]
+
+Starts its own nats-server (EmbeddedNats, ``sync_interval: always``) and, by
+default, its own PostgreSQL (EmbeddedPostgres, fsync on) in temp dirs under
+/tmp; with ``--shared-pg`` it creates (and drops) a throwaway database on the
+PostgreSQL at postgresql://postgres@127.0.0.1:5432/postgres instead. The app
+runs in this process through ``tests.support.system.start_system`` with rate
+limits lifted; the load comes from a separate process (``--worker``) with
+50 concurrent aiohttp clients, so client and server do not share one event loop.
+
+Rows, side by side with their baselines:
+* ``GET /v1/auth/me`` with a token (default read-your-writes consistency, and
+  ``?consistency=eventual``) vs a bare aiohttp handler returning a small JSON
+  on the same machine, driven the same way (the framework's ceiling);
+* ``POST /v1/auth/register`` with unique emails vs argon2 hashing with the
+  app's parameters (its floor): ms per hash, and hashes/s with 50 concurrent
+  ``Argon2Hasher.hash`` calls (threads, as the app does).
+Rows also go to bench/results/http.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from bench.event_store import own_nats, percentile, print_table, scratch_dir, write_results
+
+NAME = "http"
+CONCURRENCY = 50
+SHARED_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "bench-password-1"
+
+
+# --------------------------------------------------------------------------- load generator (child process)
+
+
+async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    url, method = spec["url"], spec["method"]
+    headers = spec.get("headers") or {}
+    register = spec.get("body") == "register"
+    t0 = time.perf_counter()
+    start, end = t0 + spec["warmup"], t0 + spec["warmup"] + spec["duration"]
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while True:
+            began = time.perf_counter()
+            if began >= end:
+                return
+            kwargs: dict[str, Any] = {"headers": headers}
+            if register:
+                kwargs["json"] = {"email": f"b{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD, "username": "bencher"}
+            try:
+                async with session.request(method, url, **kwargs) as resp:
+                    await resp.read()
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if len(errors) < 5:
+                    errors.append(repr(exc))
+                status = 0
+            done = time.perf_counter()
+            # Closed loop: what completed inside the window counts (slow requests
+            # such as register, ~0.5 s at 50 in flight, would otherwise vanish).
+            if start <= done <= end:
+                latencies.append(done - began)
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        await asyncio.gather(*(client(session) for _ in range(spec["concurrency"])))
+    return {
+        "count": len(latencies),
+        "rps": len(latencies) / spec["duration"],
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "statuses": statuses,
+        "errors": errors,
+    }
+
+
+async def drive(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the load generator in a child process while this loop keeps serving."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.http", "--worker", json.dumps(spec),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load worker failed ({proc.returncode}): {err.decode()[-2000:]}")
+    result = json.loads(out)
+    bad = {k: v for k, v in result["statuses"].items() if not k.startswith("2")}
+    if bad or result["errors"]:
+        print(f"  ! {spec['method']} {spec['url']}: non-2xx {bad} errors {result['errors']}", flush=True)
+    return result
+
+
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(results, key=lambda r: r["rps"])[(len(results) - 1) // 2]
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@contextlib.asynccontextmanager
+async def database(shared: bool) -> AsyncIterator[tuple[str, str]]:
+    """(dsn, description): a fresh database on our own cluster, or on the shared server."""
+    if shared:
+        name = f"ink_bench_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(SHARED_PG_ADMIN, timeout=2)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        try:
+            yield f"{SHARED_PG_ADMIN.rpartition('/')[0]}/{name}", f"throwaway database {name} on the shared PostgreSQL at 127.0.0.1:5432"
+        finally:
+            conn = await asyncpg.connect(SHARED_PG_ADMIN, timeout=5)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+        return
+    from adapters.runtime.embedded import EmbeddedPostgres
+
+    root = scratch_dir("ink-bench-pg-")
+    server = EmbeddedPostgres(root / "pg")
+    try:
+        dsn = await server.start()
+        yield dsn, f"own EmbeddedPostgres (fsync on) on port {server.port}"
+    finally:
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def bare_app() -> AsyncIterator[str]:
+    """The framework's ceiling: aiohttp returning a small JSON, no middleware."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"user_id": "0b7a3c1e-8d7f-4c0e-9d7b-1f2e3d4c5b6a", "email": "a@b.example", "version": 1})
+
+    from tests.support.system import free_port
+
+    app = web.Application()
+    app.router.add_get("/bare", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/bare"
+    finally:
+        await runner.cleanup()
+
+
+async def argon2_floor(settings: Any, sequential: int, concurrent: int) -> dict[str, float]:
+    from argon2 import PasswordHasher
+
+    from adapters.security.passwords import Argon2Hasher
+
+    raw = PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib, parallelism=settings.argon2_parallelism
+    )
+    times = []
+    for i in range(sequential):
+        t = time.perf_counter()
+        raw.hash(f"{PASSWORD}{i}")
+        times.append(time.perf_counter() - t)
+    hasher = Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await hasher.hash(f"{PASSWORD}{i}")
+
+    t = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(concurrent)))
+    elapsed = time.perf_counter() - t
+    return {"p50_ms": percentile(times, 50) * 1000, "p99_ms": percentile(times, 99) * 1000, "rps": concurrent / elapsed}
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, Any]]:
+    from adapters.runtime.settings import Settings
+    from adapters.telemetry.logging import configure_logging
+    from tests.support.system import start_system
+
+    configure_logging(level="error")  # the drain at shutdown logs a disconnect warning
+    duration, warmup, rounds = (1.5, 0.5, 1) if quick else (4.0, 1.0, 2)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    overrides = {
+        "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
+        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9,
+        "log_level": "error",
+    }  # fmt: skip
+
+    # The floor first, on an idle machine (later the projector would compete for the cores).
+    floor = await argon2_floor(Settings(), 5 if quick else 30, 20 if quick else 200)
+    async with own_nats() as nats_server, database(shared_pg) as (dsn, pg_desc):
+        assert nats_server.url
+        system = await start_system(nats_server.url, dsn, **overrides)
+        try:
+            async with aiohttp.ClientSession(base_url=system.base_url) as http:
+                body = {"email": f"me{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD, "username": "me"}
+                async with http.post("/v1/auth/register", json=body) as r:
+                    assert r.status == 201, await r.text()
+                    token = (await r.json())["token"]
+                auth = {"Authorization": f"Bearer {token}"}
+                async with http.get("/v1/auth/me", headers=auth) as r:  # waits for the projection
+                    assert r.status == 200, await r.text()
+
+            def spec(url: str, method: str = "GET", **extra: Any) -> dict[str, Any]:
+                return {"url": url, "method": method, "concurrency": CONCURRENCY, "warmup": warmup, "duration": duration, **extra}
+
+            # GETs in interleaved rounds (the machine is shared and noisy); the median round by req/s is kept.
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "me": [], "me_eventual": []}
+            async with bare_app() as bare_url:
+                for _ in range(rounds):
+                    runs["bare"].append(await drive(spec(bare_url)))
+                    runs["me"].append(await drive(spec(f"{system.base_url}/v1/auth/me", headers=auth)))
+                    runs["me_eventual"].append(
+                        await drive(spec(f"{system.base_url}/v1/auth/me?consistency=eventual", headers=auth))
+                    )
+            bare, me, me_eventual = (_median_run(runs[k]) for k in ("bare", "me", "me_eventual"))
+            reg = await drive({**spec(f"{system.base_url}/v1/auth/register", "POST", body="register"),
+                               "warmup": max(warmup, 1.0), "duration": duration * 1.5})  # fmt: skip
+        finally:
+            await system.stop()
+
+    def row(case: str, got: dict[str, Any], base_case: str, base: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "case": case, "rps": round(got["rps"], 1), "p50_ms": round(got["p50_ms"], 2), "p99_ms": round(got["p99_ms"], 2),
+            "requests": got.get("count"), "statuses": got.get("statuses"),
+            "baseline_case": base_case, "base_rps": round(base["rps"], 1), "base_p50_ms": round(base["p50_ms"], 2),
+            "base_p99_ms": round(base["p99_ms"], 2), "ratio_rps": round(got["rps"] / base["rps"], 3),
+        }  # fmt: skip
+
+    rows += [
+        row("GET /v1/auth/me (token)", me, "bare aiohttp JSON handler", bare),
+        row("GET /v1/auth/me?consistency=eventual", me_eventual, "bare aiohttp JSON handler", bare),
+        row("POST /v1/auth/register (unique emails)", reg, "argon2 hash (p50/p99 seq; /s at 50 conc)", floor),
+    ]
+    meta = {
+        "quick": quick,
+        "seconds": round(time.perf_counter() - started, 1),
+        "concurrency": CONCURRENCY,
+        "duration_s": duration,
+        "rounds": rounds,
+        "warmup_s": warmup,
+        "nats": "own EmbeddedNats (sync_interval: always)",
+        "postgres": pg_desc,
+        "load": "separate process, one aiohttp ClientSession, 50 concurrent clients",
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print_table(
+        f"bench.http — {'quick, ' if quick else ''}{CONCURRENCY} clients x {duration:g} s x {rounds} round(s); PostgreSQL: {pg_desc}",
+        rows,
+        [("case", "request"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+         ("baseline_case", "baseline is"), ("base_rps", "base/s"), ("base_p50_ms", "base p50"),
+         ("base_p99_ms", "base p99"), ("ratio_rps", "ours/base")],
+    )  # fmt: skip
+    path = write_results(NAME, rows, meta)
+    print(f"({meta['seconds']} s; rows in {path})")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1.5 s per measurement instead of 6 s")
+    parser.add_argument("--shared-pg", action="store_true", help=f"a throwaway database on {SHARED_PG_ADMIN}")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(asyncio.run(_worker(json.loads(args.worker)))))
+        return
+    asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))
+
+
+if __name__ == "__main__":
+    main()
