@@ -32,7 +32,7 @@ from commands.repository import Repository
 from commands.users import UserCommands
 from domain.base import EventCodec
 from projections.changes import Projection
-from adapters.runtime.wiring import aggregates, projections, wire_contexts
+from adapters.runtime.wiring import Contexts, aggregates, projections, wire_contexts
 
 log = structlog.get_logger("inkstream.runtime")
 
@@ -56,7 +56,7 @@ class Container:
     login_limiter: TokenBucketLimiter
     users: UserCommands
     projections: list[Projection]
-    contexts: dict[str, Any] = field(default_factory=dict)
+    contexts: Contexts | None = None
     runners: list[ProjectorRunner] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready_target: int = 0
@@ -144,11 +144,18 @@ class Container:
             self.ready = True
         return self.ready
 
+    @property
+    def ctx(self) -> Contexts:
+        assert self.contexts is not None
+        return self.contexts
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.watch.stop()
+        if self.contexts is not None:
+            self.contexts.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pool.close(), 5)
         with contextlib.suppress(Exception):

@@ -1,0 +1,58 @@
+"""Seed Task 13 (tracing): one trace spans HTTP → command → append → projection."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from adapters.telemetry.tracing import Tracing
+from tests.support.servers import Database
+from tests.support.system import RunningSystem, start_system
+
+
+@pytest.fixture(scope="module")
+async def traced(nats_server: str, database: Database) -> AsyncIterator[tuple[RunningSystem, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    running = await start_system(nats_server, await database.new_database(), tracing=Tracing("inkstream-test", exporter))
+    try:
+        yield running, exporter
+    finally:
+        await running.stop()
+
+
+async def test_a_register_request_is_one_trace_from_http_to_the_projector(
+    traced: tuple[RunningSystem, InMemorySpanExporter],
+) -> None:
+    system, exporter = traced
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    async with aiohttp.ClientSession(base_url=system.base_url) as http:
+        async with http.post(
+            "/v1/auth/register",
+            json={"email": f"t-{uuid.uuid4().hex[:8]}@example.com", "password": "traced-pass", "username": "t"},
+            headers={"traceparent": traceparent},
+        ) as r:
+            assert r.status == 201
+            position = (await r.json())["position"]
+    await system.container.watch.wait(position, ["users"], 10)
+    for _ in range(50):
+        spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
+        if any(s.name.startswith("project users") for s in spans):
+            break
+        await asyncio.sleep(0.05)
+    names = {s.name for s in spans}
+    print("spans in the trace:", sorted(names))
+    assert "HTTP POST /v1/auth/register" in names
+    assert "command User.register" in names
+    assert "eventstore.append" in names
+    assert "project users" in names
+    by_id = {s.context.span_id: s for s in spans}
+    append = next(s for s in spans if s.name == "eventstore.append")
+    assert by_id[append.parent.span_id].name == "command User.register"
+    project = next(s for s in spans if s.name == "project users")
+    assert project.parent is not None and project.parent.span_id == append.context.span_id
