@@ -30,7 +30,6 @@ from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing, span_for_projection
 from commands.ports import EventStore
 from domain.base import EventCodec
-from domain.errors import Unavailable
 from domain.recorded import Recorded
 from projections.changes import Projection
 
@@ -104,7 +103,7 @@ class ProjectorRunner:
                 return
             except ProjectionHalted:
                 return
-            except (*OUTAGE_ERRORS, Unavailable) as exc:
+            except Exception as exc:  # noqa: BLE001 - poison events halt inside; the rest is an outage
                 self.state.status = "waiting"
                 self.state.active = False
                 log.warning("projector.outage", projection=self.name, error=str(exc) or type(exc).__name__)
