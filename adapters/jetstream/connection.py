@@ -35,8 +35,9 @@ async def connect_nats(
     async def error(exc: Exception) -> None:
         log.debug("nats.error", error=str(exc))
 
+    servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster: several seed URLs
     return await nats.connect(
-        url,
+        servers,
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.25,
