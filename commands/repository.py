@@ -117,6 +117,9 @@ class Repository:
                     # decide once more on the log's current state before refusing.
                     self._cache.pop(key, None)
                     if not cached:
+                        replayed = await self._replayed(cls, aggregate_id, ctx)
+                        if replayed is not None:
+                            return replayed
                         raise
                     use_cache = False
                 except BaseException:
@@ -133,6 +136,19 @@ class Repository:
             return await self._original(cls, appended.position)
         self._remember((cls.TYPE, aggregate.id_str), aggregate, appended.position)
         return Saved(aggregate, appended.position)
+
+    async def _replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
+        """A retry of a command the log already holds, whose decision now fails on
+        the state it produced itself (a second delete, the same move, the same
+        schema version): answered like the first attempt, as ``Idempotency-Key``
+        promises. None when this command id never changed the aggregate."""
+        records = await self._store.load(cls.TYPE, aggregate_id)
+        first = next((r for r in records if r.command_id == ctx.command_id), None)
+        if first is None:
+            return None
+        aggregate = self._codec.rebuild(records)
+        assert isinstance(aggregate, cls)
+        return Saved(aggregate, first.position)
 
     async def _original(self, cls: type[A], position: int) -> Saved[A]:
         """A retried command: answer with the aggregate its first attempt changed."""

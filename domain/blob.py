@@ -13,7 +13,7 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import NotFound, invalid
+from domain.errors import NotFound, ensure_storable, invalid
 
 
 class Blob(InkAggregate):
@@ -30,6 +30,7 @@ class Blob(InkAggregate):
     ) -> Blob:
         if len(set(bucket_ids)) != len(bucket_ids):
             raise invalid("/bucket_ids", "must not name a bucket twice")
+        ensure_storable(data, "/data", "data")
         return cls(
             owner_id=owner_id, data=data, schema_id=schema_id, processor_id=processor_id, bucket_ids=list(bucket_ids)
         )
@@ -52,6 +53,7 @@ class Blob(InkAggregate):
     def update(self, data: Any) -> None:
         """New data; the handler has validated it against ``schema_id``."""
         self.ensure_live()
+        ensure_storable(data, "/data", "data")
         self._updated(data=data)
 
     @event("Updated")
@@ -77,6 +79,7 @@ class Blob(InkAggregate):
         self.ensure_live()
         if schema_id == self.schema_id:
             raise invalid("/schema_id", "the blob already has this schema")
+        ensure_storable(data, "/data", "the migrated data")
         self._migrated(schema_id=schema_id, data=data)
 
     @event("Migrated")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import NotFound, invalid
+from domain.errors import NotFound, ensure_storable, invalid
 
 MAX_NAME = 200
 MAX_TYPE = 64
@@ -25,12 +25,14 @@ MAX_DEPTH = 64
 def check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise invalid("/name", f"must be a non-blank string of at most {MAX_NAME} characters")
+    ensure_storable(name, "/name", "name")
     return name
 
 
 def check_type(type_: object) -> str:
     if not isinstance(type_, str) or not type_.strip() or len(type_) > MAX_TYPE:
         raise invalid("/type", f"must be a non-blank string of at most {MAX_TYPE} characters")
+    ensure_storable(type_, "/type", "type")
     return type_
 
 

@@ -108,3 +108,48 @@ class Unavailable(DomainError):
 def invalid(path: str, message: str) -> ValidationFailed:
     """A one-field validation failure, the common case for invalid values."""
     return ValidationFailed(message, [FieldError(path, message)])
+
+
+def _unstorable_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def storable_errors(value: object, path: str = "") -> list[FieldError]:
+    """Where ``value`` holds text the read models cannot store, sorted by path.
+
+    PostgreSQL ``text`` and ``jsonb`` refuse NUL characters and the JSON
+    encoder refuses lone surrogates; an event carrying either would halt its
+    projection for good, so such values are refused before they reach the log.
+    Iterative, so a deeply nested document cannot exhaust the stack.
+    """
+    errors: list[FieldError] = []
+    stack: list[tuple[str, object]] = [(path, value)]
+    while stack:
+        at, item = stack.pop()
+        if isinstance(item, str):
+            problem = _unstorable_text(item)
+            if problem is not None:
+                errors.append(FieldError(at, problem))
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str) or _unstorable_text(key) is not None:
+                    # The key cannot be part of a path that must itself be encodable.
+                    errors.append(FieldError(at, "keys must be strings without NUL characters or lone surrogates"))
+                    continue
+                stack.append((f"{at}/{key.replace('~', '~0').replace('/', '~1')}", sub))
+        elif isinstance(item, list):
+            stack.extend((f"{at}/{i}", sub) for i, sub in enumerate(item))
+    return sorted(set(errors), key=lambda e: (e.path, e.message))
+
+
+def ensure_storable(value: object, path: str, what: str) -> None:
+    """422 listing every unstorable string in ``value``."""
+    errors = storable_errors(value, path)
+    if errors:
+        raise ValidationFailed(f"{what} cannot be stored", errors)

@@ -19,16 +19,16 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import Conflict, Forbidden, invalid
+from domain.errors import Conflict, Forbidden, ensure_storable, invalid
 from domain.ids import hashed_id
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 
 # semver.org's suggested regular expression (numbered groups).
 _SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 MAX_VERSION_LENGTH = 128
 
@@ -181,6 +181,7 @@ class Schema(InkAggregate):
         """The first version of a new name. A migration needs an earlier version, which a new name lacks."""
         check_name(name)
         check_version(version)
+        ensure_storable(schema, "/schema", "the schema")
         if check_migration(migration) is not None:
             raise invalid("/migration/from_version", f"unknown version {migration['from_version']} of {name}")  # type: ignore[index]
         return cls(name=name, owner_id=owner_id, version=version, schema=schema)
@@ -198,6 +199,7 @@ class Schema(InkAggregate):
             raise Forbidden(f"the schema name {self.name} belongs to another user")
         semver = check_version(version)
         migration = check_migration(migration)
+        ensure_storable({"schema": schema, "migration": migration}, "", "the schema")
         for existing in self.versions:
             if SemVer.parse(existing).same_precedence(semver):
                 raise Conflict(f"schema version exists: {self.name}@{existing}")

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import FieldError, ValidationFailed
+from domain.errors import FieldError, ValidationFailed, storable_errors
 from domain.ids import hashed_id, new_id
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
@@ -32,7 +32,7 @@ def account_id(email: str) -> str:
 
 def check_registration(email: str, password: str, username: str) -> None:
     errors: list[FieldError] = []
-    if not _EMAIL.match(normalise_email(email)) or len(email) > 254:
+    if not _EMAIL.match(normalise_email(email)) or len(email) > 254 or storable_errors(email):
         errors.append(FieldError("/email", "email must be a valid email address"))
     if len(password) < MIN_PASSWORD:
         errors.append(FieldError("/password", f"password must be at least {MIN_PASSWORD} characters"))
@@ -40,6 +40,8 @@ def check_registration(email: str, password: str, username: str) -> None:
         errors.append(FieldError("/password", f"password must be at most {MAX_PASSWORD} characters"))
     if not username.strip() or len(username) > 64:
         errors.append(FieldError("/username", "username must be 1 to 64 characters"))
+    else:
+        errors += storable_errors(username, "/username")
     if errors:
         raise ValidationFailed("invalid registration", errors)
 

@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     from adapters.telemetry.logging import configure_logging
 
-    configure_logging(settings.log_format, settings.log_level)
+    serving = args.command in ("up", "api", "project")
+    configure_logging(settings.log_format, settings.log_level, None if serving else sys.stderr)
     if args.command in ("up", "api", "project"):
         from adapters.runtime.serve import serve
 

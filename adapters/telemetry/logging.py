@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 import structlog
 
@@ -17,9 +18,11 @@ def _add_trace_id(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
     return event
 
 
-def configure_logging(fmt: str = "console", level: str = "info") -> None:
+def configure_logging(fmt: str = "console", level: str = "info", stream: TextIO | None = None) -> None:
+    """``stream``: where log lines go (stdout by default; one-shot CLI commands pass
+    stderr so that their own output, e.g. ``audit --json``, stays machine-readable)."""
     renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    logging.basicConfig(level=level.upper(), format="%(message)s")
+    logging.basicConfig(level=level.upper(), format="%(message)s", stream=stream)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -30,5 +33,6 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=True,
     )

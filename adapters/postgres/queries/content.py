@@ -1,6 +1,7 @@
 """Schema, bucket and blob read queries, in the API's answer shapes.
 
-``conn`` is an asyncpg connection or pool. Lists are keyset-paged: the cursor
+``conn`` is an asyncpg connection or pool from ``adapters.postgres.pool``
+(its JSON codec decodes jsonb). Lists are keyset-paged: the cursor
 is opaque to clients (base64url JSON of the last row's sort key), so paging
 stays stable while rows are added. Blobs and buckets list oldest first by
 (created_at, id); schema versions newest first by semver precedence.
@@ -29,7 +30,11 @@ _BLOB_COLUMNS = "b.id, b.owner_id, b.schema_id, b.processor_id, b.data, b.bucket
 
 
 def _json(value: Any) -> Any:
-    """jsonb as Python values, with or without the pool's JSON codec on the connection."""
+    """A jsonb object or array as Python values, with or without the pool's JSON codec.
+
+    Only for columns that never hold a bare JSON string: with the codec a
+    jsonb string arrives as a ``str`` that must not be parsed again.
+    """
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
@@ -44,6 +49,10 @@ def _decode_cursor(cursor: str, size: int) -> list[Any]:
         raise BadRequest("invalid cursor") from None
     if not isinstance(key, list) or len(key) != size:
         raise BadRequest("invalid cursor")
+    # A forged cursor must not reach PostgreSQL with what it refuses (NUL, out-of-range integers).
+    for part in key:
+        if (isinstance(part, str) and "\x00" in part) or (isinstance(part, int) and not -(2**63) <= part < 2**63):
+            raise BadRequest("invalid cursor")
     return key
 
 
@@ -102,7 +111,7 @@ def _blob(row: asyncpg.Record) -> dict[str, Any]:
         "owner_id": row["owner_id"],
         "schema_id": row["schema_id"],
         "processor_id": row["processor_id"],
-        "data": _json(row["data"]),
+        "data": row["data"],  # any JSON value, a string included: decoded by the pool's codec
         "bucket_ids": _json(row["bucket_ids"]),
         "version": row["version"],
         "created_at": utc(row["created_at"]),
