@@ -28,6 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 
 ACTOR_KEY: web.RequestKey[str] = web.RequestKey("actor", str)
 TRACEPARENT_KEY: web.RequestKey[str | None] = web.RequestKey("traceparent", object)  # type: ignore[arg-type]
+BODY_DIGEST_KEY: web.RequestKey[str] = web.RequestKey("body_digest", str)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise BadRequest("a JSON body is required")
+    request[BODY_DIGEST_KEY] = hashlib.sha256(raw).hexdigest()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -153,15 +155,17 @@ def command_id(request: web.Request) -> str:
     """The log's Msg-Id for this command.
 
     With an ``Idempotency-Key`` it is derived from the key, the acting user
-    (or client address) and the route, so a retry lands once and two users'
-    keys never collide; without one every request is a new command.
+    (or client address), the path and the body, so a retry lands once, two
+    users' keys never collide, and a key reused with another body is another
+    command (not a silent replay of the first answer); without a key every
+    request is a new command.
     """
     key = request.headers.get("Idempotency-Key")
     if not key:
         return new_id()
     who = actor_or_none(request) or (request.remote or "anonymous")
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
-    digest = hashlib.sha256(f"{who}\x00{request.method}\x00{route}\x00{request.path}\x00{key}".encode()).hexdigest()
+    body = request.get(BODY_DIGEST_KEY, "")
+    digest = hashlib.sha256(f"{who}\x00{request.method}\x00{request.path}\x00{key}\x00{body}".encode()).hexdigest()
     return f"idem-{digest[:40]}"
 
 

@@ -39,7 +39,8 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
             response = await handler(request)
             status = response.status
             span.set_attribute("http.status_code", status)
-        response.headers["X-Request-Id"] = request_id
+        if not response.prepared:  # a streamed export has sent its headers already
+            response.headers["X-Request-Id"] = request_id
         return response
     finally:
         elapsed = time.perf_counter() - started

@@ -26,13 +26,16 @@ async def read_model(request: web.Request, projections: Sequence[str]) -> asyncp
         raise BadRequest("consistency must be 'eventual' or 'strong'")
     if consistency != "eventual":
         raw = query.get("min_position")
+        last = await c.store.last_position()
         if raw is not None:
             try:
                 target = int(raw)
             except ValueError:
                 raise BadRequest("min_position must be an integer") from None
+            if target > last:
+                raise BadRequest(f"min_position {target} is beyond the end of the log ({last})")
         else:
-            target = await c.store.last_position()
+            target = last
         await c.watch.wait(target, projections, c.settings.read_wait_seconds)
     c.metrics.db_queries.labels("query").inc()
     return c.pool

@@ -10,6 +10,7 @@ import aiohttp
 
 @dataclass(frozen=True)
 class TestUser:
+    __test__ = False  # a helper, not a test class
     user_id: str
     email: str
     password: str

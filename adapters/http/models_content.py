@@ -1,0 +1,229 @@
+"""Request, query and answer models of the Schemas, Buckets and Blobs routes.
+
+Requests forbid unknown fields and use strict types (a wrong type is a 400);
+value rules (a schema name, a semantic version, a non-blank bucket name) are
+documented here and enforced by the domain (422). ``schema`` is a field name
+pydantic reserves, so it is declared through an alias.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.http.models import Answer, ListQuery, Request
+
+MAX_POSITION = 2**63 - 1
+
+SCHEMA_NAME = {"minLength": 1, "maxLength": 64, "pattern": "^[a-z0-9][a-z0-9_-]*$"}
+SEMVER = {
+    "minLength": 5,
+    "maxLength": 128,
+    "pattern": r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+               r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+               r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
+    "description": "A semantic version: MAJOR.MINOR.PATCH[-pre][+build].",
+}
+
+
+# -- queries -----------------------------------------------------------------------
+
+
+class ReadQuery(BaseModel):
+    """Read-your-writes parameters every query accepts (see ``adapters.http.reads``)."""
+
+    model_config = ConfigDict(extra="allow")
+    min_position: int | None = Field(default=None, ge=0, le=MAX_POSITION,
+                                     description="Wait until the read model has reached this log position "
+                                                 "(400 when it is beyond the log's last position).")
+    consistency: Literal["eventual", "strong"] | None = Field(
+        default=None, description="`eventual` answers at once, without waiting for the read model."
+    )
+
+
+class PagedQuery(ListQuery):
+    min_position: int | None = Field(default=None, ge=0, le=MAX_POSITION)
+    consistency: Literal["eventual", "strong"] | None = None
+
+
+class BlobReadQuery(ReadQuery):
+    as_of: int | None = Field(default=None, ge=1, le=MAX_POSITION,
+                              description="A log position: the blob as it was then, rebuilt from the log.")
+
+
+class SchemaListQuery(PagedQuery):
+    name: str = Field(description="The schema name whose versions to list (newest first).")
+
+
+class BucketListQuery(PagedQuery):
+    parent_id: str | None = Field(default=None, description="List this bucket's children; without it, your roots.")
+
+
+class BlobListQuery(PagedQuery):
+    bucket_id: str | None = Field(default=None, description="Only blobs filed in this bucket (yours).")
+    schema_id: str | None = Field(default=None, description="Only blobs of this schema (`name@version`, or a bare name for its latest).")
+
+
+# -- shared answers ------------------------------------------------------------------
+
+
+class FieldErrorOut(Answer):
+    path: str
+    message: str
+
+
+class DeletedMixin(BaseModel):
+    deleted: bool = Field(default=True, description="Always true: the resource as it was when deleted.")
+
+
+# -- schemas ---------------------------------------------------------------------------
+
+
+class MigrationIn(Request):
+    from_version: str = Field(json_schema_extra=SEMVER)
+    transform: str = Field(description="JavaScript source defining `function migrate(data)`.")
+
+
+class SchemaIn(Request):
+    name: str = Field(json_schema_extra=SCHEMA_NAME)
+    version: str = Field(json_schema_extra=SEMVER)
+    document: dict[str, Any] = Field(alias="schema", description="A JSON Schema (drafts 4 to 2020-12).")
+    migration: MigrationIn | None = None
+    user_id: str | None = None
+
+
+class SchemaOut(Answer):
+    id: str = Field(description="`name@version`.")
+    name: str
+    version: str
+    document: dict[str, Any] = Field(alias="schema")
+    migration: dict[str, Any] | None = None
+    owner_id: str
+    created_at: str
+
+
+class SchemaCreated(SchemaOut):
+    position: int
+
+
+class SchemaPage(Answer):
+    items: list[SchemaOut]
+    next_cursor: str | None = None
+
+
+class ValidateIn(Request):
+    data: Any = Field(description="Any JSON value.")
+    user_id: str | None = None
+
+
+class ValidateOut(Answer):
+    valid: bool
+    errors: list[FieldErrorOut]
+
+
+# -- buckets ----------------------------------------------------------------------------
+
+
+class BucketIn(Request):
+    name: str = Field(json_schema_extra={"minLength": 1, "maxLength": 200, "pattern": r"\S"})
+    type: str = Field(json_schema_extra={"minLength": 1, "maxLength": 64, "pattern": r"\S"})
+    parent_id: str | None = None
+    user_id: str | None = None
+
+
+class BucketPatch(Request):
+    name: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": 200, "pattern": r"\S"},
+                             description="A new name; absent or null keeps the current one.")
+    parent_id: str | None = Field(default=None,
+                                  description="A new parent; null moves the bucket to the root; absent keeps it.")
+    user_id: str | None = None
+
+
+class BucketOut(Answer):
+    id: str
+    name: str
+    type: str
+    parent_id: str | None
+    owner_id: str
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class BucketChanged(BucketOut):
+    position: int
+
+
+class BucketDeleted(BucketChanged, DeletedMixin):
+    pass
+
+
+class BucketPage(Answer):
+    items: list[BucketOut]
+    next_cursor: str | None = None
+
+
+# -- blobs --------------------------------------------------------------------------------
+
+
+class BlobIn(Request):
+    data: Any = Field(description="Any JSON value; validated against `schema_id` when given.")
+    schema_id: str | None = Field(default=None, description="`name@version`, or a bare name for its latest version.")
+    processor_id: str | None = None
+    bucket_ids: list[str] | None = None
+    user_id: str | None = None
+
+
+class BlobPut(Request):
+    data: Any = Field(description="The new data, validated against the blob's schema.")
+    user_id: str | None = None
+
+
+class BlobMoveIn(Request):
+    from_bucket_id: str
+    to_bucket_id: str
+    user_id: str | None = None
+
+
+class BlobMigrateIn(Request):
+    schema_id: str
+    user_id: str | None = None
+
+
+class BlobOut(Answer):
+    id: str
+    owner_id: str
+    schema_id: str | None
+    processor_id: str | None
+    data: Any
+    bucket_ids: list[str]
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class BlobChanged(BlobOut):
+    position: int
+
+
+class BlobDeleted(BlobChanged, DeletedMixin):
+    pass
+
+
+class BlobPage(Answer):
+    items: list[BlobOut]
+    next_cursor: str | None = None
+
+
+class HistoryItem(Answer):
+    position: int
+    type: str
+    version: int
+    actor: str | None
+    at: str
+    data: dict[str, Any]
+
+
+class HistoryOut(Answer):
+    items: list[HistoryItem]
