@@ -1,0 +1,178 @@
+"""Request, query and answer models of the Books routes.
+
+Types are the HTTP layer's (a wrong type is a 400); presence and value rules
+(a title is required and not blank, ``order`` within the book, a reorder is a
+permutation) are the domain's, so they come back as one 422 that lists every
+error by JSON Pointer path, ``/chapters/1/title`` included. That is why the
+required text fields below accept ``None`` in the model yet are documented as
+required strings: the document states the contract, the domain enforces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field, WithJsonSchema
+
+from adapters.export import FORMATS
+from adapters.http.models import Answer, Request
+from adapters.http.models_content import PagedQuery, ReadQuery
+from domain.book import MAX_CHAPTERS, MAX_TITLE
+
+_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S",
+          "description": "Required and not blank."}
+_CONTENT = {"type": "string", "description": "Plain text (may be empty); exports escape it, never interpret it."}
+
+RequiredTitle = Annotated[str | None, WithJsonSchema(_TITLE)]
+RequiredContent = Annotated[str | None, WithJsonSchema(_CONTENT)]
+
+
+def _documented_required(names: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
+    """Marks ``names`` required in the JSON Schema (and drops their ``null`` default)."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["required"] = sorted({*schema.get("required", []), *names})
+        for name in names:
+            schema.get("properties", {}).get(name, {}).pop("default", None)
+
+    return edit
+
+
+def _requires(*names: str) -> ConfigDict:
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra=_documented_required(names))
+
+
+def _user_id() -> Any:
+    return Field(default=None, description="Optional; when given it must be your own user id (else 403).")
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+class ChapterIn(Request):
+    model_config = _requires("title", "content")
+    title: RequiredTitle = None
+    content: RequiredContent = None
+
+
+class BookIn(Request):
+    model_config = _requires("title")
+    title: RequiredTitle = None
+    metadata: dict[str, Any] | None = Field(default=None, description="Free-form JSON object (default `{}`); text fields such as "
+                                            "`author` and `language` go into the epub's package metadata.")
+    chapters: list[ChapterIn] | None = Field(default=None, json_schema_extra={"maxItems": MAX_CHAPTERS},
+                                             description="Initial chapters, in order. All or nothing: one invalid "
+                                                         "chapter fails the whole request (422) and records nothing.")
+    user_id: str | None = _user_id()
+
+
+class BookPatch(Request):
+    title: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S"},
+                              description="A new title; absent or null keeps the current one.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Replaces the whole metadata object; "
+                                            "absent or null keeps it. At least one of title and metadata is required.")
+    user_id: str | None = _user_id()
+
+
+class ChapterAddIn(Request):
+    model_config = _requires("title", "content")
+    title: RequiredTitle = None
+    content: RequiredContent = None
+    order: int | None = Field(default=None, ge=1, description="1-based place to insert at (1 .. count+1); "
+                              "absent: appended.")
+    user_id: str | None = _user_id()
+
+
+class ChapterPatch(Request):
+    title: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S"},
+                              description="A new title; absent or null keeps it.")
+    content: str | None = Field(default=None, description="New content; absent or null keeps it. "
+                                "At least one of title and content is required.")
+    user_id: str | None = _user_id()
+
+
+class ReorderIn(Request):
+    model_config = _requires("chapter_ids")
+    chapter_ids: Annotated[list[str] | None, WithJsonSchema({
+        "type": "array", "items": {"type": "string"},
+        "description": "Every current chapter id exactly once, in the new order (else 422)."})] = None
+    user_id: str | None = _user_id()
+
+
+# -- queries ---------------------------------------------------------------------------
+
+
+class BookListQuery(PagedQuery):
+    pass
+
+
+class ExportQuery(ReadQuery):
+    model_config = ConfigDict(extra="allow", json_schema_extra=_documented_required(("format",)))
+    format: Annotated[str | None, WithJsonSchema({
+        "type": "string", "enum": list(FORMATS),
+        "description": "text (text/plain), markdown (text/markdown), html (text/html) or epub "
+                       "(application/epub+zip); anything else is a 422."})] = None
+
+
+# -- answers ----------------------------------------------------------------------------
+
+
+class ChapterOut(Answer):
+    id: str
+    title: str
+    order: int = Field(description="1-based place in the book.")
+    content: str
+
+
+class BookOut(Answer):
+    id: str
+    title: str
+    metadata: dict[str, Any]
+    chapters: list[ChapterOut] = Field(description="In order.")
+    owner_id: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class BookChanged(BookOut):
+    position: int
+
+
+class BookDeleted(BookChanged):
+    deleted: bool = Field(default=True, description="Always true: the book as it was when deleted.")
+
+
+class ChapterSummary(Answer):
+    id: str
+    title: str
+    order: int
+
+
+class BookSummary(Answer):
+    id: str
+    title: str
+    metadata: dict[str, Any]
+    chapters: list[ChapterSummary] = Field(description="In order, without their contents.")
+    chapter_count: int
+    owner_id: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class BookPage(Answer):
+    items: list[BookSummary]
+    next_cursor: str | None = None
+
+
+class ChapterChanged(ChapterOut):
+    book_id: str
+    book_version: int = Field(description="The book's version after the change (its ETag, for `If-Match`).")
+    position: int
+
+
+class ChapterRemoved(ChapterChanged):
+    deleted: bool = Field(default=True, description="Always true: the chapter as it was, `order` where it was.")
+

@@ -1,0 +1,268 @@
+"""Books routes: books, their chapters, reorder and export.
+
+Command answers are built from the book the command saved (the read model may
+lag behind it), in the shape the matching GET answers from the read model.
+Queries, the export included, go through ``read_model`` (read-your-writes).
+Only the owner reaches a book: someone else's is 403 on every route, an
+unknown (or malformed, or deleted) id is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from adapters.export import get_format
+from adapters.export.common import one_line
+from adapters.http.api import (
+    Api,
+    actor,
+    command_answer,
+    context,
+    etag,
+    if_match,
+    json_response,
+    read_body,
+    read_query,
+    resource_answer,
+)
+from adapters.http.keys import container
+from adapters.http.models_books import (
+    BookChanged,
+    BookDeleted,
+    BookIn,
+    BookListQuery,
+    BookOut,
+    BookPage,
+    BookPatch,
+    ChapterAddIn,
+    ChapterChanged,
+    ChapterPatch,
+    ChapterRemoved,
+    ExportQuery,
+    ReorderIn,
+)
+from adapters.http.models_content import ReadQuery
+from adapters.http.reads import read_model
+from adapters.postgres.queries import books as queries
+from commands.authorization import ensure_owner
+from domain.base import utc
+from domain.book import Book, Chapter
+from domain.errors import BadRequest, NotFound
+from domain.ids import is_id
+
+BOOKS = "books"
+
+
+# -- answers from the aggregate ----------------------------------------------------------
+
+
+def book_payload(book: Book) -> dict[str, Any]:
+    return {
+        "id": book.id_str,
+        "title": book.title,
+        "metadata": book.metadata,
+        "chapters": [{**c.as_dict(), "order": n} for n, c in enumerate(book.chapters, 1)],
+        "owner_id": book.owner_id,
+        "version": book.version,
+        "created_at": utc(book.created_on),
+        "updated_at": utc(book.modified_on),
+    }
+
+
+def chapter_payload(book: Book, chapter: Chapter, order: int) -> dict[str, Any]:
+    return {**chapter.as_dict(), "order": order, "book_id": book.id_str, "book_version": book.version}
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+async def _own_book(request: web.Request) -> dict[str, Any]:
+    """The acting user's book from the read model: unknown → 404, someone else's → 403."""
+    user = actor(request)
+    book_id = request.match_info["id"]
+    if not is_id(book_id):
+        raise NotFound(f"book {book_id}")
+    pool = await read_model(request, [BOOKS])
+    book = await queries.get_book(pool, book_id)
+    if book is None:
+        raise NotFound(f"book {book_id}")
+    ensure_owner(user, book["owner_id"], "book")
+    return book
+
+
+async def get_book(request: web.Request) -> web.Response:
+    read_query(request, ReadQuery)  # validates min_position/consistency
+    book = await _own_book(request)
+    return resource_answer(book, book["version"])
+
+
+async def list_books(request: web.Request) -> web.Response:
+    user = actor(request)
+    query = read_query(request, BookListQuery)
+    if query.cursor is not None and not is_id(query.cursor):
+        raise BadRequest("cursor is not one this list handed out")
+    pool = await read_model(request, [BOOKS])
+    items, next_cursor = await queries.list_books(pool, user, query.limit, query.cursor)
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+def _disposition(title: str, filename: str) -> str:
+    """An ASCII ``filename`` every client understands, plus the real title as RFC 8187 ``filename*``."""
+    readable = one_line(title)[:120] or "book"
+    extension = filename.rsplit(".", 1)[-1]
+    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(f'{readable}.{extension}', safe='')}"
+
+
+async def export_book(request: web.Request) -> web.StreamResponse:
+    query = read_query(request, ExportQuery)
+    fmt = get_format(query.format)
+    book = await _own_book(request)
+    response = web.StreamResponse(
+        status=200,
+        headers={
+            "Content-Type": fmt.content_type,
+            "Content-Disposition": _disposition(book["title"], fmt.filename(book["title"])),
+            "ETag": etag(book["version"]),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
+    await response.prepare(request)
+    for chunk in fmt.render(book):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+# -- book commands -----------------------------------------------------------------------------
+
+
+async def create_book(request: web.Request) -> web.Response:
+    c = container(request)
+    body = await read_body(request, BookIn)
+    chapters = None if body.chapters is None else [ch.model_dump() for ch in body.chapters]
+    with c.tracing.span("command Book.create"):
+        saved = await c.ctx.books.create(context(request), body.title, body.metadata, chapters)
+    return command_answer(book_payload(saved.aggregate), saved.position, status=201, version=saved.aggregate.version)
+
+
+async def update_book(request: web.Request) -> web.Response:
+    c = container(request)
+    body = await read_body(request, BookPatch)
+    with c.tracing.span("command Book.update"):
+        saved = await c.ctx.books.update(
+            context(request), request.match_info["id"], body.title, body.metadata, if_match(request)
+        )
+    return command_answer(book_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+
+
+async def delete_book(request: web.Request) -> web.Response:
+    c = container(request)
+    with c.tracing.span("command Book.delete"):
+        saved = await c.ctx.books.delete(context(request), request.match_info["id"], if_match(request))
+    payload = {**book_payload(saved.aggregate), "deleted": True}
+    return command_answer(payload, saved.position, version=saved.aggregate.version)
+
+
+# -- chapter commands ------------------------------------------------------------------------------
+
+
+async def add_chapter(request: web.Request) -> web.Response:
+    c = container(request)
+    body = await read_body(request, ChapterAddIn)
+    with c.tracing.span("command Book.add_chapter"):
+        saved = await c.ctx.books.add_chapter(
+            context(request), request.match_info["id"], body.title, body.content, body.order, if_match(request)
+        )
+    book = saved.aggregate
+    chapter_id = book.last_added_chapter_id
+    assert chapter_id is not None
+    payload = chapter_payload(book, book.chapter(chapter_id), book.order_of(chapter_id))
+    return command_answer(payload, saved.position, status=201, version=book.version)
+
+
+async def edit_chapter(request: web.Request) -> web.Response:
+    c = container(request)
+    body = await read_body(request, ChapterPatch)
+    chapter_id = request.match_info["cid"]
+    with c.tracing.span("command Book.edit_chapter"):
+        saved = await c.ctx.books.edit_chapter(
+            context(request), request.match_info["id"], chapter_id, body.title, body.content, if_match(request)
+        )
+    book = saved.aggregate
+    payload = chapter_payload(book, book.chapter(chapter_id), book.order_of(chapter_id))
+    return command_answer(payload, saved.position, version=book.version)
+
+
+async def remove_chapter(request: web.Request) -> web.Response:
+    c = container(request)
+    book_id, chapter_id = request.match_info["id"], request.match_info["cid"]
+    with c.tracing.span("command Book.remove_chapter"):
+        saved = await c.ctx.books.remove_chapter(context(request), book_id, chapter_id, if_match(request))
+    book_id_str, version = saved.aggregate.id_str, saved.aggregate.version  # before awaiting: the cached copy moves on
+    # The removed chapter as it was: the log just before the removal still holds it.
+    before = await c.repo.get(Book, book_id, until_position=saved.position - 1)
+    payload: dict[str, Any] = {"id": chapter_id, "book_id": book_id_str, "book_version": version}
+    if before is not None and chapter_id in before.aggregate.chapter_ids:
+        old = before.aggregate
+        chapter = old.chapter(chapter_id)
+        payload.update(title=chapter.title, content=chapter.content, order=old.order_of(chapter_id))
+    return command_answer({**payload, "deleted": True}, saved.position, version=version)
+
+
+async def reorder_chapters(request: web.Request) -> web.Response:
+    c = container(request)
+    body = await read_body(request, ReorderIn)
+    with c.tracing.span("command Book.reorder"):
+        saved = await c.ctx.books.reorder(context(request), request.match_info["id"], body.chapter_ids,
+                                          if_match(request))
+    return command_answer(book_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+
+
+# -- declarations -------------------------------------------------------------------------------
+
+_OWNER_ONLY = "Only the owner may read or change it (403 for someone else's, 404 when unknown or deleted)."
+_IF_MATCH = " `If-Match` with the book's ETag (its version) makes a stale write fail with 412."
+_PAGING = " Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`."
+_EXPORT_TYPES = ("text/plain", "text/markdown", "text/html", "application/epub+zip")
+
+
+def register_routes(api: Api) -> None:
+    op = api.operation
+    op("POST", "/v1/books", summary="Create a book, optionally with its chapters", tag="books", body=BookIn,
+       response=BookChanged, status=201, errors=(403, 409, 422),
+       description="All or nothing: one `Created` event holds every chapter, so any invalid field fails the "
+                   "whole request with 422 (every error listed, e.g. `/chapters/1/title`) and records nothing."
+       )(create_book)
+    op("GET", "/v1/books", summary="Your books, oldest first", tag="books", query=BookListQuery,
+       response=BookPage, errors=(400,),
+       description="Items carry their chapters' ids, titles and order, without contents." + _PAGING)(list_books)
+    op("GET", "/v1/books/{id}", summary="A book with its chapters in order", tag="books", query=ReadQuery,
+       response=BookOut, errors=(400, 403, 404), description=_OWNER_ONLY)(get_book)
+    op("PATCH", "/v1/books/{id}", summary="Retitle a book and/or replace its metadata", tag="books",
+       body=BookPatch, response=BookChanged, errors=(403, 404, 409, 412, 422),
+       description=_OWNER_ONLY + _IF_MATCH)(update_book)
+    op("DELETE", "/v1/books/{id}", summary="Delete a book", tag="books", response=BookDeleted,
+       errors=(403, 404, 409, 412), description=_OWNER_ONLY + _IF_MATCH)(delete_book)
+    op("POST", "/v1/books/{id}/chapters", summary="Add a chapter (at `order`, or appended)", tag="books",
+       body=ChapterAddIn, response=ChapterChanged, status=201, errors=(403, 404, 409, 412, 422),
+       description=_OWNER_ONLY + " Answers the new chapter." + _IF_MATCH)(add_chapter)
+    op("POST", "/v1/books/{id}/chapters/reorder", summary="Reorder a book's chapters", tag="books",
+       body=ReorderIn, response=BookChanged, errors=(403, 404, 409, 412, 422),
+       description=_OWNER_ONLY + " `chapter_ids` must be a permutation of the current chapters (else 422)."
+       + _IF_MATCH)(reorder_chapters)
+    op("PATCH", "/v1/books/{id}/chapters/{cid}", summary="Edit a chapter's title and/or content", tag="books",
+       body=ChapterPatch, response=ChapterChanged, errors=(403, 404, 409, 412, 422),
+       description=_OWNER_ONLY + _IF_MATCH)(edit_chapter)
+    op("DELETE", "/v1/books/{id}/chapters/{cid}", summary="Remove a chapter", tag="books",
+       response=ChapterRemoved, errors=(403, 404, 409, 412),
+       description=_OWNER_ONLY + " Answers the removed chapter as it was." + _IF_MATCH)(remove_chapter)
+    op("GET", "/v1/books/{id}/export", summary="Export a book as a file", tag="books", query=ExportQuery,
+       produces=_EXPORT_TYPES, errors=(400, 403, 404, 422),
+       description=_OWNER_ONLY + " Streams the file as an attachment: `text` (title, then `Chapter n: <title>`, "
+                   "a blank line and the content per chapter), `markdown` (`# <title>`, `## Chapter n: <title>`), "
+                   "`html` (a standalone document with a table of contents) or `epub` (EPUB 3). Content is "
+                   "escaped, never interpreted. An unknown `format` is a 422.")(export_book)
