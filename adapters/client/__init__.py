@@ -1,0 +1,34 @@
+"""The async Python SDK for the inkstream v1 HTTP contract (see README.md here)."""
+
+from adapters.client.client import UNSET, InkstreamClient
+from adapters.client.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    InkstreamError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PreconditionFailedError,
+    RateLimitedError,
+    TokenExpiredError,
+    UnauthorizedError,
+    UnavailableError,
+    ValidationFailedError,
+)
+
+__all__ = [
+    "UNSET",
+    "InkstreamClient",
+    "InkstreamError",
+    "BadRequestError",
+    "UnauthorizedError",
+    "TokenExpiredError",
+    "ForbiddenError",
+    "NotFoundError",
+    "ConflictError",
+    "PreconditionFailedError",
+    "PayloadTooLargeError",
+    "ValidationFailedError",
+    "RateLimitedError",
+    "UnavailableError",
+]

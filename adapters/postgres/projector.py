@@ -19,7 +19,6 @@ import asyncio
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import structlog
