@@ -13,6 +13,7 @@ import pytest
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from tests.support.servers import Database, start_nats
+from tests.support.fixtures import Seeded, load_schemas
 from tests.support.system import RunningSystem, start_system
 
 
@@ -81,3 +82,10 @@ async def system(nats_server: str, database: Database, nc: nats.aio.client.Clien
 async def http(system: RunningSystem) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=system.base_url) as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+async def seeded(system: RunningSystem) -> Seeded:
+    """The fixture schemas (tests/fixtures/schemas.json), registered through the API once per run."""
+
+    return await load_schemas(system.base_url)
