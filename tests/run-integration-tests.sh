@@ -14,6 +14,11 @@ if [ "$#" -eq 0 ]; then
   exec .venv/bin/python -m pytest -q tests/integration
 fi
 paths=""
-for area in "$@"; do paths="$paths tests/integration/$area"; done
+for arg in "$@"; do
+  case "$arg" in
+    -*) paths="$paths $arg" ;;            # pytest options pass through
+    *) paths="$paths tests/integration/$arg" ;;
+  esac
+done
 # shellcheck disable=SC2086
 exec .venv/bin/python -m pytest -q $paths
