@@ -7,6 +7,7 @@ projections (never from requests) and cached per shape.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import asyncpg
 
@@ -39,22 +40,45 @@ def _delete_sql(table: str, where: tuple[str, ...]) -> str:
     return f"DELETE FROM {_q(table)} WHERE {conds}"
 
 
+def _statement(change: Change, suffix: str) -> tuple[str, tuple[Any, ...]] | None:
+    table = change.table + suffix
+    if isinstance(change, Upsert):
+        return _upsert_sql(table, tuple(change.row), change.key), tuple(change.row.values())
+    if isinstance(change, Update):
+        if not change.fields:
+            return None
+        sql = _update_sql(table, tuple(change.fields), tuple(change.where))
+        return sql, (*change.fields.values(), *change.where.values())
+    if isinstance(change, Delete):
+        return _delete_sql(table, tuple(change.where)), tuple(change.where.values())
+    raise TypeError(f"unknown change {change!r}")  # pragma: no cover - the Change union is closed
+
+
 async def apply_changes(conn: asyncpg.Connection, changes: list[Change], suffix: str = "") -> None:
-    """Apply changes in order; ``suffix`` targets the fresh tables of a rebuild."""
+    """Apply changes in order; ``suffix`` targets the fresh tables of a rebuild.
+
+    Consecutive changes of the same shape go in one ``executemany`` (one
+    round trip instead of one per row); order is kept, so a later change to
+    the same row still wins.
+    """
+    run_sql: str | None = None
+    run_args: list[tuple[Any, ...]] = []
+
+    async def flush() -> None:
+        if run_sql is None:
+            return
+        if len(run_args) == 1:
+            await conn.execute(run_sql, *run_args[0])
+        else:
+            await conn.executemany(run_sql, run_args)
+
     for change in changes:
-        table = change.table + suffix
-        if isinstance(change, Upsert):
-            columns = tuple(change.row)
-            await conn.execute(_upsert_sql(table, columns, change.key), *change.row.values())
-        elif isinstance(change, Update):
-            if not change.fields:
-                continue
-            await conn.execute(
-                _update_sql(table, tuple(change.fields), tuple(change.where)),
-                *change.fields.values(),
-                *change.where.values(),
-            )
-        elif isinstance(change, Delete):
-            await conn.execute(_delete_sql(table, tuple(change.where)), *change.where.values())
-        else:  # pragma: no cover - the Change union is closed
-            raise TypeError(f"unknown change {change!r}")
+        statement = _statement(change, suffix)
+        if statement is None:
+            continue
+        sql, args = statement
+        if sql != run_sql:
+            await flush()
+            run_sql, run_args = sql, []
+        run_args.append(args)
+    await flush()

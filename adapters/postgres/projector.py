@@ -236,10 +236,8 @@ class ProjectorRunner:
             if not batch:
                 self.state.position = max(self.state.position, int(stored or 0))
                 return
-            for record in batch:
-                changes = self.projection.changes(self._codec.upcast(record))
-                if changes:
-                    await apply_changes(conn, changes)
+            changes = [c for record in batch for c in self.projection.changes(self._codec.upcast(record))]
+            await apply_changes(conn, changes)
             if self._before_checkpoint is not None:
                 maybe = self._before_checkpoint(batch)
                 if maybe is not None:

@@ -46,11 +46,9 @@ async def _replay(
     batch: list[Recorded] = []
 
     async def flush() -> None:
+        changes = [c for record in batch for c in projection.changes(codec.upcast(record))]
         async with conn.transaction():
-            for record in batch:
-                changes = projection.changes(codec.upcast(record))
-                if changes:
-                    await apply_changes(conn, changes, SUFFIX)
+            await apply_changes(conn, changes, SUFFIX)
         if progress and batch:
             progress(batch[-1].position, end)
         batch.clear()
