@@ -18,19 +18,11 @@ from domain.errors import ConcurrencyError, NotFound, ValidationFailed, invalid
 from domain.ids import is_id
 from domain.schema import parse_schema_id
 
-from commands.authorization import ensure_owner
-from commands.buckets import ensure_version, owned_bucket, require_actor
+from commands.authorization import changeable, require_actor
+from commands.buckets import owned_bucket
 from commands.ports import Sandbox, SandboxError
 from commands.repository import Context, Repository, Saved
 from commands.schemas import MIGRATE_FUNCTION, ResolvedSchema, SchemaCommands
-
-
-def _changeable(ctx: Context, blob_id: str, current: Blob | None, expected_version: int | None) -> Blob:
-    if current is None or current.deleted:
-        raise NotFound(f"blob {blob_id}")
-    ensure_owner(ctx.actor, current.owner_id, "blob")
-    ensure_version(current.version, expected_version)
-    return current
 
 
 def _bucket_list(bucket_ids: object) -> list[str]:
@@ -56,7 +48,7 @@ class BlobCommands:
         if not is_id(blob_id):
             raise NotFound(f"blob {blob_id}")
         saved = await self._repo.get(Blob, blob_id)
-        return _changeable(ctx, blob_id, saved.aggregate if saved else None, expected_version)
+        return changeable(ctx.actor, "blob", blob_id, saved.aggregate if saved else None, expected_version)
 
     async def create(
         self,
@@ -67,7 +59,7 @@ class BlobCommands:
         bucket_ids: list[str] | None = None,
     ) -> Saved[Blob]:
         """Nothing is appended unless the schema and every bucket exist and the data is valid."""
-        owner_id = require_actor(ctx)
+        owner_id = require_actor(ctx.actor)
         resolved = await self._schemas.resolve(schema_id) if schema_id is not None else None
         buckets = _bucket_list(bucket_ids)
         for bucket_id in buckets:
@@ -87,7 +79,7 @@ class BlobCommands:
             self._ensure_valid(await self._schemas.resolve(loaded.schema_id), data)
 
         def decide(current: Blob | None) -> Blob:
-            blob = _changeable(ctx, blob_id, current, expected_version)
+            blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
             if blob.schema_id != loaded.schema_id:
                 raise ConcurrencyError("the blob's schema changed while its data was validated")
             blob.update(data)
@@ -107,7 +99,7 @@ class BlobCommands:
         await owned_bucket(self._repo, ctx, to_bucket_id)
 
         def decide(current: Blob | None) -> Blob:
-            blob = _changeable(ctx, blob_id, current, expected_version)
+            blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
             blob.move(from_bucket_id, to_bucket_id)
             return blob
 
@@ -118,7 +110,7 @@ class BlobCommands:
             raise NotFound(f"blob {blob_id}")
 
         def decide(current: Blob | None) -> Blob:
-            blob = _changeable(ctx, blob_id, current, expected_version)
+            blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
             blob.delete()
             return blob
 
@@ -155,7 +147,7 @@ class BlobCommands:
         self._ensure_valid(target, data, what="the migrated data")
 
         def decide(current: Blob | None) -> Blob:
-            blob = _changeable(ctx, blob_id, current, expected_version)
+            blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
             if blob.version != loaded.version:
                 raise ConcurrencyError("the blob changed while it was being migrated")
             blob.migrate(target.id, data)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from commands.authorization import ensure_owner
+from commands.authorization import changeable, ensure_owner
 from commands.repository import Context, Repository, Saved
 from domain.book import Book
-from domain.errors import NotFound, PreconditionFailed
+from domain.errors import NotFound
 from domain.ids import is_id
 
 
@@ -99,13 +99,9 @@ class BookCommands:
         _check_id(book_id, "book")
 
         def decide(book: Book | None) -> Book:
-            if book is None or book.deleted:
-                raise NotFound(f"book {book_id}")
-            ensure_owner(ctx.actor, book.owner_id, "book")
-            if expected_version is not None and expected_version != book.version:
-                raise PreconditionFailed(f"book is at version {book.version}, not {expected_version}")
-            command(book)
-            return book
+            live = changeable(ctx.actor, "book", book_id, book, expected_version)
+            command(live)
+            return live
 
         return await self._repo.execute(Book, book_id, decide, ctx)
 

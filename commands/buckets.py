@@ -21,10 +21,10 @@ import enum
 from typing import Final, Protocol
 
 from domain.bucket import MAX_DEPTH, Bucket
-from domain.errors import Conflict, ConcurrencyError, Forbidden, NotFound, PreconditionFailed
+from domain.errors import Conflict, ConcurrencyError, NotFound
 from domain.ids import is_id
 
-from commands.authorization import ensure_owner
+from commands.authorization import changeable, require_actor
 from commands.repository import Context, Repository, Saved
 
 
@@ -42,27 +42,6 @@ KEEP: Final = _Keep.KEEP
 """``parent_id`` not given: the bucket stays where it is (None moves it to the root)."""
 
 
-def require_actor(ctx: Context) -> str:
-    if ctx.actor is None:
-        raise Forbidden("an authenticated user is required")
-    return ctx.actor
-
-
-def ensure_version(current_version: int, expected_version: int | None) -> None:
-    """``If-Match``: refuse (412) a write based on another version."""
-    if expected_version is not None and expected_version != current_version:
-        raise PreconditionFailed(f"the resource is at version {current_version}, not {expected_version}")
-
-
-def _changeable(ctx: Context, bucket_id: str, current: Bucket | None, expected_version: int | None) -> Bucket:
-    """The bucket a change may be based on: live (404), the actor's (403), at the expected version (412)."""
-    if current is None or current.deleted:
-        raise NotFound(f"bucket {bucket_id}")
-    ensure_owner(ctx.actor, current.owner_id, "bucket")
-    ensure_version(current.version, expected_version)
-    return current
-
-
 async def owned_bucket(
     repository: Repository, ctx: Context, bucket_id: str, expected_version: int | None = None
 ) -> Bucket:
@@ -70,7 +49,7 @@ async def owned_bucket(
     if not is_id(bucket_id):
         raise NotFound(f"bucket {bucket_id}")
     saved = await repository.get(Bucket, bucket_id)
-    return _changeable(ctx, bucket_id, saved.aggregate if saved else None, expected_version)
+    return changeable(ctx.actor, "bucket", bucket_id, saved.aggregate if saved else None, expected_version)
 
 
 class BucketCommands:
@@ -92,7 +71,7 @@ class BucketCommands:
         return lineage
 
     async def create(self, ctx: Context, name: str, type: str, parent_id: str | None = None) -> Saved[Bucket]:
-        owner_id = require_actor(ctx)
+        owner_id = require_actor(ctx.actor)
         lineage = await self._lineage(ctx, parent_id) if parent_id is not None else []
         return await self._repo.execute(
             Bucket, None, lambda _: Bucket.create(owner_id, name, type, parent_id, lineage), ctx
@@ -113,7 +92,7 @@ class BucketCommands:
             lineage = [bucket_id] if parent_id == bucket_id else await self._lineage(ctx, parent_id)
 
         def decide(current: Bucket | None) -> Bucket:
-            bucket = _changeable(ctx, bucket_id, current, expected_version)
+            bucket = changeable(ctx.actor, "bucket", bucket_id, current, expected_version)
             new_parent = bucket.parent_id if isinstance(parent_id, _Keep) else parent_id
             bucket.update(bucket.name if name is None else name, new_parent, lineage)
             return bucket
@@ -126,7 +105,7 @@ class BucketCommands:
             raise Conflict("the bucket still holds blobs or child buckets")
 
         def decide(current: Bucket | None) -> Bucket:
-            bucket = _changeable(ctx, bucket_id, current, expected_version)
+            bucket = changeable(ctx.actor, "bucket", bucket_id, current, expected_version)
             if bucket.version != loaded.version:
                 raise ConcurrencyError("the bucket changed while its contents were checked")
             bucket.delete()

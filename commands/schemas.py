@@ -25,7 +25,7 @@ from domain.schema import (
     schema_id,
 )
 
-from commands.buckets import require_actor
+from commands.authorization import require_actor
 from commands.ports import Sandbox, SchemaValidator
 from commands.repository import Context, Repository, Saved
 
@@ -63,7 +63,7 @@ class SchemaCommands:
         schema: dict[str, Any],
         migration: dict[str, str] | None = None,
     ) -> Saved[Schema]:
-        owner_id = require_actor(ctx)
+        owner_id = require_actor(ctx.actor)
         check_name(name)
         check_version(version)
         if not isinstance(schema, dict):

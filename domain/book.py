@@ -25,7 +25,7 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import FieldError, NotFound, ValidationFailed
+from domain.errors import FieldError, NotFound, ValidationFailed, unstorable_reason
 from domain.ids import new_id
 
 MAX_TITLE = 500
@@ -42,17 +42,6 @@ class Chapter:
         return {"id": self.id, "title": self.title, "content": self.content}
 
 
-def _unstorable(text: str) -> str | None:
-    """Why ``text`` cannot be stored, or None."""
-    if "\x00" in text:
-        return "must not contain NUL characters"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (no lone surrogates)"
-    return None
-
-
 def title_errors(path: str, value: object, *, present: bool = True) -> list[FieldError]:
     """A title is a non-blank string; missing, null and blank all read "title is required"."""
     if not present or value is None or (isinstance(value, str) and not value.strip()):
@@ -61,7 +50,7 @@ def title_errors(path: str, value: object, *, present: bool = True) -> list[Fiel
         return [FieldError(path, "title must be a string")]
     if len(value) > MAX_TITLE:
         return [FieldError(path, f"title must be at most {MAX_TITLE} characters")]
-    problem = _unstorable(value)
+    problem = unstorable_reason(value)
     return [FieldError(path, f"title {problem}")] if problem else []
 
 
@@ -71,19 +60,19 @@ def content_errors(path: str, value: object, *, present: bool = True) -> list[Fi
         return [FieldError(path, "content is required")]
     if not isinstance(value, str):
         return [FieldError(path, "content must be a string")]
-    problem = _unstorable(value)
+    problem = unstorable_reason(value)
     return [FieldError(path, f"content {problem}")] if problem else []
 
 
 def _json_errors(path: str, value: object) -> list[FieldError]:
     if isinstance(value, str):
-        problem = _unstorable(value)
+        problem = unstorable_reason(value)
         return [FieldError(path, f"value {problem}")] if problem else []
     if isinstance(value, Mapping):
         errors: list[FieldError] = []
         for key, item in value.items():
             key_path = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
-            if not isinstance(key, str) or _unstorable(key):
+            if not isinstance(key, str) or unstorable_reason(key):
                 errors.append(FieldError(key_path, "keys must be strings without NUL characters"))
             else:
                 errors.extend(_json_errors(key_path, item))

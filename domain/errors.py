@@ -110,7 +110,8 @@ def invalid(path: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, [FieldError(path, message)])
 
 
-def _unstorable_text(text: str) -> str | None:
+def unstorable_reason(text: str) -> str | None:
+    """Why ``text`` cannot be stored in the read models, or None."""
     if "\x00" in text:
         return "must not contain NUL characters"
     try:
@@ -133,12 +134,12 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
     while stack:
         at, item = stack.pop()
         if isinstance(item, str):
-            problem = _unstorable_text(item)
+            problem = unstorable_reason(item)
             if problem is not None:
                 errors.append(FieldError(at, problem))
         elif isinstance(item, dict):
             for key, sub in item.items():
-                if not isinstance(key, str) or _unstorable_text(key) is not None:
+                if not isinstance(key, str) or unstorable_reason(key) is not None:
                     # The key cannot be part of a path that must itself be encodable.
                     errors.append(FieldError(at, "keys must be strings without NUL characters or lone surrogates"))
                     continue
