@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,6 +43,16 @@ H_COMMAND = "Ink-Command-Id"
 H_AT = "Ink-At"
 H_TRACEPARENT = "traceparent"
 H_MSG_ID = "Nats-Msg-Id"
+
+
+@dataclass
+class _Batch:
+    """The replies to one batched Direct Get request, as they arrive."""
+
+    done: asyncio.Future[None]
+    records: list[Recorded] = field(default_factory=list)
+    more: bool = False
+    error: str | None = None
 
 
 def subject_for(aggregate_type: str, aggregate_id: str, prefix: str = "ink") -> str:
@@ -95,6 +107,10 @@ class JetStreamEventStore:
         self._load_batch = load_batch
         self._on_append = on_append
         self._tracing = tracing
+        self._replies: Any = None
+        self._inbox = ""
+        self._tokens = itertools.count(1)
+        self._waiting: dict[str, _Batch] = {}
 
     @property
     def stream(self) -> str:
@@ -179,36 +195,52 @@ class JetStreamEventStore:
     async def _direct_get_batches(self, subject: str, until_position: int | None) -> list[Recorded]:
         records: list[Recorded] = []
         start = 1
-        api_subject = f"$JS.API.DIRECT.GET.{self._stream}"
         while True:
-            inbox = self._nc.new_inbox()
-            sub = await self._nc.subscribe(inbox)
-            try:
-                request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
-                if until_position is not None:
-                    request["up_to_seq"] = until_position
-                await self._nc.publish(api_subject, orjson.dumps(request), reply=inbox)
-                more = False
-                while True:
-                    msg = await sub.next_msg(timeout=self._publish_timeout)
-                    status = (msg.headers or {}).get("Status")
-                    if status == "404":
-                        return records
-                    if status == "204":
-                        break
-                    if status is not None:
-                        raise Unavailable(f"direct get answered status {status}")
-                    record = self._from_direct(msg)
-                    if until_position is not None and record.position > until_position:
-                        return records
-                    records.append(record)
-                    pending = int((msg.headers or {}).get("Nats-Num-Pending", "0"))
-                    more = pending > 0
-                if not more or not records:
-                    return records
-                start = records[-1].position + 1
-            finally:
-                await sub.unsubscribe()
+            request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
+            if until_position is not None:
+                request["up_to_seq"] = until_position
+            batch, more = await self._direct_get(request)
+            if until_position is not None:
+                batch = [r for r in batch if r.position <= until_position]
+            records.extend(batch)
+            if not more or not batch:
+                return records
+            start = records[-1].position + 1
+
+    async def _direct_get(self, request: dict[str, Any]) -> tuple[list[Recorded], bool]:
+        """One batched Direct Get: (records, more pending). Replies come to one
+        shared inbox subscription (no SUB/UNSUB per load) and are collected by a
+        callback, not a task per message."""
+        if self._replies is None:
+            self._inbox = self._nc.new_inbox()
+            self._replies = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+        token = str(next(self._tokens))
+        batch = _Batch(asyncio.get_running_loop().create_future())
+        self._waiting[token] = batch
+        try:
+            await self._nc.publish(
+                f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
+            )
+            await asyncio.wait_for(asyncio.shield(batch.done), self._publish_timeout)
+        finally:
+            self._waiting.pop(token, None)
+        if batch.error:
+            raise Unavailable(batch.error)
+        return batch.records, batch.more
+
+    async def _on_reply(self, msg: Msg) -> None:
+        batch = self._waiting.get(msg.subject.rsplit(".", 1)[-1])
+        if batch is None or batch.done.done():
+            return
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status is None:
+            batch.records.append(self._from_direct(msg))
+            batch.more = headers.get("Nats-Num-Pending", "0") != "0"
+            return
+        if status not in ("204", "404"):
+            batch.error = f"direct get answered status {status}"
+        batch.done.set_result(None)
 
     @staticmethod
     def _from_direct(msg: Msg) -> Recorded:
