@@ -55,12 +55,22 @@ def _statement(change: Change, suffix: str) -> tuple[str, tuple[Any, ...]] | Non
 
 
 async def apply_changes(conn: asyncpg.Connection, changes: list[Change], suffix: str = "") -> None:
-    """Apply changes in order; ``suffix`` targets the fresh tables of a rebuild.
+    """Apply changes; ``suffix`` targets the fresh tables of a rebuild.
 
-    Consecutive changes of the same shape go in one ``executemany`` (one
-    round trip instead of one per row); order is kept, so a later change to
-    the same row still wins.
+    Read-model tables have no foreign keys or triggers between them, so
+    changes to different tables commute: they are applied table by table, each
+    table's changes in their original order (a later change to a row still
+    wins), and consecutive changes of the same shape go in one
+    ``executemany``: one round trip per run instead of one per row.
     """
+    by_table: dict[str, list[Change]] = {}
+    for change in changes:
+        by_table.setdefault(change.table, []).append(change)
+    for table_changes in by_table.values():
+        await _apply_in_order(conn, table_changes, suffix)
+
+
+async def _apply_in_order(conn: asyncpg.Connection, changes: list[Change], suffix: str) -> None:
     run_sql: str | None = None
     run_args: list[tuple[Any, ...]] = []
 
