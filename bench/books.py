@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
+import io
 import json
 import os
 import platform
@@ -76,26 +78,90 @@ def _consume(fmt: str, book: dict[str, Any]) -> tuple[int, int, int]:
     return total, chunks, largest
 
 
-def measure(fmt: str, book: dict[str, Any], runs: int) -> dict[str, Any]:
+def _baseline_text(book: dict[str, Any]) -> bytes:
+    parts = [book["title"]]
+    for n, c in enumerate(book["chapters"], 1):
+        parts += ["", f"Chapter {n}: {c['title']}", "", c["content"]]
+    return "\n".join(parts).encode()
+
+
+def _baseline_markdown(book: dict[str, Any]) -> bytes:
+    parts = [f"# {book['title']}"]
+    for n, c in enumerate(book["chapters"], 1):
+        parts += ["", f"## Chapter {n}: {c['title']}", "", c["content"]]
+    return "\n".join(parts).encode()
+
+
+def _baseline_html(book: dict[str, Any]) -> bytes:
+    body = "".join(
+        f"<h2>{html.escape(c['title'])}</h2><p>{html.escape(c['content'])}</p>" for c in book["chapters"]
+    )
+    return f"<!doctype html><title>{html.escape(book['title'])}</title>{body}".encode()
+
+
+def _baseline_epub(book: dict[str, Any]) -> bytes:
+    from ebooklib import epub  # the library a Python user would pick
+
+    e = epub.EpubBook()
+    e.set_identifier(book["id"])
+    e.set_title(book["title"])
+    e.set_language("en")
+    items = []
+    for n, c in enumerate(book["chapters"], 1):
+        item = epub.EpubHtml(title=c["title"], file_name=f"c{n}.xhtml", lang="en")
+        item.content = f"<h2>{html.escape(c['title'])}</h2><p>{html.escape(c['content'])}</p>"
+        e.add_item(item)
+        items.append(item)
+    e.toc = items
+    e.spine = ["nav", *items]
+    e.add_item(epub.EpubNcx())
+    e.add_item(epub.EpubNav())
+    out = io.BytesIO()
+    epub.write_epub(out, e)
+    return out.getvalue()
+
+
+BASELINES = {
+    "text": ("one str.join in memory, no escaping", _baseline_text),
+    "markdown": ("one str.join in memory, no escaping", _baseline_markdown),
+    "html": ("html.escape + one join in memory", _baseline_html),
+    "epub": ("EbookLib write_epub (in memory)", _baseline_epub),
+}
+
+
+def _time_and_peak(fn: Any, runs: int) -> tuple[float, int, Any]:
     times = []
+    result = None
     for _ in range(runs):
         start = time.perf_counter()
-        size, chunks, largest = _consume(fmt, book)
+        result = fn()
         times.append(time.perf_counter() - start)
     tracemalloc.start()
     try:
-        _consume(fmt, book)
+        fn()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return statistics.median(times), peak, result
+
+
+def measure(fmt: str, book: dict[str, Any], runs: int) -> dict[str, Any]:
+    elapsed, peak, (size, chunks, largest) = _time_and_peak(lambda: _consume(fmt, book), runs)
+    label, baseline = BASELINES[fmt]
+    base_elapsed, base_peak, _ = _time_and_peak(lambda: baseline(book), runs)
     return {
         "format": fmt,
-        "ms": round(statistics.median(times) * 1000, 1),
-        "MB/s": round(size / 1e6 / statistics.median(times), 1),
+        "ms": round(elapsed * 1000, 1),
+        "MB/s": round(size / 1e6 / elapsed, 1),
         "output_kB": round(size / 1000),
         "chunks": chunks,
         "largest_chunk_kB": round(largest / 1000, 1),
         "peak_kB": round(peak / 1000),
+        "baseline is": label,
+        "base_ms": round(base_elapsed * 1000, 1),
+        "base_peak_kB": round(base_peak / 1000),
+        "ours/base ms": round(elapsed / base_elapsed, 2),
+        "ours/base peak": round(peak / base_peak, 3),
     }
 
 
