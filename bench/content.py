@@ -32,22 +32,19 @@ Rows go to bench/results/content.json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import statistics
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import asyncpg
 
+from bench.common import bench_main, run_worker
 from bench.event_store import own_nats, percentile, print_table, write_results
 from bench.http import database
 
@@ -132,15 +129,7 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def drive(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.content", "--worker", json.dumps(spec),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(Path(__file__).resolve().parents[1]),
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"load worker failed ({proc.returncode}): {err.decode()[-2000:]}")
-    result = json.loads(out)
+    result = await run_worker("bench.content", spec)
     bad = {k: v for k, v in result["statuses"].items() if k != "201"}
     if bad or result["errors"]:
         print(f"  ! POST {spec['url']}: non-201 {bad} errors {result['errors']}", flush=True)
@@ -541,15 +530,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.content", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10k catch-up events, shorter load runs")
-    parser.add_argument("--shared-pg", action="store_true", help="a throwaway database on 127.0.0.1:5432")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(asyncio.run(_worker(json.loads(args.worker)))))
-        return
-    asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))
+    bench_main("bench.content", __doc__, "10k catch-up events, shorter load runs", run, _worker, argv)
 
 
 if __name__ == "__main__":

@@ -22,23 +22,20 @@ Rows also go to bench/results/http.json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 
+from bench.common import bench_main, run_worker
 from bench.event_store import own_nats, percentile, print_table, scratch_dir, write_results
 
 NAME = "http"
@@ -98,15 +95,7 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the load generator in a child process while this loop keeps serving."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.http", "--worker", json.dumps(spec),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(Path(__file__).resolve().parents[1]),
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"load worker failed ({proc.returncode}): {err.decode()[-2000:]}")
-    result = json.loads(out)
+    result = await run_worker("bench.http", spec)
     bad = {k: v for k, v in result["statuses"].items() if not k.startswith("2")}
     if bad or result["errors"]:
         print(f"  ! {spec['method']} {spec['url']}: non-2xx {bad} errors {result['errors']}", flush=True)
@@ -287,15 +276,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.http", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1.5 s per measurement instead of 6 s")
-    parser.add_argument("--shared-pg", action="store_true", help=f"a throwaway database on {SHARED_PG_ADMIN}")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(asyncio.run(_worker(json.loads(args.worker)))))
-        return
-    asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))
+    bench_main("bench.http", __doc__, "1.5 s per measurement instead of 6 s", run, _worker, argv)
 
 
 if __name__ == "__main__":

@@ -20,19 +20,16 @@ Rows go to bench/results/load.json.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.common import bench_main, run_worker
 from bench.event_store import own_nats, percentile, print_table, write_results
 from bench.http import database
 
@@ -96,15 +93,7 @@ async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def drive(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.load", "--worker", json.dumps(spec),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=str(Path(__file__).resolve().parents[1]),
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"load worker failed ({proc.returncode}): {err.decode()[-2000:]}")
-    result = json.loads(out)
+    result = await run_worker("bench.load", spec)
     if result.get("errors"):
         print(f"  ! {result['errors']} errors, e.g. {result['error_samples']}", flush=True)
     return result
@@ -253,15 +242,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one round instead of nine")
-    parser.add_argument("--shared-pg", action="store_true", help="a throwaway database on 127.0.0.1:5432")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(asyncio.run(_worker(json.loads(args.worker)))))
-        return
-    asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))
+    bench_main("bench.load", __doc__, "one round instead of nine", run, _worker, argv)
 
 
 if __name__ == "__main__":
