@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from domain.blob import Blob
-from domain.errors import ConcurrencyError, NotFound, ValidationFailed, invalid
+from domain.errors import ConcurrencyError, DomainError, NotFound, ValidationFailed, invalid
 from domain.ids import is_id
 from domain.schema import parse_schema_id
 
@@ -118,6 +118,17 @@ class BlobCommands:
 
     async def migrate(
         self, ctx: Context, blob_id: str, schema_id: str, expected_version: int | None = None
+    ) -> Saved[Blob]:
+        try:
+            return await self._migrate(ctx, blob_id, schema_id, expected_version)
+        except DomainError:
+            # a retry (same Idempotency-Key) of a migration that already landed answers like the first
+            if (first := await self._repo.replayed(Blob, blob_id, ctx)) is not None:
+                return first
+            raise
+
+    async def _migrate(
+        self, ctx: Context, blob_id: str, schema_id: str, expected_version: int | None
     ) -> Saved[Blob]:
         """Run the registered transforms from the blob's schema version to the target, in order.
 

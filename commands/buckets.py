@@ -21,7 +21,7 @@ import enum
 from typing import Final, Protocol
 
 from domain.bucket import MAX_DEPTH, Bucket
-from domain.errors import Conflict, ConcurrencyError, NotFound
+from domain.errors import Conflict, ConcurrencyError, DomainError, NotFound
 from domain.ids import is_id
 
 from commands.authorization import changeable, require_actor
@@ -100,6 +100,15 @@ class BucketCommands:
         return await self._repo.execute(Bucket, bucket_id, decide, ctx)
 
     async def delete(self, ctx: Context, bucket_id: str, expected_version: int | None = None) -> Saved[Bucket]:
+        try:
+            return await self._delete(ctx, bucket_id, expected_version)
+        except DomainError:
+            # a retry (same Idempotency-Key) of a delete that already landed answers like the first
+            if (first := await self._repo.replayed(Bucket, bucket_id, ctx)) is not None:
+                return first
+            raise
+
+    async def _delete(self, ctx: Context, bucket_id: str, expected_version: int | None) -> Saved[Bucket]:
         loaded = await owned_bucket(self._repo, ctx, bucket_id, expected_version)
         if not await self._contents.is_empty(bucket_id):
             raise Conflict("the bucket still holds blobs or child buckets")

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from domain.base import EventCodec, InkAggregate
 from domain.errors import ConcurrencyError, DomainError
+from domain.ids import is_id
 from domain.recorded import Recorded
 
 from commands.ports import EventStore
@@ -117,7 +118,7 @@ class Repository:
                     # decide once more on the log's current state before refusing.
                     self._cache.pop(key, None)
                     if not cached:
-                        replayed = await self._replayed(cls, aggregate_id, ctx)
+                        replayed = await self.replayed(cls, aggregate_id, ctx)
                         if replayed is not None:
                             return replayed
                         raise
@@ -137,11 +138,13 @@ class Repository:
         self._remember((cls.TYPE, aggregate.id_str), aggregate, appended.position)
         return Saved(aggregate, appended.position)
 
-    async def _replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
+    async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
         """A retry of a command the log already holds, whose decision now fails on
         the state it produced itself (a second delete, the same move, the same
         schema version): answered like the first attempt, as ``Idempotency-Key``
         promises. None when this command id never changed the aggregate."""
+        if not is_id(aggregate_id):  # never a raw request token in a subject
+            return None
         records = await self._store.load(cls.TYPE, aggregate_id)
         first = next((r for r in records if r.command_id == ctx.command_id), None)
         if first is None:

@@ -431,6 +431,27 @@ async def test_a_retried_command_lands_once(world: World) -> None:
     assert (again.position, again.aggregate.id_str) == (first.position, first.aggregate.id_str)
 
 
+async def test_a_retried_delete_or_migration_answers_like_the_first_attempt(world: World) -> None:
+    """The same command id again (a client retrying with its Idempotency-Key) after the
+    change landed: the original answer, nothing appended; another command id: refused."""
+    bucket = (await world.buckets.create(ctx(), "b", "folder")).aggregate
+    first = await world.buckets.delete(ctx(command_id="delete-once"), bucket.id_str)
+    appends = world.store.appends
+    again = await world.buckets.delete(ctx(command_id="delete-once"), bucket.id_str)
+    assert (again.position, again.aggregate.deleted) == (first.position, True)
+    assert world.store.appends == appends
+    await refused(world, NotFound, world.buckets.delete(ctx(), bucket.id_str))
+
+    await world.book_schemas()
+    blob = (await world.blobs.create(ctx(), {"title": "T", "chapters": []}, schema_id="book@1.0.0")).aggregate
+    migrated = await world.blobs.migrate(ctx(command_id="migrate-once"), blob.id_str, "book@2.0.0")
+    appends = world.store.appends
+    again = await world.blobs.migrate(ctx(command_id="migrate-once"), blob.id_str, "book@2.0.0")
+    assert again.position == migrated.position and again.aggregate.schema_id == "book@2.0.0"
+    assert world.store.appends == appends
+    await refused(world, ValidationFailed, world.blobs.migrate(ctx(), blob.id_str, "book@2.0.0"))
+
+
 async def test_decisions_fail_when_what_they_relied_on_changed(world: World) -> None:
     """Update validates against the schema it loaded; a migration in between is a 409."""
     await world.book_schemas()
