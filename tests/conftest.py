@@ -10,10 +10,13 @@ import aiohttp
 import nats
 import pytest
 
+from adapters.client import InkstreamClient
+
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from tests.support.servers import Database, start_nats
 from tests.support.fixtures import Seeded, load_schemas
+from tests.support.sdk import SignUp, new_client
 from tests.support.system import RunningSystem, start_system
 
 
@@ -82,6 +85,16 @@ async def system(nats_server: str, database: Database, nc: nats.aio.client.Clien
 async def http(system: RunningSystem) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=system.base_url) as session:
         yield session
+
+
+@pytest.fixture
+def sign_up(system: RunningSystem, http: aiohttp.ClientSession) -> SignUp:
+    """``ink = await sign_up("author")``: a new user's SDK client, on the test's HTTP session."""
+
+    async def make(prefix: str = "user", **options: object) -> InkstreamClient:
+        return await new_client(system.base_url, prefix, session=http, **options)
+
+    return make
 
 
 @pytest.fixture(scope="session")

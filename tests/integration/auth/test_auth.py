@@ -1,4 +1,9 @@
-"""Seed Task 2: register, log in, check the token (over real HTTP, real log, real database)."""
+"""Seed Task 2: register, log in, check the token (real HTTP, real log, real database).
+
+The flows go through the SDK as a user would; the tests of the wire itself
+(X-Position, problem+json, malformed and oversized bodies, Idempotency-Key)
+speak raw HTTP.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,17 @@ import uuid
 
 import aiohttp
 
+from adapters.client import ConflictError, InkstreamClient, UnauthorizedError, ValidationFailedError
+from tests.support.sdk import fails
+from tests.support.system import RunningSystem
+
 
 def email() -> str:
     return f"writer-{uuid.uuid4().hex[:10]}@example.com"
 
 
-async def register(http: aiohttp.ClientSession, address: str | None = None, password: str = "correct horse") -> dict:
-    async with http.post("/v1/auth/register", json={"email": address or email(), "password": password, "username": "writer"}) as r:
-        assert r.status == 201, await r.text()
-        return await r.json()
+def client(system: RunningSystem, http: aiohttp.ClientSession) -> InkstreamClient:
+    return InkstreamClient(system.base_url, session=http, backoff=0.05)
 
 
 async def test_register_answers_a_token_and_the_log_position(http: aiohttp.ClientSession) -> None:
@@ -25,57 +32,59 @@ async def test_register_answers_a_token_and_the_log_position(http: aiohttp.Clien
     assert body["user_id"] and body["token"] and body["expires_at"].endswith("Z")
 
 
-async def test_me_returns_the_registered_user_right_after_registration(http: aiohttp.ClientSession) -> None:
+async def test_me_returns_the_registered_user_right_after_registration(system: RunningSystem,
+                                                                      http: aiohttp.ClientSession) -> None:
     address = email()
-    reg = await register(http, address)
-    async with http.get("/v1/auth/me", headers={"Authorization": f"Bearer {reg['token']}"}) as r:
-        assert r.status == 200, await r.text()
-        me = await r.json()
-    assert me["user_id"] == reg["user_id"] and me["email"] == address and me["username"] == "writer"
-    assert me["created_at"].endswith("Z")
+    ink = client(system, http)
+    reg = await ink.register(address, "correct horse", "writer")
+    assert ink.token == reg.token and ink.user_id == reg.user_id
+    me = await ink.me()
+    assert me.user_id == reg.user_id and me.email == address and me.username == "writer"
+    assert me.created_at.endswith("Z")
 
 
-async def test_login_with_the_right_password_gives_a_working_token(http: aiohttp.ClientSession) -> None:
+async def test_login_with_the_right_password_gives_a_working_token(system: RunningSystem,
+                                                                   http: aiohttp.ClientSession) -> None:
     address = email()
-    reg = await register(http, address, "pa55word!")
-    async with http.post("/v1/auth/login", json={"email": address.upper(), "password": "pa55word!"}) as r:
-        assert r.status == 200
-        login = await r.json()
-    assert login["user_id"] == reg["user_id"]
-    async with http.get("/v1/auth/me", headers={"Authorization": f"Bearer {login['token']}"}) as r:
-        assert r.status == 200
+    reg = await client(system, http).register(address, "pa55word!", "writer")
+    ink = client(system, http)
+    login = await ink.login(address.upper(), "pa55word!")
+    assert login.user_id == reg.user_id and ink.token == login.token
+    assert (await ink.me()).user_id == reg.user_id
 
 
-async def test_wrong_password_and_unknown_email_get_the_same_401(http: aiohttp.ClientSession) -> None:
+async def test_wrong_password_and_unknown_email_get_the_same_401(system: RunningSystem,
+                                                                 http: aiohttp.ClientSession) -> None:
     address = email()
-    await register(http, address)
+    await client(system, http).register(address, "correct horse", "writer")
+    with fails(UnauthorizedError) as wrong:
+        await client(system, http).login(address, "wrong password")
+    with fails(UnauthorizedError) as unknown:
+        await client(system, http).login(email(), "wrong password")
+    assert wrong.value.detail == unknown.value.detail
+    # On the wire: the same problem+json answer either way.
     async with http.post("/v1/auth/login", json={"email": address, "password": "wrong password"}) as r:
-        wrong = (r.status, r.content_type, await r.json())
-    async with http.post("/v1/auth/login", json={"email": email(), "password": "wrong password"}) as r:
-        unknown = (r.status, r.content_type, await r.json())
-    assert wrong[0] == unknown[0] == 401
-    assert wrong[1] == "application/problem+json"
-    assert wrong[2]["code"] == unknown[2]["code"] == "unauthorized"
-    assert wrong[2]["detail"] == unknown[2]["detail"] and wrong[2]["detail"].startswith("unauthorized")
+        assert (r.status, r.content_type) == (401, "application/problem+json")
+        assert (await r.json())["detail"] == wrong.value.detail
 
 
-async def test_a_taken_email_is_a_409_and_changes_nothing(http: aiohttp.ClientSession) -> None:
+async def test_a_taken_email_is_a_409_and_changes_nothing(system: RunningSystem,
+                                                               http: aiohttp.ClientSession) -> None:
     address = email()
-    first = await register(http, address, "first-password")
-    async with http.post("/v1/auth/register", json={"email": address.upper(), "password": "other-password", "username": "x"}) as r:
-        assert r.status == 409
-        body = await r.json()
-        assert body["code"] == "conflict" and body["detail"].startswith("conflict")
-    async with http.post("/v1/auth/login", json={"email": address, "password": "first-password"}) as r:
-        assert r.status == 200 and (await r.json())["user_id"] == first["user_id"]
+    first = await client(system, http).register(address, "first-password", "writer")
+    with fails(ConflictError):
+        await client(system, http).register(address.upper(), "other-password", "x")
+    assert (await client(system, http).login(address, "first-password")).user_id == first.user_id
 
 
-async def test_invalid_email_and_short_password_are_422_with_every_error(http: aiohttp.ClientSession) -> None:
-    async with http.post("/v1/auth/register", json={"email": "not-an-email", "password": "short", "username": "x"}) as r:
-        assert r.status == 422
-        body = await r.json()
-    assert body["code"] == "validation_failed" and body["detail"].startswith("validation failed")
-    assert [e["path"] for e in body["errors"]] == ["/email", "/password"]
+async def test_invalid_email_and_short_password_are_422_with_every_error(
+    system: RunningSystem, http: aiohttp.ClientSession
+) -> None:
+    ink = client(system, http)
+    with fails(ValidationFailedError) as caught:
+        await ink.register("not-an-email", "short", "x")
+    assert [e["path"] for e in caught.value.errors] == ["/email", "/password"]
+    assert ink.token is None
 
 
 async def test_malformed_json_unknown_fields_and_wrong_types_are_400(http: aiohttp.ClientSession) -> None:

@@ -1,4 +1,4 @@
-"""Books over real HTTP: small helpers the book tests share."""
+"""Small helpers the book tests share: an export's wire answer, and EPUB structure checks."""
 
 from __future__ import annotations
 
@@ -6,43 +6,20 @@ import io
 import re
 import xml.etree.ElementTree as ET
 import zipfile
-from typing import Any
 
 import aiohttp
 
-from tests.support.users import TestUser
+from adapters.client import InkstreamClient
+from tests.support.wire import bearer
 
 OPF_NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elements/1.1/"}
 XHTML = "{http://www.w3.org/1999/xhtml}"
 
 
-async def create_book(http: aiohttp.ClientSession, user: TestUser, title: str = "A Book", **fields: Any) -> dict:
-    async with http.post("/v1/books", json={"title": title, **fields}, headers=user.headers) as r:
-        body = await r.json()
-        assert r.status == 201, body
-        assert int(r.headers["X-Position"]) == body["position"]
-    return body
-
-
-async def add_chapter(http: aiohttp.ClientSession, user: TestUser, book_id: str, title: str, content: str,
-                      **fields: Any) -> dict:
-    async with http.post(f"/v1/books/{book_id}/chapters", json={"title": title, "content": content, **fields},
-                         headers=user.headers) as r:
-        body = await r.json()
-        assert r.status == 201, body
-    return body
-
-
-async def get_book(http: aiohttp.ClientSession, user: TestUser, book_id: str) -> dict:
-    async with http.get(f"/v1/books/{book_id}", headers=user.headers) as r:
-        body = await r.json()
-        assert r.status == 200, body
-        assert r.headers["ETag"] == f'"{body["version"]}"'
-    return body
-
-
-async def export(http: aiohttp.ClientSession, user: TestUser, book_id: str, fmt: str) -> tuple[bytes, aiohttp.ClientResponse]:
-    async with http.get(f"/v1/books/{book_id}/export", params={"format": fmt}, headers=user.headers) as r:
+async def export_answer(http: aiohttp.ClientSession, ink: InkstreamClient, book_id: str,
+                        fmt: str) -> tuple[bytes, aiohttp.ClientResponse]:
+    """An export on the wire, for its Content-Type and Content-Disposition (the SDK answers the bytes only)."""
+    async with http.get(f"/v1/books/{book_id}/export", params={"format": fmt}, headers=bearer(ink)) as r:
         data = await r.read()
         assert r.status == 200, data[:500]
     return data, r

@@ -1,161 +1,136 @@
-"""Changing a book: reorder, update, edit and remove chapters, delete; If-Match."""
+"""Changing a book: reorder, update, edit and remove chapters, delete; If-Match.
+
+Through the SDK as a user would; raw HTTP where the assertion is the wire's
+(X-Position and ETag headers, a wrongly typed body).
+"""
 
 from __future__ import annotations
 
 import aiohttp
 
-from tests.integration.book.client import create_book, export, get_book
-from tests.support.users import new_user
+from adapters.client import NotFoundError, PreconditionFailedError, ValidationFailedError
+from tests.support.sdk import SignUp, fails
+from tests.support.wire import call
 
 THREE = [{"title": "One", "content": "first"}, {"title": "Two", "content": "second"},
          {"title": "Three", "content": "third"}]
 
 
-async def test_reorder_changes_the_order_everywhere(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Shuffled", chapters=THREE)
-    one, two, three = (c["id"] for c in book["chapters"])
-    async with http.post(f"/v1/books/{book['id']}/chapters/reorder", json={"chapter_ids": [three, one, two]},
-                         headers=user.headers) as r:
-        assert r.status == 200
-        answer = await r.json()
-        assert int(r.headers["X-Position"]) == answer["position"]
-    assert [(c["order"], c["title"]) for c in answer["chapters"]] == [(1, "Three"), (2, "One"), (3, "Two")]
-    found = await get_book(http, user, book["id"])
-    assert [(c["order"], c["id"]) for c in found["chapters"]] == [(1, three), (2, one), (3, two)]
-    text = (await export(http, user, book["id"], "text"))[0].decode()
+async def test_reorder_changes_the_order_everywhere(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Shuffled", chapters=THREE)
+    one, two, three = (c.id for c in book.chapters)
+    answer = await ink.reorder_chapters(book.id, [three, one, two])
+    assert [(c.order, c.title) for c in answer.chapters] == [(1, "Three"), (2, "One"), (3, "Two")]
+    found = await ink.get_book(book.id)
+    assert [(c.order, c.id) for c in found.chapters] == [(1, three), (2, one), (3, two)]
+    text = (await ink.export_book(book.id, "text")).decode()
     assert "Chapter 1: Three\n\nthird" in text and "Chapter 3: Two\n\nsecond" in text
+    # On the wire: the reorder's answer carries its position in X-Position too.
+    raw = await call(http, "POST", f"/v1/books/{book.id}/chapters/reorder", ink,
+                     json={"chapter_ids": [one, two, three]})
+    assert raw.status == 200 and int(raw.headers["X-Position"]) == raw.body["position"] > answer.position
 
 
-async def test_a_reorder_that_is_not_a_permutation_is_a_422_and_changes_nothing(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Fixed", chapters=THREE)
-    one, two, three = (c["id"] for c in book["chapters"])
+async def test_a_reorder_that_is_not_a_permutation_is_a_422_and_changes_nothing(sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Fixed", chapters=THREE)
+    one, two, three = (c.id for c in book.chapters)
     refused = {
         "missing one": ([one, two], ["/chapter_ids"]),
         "duplicate": ([one, two, two, three], ["/chapter_ids/2"]),
-        "unknown id": ([one, two, three, book["id"]], ["/chapter_ids/3"]),
+        "unknown id": ([one, two, three, book.id], ["/chapter_ids/3"]),
         "empty": ([], ["/chapter_ids"]),
     }
     for name, (ids, paths) in refused.items():
-        async with http.post(f"/v1/books/{book['id']}/chapters/reorder", json={"chapter_ids": ids},
-                             headers=user.headers) as r:
-            assert r.status == 422, name
-            body = await r.json()
-        assert body["code"] == "validation_failed" and body["detail"].startswith("validation failed")
-        assert [e["path"] for e in body["errors"]] == paths, (name, body)
-    found = await get_book(http, user, book["id"])
-    assert [c["id"] for c in found["chapters"]] == [one, two, three] and found["version"] == 1
+        with fails(ValidationFailedError) as caught:
+            await ink.reorder_chapters(book.id, ids)
+        assert [e["path"] for e in caught.value.errors] == paths, (name, caught.value)
+    found = await ink.get_book(book.id)
+    assert [c.id for c in found.chapters] == [one, two, three] and found.version == 1
 
 
-async def test_patch_retitles_and_replaces_metadata(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Draft", metadata={"genre": "fantasy"})
-    async with http.patch(f"/v1/books/{book['id']}", json={"title": "Final"}, headers=user.headers) as r:
-        assert r.status == 200
-        answer = await r.json()
-        assert r.headers["ETag"] == '"2"' and int(r.headers["X-Position"]) == answer["position"]
-    assert answer["title"] == "Final" and answer["metadata"] == {"genre": "fantasy"} and answer["version"] == 2
-    async with http.patch(f"/v1/books/{book['id']}", json={"metadata": {"author": "Me"}},
-                          headers={**user.headers, "If-Match": '"2"'}) as r:
-        assert r.status == 200
-    found = await get_book(http, user, book["id"])
-    assert found["title"] == "Final" and found["metadata"] == {"author": "Me"} and found["version"] == 3
-    async with http.patch(f"/v1/books/{book['id']}", json={"title": "   "}, headers=user.headers) as r:
-        assert r.status == 422
-        assert (await r.json())["errors"] == [{"path": "/title", "message": "title is required"}]
-    async with http.patch(f"/v1/books/{book['id']}", json={"title": 5}, headers=user.headers) as r:
-        assert r.status == 400
+async def test_patch_retitles_and_replaces_metadata(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Draft", metadata={"genre": "fantasy"})
+    raw = await call(http, "PATCH", f"/v1/books/{book.id}", ink, json={"title": "Final"})
+    assert raw.status == 200
+    assert raw.headers["ETag"] == '"2"' and int(raw.headers["X-Position"]) == raw.body["position"]
+    assert raw.body["title"] == "Final" and raw.body["metadata"] == {"genre": "fantasy"} and raw.body["version"] == 2
+    ink.observe_position(raw.body["position"])
+    await ink.update_book(book.id, metadata={"author": "Me"}, if_match=2)
+    found = await ink.get_book(book.id)
+    assert found.title == "Final" and found.metadata == {"author": "Me"} and found.version == 3
+    with fails(ValidationFailedError) as caught:
+        await ink.update_book(book.id, title="   ")
+    assert caught.value.errors == [{"path": "/title", "message": "title is required"}]
+    # A wrongly typed body, on the wire.
+    assert (await call(http, "PATCH", f"/v1/books/{book.id}", ink, json={"title": 5})).status == 400
 
 
-async def test_a_stale_if_match_is_a_412_and_changes_nothing(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Contested", chapters=THREE)
-    chapter = book["chapters"][0]["id"]
-    async with http.patch(f"/v1/books/{book['id']}", json={"title": "Mine"}, headers=user.headers) as r:
-        assert r.status == 200
-    stale = {**user.headers, "If-Match": '"1"'}
-    attempts = [
-        http.patch(f"/v1/books/{book['id']}", json={"title": "Theirs"}, headers=stale),
-        http.patch(f"/v1/books/{book['id']}/chapters/{chapter}", json={"content": "x"}, headers=stale),
-        http.delete(f"/v1/books/{book['id']}/chapters/{chapter}", headers=stale),
-        http.post(f"/v1/books/{book['id']}/chapters", json={"title": "T", "content": ""}, headers=stale),
-        http.delete(f"/v1/books/{book['id']}", headers=stale),
-    ]
-    for attempt in attempts:
-        async with attempt as r:
-            assert r.status == 412
-            body = await r.json()
-            assert body["code"] == "precondition_failed" and body["detail"].startswith("precondition failed")
-    found = await get_book(http, user, book["id"])
-    assert found["title"] == "Mine" and found["version"] == 2 and len(found["chapters"]) == 3
+async def test_a_stale_if_match_is_a_412_and_changes_nothing(sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Contested", chapters=THREE)
+    chapter = book.chapters[0].id
+    await ink.update_book(book.id, title="Mine")
+    for attempt in (lambda: ink.update_book(book.id, title="Theirs", if_match=1),
+                    lambda: ink.update_chapter(book.id, chapter, content="x", if_match=1),
+                    lambda: ink.delete_chapter(book.id, chapter, if_match=1),
+                    lambda: ink.add_chapter(book.id, "T", "", if_match=1),
+                    lambda: ink.delete_book(book.id, if_match=1)):
+        with fails(PreconditionFailedError):
+            await attempt()
+    found = await ink.get_book(book.id)
+    assert found.title == "Mine" and found.version == 2 and len(found.chapters) == 3
 
 
-async def test_edit_chapter(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Edited", chapters=THREE)
-    two = book["chapters"][1]["id"]
-    async with http.patch(f"/v1/books/{book['id']}/chapters/{two}", json={"title": "Deux", "content": "seconde"},
-                          headers=user.headers) as r:
-        assert r.status == 200
-        answer = await r.json()
-    assert (answer["id"], answer["title"], answer["content"], answer["order"]) == (two, "Deux", "seconde", 2)
-    async with http.patch(f"/v1/books/{book['id']}/chapters/{two}", json={"content": "zwei"},
-                          headers=user.headers) as r:
-        assert r.status == 200
-    found = await get_book(http, user, book["id"])
-    assert found["chapters"][1] == {"id": two, "title": "Deux", "order": 2, "content": "zwei"}
-    async with http.patch(f"/v1/books/{book['id']}/chapters/{two}", json={"title": ""}, headers=user.headers) as r:
-        assert r.status == 422
-    async with http.patch(f"/v1/books/{book['id']}/chapters/{book['id']}", json={"title": "x"},
-                          headers=user.headers) as r:
-        assert r.status == 404
+async def test_edit_chapter(sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Edited", chapters=THREE)
+    two = book.chapters[1].id
+    answer = await ink.update_chapter(book.id, two, title="Deux", content="seconde")
+    assert (answer.id, answer.title, answer.content, answer.order) == (two, "Deux", "seconde", 2)
+    await ink.update_chapter(book.id, two, content="zwei")
+    found = await ink.get_book(book.id)
+    assert found.chapters[1].model_dump() == {"id": two, "title": "Deux", "order": 2, "content": "zwei"}
+    with fails(ValidationFailedError):
+        await ink.update_chapter(book.id, two, title="")
+    with fails(NotFoundError):
+        await ink.update_chapter(book.id, book.id, title="x")
 
 
-async def test_remove_chapter(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Shorter", chapters=THREE)
-    one, two, three = (c["id"] for c in book["chapters"])
-    async with http.delete(f"/v1/books/{book['id']}/chapters/{two}", headers=user.headers) as r:
-        assert r.status == 200
-        answer = await r.json()
-        assert int(r.headers["X-Position"]) == answer["position"]
+async def test_remove_chapter(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Shorter", chapters=THREE)
+    one, two, three = (c.id for c in book.chapters)
+    raw = await call(http, "DELETE", f"/v1/books/{book.id}/chapters/{two}", ink)
+    assert raw.status == 200 and int(raw.headers["X-Position"]) == raw.body["position"]
+    answer = raw.body
     assert answer["deleted"] is True and answer["id"] == two and answer["title"] == "Two" and answer["order"] == 2
-    found = await get_book(http, user, book["id"])
-    assert [(c["order"], c["id"]) for c in found["chapters"]] == [(1, one), (2, three)]
-    text = (await export(http, user, book["id"], "text"))[0].decode()
+    ink.observe_position(answer["position"])
+    found = await ink.get_book(book.id)
+    assert [(c.order, c.id) for c in found.chapters] == [(1, one), (2, three)]
+    text = (await ink.export_book(book.id, "text")).decode()
     assert "Chapter 2: Three" in text and "Two" not in text and "Chapter 3" not in text
-    async with http.delete(f"/v1/books/{book['id']}/chapters/{two}", headers=user.headers) as r:
-        assert r.status == 404
+    with fails(NotFoundError):
+        await ink.delete_chapter(book.id, two)
 
 
-async def test_delete_book(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Gone", chapters=THREE)
-    async with http.delete(f"/v1/books/{book['id']}", headers=user.headers) as r:
-        assert r.status == 200
-        answer = await r.json()
-    assert answer["deleted"] is True and answer["id"] == book["id"]
-    for request in (http.get(f"/v1/books/{book['id']}", headers=user.headers),
-                    http.get(f"/v1/books/{book['id']}/export?format=text", headers=user.headers),
-                    http.patch(f"/v1/books/{book['id']}", json={"title": "back"}, headers=user.headers),
-                    http.delete(f"/v1/books/{book['id']}", headers=user.headers)):
-        async with request as r:
-            assert r.status == 404
-            assert (await r.json())["code"] == "not_found"
-    async with http.get("/v1/books", headers=user.headers) as r:
-        assert (await r.json())["items"] == []
+async def test_delete_book(sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Gone", chapters=THREE)
+    answer = await ink.delete_book(book.id)
+    assert answer.deleted is True and answer.id == book.id
+    for attempt in (lambda: ink.get_book(book.id), lambda: ink.export_book(book.id, "text"),
+                    lambda: ink.update_book(book.id, title="back"), lambda: ink.delete_book(book.id)):
+        with fails(NotFoundError):
+            await attempt()
+    assert (await ink.list_books()).items == []
 
 
-async def test_idempotency_key_adds_a_chapter_once(http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "author")
-    book = await create_book(http, user, "Once")
-    headers = {**user.headers, "Idempotency-Key": "add-once"}
-    answers = []
-    for _ in range(2):
-        async with http.post(f"/v1/books/{book['id']}/chapters", json={"title": "Only", "content": "once"},
-                             headers=headers) as r:
-            assert r.status == 201
-            answers.append(await r.json())
+async def test_idempotency_key_adds_a_chapter_once(sign_up: SignUp) -> None:
+    ink = await sign_up("author")
+    book = await ink.create_book("Once")
+    answers = [await ink.add_chapter(book.id, "Only", "once", idempotency_key="add-once") for _ in range(2)]
     assert answers[0] == answers[1]
-    assert len((await get_book(http, user, book["id"]))["chapters"]) == 1
+    assert len((await ink.get_book(book.id)).chapters) == 1

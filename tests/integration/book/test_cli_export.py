@@ -8,11 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-import aiohttp
-
-from tests.integration.book.client import create_book, epub_structure, spine_documents, text_of
+from tests.integration.book.client import epub_structure, spine_documents, text_of
+from tests.support.sdk import SignUp
 from tests.support.system import RunningSystem
-from tests.support.users import new_user
 
 INKSTREAM = Path(sys.executable).parent / "inkstream"
 
@@ -26,12 +24,12 @@ async def _run(system: RunningSystem, *args: str) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(), err.decode()
 
 
-async def test_cli_exports_an_epub_file(system: RunningSystem, http: aiohttp.ClientSession, tmp_path: Path) -> None:
-    user = await new_user(http, "cli")
+async def test_cli_exports_an_epub_file(system: RunningSystem, sign_up: SignUp, tmp_path: Path) -> None:
+    ink = await sign_up("cli")
     chapters = [{"title": f"Part {n}", "content": f"Text of part {n}."} for n in range(1, 4)]
-    book = await create_book(http, user, "From The Shell", metadata={"author": "Cli Author"}, chapters=chapters)
+    book = await ink.create_book("From The Shell", metadata={"author": "Cli Author"}, chapters=chapters)
     target = tmp_path / "out" / "book.epub"
-    code, out, err = await _run(system, "export", book["id"], "--format", "epub", "-o", str(target))
+    code, out, err = await _run(system, "export", book.id, "--format", "epub", "-o", str(target))
     assert code == 0, out + err
     assert str(target) in out
     archive, package, manifest = epub_structure(target.read_bytes())

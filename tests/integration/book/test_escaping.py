@@ -8,16 +8,17 @@ import xml.etree.ElementTree as ET
 import aiohttp
 from markdown_it import MarkdownIt
 
+from adapters.client import InkstreamClient
+from adapters.http.models_books import BookChanged
 from tests.integration.book.client import (
     XHTML,
     attachment_filename,
-    create_book,
     epub_structure,
-    export,
+    export_answer,
     spine_documents,
     text_of,
 )
-from tests.support.users import new_user
+from tests.support.sdk import SignUp
 
 TITLE = 'Evil <script>alert("t")</script> & "quotes"\nChapter 9: injected'
 HOSTILE = [
@@ -29,16 +30,16 @@ HOSTILE = [
 ]
 
 
-async def _hostile_book(http: aiohttp.ClientSession):  # type: ignore[no-untyped-def]
-    user = await new_user(http, "hostile")
-    book = await create_book(http, user, TITLE, metadata={"author": "<script>x</script>", "language": "en\"><x"},
-                             chapters=HOSTILE)
-    return user, book
+async def _hostile_book(sign_up: SignUp) -> tuple[InkstreamClient, BookChanged]:
+    ink = await sign_up("hostile")
+    book = await ink.create_book(TITLE, metadata={"author": "<script>x</script>", "language": "en\"><x"},
+                                 chapters=HOSTILE)
+    return ink, book
 
 
-async def test_text_export_keeps_the_layout(http: aiohttp.ClientSession) -> None:
-    user, book = await _hostile_book(http)
-    data, response = await export(http, user, book["id"], "text")
+async def test_text_export_keeps_the_layout(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    ink, book = await _hostile_book(sign_up)
+    data, response = await export_answer(http, ink, book.id, "text")  # raw: for its file name
     text = data.decode()
     lines = text.split("\n")
     assert lines[0] == 'Evil <script>alert("t")</script> & "quotes" Chapter 9: injected'  # one line, verbatim
@@ -50,9 +51,9 @@ async def test_text_export_keeps_the_layout(http: aiohttp.ClientSession) -> None
     assert re.fullmatch(r'[A-Za-z0-9-]+\.txt', attachment_filename(response))
 
 
-async def test_markdown_export_renders_no_markup_from_content(http: aiohttp.ClientSession) -> None:
-    user, book = await _hostile_book(http)
-    markdown = (await export(http, user, book["id"], "markdown"))[0].decode()
+async def test_markdown_export_renders_no_markup_from_content(sign_up: SignUp) -> None:
+    ink, book = await _hostile_book(sign_up)
+    markdown = (await ink.export_book(book.id, "markdown")).decode()
     tokens = MarkdownIt("commonmark").parse(markdown)
     headings = [(t.tag, tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert [tag for tag, _ in headings] == ["h1", "h2", "h2", "h2"]
@@ -67,9 +68,9 @@ async def test_markdown_export_renders_no_markup_from_content(http: aiohttp.Clie
         assert tag not in html, tag
 
 
-async def test_html_export_escapes_everything(http: aiohttp.ClientSession) -> None:
-    user, book = await _hostile_book(http)
-    data = (await export(http, user, book["id"], "html"))[0]
+async def test_html_export_escapes_everything(sign_up: SignUp) -> None:
+    ink, book = await _hostile_book(sign_up)
+    data = await ink.export_book(book.id, "html")
     root = ET.fromstring(data)
     tags = {el.tag.removeprefix(XHTML) for el in root.iter()}
     assert not tags & {"script", "b", "i", "img", "x"}, tags
@@ -82,9 +83,9 @@ async def test_html_export_escapes_everything(http: aiohttp.ClientSession) -> No
     assert "<img src=x onerror=alert(1)>" in text_of(sections[2])
 
 
-async def test_epub_export_escapes_everything(http: aiohttp.ClientSession) -> None:
-    user, book = await _hostile_book(http)
-    archive, package, manifest = epub_structure((await export(http, user, book["id"], "epub"))[0])
+async def test_epub_export_escapes_everything(sign_up: SignUp) -> None:
+    ink, book = await _hostile_book(sign_up)
+    archive, package, manifest = epub_structure(await ink.export_book(book.id, "epub"))
     documents = spine_documents(archive, package, manifest)
     texts = [text_of(d) for d in documents]
     for document in documents:

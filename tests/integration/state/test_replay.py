@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,43 +15,36 @@ import asyncpg
 import orjson
 
 from adapters.postgres.rebuild import rebuild
-from tests.integration.state.client import call, create_blob, create_bucket, ok
+from adapters.client import InkstreamClient, InkstreamError
+from tests.support.sdk import SignUp
 from tests.support.system import RunningSystem
-from tests.support.users import TestUser as User
-from tests.support.users import new_user
 
 INKSTREAM = Path(sys.executable).parent / "inkstream"
 
 SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
 
 
-async def mixed_workload(http: aiohttp.ClientSession, user: User) -> dict[str, Any]:
+async def mixed_workload(ink: InkstreamClient) -> dict[str, Any]:
     """Every kind of change of every content aggregate, a little of each."""
     name = f"replay-{uuid.uuid4().hex[:8]}"
-    await ok(http, "POST", "/v1/schemas", user, 201, json={"name": name, "version": "1.0.0", "schema": SCHEMA})
-    await ok(http, "POST", "/v1/schemas", user, 201, json={
-        "name": name, "version": "2.0.0", "schema": {"type": "object", "required": ["name"]},
-        "migration": {"from_version": "1.0.0", "transform": "function migrate(d) { return {name: d.title}; }"},
-    })
-    root = await create_bucket(http, user, "root", "library")
-    shelves = [await create_bucket(http, user, f"shelf {i}", "shelf", root["id"]) for i in range(3)]
-    await ok(http, "PATCH", f"/v1/buckets/{shelves[2]['id']}", user, json={"name": "renamed", "parent_id": None})
-    blobs = []
-    for i in range(12):
-        blob = await create_blob(http, user, {"title": f"t{i}", "tags": ["a", i]}, schema_id=f"{name}@1.0.0",
-                                 bucket_ids=[shelves[i % 2]["id"]])
-        blobs.append(blob)
+    await ink.register_schema(name, "1.0.0", SCHEMA)
+    await ink.register_schema(name, "2.0.0", {"type": "object", "required": ["name"]}, migration={
+        "from_version": "1.0.0", "transform": "function migrate(d) { return {name: d.title}; }"})
+    root = await ink.create_bucket("root", "library")
+    shelves = [await ink.create_bucket(f"shelf {i}", "shelf", root.id) for i in range(3)]
+    await ink.update_bucket(shelves[2].id, name="renamed", parent_id=None)
+    blobs = [await ink.create_blob({"title": f"t{i}", "tags": ["a", i]}, schema_id=f"{name}@1.0.0",
+                                   bucket_ids=[shelves[i % 2].id]) for i in range(12)]
     for blob in blobs[:4]:
-        await ok(http, "PUT", f"/v1/blobs/{blob['id']}", user, json={"data": {"title": "edited"}})
+        await ink.update_blob(blob.id, {"title": "edited"})
     for blob in blobs[4:7]:
-        await ok(http, "POST", f"/v1/blobs/{blob['id']}/move", user,
-                 json={"from_bucket_id": blob["bucket_ids"][0], "to_bucket_id": shelves[2]["id"]})
-    await ok(http, "POST", f"/v1/blobs/{blobs[7]['id']}/migrate", user, json={"schema_id": name})
+        await ink.move_blob(blob.id, blob.bucket_ids[0], shelves[2].id)
+    await ink.migrate_blob(blobs[7].id, name)
     for blob in blobs[8:10]:
-        await ok(http, "DELETE", f"/v1/blobs/{blob['id']}", user)
-    spare = await create_bucket(http, user, "spare")
-    await ok(http, "DELETE", f"/v1/buckets/{spare['id']}", user)
-    await create_blob(http, user, None)
+        await ink.delete_blob(blob.id)
+    spare = await ink.create_bucket("spare", "folder")
+    await ink.delete_bucket(spare.id)
+    await ink.create_blob(None)
     return {"schema": name, "root": root, "shelves": shelves, "blobs": blobs}
 
 
@@ -71,16 +65,21 @@ async def dump(system: RunningSystem) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def keep_querying(
-    http: aiohttp.ClientSession, user: User, paths: list[str], stop: asyncio.Event
-) -> list[tuple[float, int]]:
-    """GETs at a pace under the per-user rate limit until told to stop: (answered at, status)."""
-    answers: list[tuple[float, int]] = []
+    ink: InkstreamClient, queries: list[Callable[[], Awaitable[Any]]], stop: asyncio.Event
+) -> list[tuple[float, str]]:
+    """Queries at a pace under the per-user rate limit until told to stop: (answered at, "ok" or the error).
+
+    ``ink`` is built with ``retries=0``: a query the rebuild disturbed would show here, not be retried away.
+    """
+    answers: list[tuple[float, str]] = []
     loop = asyncio.get_running_loop()
     while not stop.is_set():
-        for path in paths:
-            async with http.get(path, headers=user.headers) as r:
-                await r.read()
-                answers.append((loop.time(), r.status))
+        for query in queries:
+            try:
+                await query()
+                answers.append((loop.time(), "ok"))
+            except InkstreamError as exc:
+                answers.append((loop.time(), repr(exc)))
             await asyncio.sleep(0.02)
     return answers
 
@@ -100,17 +99,21 @@ async def run_inkstream(system: RunningSystem, *args: str) -> tuple[int, str, st
 
 
 async def test_replay_rebuilds_equal_read_models_while_queries_answer(
-    system: RunningSystem, http: aiohttp.ClientSession
+    system: RunningSystem, http: aiohttp.ClientSession, sign_up: SignUp
 ) -> None:
-    user = await new_user(http, "replay")
-    made = await mixed_workload(http, user)
+    ink = await sign_up("replay")
+    made = await mixed_workload(ink)
     before = await dump(system)
     assert before["blobs"] and before["blob_buckets"] and before["buckets"] and before["schemas"] and before["users"]
 
-    paths = [f"/v1/blobs?bucket_id={made['shelves'][0]['id']}", f"/v1/blobs/{made['blobs'][0]['id']}",
-             f"/v1/buckets/{made['root']['id']}", f"/v1/schemas/{made['schema']}", "/v1/auth/me"]
+    reader = InkstreamClient(system.base_url, token=ink.token, session=http, retries=0)
+    reader.observe_position(ink.last_position)
+    queries: list[Callable[[], Awaitable[Any]]] = [
+        lambda: reader.list_blobs(bucket_id=made["shelves"][0].id), lambda: reader.get_blob(made["blobs"][0].id),
+        lambda: reader.get_bucket(made["root"].id), lambda: reader.get_schema(made["schema"]), reader.me,
+    ]
     stop = asyncio.Event()
-    querying = asyncio.create_task(keep_querying(http, user, paths, stop))
+    querying = asyncio.create_task(keep_querying(reader, queries, stop))
     try:
         await asyncio.sleep(0.1)
         c = system.container
@@ -123,19 +126,19 @@ async def test_replay_rebuilds_equal_read_models_while_queries_answer(
     finally:
         stop.set()
         answers = await querying
-    assert {status for _, status in answers} == {200}, answers
+    assert {outcome for _, outcome in answers} == {"ok"}, answers
     assert any(started < at < finished for at, _ in answers), "no query was answered during the rebuild"
     assert await dump(system) == before
 
     # The service still takes commands and shows them after the swap.
-    blob = await create_blob(http, user, {"title": "after"}, bucket_ids=[made["shelves"][0]["id"]])
-    page = await ok(http, "GET", "/v1/blobs", user, params={"bucket_id": made["shelves"][0]["id"], "limit": 500})
-    assert page["items"][-1]["id"] == blob["id"]
+    blob = await ink.create_blob({"title": "after"}, bucket_ids=[made["shelves"][0].id])
+    page = await ink.list_blobs(bucket_id=made["shelves"][0].id, limit=500)
+    assert page.items[-1].id == blob.id
 
 
-async def test_the_replay_and_audit_commands(system: RunningSystem, http: aiohttp.ClientSession) -> None:
-    user = await new_user(http, "replay")
-    made = await mixed_workload(http, user)
+async def test_the_replay_and_audit_commands(system: RunningSystem, sign_up: SignUp) -> None:
+    ink = await sign_up("replay")
+    made = await mixed_workload(ink)
     before = await dump(system)
 
     code, out, err = await run_inkstream(system, "replay")
@@ -144,11 +147,11 @@ async def test_the_replay_and_audit_commands(system: RunningSystem, http: aiohtt
     assert await dump(system) == before
 
     blob = made["blobs"][0]
-    code, out, err = await run_inkstream(system, "audit", "blob", blob["id"], "--json")
+    code, out, err = await run_inkstream(system, "audit", "blob", blob.id, "--json")
     assert code == 0, (out, err)
     events = [orjson.loads(line) for line in out.splitlines() if line.strip()]
-    history = (await call(http, "GET", f"/v1/blobs/{blob['id']}/history", user)).body["items"]
+    history = (await ink.blob_history(blob.id)).items
     assert [e["type"] for e in events] == ["Blob.Created", "Blob.Updated"]
     assert [(e["position"], e["type"], e["version"], e["actor"], e["at"], e["data"]) for e in events] == [
-        (h["position"], h["type"], h["version"], h["actor"], h["at"], h["data"]) for h in history
+        (h.position, h.type, h.version, h.actor, h.at, h.data) for h in history
     ]

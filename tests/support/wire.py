@@ -1,8 +1,4 @@
-"""A thin HTTP client for the content tests: JSON in and out, 429s waited out.
-
-One user issues hundreds of requests in some tests; the per-user rate limit
-answers 429 with ``Retry-After``, which a well-behaved client honours.
-"""
+"""Raw HTTP for the assertions that are about the wire itself: statuses, headers, problem bodies."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from tests.support.users import TestUser
+from adapters.client import InkstreamClient
 
 
 @dataclass(frozen=True)
@@ -23,18 +19,24 @@ class Answer:
     headers: CIMultiDictProxy[str]
 
 
+def bearer(ink: InkstreamClient) -> dict[str, str]:
+    """The ``Authorization`` header of an SDK client's user."""
+    assert ink.token, "the client has no token"
+    return {"Authorization": f"Bearer {ink.token}"}
+
+
 async def call(
     http: aiohttp.ClientSession,
     method: str,
     path: str,
-    user: TestUser | None = None,
+    user: InkstreamClient | None = None,
     *,
     json: Any = None,
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    all_headers = {**(user.headers if user else {}), **(headers or {})}
-    kwargs: dict[str, Any] = {"headers": all_headers}
+    """One request as sent (no ``min_position``, no retries but of 429s, which it waits out): status, body, headers."""
+    kwargs: dict[str, Any] = {"headers": {**(bearer(user) if user else {}), **(headers or {})}}
     if json is not None:
         kwargs["json"] = json
     if params is not None:
@@ -48,24 +50,6 @@ async def call(
             body = await r.json(content_type=None) if text else None
             return Answer(r.status, body, r.headers)
     raise AssertionError(f"{method} {path}: still rate limited")
-
-
-async def ok(http: aiohttp.ClientSession, method: str, path: str, user: TestUser, status: int = 200, **kw: Any) -> Any:
-    answer = await call(http, method, path, user, **kw)
-    assert answer.status == status, (method, path, answer.status, answer.body)
-    return answer.body
-
-
-async def create_bucket(http: aiohttp.ClientSession, user: TestUser, name: str, type_: str = "folder",
-                        parent_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "type": type_}
-    if parent_id is not None:
-        body["parent_id"] = parent_id
-    return await ok(http, "POST", "/v1/buckets", user, 201, json=body)
-
-
-async def create_blob(http: aiohttp.ClientSession, user: TestUser, data: Any, **fields: Any) -> dict[str, Any]:
-    return await ok(http, "POST", "/v1/blobs", user, 201, json={"data": data, **fields})
 
 
 def problem(answer: Answer, status: int, code: str, phrase: str) -> dict[str, Any]:
