@@ -13,7 +13,7 @@ from adapters.runtime.container import Container
 from adapters.runtime.settings import Settings
 from adapters.telemetry.tracing import Tracing
 
-TEST_SECRET = "test-secret-" + "x" * 40
+TEST_SECRET = "test-secret-" + "x" * 60  # long enough for HS512 too (the forgery tests try it)
 
 
 def free_port() -> int:
