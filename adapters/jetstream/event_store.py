@@ -264,11 +264,15 @@ class JetStreamEventStore:
         return int(info.state.last_seq)
 
     async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
-        """Every event from ``from_position`` on, in order, then live ones; never ends."""
-        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        """Every event from ``from_position`` on, in order, then live ones; never ends.
+
+        The queue is bounded and the callback waits on it, so a slow reader
+        holds back the consumer's flow-control replies and the server pauses:
+        a replay of a long log does not pile up in memory."""
+        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10_000)
 
         async def on_msg(msg: Msg) -> None:
-            queue.put_nowait(msg)
+            await queue.put(msg)
 
         if from_position <= 1:
             config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
