@@ -90,6 +90,7 @@ class ProjectorRunner:
         self._before_checkpoint = before_checkpoint
         self._tracer = tracer
         self.state = ProjectorState(projection.name)
+        self._lag_reported = 0.0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -181,15 +182,23 @@ class ProjectorRunner:
                 batch = [r for r in batch if r.position > self.state.position]
                 if batch:
                     await self._apply(conn, batch)
+                    await self._report_lag()
         finally:
             pump_task.cancel()
             await asyncio.gather(pump_task, return_exceptions=True)
 
     async def _idle(self, conn: asyncpg.Connection) -> None:
         await conn.fetchval("SELECT 1")  # notice a dead connection while idle
-        if self._metrics is not None:
-            last = await self._store.last_position()
-            self._metrics.projection_lag.labels(self.name).set(max(0, last - self.state.position))
+        await self._report_lag(force=True)
+
+    async def _report_lag(self, force: bool = False) -> None:
+        """``projection_lag_events``: at most once a second while busy (one log request)."""
+        now = asyncio.get_running_loop().time()
+        if self._metrics is None or (not force and now - self._lag_reported < 1.0):
+            return
+        self._lag_reported = now
+        last = await self._store.last_position()
+        self._metrics.projection_lag.labels(self.name).set(max(0, last - self.state.position))
 
     async def _apply(self, conn: asyncpg.Connection, batch: list[Recorded]) -> None:
         try:
