@@ -78,7 +78,9 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if op.body is not None:
         statuses |= {400, 413}
     if op.auth:
-        statuses |= {401, 429}
+        statuses.add(401)
+    if op.path.startswith("/v1"):  # anonymous routes are limited per client address
+        statuses.add(429)
     statuses.add(503)
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for status in sorted(statuses):
