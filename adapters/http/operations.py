@@ -26,7 +26,8 @@ async def _check_nats(request: web.Request) -> dict[str, Any]:
     if not c.nc.is_connected:
         return {"status": "down", "error": "not connected"}
     try:
-        last = await asyncio.wait_for(c.store.last_position(), 1.5)
+        async with asyncio.timeout(1.5):
+            last = await c.store.last_position()
     except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
         return {"status": "down", "error": str(exc) or type(exc).__name__}
     return {"status": "up", "last_position": last}

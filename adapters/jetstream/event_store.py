@@ -221,7 +221,8 @@ class JetStreamEventStore:
             await self._nc.publish(
                 f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
             )
-            await asyncio.wait_for(asyncio.shield(batch.done), self._publish_timeout)
+            async with asyncio.timeout(self._publish_timeout):
+                await asyncio.shield(batch.done)
         finally:
             self._waiting.pop(token, None)
         if batch.error:

@@ -124,7 +124,8 @@ class ProjectorRunner:
         finally:
             self.state.active = False
             try:
-                await asyncio.wait_for(conn.close(), 2)
+                async with asyncio.timeout(2):
+                    await conn.close()
             except Exception:  # noqa: BLE001 - closing a broken connection
                 conn.terminate()
 
@@ -163,7 +164,10 @@ class ProjectorRunner:
         try:
             while True:
                 try:
-                    first = await asyncio.wait_for(queue.get(), self._idle_check)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that arrives as it times out, and the runner would never stop
+                    async with asyncio.timeout(self._idle_check):
+                        first = await queue.get()
                 except asyncio.TimeoutError:
                     if pump_task.done():
                         pump_task.result()

@@ -151,14 +151,19 @@ class Container:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=10)
+            for task in stuck:  # never hang a shutdown on a task that ignored its cancellation
+                log.error("runtime.task_did_not_stop", task=task.get_name())
         await self.watch.stop()
         if self.contexts is not None:
             self.contexts.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.pool.close(), 5)
+            async with asyncio.timeout(5):
+                await self.pool.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.nc.drain(), 5)
+            async with asyncio.timeout(5):
+                await self.nc.drain()
         self.tracing.shutdown()
 
 
