@@ -6,9 +6,12 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +46,57 @@ def bench_main(
         print(json.dumps(asyncio.run(worker(json.loads(args.worker)))))
         return
     asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))
+
+
+async def closed_loop(
+    spec: dict[str, Any], method: str, body: Callable[[], Any] | None, ok: Callable[[int], bool]
+) -> dict[str, Any]:
+    """``spec["concurrency"]`` clients send requests back to back; what completes inside
+    the measuring window counts (slow requests such as register would otherwise vanish).
+    ``rps`` counts the answers ``ok`` accepts; errors keep a few samples."""
+    from bench.event_store import percentile
+
+    url, headers = spec["url"], spec.get("headers") or {}
+    t0 = time.perf_counter()
+    start, end = t0 + spec["warmup"], t0 + spec["warmup"] + spec["duration"]
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: list[str] = []
+    accepted = 0
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal accepted
+        while True:
+            began = time.perf_counter()
+            if began >= end:
+                return
+            kwargs: dict[str, Any] = {"headers": headers}
+            if body is not None:
+                kwargs["json"] = body()
+            try:
+                async with session.request(method, url, **kwargs) as resp:
+                    text = await resp.read()
+                    status = resp.status
+                    if not ok(status) and len(errors) < 5:
+                        errors.append(f"{status} {text[:200]!r}")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if len(errors) < 5:
+                    errors.append(repr(exc))
+                status = 0
+            done = time.perf_counter()
+            if start <= done <= end:
+                latencies.append(done - began)
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                accepted += ok(status)
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        await asyncio.gather(*(client(session) for _ in range(spec["concurrency"])))
+    return {
+        "count": len(latencies),
+        "rps": accepted / spec["duration"],
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "statuses": statuses,
+        "errors": errors,
+    }

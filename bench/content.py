@@ -44,7 +44,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import asyncpg
 
-from bench.common import bench_main, run_worker
+from bench.common import bench_main, closed_loop, run_worker
 from bench.event_store import own_nats, percentile, print_table, write_results
 from bench.http import database
 
@@ -85,47 +85,11 @@ def book_data(i: int) -> dict[str, Any]:
 
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Closed loop: ``concurrency`` clients POST blobs; what completes inside the window counts."""
-    url, headers = spec["url"], spec["headers"]
     template: dict[str, Any] = spec["body"]
-    t0 = time.perf_counter()
-    start, end = t0 + spec["warmup"], t0 + spec["warmup"] + spec["duration"]
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    errors: list[str] = []
     counter = iter(range(10**9))
-
-    async def client(session: aiohttp.ClientSession) -> None:
-        while True:
-            began = time.perf_counter()
-            if began >= end:
-                return
-            body = {**template, "data": book_data(next(counter))}
-            try:
-                async with session.post(url, json=body, headers=headers) as resp:
-                    text = await resp.read()
-                    status = resp.status
-                    if status != 201 and len(errors) < 5:
-                        errors.append(f"{status} {text[:200]!r}")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if len(errors) < 5:
-                    errors.append(repr(exc))
-                status = 0
-            done = time.perf_counter()
-            if start <= done <= end:
-                latencies.append(done - began)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-        await asyncio.gather(*(client(session) for _ in range(spec["concurrency"])))
-    return {  # latencies of every completed request; statuses tell the non-201 ones
-        "count": len(latencies),
-        "rps": statuses.get("201", 0) / spec["duration"],
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "statuses": statuses,
-        "errors": errors,
-    }
+    return await closed_loop(
+        spec, "POST", lambda: {**template, "data": book_data(next(counter))}, lambda status: status == 201
+    )
 
 
 async def drive(spec: dict[str, Any]) -> dict[str, Any]:

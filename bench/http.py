@@ -35,7 +35,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from bench.common import bench_main, run_worker
+from bench.common import bench_main, closed_loop, run_worker
 from bench.event_store import own_nats, percentile, print_table, scratch_dir, write_results
 
 NAME = "http"
@@ -47,50 +47,13 @@ PASSWORD = "bench-password-1"
 # --------------------------------------------------------------------------- load generator (child process)
 
 
+def _registration() -> dict[str, str]:
+    return {"email": f"b{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD, "username": "bencher"}
+
+
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
-    url, method = spec["url"], spec["method"]
-    headers = spec.get("headers") or {}
-    register = spec.get("body") == "register"
-    t0 = time.perf_counter()
-    start, end = t0 + spec["warmup"], t0 + spec["warmup"] + spec["duration"]
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
-    errors: list[str] = []
-
-    async def client(session: aiohttp.ClientSession) -> None:
-        while True:
-            began = time.perf_counter()
-            if began >= end:
-                return
-            kwargs: dict[str, Any] = {"headers": headers}
-            if register:
-                kwargs["json"] = {"email": f"b{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD, "username": "bencher"}
-            try:
-                async with session.request(method, url, **kwargs) as resp:
-                    await resp.read()
-                    status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if len(errors) < 5:
-                    errors.append(repr(exc))
-                status = 0
-            done = time.perf_counter()
-            # Closed loop: what completed inside the window counts (slow requests
-            # such as register, ~0.5 s at 50 in flight, would otherwise vanish).
-            if start <= done <= end:
-                latencies.append(done - began)
-                statuses[str(status)] = statuses.get(str(status), 0) + 1
-
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
-        await asyncio.gather(*(client(session) for _ in range(spec["concurrency"])))
-    return {
-        "count": len(latencies),
-        "rps": len(latencies) / spec["duration"],
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "statuses": statuses,
-        "errors": errors,
-    }
+    body = _registration if spec.get("body") == "register" else None
+    return await closed_loop(spec, spec["method"], body, lambda status: 200 <= status < 300)
 
 
 async def drive(spec: dict[str, Any]) -> dict[str, Any]:
