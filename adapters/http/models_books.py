@@ -118,22 +118,28 @@ class ExportQuery(ReadQuery):
 # -- answers ----------------------------------------------------------------------------
 
 
-class ChapterOut(Answer):
+class ChapterSummary(Answer):
     id: str
     title: str
     order: int = Field(description="1-based place in the book.")
+
+
+class ChapterOut(ChapterSummary):
     content: str
 
 
-class BookOut(Answer):
+class _BookFields(Answer):
     id: str
     title: str
     metadata: dict[str, Any]
-    chapters: list[ChapterOut] = Field(description="In order.")
     owner_id: str
     version: int
     created_at: str
     updated_at: str
+
+
+class BookOut(_BookFields):
+    chapters: list[ChapterOut] = Field(description="In order.")
 
 
 class BookChanged(BookOut):
@@ -144,22 +150,9 @@ class BookDeleted(BookChanged):
     deleted: bool = Field(default=True, description="Always true: the book as it was when deleted.")
 
 
-class ChapterSummary(Answer):
-    id: str
-    title: str
-    order: int
-
-
-class BookSummary(Answer):
-    id: str
-    title: str
-    metadata: dict[str, Any]
+class BookSummary(_BookFields):
     chapters: list[ChapterSummary] = Field(description="In order, without their contents.")
     chapter_count: int
-    owner_id: str
-    version: int
-    created_at: str
-    updated_at: str
 
 
 class BookPage(Answer):
