@@ -16,7 +16,7 @@ import pytest
 
 from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from tests.integration.resilience.load import CommandStream, verify_acknowledged
-from tests.support.servers import Database, scratch_dir
+from tests.support.servers import Database, start_nats, start_throwaway_postgres
 from tests.support.system import start_system
 
 OPEN_LIMITS = {
@@ -28,9 +28,7 @@ OPEN_LIMITS = {
 
 @pytest.fixture
 async def own_nats() -> AsyncIterator[EmbeddedNats]:
-    root = scratch_dir("ink-res-nats-")
-    server = EmbeddedNats(root / "nats")
-    await server.start()
+    server, root = await start_nats()
     try:
         yield server
     finally:
@@ -40,9 +38,7 @@ async def own_nats() -> AsyncIterator[EmbeddedNats]:
 
 @pytest.fixture
 async def own_postgres() -> AsyncIterator[EmbeddedPostgres]:
-    root = scratch_dir("ink-res-pg-")
-    server = EmbeddedPostgres(root / "pg")
-    await server.start()
+    server, root = await start_throwaway_postgres()
     try:
         yield server
     finally:
