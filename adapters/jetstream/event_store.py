@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -124,53 +125,44 @@ class JetStreamEventStore:
         expected_position: int,
         command_id: str,
     ) -> Appended:
-        if self._tracing is None:
-            return await self._append(aggregate_type, aggregate_id, event, expected_position, command_id, None)
-        with self._tracing.span("eventstore.append", **{"ink.aggregate_type": aggregate_type, "ink.event_type": event.type}):
-            return await self._append(
-                aggregate_type, aggregate_id, event, expected_position, command_id, current_traceparent()
-            )
-
-    async def _append(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        event: NewEvent,
-        expected_position: int,
-        command_id: str,
-        traceparent: str | None,
-    ) -> Appended:
-        subject = subject_for(aggregate_type, aggregate_id, self._prefix)
-        headers = {
-            H_MSG_ID: command_id,
-            "Nats-Expected-Stream": self._stream,
-            "Nats-Expected-Last-Subject-Sequence": str(expected_position),
-            H_TYPE: event.type,
-            H_VERSION: str(event.version),
-            H_CLASS_VERSION: str(event.class_version),
-            H_COMMAND: command_id,
-            H_AT: event.at.isoformat(),
-        }
-        if event.actor:
-            headers[H_ACTOR] = event.actor
-        traceparent = traceparent or event.traceparent
-        if traceparent:
-            headers[H_TRACEPARENT] = traceparent
-        payload = orjson.dumps(event.data)
-        try:
-            ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)
-        except BadRequestError as exc:
-            if exc.err_code != WRONG_LAST_SEQUENCE:
-                raise Unavailable(f"the log refused the event: {exc.description}") from exc
-            mine = await self._last_if_mine(subject, command_id)
-            if mine is not None:
-                return Appended(mine, duplicate=True)
-            raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently") from exc
-        except (NatsError, APIError, asyncio.TimeoutError, OSError) as exc:
-            raise Unavailable("the event log is unreachable") from exc
-        if self._on_append is not None and not ack.duplicate:
-            self._on_append(event)
-        return Appended(ack.seq, duplicate=bool(ack.duplicate))
+        span = (
+            self._tracing.span("eventstore.append", **{"ink.aggregate_type": aggregate_type, "ink.event_type": event.type})
+            if self._tracing is not None
+            else contextlib.nullcontext()
+        )
+        with span:
+            # the append's own span is the parent the projector's span continues
+            traceparent = current_traceparent() if self._tracing is not None else event.traceparent
+            subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+            headers = {
+                H_MSG_ID: command_id,
+                "Nats-Expected-Stream": self._stream,
+                "Nats-Expected-Last-Subject-Sequence": str(expected_position),
+                H_TYPE: event.type,
+                H_VERSION: str(event.version),
+                H_CLASS_VERSION: str(event.class_version),
+                H_COMMAND: command_id,
+                H_AT: event.at.isoformat(),
+            }
+            if event.actor:
+                headers[H_ACTOR] = event.actor
+            if traceparent:
+                headers[H_TRACEPARENT] = traceparent
+            payload = orjson.dumps(event.data)
+            try:
+                ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)
+            except BadRequestError as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise Unavailable(f"the log refused the event: {exc.description}") from exc
+                mine = await self._last_if_mine(subject, command_id)
+                if mine is not None:
+                    return Appended(mine, duplicate=True)
+                raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently") from exc
+            except (NatsError, APIError, asyncio.TimeoutError, OSError) as exc:
+                raise Unavailable("the event log is unreachable") from exc
+            if self._on_append is not None and not ack.duplicate:
+                self._on_append(event)
+            return Appended(ack.seq, duplicate=bool(ack.duplicate))
 
     async def _last_if_mine(self, subject: str, command_id: str) -> int | None:
         try:
