@@ -337,7 +337,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
 
     from adapters.jetstream.event_store import JetStreamEventStore
     from adapters.postgres.rebuild import rebuild
-    from adapters.runtime.wiring import aggregates
+    from adapters.runtime.bootstrap import aggregates
     from adapters.telemetry.logging import configure_logging
     from domain.base import EventCodec
     from projections.blobs import BlobProjection
@@ -384,7 +384,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
                 res["typed"] = await drive(spec(typed))
                 res["untyped"] = await drive(spec({}))
                 # let the projectors drain the load before timing single requests
-                await system.container.watch.wait(await system.container.store.last_position(), ["blobs"], 30)
+                await system.running.watch.wait(await system.services.store.last_position(), ["blobs"], 30)
                 print("  (c) read-your-writes ...", flush=True)
                 res["ryw"] = await read_your_writes(http, auth, typed, dsn, samples)
         finally:

@@ -29,8 +29,9 @@ class EventStore(Protocol):
     ``expected_position`` is the position of the aggregate's last event as the
     writer saw it (0: the aggregate must not exist yet). A mismatch raises
     ``domain.errors.ConcurrencyError``. ``command_id`` makes a retried append
-    land once. Raises ``domain.errors.Unavailable`` when the log is unreachable
-    (outcome unknown: retry with the same command id).
+    land once. Raises ``Unavailable`` when the log is unreachable (outcome
+    unknown: retry with the same command id) and ``EventTooLarge`` when the
+    event cannot be stored at all.
     """
 
     async def append(
@@ -51,6 +52,25 @@ class EventStore(Protocol):
     async def last_position(self) -> int: ...
 
     async def event_at(self, position: int) -> Recorded | None: ...
+
+
+class Unavailable(Exception):
+    """A store is unreachable (the log or a read model). For a write the outcome
+    is unknown: retrying with the same command id is safe and lands once."""
+
+    def __init__(self, reason: str = "", retry_after: float = 1.0) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class EventTooLarge(Exception):
+    """An event that cannot fit in one message of the log; ``limit`` is in bytes."""
+
+    def __init__(self, reason: str = "", limit: int = 0) -> None:
+        self.reason = reason
+        self.limit = limit
+        super().__init__(reason)
 
 
 class SchemaValidator(Protocol):

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from adapters.cli.audit import KINDS
 from adapters.runtime.settings import Settings
 
 
@@ -22,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="rebuild read models from the log, then swap them in")
     replay.add_argument("--projection", action="append", help="only this projection (repeatable)")
     audit = sub.add_parser("audit", help="print an aggregate's event history")
-    audit.add_argument("kind", choices=["user", "blob", "bucket", "schema", "book", "job", "processor"])
+    audit.add_argument("kind", choices=KINDS)
     audit.add_argument("id")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     export = sub.add_parser("export", help="export a book")

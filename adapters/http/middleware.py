@@ -10,9 +10,9 @@ import structlog
 from aiohttp import web
 
 from adapters.http.api import ACTOR_KEY, TRACEPARENT_KEY
-from adapters.http.keys import API, container
+from adapters.http.keys import API, LIMITERS, METRICS, TOKENS, TRACING
 from adapters.telemetry.tracing import current_trace_id, current_traceparent, extract
-from domain.errors import RateLimited, Unauthorized
+from adapters.http.errors import RateLimited, Unauthorized
 
 log = structlog.get_logger("inkstream.http")
 
@@ -25,14 +25,14 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def observability_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Request id, trace span (continuing an incoming ``traceparent``), metrics, access log."""
-    c = container(request)
+    tracing, metrics = request.app[TRACING], request.app[METRICS]
     template = route_template(request)
     request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     status = 500
     try:
-        with c.tracing.span(f"HTTP {request.method} {template}", extract(request.headers),
+        with tracing.span(f"HTTP {request.method} {template}", extract(request.headers),
                             **{"http.method": request.method, "http.route": template}) as span:
             request[TRACEPARENT_KEY] = current_traceparent()
             structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
@@ -45,8 +45,8 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
     finally:
         elapsed = time.perf_counter() - started
         if template not in ("/metrics",):
-            c.metrics.http_requests.labels(request.method, template, str(status)).inc()
-            c.metrics.http_duration.labels(request.method, template).observe(elapsed)
+            metrics.http_requests.labels(request.method, template, str(status)).inc()
+            metrics.http_duration.labels(request.method, template).observe(elapsed)
         if template not in ("/metrics", "/health", "/ready"):
             log.info("http.request", method=request.method, route=template, status=status,
                      ms=round(elapsed * 1000, 2))
@@ -63,25 +63,24 @@ def _needs_auth(request: web.Request) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    c = container(request)
     if _needs_auth(request):
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a bearer token is required")
-        request[ACTOR_KEY] = c.tokens.verify(token.strip())
+        request[ACTOR_KEY] = request.app[TOKENS].verify(token.strip())
     return await handler(request)
 
 
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    c = container(request)
     if request.path.startswith("/v1"):
+        limiters = request.app[LIMITERS]
         user = request.get(ACTOR_KEY)
         if user:
-            wait = c.user_limiter.take(f"user:{user}")
+            wait = limiters.user.take(f"user:{user}")
         else:
-            wait = c.anonymous_limiter.take(f"addr:{request.remote}")
+            wait = limiters.anonymous.take(f"addr:{request.remote}")
         if wait > 0:
             raise RateLimited("too many requests, slow down", retry_after=wait)
     return await handler(request)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from domain.errors import TokenExpired, Unauthorized
+from adapters.http.errors import TokenExpired, Unauthorized
 from domain.ids import is_id, new_id
 
 ALGORITHM = "HS256"

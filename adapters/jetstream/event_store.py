@@ -31,7 +31,8 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended
-from domain.errors import ConcurrencyError, Unavailable
+from commands.ports import Unavailable
+from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
 WRONG_LAST_SEQUENCE = 10071

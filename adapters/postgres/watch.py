@@ -17,7 +17,7 @@ import structlog
 
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
 from adapters.postgres.projector import NOTIFY_CHANNEL
-from domain.errors import Unavailable
+from commands.ports import Unavailable
 
 log = structlog.get_logger("inkstream.watch")
 

@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator
 import orjson
 
 from commands.ports import Appended
-from domain.errors import ConcurrencyError, Unavailable
+from commands.ports import Unavailable
+from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
 

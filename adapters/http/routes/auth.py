@@ -6,59 +6,51 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from adapters.http.api import Api, actor, command_answer, context, read_body, resource_answer
-from adapters.http.keys import container
-from adapters.http.models import LoginIn, LoginOut, MeOut, RegisterIn, RegisterOut
-from adapters.http.reads import read_model
-from domain.base import utc
-from domain.errors import NotFound, RateLimited
+from adapters.http.api import Api, actor, command_answer, context, read_body, read_query, resource_answer
+from adapters.http.errors import RateLimited
+from adapters.http.keys import BUS, LIMITERS, READS, TOKENS
+from adapters.http.models import LoginIn, LoginOut, ReadQuery, RegisterIn, RegisterOut
+from commands.users import LogIn, RegisterUser
+from domain.errors import NotFound
 from domain.user import account_id
+from projections.documents import UserOut
 
 
-def _expiry(ts: int) -> str:
-    return utc(datetime.fromtimestamp(ts, tz=timezone.utc))
+def _issued(request: web.Request, user_id: str) -> dict[str, str]:
+    issued = request.app[TOKENS].issue(user_id)
+    expires_at = datetime.fromtimestamp(issued.expires_at, tz=timezone.utc)
+    return {"user_id": user_id, "token": issued.token, "expires_at": expires_at.isoformat().replace("+00:00", "Z")}
 
 
 async def register(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, RegisterIn)
-    with c.tracing.span("command User.register"):
-        saved = await c.users.register(context(request), body.email, body.password, body.username)
-    issued = c.tokens.issue(saved.aggregate.user_id)
-    return command_answer(
-        {"user_id": saved.aggregate.user_id, "token": issued.token, "expires_at": _expiry(issued.expires_at)},
-        saved.position,
-        status=201,
-    )
+    saved = await request.app[BUS].handle(RegisterUser(body.email, body.password, body.username), context(request))
+    return command_answer(_issued(request, saved.aggregate.user_id), saved.position, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, LoginIn)
+    limiter = request.app[LIMITERS].login
     account = f"login:{account_id(body.email)}"
-    wait = c.login_limiter.peek(account)
+    wait = limiter.peek(account)
     if wait > 0:
         raise RateLimited("too many failed logins for this account", retry_after=wait)
     try:
-        with c.tracing.span("command User.login"):
-            user = await c.users.login(body.email, body.password)
+        user = await request.app[BUS].handle(LogIn(body.email, body.password), context(request))
     except Exception:
-        c.login_limiter.take(account)
+        limiter.take(account)
         raise
-    issued = c.tokens.issue(user.user_id)
-    return resource_answer({"user_id": user.user_id, "token": issued.token, "expires_at": _expiry(issued.expires_at)})
+    return resource_answer(_issued(request, user.user_id))
 
 
 async def me(request: web.Request) -> web.Response:
     user_id = actor(request)
-    pool = await read_model(request, ["users"])
-    row = await pool.fetchrow("SELECT user_id, email, username, created_at, version FROM users WHERE user_id = $1", user_id)
-    if row is None:
+    query = read_query(request, ReadQuery)
+    model = await request.app[READS].read(("users",), query.min_position, query.consistency)
+    found = await model.user(user_id)
+    if found is None:
         raise NotFound("user not found")
-    return resource_answer(
-        {"user_id": row["user_id"], "email": row["email"], "username": row["username"], "created_at": utc(row["created_at"])},
-        row["version"],
-    )
+    return resource_answer(found)
 
 
 def register_routes(api: Api) -> None:
@@ -66,5 +58,5 @@ def register_routes(api: Api) -> None:
                   response=RegisterOut, status=201, auth=False, errors=(403, 409, 422))(register)
     api.operation("POST", "/v1/auth/login", summary="Log in", tag="auth", body=LoginIn, response=LoginOut,
                   auth=False, errors=(401,))(login)
-    api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=MeOut,
-                  errors=(404,))(me)
+    api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=UserOut,
+                  query=ReadQuery, errors=(400, 404))(me)
