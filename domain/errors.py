@@ -106,7 +106,7 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
 
 
 def ensure_storable(value: object, path: str, what: str) -> None:
-    """422 listing every unstorable string in ``value``."""
+    """Refuse ``value`` listing every string in it the read models cannot store."""
     errors = storable_errors(value, path)
     if errors:
         raise ValidationFailed(f"{what} cannot be stored", errors)

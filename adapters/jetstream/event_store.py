@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -30,8 +30,7 @@ from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from adapters.telemetry.tracing import Tracing, current_traceparent
-from commands.ports import Appended
-from commands.ports import Unavailable
+from commands.ports import Appended, Unavailable
 from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
@@ -61,9 +60,10 @@ def subject_for(aggregate_type: str, aggregate_id: str, prefix: str = "ink") -> 
     return f"{prefix}.{aggregate_type}.{aggregate_id}"
 
 
-def _parse_time(value: str | None) -> datetime:
+def _parse_time(value: str | None, position: int) -> datetime:
+    """An event's time is part of the event: one without it is corrupt (replays must be deterministic)."""
     if not value:
-        return datetime.now(timezone.utc)
+        raise ValueError(f"the event at position {position} has no {H_AT} header")
     return datetime.fromisoformat(value)
 
 
@@ -81,7 +81,7 @@ def to_recorded(subject: str, position: int, headers: dict[str, str] | None, pay
         actor=headers.get(H_ACTOR) or None,
         command_id=headers.get(H_COMMAND) or None,
         traceparent=headers.get(H_TRACEPARENT) or None,
-        at=_parse_time(headers.get(H_AT)),
+        at=_parse_time(headers.get(H_AT), position),
         data=orjson.loads(payload) if payload else {},
         headers=headers,
     )
@@ -98,7 +98,7 @@ class JetStreamEventStore:
         prefix: str = "ink",
         publish_timeout: float = 2.0,
         load_batch: int = 1000,
-        on_append: Any = None,
+        on_append: Callable[[NewEvent], None] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self._nc = nc

@@ -19,6 +19,7 @@ import asyncio
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 import structlog
@@ -50,11 +51,14 @@ class ProjectionHalted(Exception):
     """The projection stopped on an event it cannot apply."""
 
 
+ProjectorStatus = Literal["starting", "standby", "running", "halted", "waiting"]
+
+
 @dataclass
 class ProjectorState:
     name: str
     position: int = 0
-    status: str = "starting"  # starting | standby | running | halted | waiting
+    status: ProjectorStatus = "starting"
     error: str | None = None
     error_position: int | None = None
     active: bool = False
