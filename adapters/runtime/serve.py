@@ -15,7 +15,8 @@ import structlog
 from aiohttp import web
 
 from adapters.runtime import endpoints as runtime_endpoints
-from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from adapters.runtime.nats_server import EmbeddedNats
+from adapters.runtime.postgres_server import EmbeddedPostgres
 from adapters.runtime.settings import Settings
 
 log = structlog.get_logger("inkstream.serve")

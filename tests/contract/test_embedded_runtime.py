@@ -21,14 +21,9 @@ import asyncpg
 import nats
 import pytest
 
-from adapters.runtime.embedded import (
-    EmbeddedNats,
-    EmbeddedPostgres,
-    EmbeddedRuntimeError,
-    find_pgserver_bin_dir,
-    find_nats_server,
-    find_postgres_bin_dir,
-)
+from adapters.runtime.nats_server import EmbeddedNats, find_nats_server
+from adapters.runtime.postgres_server import EmbeddedPostgres, find_pgserver_bin_dir, find_postgres_bin_dir
+from adapters.runtime.processes import EmbeddedRuntimeError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,7 +117,7 @@ def test_nats_dies_with_its_parent(data_root: Path) -> None:
         f"""
         import asyncio, sys
         from pathlib import Path
-        from adapters.runtime.embedded import EmbeddedNats
+        from adapters.runtime.nats_server import EmbeddedNats
         async def main():
             s = EmbeddedNats(Path({str(data_root / "orphan")!r}))
             await s.start()
@@ -231,7 +226,7 @@ async def test_postgres_survives_owner_sigkill(data_root: Path) -> None:
         f"""
         import asyncio
         from pathlib import Path
-        from adapters.runtime.embedded import EmbeddedPostgres
+        from adapters.runtime.postgres_server import EmbeddedPostgres
         async def main():
             dsn = await EmbeddedPostgres(Path({str(data_root / "pg")!r})).start()
             print(dsn, flush=True)

