@@ -12,6 +12,8 @@ import nats
 import structlog
 from nats.aio.client import Client
 
+from adapters.telemetry.redaction import without_password
+
 log = structlog.get_logger("inkstream.nats")
 
 
@@ -22,13 +24,15 @@ async def connect_nats(
     on_state: Callable[[str], Awaitable[None] | None] | None = None,
     connect_timeout: float = 2.0,
 ) -> Client:
+    shown = without_password(url)
+
     async def disconnected() -> None:
-        log.warning("nats.disconnected", url=url)
+        log.warning("nats.disconnected", url=shown)
         if on_state:
             await _maybe(on_state("disconnected"))
 
     async def reconnected() -> None:
-        log.info("nats.reconnected", url=url)
+        log.info("nats.reconnected", url=shown)
         if on_state:
             await _maybe(on_state("connected"))
 

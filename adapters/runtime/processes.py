@@ -1,4 +1,4 @@
-"""What the embedded servers share: child-process plumbing, ports, log tails.
+"""What the embedded servers share: child-process plumbing, ports, log tails, secret files.
 
 Why this module exists: ``inkstream up`` and the test suite must work on a bare
 machine with nothing but the Python virtualenv, so the embedded nats-server
@@ -13,6 +13,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -23,12 +24,15 @@ __all__ = [
     "EmbeddedRuntimeError",
     "find_free_port",
     "pdeathsig_preexec",
+    "read_or_create_secret",
     "read_tail",
     "tcp_connectable",
+    "write_private",
 ]
 
 _PR_SET_PDEATHSIG = 1
 _LOG_TAIL_BYTES = 4000
+PRIVATE_MODE = 0o600
 
 
 class EmbeddedRuntimeError(RuntimeError):
@@ -108,3 +112,56 @@ async def tcp_connectable(host: str, port: int, timeout: float = 1.0) -> bool:
     except OSError:
         pass
     return True
+
+
+def _private_temp(path: Path, text: str) -> Path:
+    """A new file beside ``path`` holding ``text``, created with mode 0600 (never readable by others)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by the owner only (0600), atomically.
+
+    The rename replaces an older file whatever its mode was (configs written
+    by older versions were 0644).
+    """
+    tmp = _private_temp(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_or_create_secret(path: Path, nbytes: int = 32) -> str:
+    """The secret in ``path``, generated there (mode 0600) the first time.
+
+    First writer wins: the new file is linked into place only if there is
+    none yet, so two processes starting on one data directory agree on one
+    secret. A file left readable by others (by hand, or an older version) is
+    narrowed to 0600 on the way: the secrets guard the log and the read
+    models, which hold password hashes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = _private_temp(path, secrets.token_urlsafe(nbytes) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(PRIVATE_MODE)
+    secret = path.read_text(encoding="utf-8").strip()
+    if not secret:
+        raise EmbeddedRuntimeError(f"{path} is empty; delete it to have a new secret generated")
+    return secret

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.runtime.processes import read_or_create_secret
 
 
 class Settings(BaseSettings):
@@ -44,11 +45,4 @@ class Settings(BaseSettings):
         """The configured secret, or one generated once into DATA_DIR (mode 600)."""
         if self.jwt_secret:
             return self.jwt_secret
-        path = self.resolved_data_dir() / "jwt_secret"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(secret)
-        return secret
+        return read_or_create_secret(self.resolved_data_dir() / "jwt_secret", nbytes=48)
