@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 from nats.aio.client import Client
 
+from adapters.http.login_guard import LoginGuard
 from adapters.http.ratelimit import TokenBucketLimiter
 from adapters.http.tokens import TokenService
 from adapters.jetstream.connection import connect_nats
@@ -53,7 +54,7 @@ class Container:
     tokens: TokenService
     user_limiter: TokenBucketLimiter
     anonymous_limiter: TokenBucketLimiter
-    login_limiter: TokenBucketLimiter
+    login_guard: LoginGuard
     users: UserCommands
     projections: list[Projection]
     contexts: Contexts | None = None
@@ -111,7 +112,11 @@ class Container:
             anonymous_limiter=TokenBucketLimiter(
                 settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst
             ),
-            login_limiter=TokenBucketLimiter(settings.login_failures_per_minute / 60.0, settings.login_failures_per_minute),
+            login_guard=LoginGuard(
+                settings.login_failures_per_minute,
+                settings.login_account_failures_per_minute,
+                known_address_seconds=settings.login_known_address_days * 86400,
+            ),
             users=UserCommands(repo, hasher),
             projections=projections(),
         )

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 100
     anonymous_rate_limit_per_second: float = 100.0
     anonymous_rate_limit_burst: int = 200
-    login_failures_per_minute: float = 10.0
+    login_failures_per_minute: float = 10.0  # per (account, client address)
+    login_account_failures_per_minute: float = 100.0  # per account, from addresses it never logged in from
+    login_known_address_days: float = 30.0
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     stream_replicas: int = 1

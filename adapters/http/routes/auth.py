@@ -11,8 +11,19 @@ from adapters.http.keys import container
 from adapters.http.models import LoginIn, LoginOut, MeOut, RegisterIn, RegisterOut
 from adapters.http.reads import read_model
 from domain.base import utc
-from domain.errors import NotFound, RateLimited
+from domain.errors import NotFound, Unavailable
 from domain.user import account_id
+
+
+_LOGIN_LIMITS = (
+    "Failed logins are limited (429 with `Retry-After`, before the password is checked): "
+    "per account and client address, `INKSTREAM_LOGIN_FAILURES_PER_MINUTE` (default 10); per account over "
+    "all addresses, `INKSTREAM_LOGIN_ACCOUNT_FAILURES_PER_MINUTE` (default 100), which does not apply to an "
+    "address the account logged in from successfully in the last `INKSTREAM_LOGIN_KNOWN_ADDRESS_DAYS` (30): "
+    "guesses from elsewhere cannot lock the owner out where they usually log in. A successful login counts "
+    "nothing. Every request from the address also counts against the per-address limit of unauthenticated "
+    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`)."
+)
 
 
 def _expiry(ts: int) -> str:
@@ -33,18 +44,17 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    """A try is reserved before the password is checked (see ``LoginGuard``)."""
     c = container(request)
     body = await read_body(request, LoginIn)
-    account = f"login:{account_id(body.email)}"
-    wait = c.login_limiter.peek(account)
-    if wait > 0:
-        raise RateLimited("too many failed logins for this account", retry_after=wait)
+    attempt = c.login_guard.reserve(account_id(body.email), request.remote or "unknown")
     try:
         with c.tracing.span("command User.login"):
             user = await c.users.login(body.email, body.password)
-    except Exception:
-        c.login_limiter.take(account)
+    except Unavailable:
+        c.login_guard.undecided(attempt)
         raise
+    c.login_guard.succeeded(attempt)
     issued = c.tokens.issue(user.user_id)
     return resource_answer({"user_id": user.user_id, "token": issued.token, "expires_at": _expiry(issued.expires_at)})
 
@@ -65,6 +75,6 @@ def register_routes(api: Api) -> None:
     api.operation("POST", "/v1/auth/register", summary="Register a user", tag="auth", body=RegisterIn,
                   response=RegisterOut, status=201, auth=False, errors=(403, 409, 422))(register)
     api.operation("POST", "/v1/auth/login", summary="Log in", tag="auth", body=LoginIn, response=LoginOut,
-                  auth=False, errors=(401,))(login)
+                  auth=False, errors=(401, 429), description=_LOGIN_LIMITS)(login)
     api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=MeOut,
                   errors=(404,))(me)
