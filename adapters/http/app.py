@@ -7,7 +7,7 @@ from aiohttp import web
 from adapters.http import openapi, operations
 from adapters.http.api import Api
 from adapters.http.keys import API, CONTAINER
-from adapters.http.middleware import auth_middleware, observability_middleware, rate_limit_middleware
+from adapters.http.middleware import access_middleware, observability_middleware
 from adapters.http.problems import problem_middleware
 from adapters.http.routes import auth
 from adapters.runtime.container import Container
@@ -25,7 +25,7 @@ def build_api() -> Api:
 def build_app(container: Container) -> web.Application:
     app = web.Application(
         client_max_size=container.settings.max_body_bytes,
-        middlewares=[observability_middleware, problem_middleware, auth_middleware, rate_limit_middleware],
+        middlewares=[observability_middleware, problem_middleware, access_middleware],
     )
     app[CONTAINER] = container
     api = build_api()

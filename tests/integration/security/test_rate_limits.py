@@ -63,6 +63,19 @@ async def test_failed_logins_are_limited_per_account(strict_system: RunningSyste
         assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429, statuses
 
 
+@pytest.fixture(scope="module")
+async def anonymous_strict_system(nats_server: str, database: Database) -> AsyncIterator[RunningSystem]:
+    """An API whose limit per address for unauthenticated traffic is tight."""
+    running = await start_system(
+        nats_server, await database.new_database(), anonymous_rate_limit_per_second=0.5,
+        anonymous_rate_limit_burst=10,
+    )
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
 @asynccontextmanager
 async def client_at(system: RunningSystem, address: str) -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP session whose connections come from ``address`` (any 127.0.0.0/8 address is local)."""
@@ -137,3 +150,27 @@ async def test_login_timing_does_not_reveal_whether_the_email_exists(http: aioht
     m_known, m_unknown = statistics.median(known), statistics.median(unknown)
     print(f"login medians: existing {m_known*1000:.1f} ms, unknown {m_unknown*1000:.1f} ms")
     assert abs(m_known - m_unknown) <= 0.2 * max(m_known, m_unknown)
+
+
+async def me_status(http: aiohttp.ClientSession, headers: dict[str, str]) -> int:
+    async with http.get("/v1/auth/me", headers=headers, params={"consistency": "eventual"}) as r:
+        if r.status == 429:
+            assert int(r.headers["Retry-After"]) >= 1 and (await r.json())["code"] == "rate_limited"
+        return r.status
+
+
+async def test_bad_tokens_are_limited_per_address_and_good_ones_per_user(anonymous_strict_system: RunningSystem) -> None:
+    system = anonymous_strict_system
+    async with client_at(system, "127.0.0.41") as elsewhere:
+        user = await new_user(elsewhere)  # registering costs .41 one request
+    forged = {"Authorization": "Bearer " + user.token[:-4] + "AAAA"}
+    async with client_at(system, "127.0.0.40") as attacker:
+        statuses = [await me_status(attacker, forged) for _ in range(40)]
+        print(f"40 bad-token requests from one address: {statuses.count(401)} x 401, {statuses.count(429)} x 429")
+        assert statuses[:10] == [401] * 10 and statuses.count(401) <= 12 and statuses[-1] == 429, statuses
+        # once the address is over its limit, neither a missing token nor a login gets through
+        assert await me_status(attacker, {}) == 429
+        async with attacker.post("/v1/auth/login", json={"email": user.email, "password": user.password}) as r:
+            assert r.status == 429
+        # a valid token is limited per user, not per address: it still works from there
+        assert await me_status(attacker, user.headers) == 200
