@@ -1,4 +1,9 @@
-"""``/health``, ``/ready`` and ``/metrics``."""
+"""``/health``, ``/ready`` and ``/metrics``.
+
+They answer anyone, so they name each failing check and its state only: an
+exception's text (addresses, ports, the value that broke a projection) goes
+to the log, where operators look, and never into the answer.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,15 @@ import asyncio
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from adapters.http.api import Api, json_response
 from adapters.http.keys import container
 from adapters.http.models import HealthOut, ReadyOut
+
+log = structlog.get_logger("inkstream.health")
 
 
 def package_version() -> str:
@@ -21,15 +29,21 @@ def package_version() -> str:
         return "0.0.0"
 
 
+def _down(check: str, error: str) -> dict[str, Any]:
+    """The answer says "down"; the log says why."""
+    log.warning("health.check_failed", check=check, error=error)
+    return {"status": "down"}
+
+
 async def _check_nats(request: web.Request) -> dict[str, Any]:
     c = container(request)
     if not c.nc.is_connected:
-        return {"status": "down", "error": "not connected"}
+        return _down("nats", "not connected")
     try:
         async with asyncio.timeout(1.5):
             last = await c.store.last_position()
     except Exception as exc:  # noqa: BLE001 - any failure is the check's answer
-        return {"status": "down", "error": str(exc) or type(exc).__name__}
+        return _down("nats", _reason(exc))
     return {"status": "up", "last_position": last}
 
 
@@ -40,23 +54,33 @@ async def _check_postgres(request: web.Request) -> dict[str, Any]:
             async with c.pool.acquire() as conn:
                 await conn.fetchval("SELECT 1")
     except Exception as exc:  # noqa: BLE001
-        return {"status": "down", "error": str(exc) or type(exc).__name__}
+        return _down("postgres", _reason(exc))
     return {"status": "up"}
 
 
-def _check_projections(request: web.Request) -> dict[str, Any]:
+def _reason(exc: BaseException) -> str:
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    return f"{reason} (from {type(cause).__name__}: {cause})" if cause is not None else reason
+
+
+def _check_projections(request: web.Request, *, log_halts: bool = True) -> dict[str, Any]:
     c = container(request)
     out: dict[str, Any] = {}
     for runner in c.runners:
         s = runner.state
-        entry: dict[str, Any] = {"status": s.status, "position": s.position}
-        if s.status == "halted":
-            entry.update(error=s.error, error_position=s.error_position)
-        out[runner.name] = entry
+        out[runner.name] = {"status": s.status, "position": s.position}
+        if s.status == "halted" and log_halts:
+            log.warning("health.check_failed", check=f"projection:{runner.name}", error=s.error,
+                        error_position=s.error_position)
     if not c.runners:  # an API-only process: report what the runners recorded
         for name in (p.name for p in c.projections):
             out[name] = {"status": c.watch.status.get(name, "unknown"), "position": c.watch.position(name)}
     return out
+
+
+def _halted(projections: dict[str, Any]) -> list[str]:
+    return [f"projection:{name}" for name, p in projections.items() if p["status"] == "halted"]
 
 
 async def health(request: web.Request) -> web.Response:
@@ -65,7 +89,7 @@ async def health(request: web.Request) -> web.Response:
     projections = _check_projections(request)
     checks: dict[str, Any] = {"nats": nats_check, "postgres": pg_check, "projections": projections}
     failing = [name for name in ("nats", "postgres") if checks[name]["status"] != "up"]
-    failing += [f"projection:{n}" for n, p in projections.items() if p["status"] == "halted"]
+    failing += _halted(projections)
     body = {
         "status": "unhealthy" if failing else "healthy",
         "version": package_version(),
@@ -77,10 +101,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
+    """200 once caught up with the log as it was at start, and while no projection is halted:
+    a halted projection serves stale reads for good, so traffic should go elsewhere."""
     c = container(request)
-    is_ready = c.is_ready()
-    body = {"ready": is_ready, "target_position": c.ready_target,
-            "projections": {p.name: c.watch.position(p.name) for p in c.projections}}
+    halted = _halted(_check_projections(request, log_halts=False))  # /health logs why
+    is_ready = c.is_ready() and not halted
+    body: dict[str, Any] = {"ready": is_ready, "target_position": c.ready_target,
+                            "projections": {p.name: c.watch.position(p.name) for p in c.projections}}
+    if halted:
+        body["failing"] = halted
     return json_response(body, 200 if is_ready else 503)
 
 
@@ -91,8 +120,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 def register(api: Api) -> None:
     api.operation("GET", "/health", summary="Health of the service and each dependency", tag="operations",
-                  response=HealthOut, auth=False, errors=(503,))(health)
+                  response=HealthOut, auth=False, errors=(503,),
+                  description="503 names each failing check in `failing` (`nats`, `postgres`, "
+                              "`projection:<name>`) with its state; the reason is in the service's log "
+                              "(`health.check_failed`), never in the answer.")(health)
     api.operation("GET", "/ready", summary="200 once streams exist and projections caught up", tag="operations",
-                  response=ReadyOut, auth=False, errors=(503,))(ready)
+                  response=ReadyOut, auth=False, errors=(503,),
+                  description="503 until every projection has reached the log position seen at start-up, and "
+                              "while any projection is halted (named in `failing`).")(ready)
     api.operation("GET", "/metrics", summary="Prometheus metrics", tag="operations", auth=False,
                   produces=("text/plain",))(metrics)
