@@ -75,6 +75,6 @@ def register_routes(api: Api) -> None:
     api.operation("POST", "/v1/auth/register", summary="Register a user", tag="auth", body=RegisterIn,
                   response=RegisterOut, status=201, auth=False, errors=(403, 409, 422))(register)
     api.operation("POST", "/v1/auth/login", summary="Log in", tag="auth", body=LoginIn, response=LoginOut,
-                  auth=False, errors=(401, 429), description=_LOGIN_LIMITS)(login)
+                  auth=False, errors=(401,), description=_LOGIN_LIMITS)(login)
     api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=MeOut,
                   errors=(404,))(me)
