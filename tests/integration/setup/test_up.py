@@ -51,9 +51,15 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 6
     raise AssertionError(f"/ready was not 200 within {timeout} s")
 
 
-def start_up(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def cli_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INKSTREAM_")}
-    env.update(INKSTREAM_DATA_DIR=str(data_dir), INKSTREAM_HTTP_PORT=str(port), INKSTREAM_LOG_FORMAT="json")
+    env.update(INKSTREAM_DATA_DIR=str(data_dir), INKSTREAM_LOG_FORMAT="json")
+    return env
+
+
+def start_up(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = cli_env(data_dir)
+    env.update(INKSTREAM_HTTP_PORT=str(port))
     with log.open("ab") as out:
         return subprocess.Popen([str(INKSTREAM), "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -107,6 +113,10 @@ async def test_up_is_ready_keeps_its_data_and_leaves_no_orphans() -> None:
                 assert r.status == 201
         assert children_using(data_dir), "the embedded servers should run under DATA_DIR"
         await servers_want_their_credentials(data_dir)
+        # the other CLI commands find the running `up` (and its credentials) through DATA_DIR alone
+        audit = subprocess.run([str(INKSTREAM), "audit", "user", address, "--json"], env=cli_env(data_dir),
+                               capture_output=True, text=True, timeout=60)
+        assert audit.returncode == 0 and "User.Registered" in audit.stdout, audit.stderr
         assert stop(proc) == 0
         time.sleep(0.5)
         leftovers = children_using(data_dir)
