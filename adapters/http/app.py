@@ -11,10 +11,10 @@ from aiohttp import web
 from adapters.http import openapi, operations
 from adapters.http.api import Api
 from adapters.http.keys import API, BUS, LIMITERS, METRICS, PROBES, READS, REPOSITORY, TOKENS, TRACING
-from adapters.http.middleware import auth_middleware, observability_middleware, rate_limit_middleware
+from adapters.http.middleware import access_middleware, observability_middleware
 from adapters.http.probes import Probes
 from adapters.http.problems import problem_middleware
-from adapters.http.ratelimit import Limiters
+from adapters.http.limits import Limiters
 from adapters.http.routes import auth, books, content
 from adapters.http.tokens import TokenService
 from adapters.read_your_writes import ReadYourWrites
@@ -46,7 +46,7 @@ def build_app(
 ) -> web.Application:
     app = web.Application(
         client_max_size=max_body_bytes,
-        middlewares=[observability_middleware, problem_middleware, auth_middleware, rate_limit_middleware],
+        middlewares=[observability_middleware, problem_middleware, access_middleware],
     )
     app[BUS], app[READS], app[REPOSITORY] = bus, reads, repository
     app[TOKENS], app[LIMITERS], app[PROBES] = tokens, limiters, probes

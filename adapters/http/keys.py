@@ -19,7 +19,7 @@ from commands.repository import Repository
 if TYPE_CHECKING:
     from adapters.http.api import Api
     from adapters.http.probes import Probes
-    from adapters.http.ratelimit import Limiters
+    from adapters.http.limits import Limiters
     from adapters.http.tokens import TokenService
 
 BUS: web.AppKey[CommandBus] = web.AppKey("bus", CommandBus)

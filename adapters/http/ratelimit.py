@@ -43,20 +43,8 @@ class TokenBucketLimiter:
             return 0.0
         return (cost - bucket.tokens) / self.rate if self.rate > 0 else 60.0
 
-    def peek(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
-        """Like ``take`` but spends nothing (for checks before costly work)."""
-        now = time.monotonic() if now is None else now
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back what ``take`` spent, for work that turned out not to count (a login that succeeded)."""
         bucket = self._buckets.get(key)
-        if bucket is None:
-            return 0.0
-        tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-        return 0.0 if tokens >= cost else (cost - tokens) / self.rate if self.rate > 0 else 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limiters:
-    """Every limiter the HTTP layer applies: per user, per client address, failed logins per account."""
-
-    user: TokenBucketLimiter
-    anonymous: TokenBucketLimiter
-    login: TokenBucketLimiter
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + cost)

@@ -14,6 +14,8 @@ import nats
 import structlog
 from nats.aio.client import Client
 
+from adapters.telemetry.redaction import without_password
+
 log = structlog.get_logger("inkstream.nats")
 
 
@@ -25,16 +27,17 @@ async def connect_nats(
     connect_timeout: float = 2.0,
 ) -> Client:
     client: list[Client] = []
+    shown = without_password(url)
 
     async def disconnected() -> None:
         if client and (client[0].is_draining or client[0].is_closed):
             return  # our own close, not an outage
-        log.warning("nats.disconnected", url=url)
+        log.warning("nats.disconnected", url=shown)
         if on_state:
             await _maybe(on_state("disconnected"))
 
     async def reconnected() -> None:
-        log.info("nats.reconnected", url=url)
+        log.info("nats.reconnected", url=shown)
         if on_state:
             await _maybe(on_state("connected"))
 

@@ -10,6 +10,10 @@
 * Loading an aggregate is one batched Direct Get by subject (nats-py has no
   helper for the batch form, so the request is sent here), not a consumer.
 * ``read_all`` is an ordered consumer: the fastest in-order reader of the log.
+* An event larger than the server's ``max_payload`` (headers included) is the
+  client's problem (``EventTooLarge``, 413), checked before publishing:
+  the server would otherwise close the connection on it, and the publish
+  would look like an outage.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from adapters.telemetry.tracing import Tracing, current_traceparent
-from commands.ports import Appended, Unavailable
+from commands.ports import Appended, EventTooLarge, Unavailable
 from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
@@ -58,6 +63,19 @@ class _Batch:
 
 def subject_for(aggregate_type: str, aggregate_id: str, prefix: str = "ink") -> str:
     return f"{prefix}.{aggregate_type}.{aggregate_id}"
+
+
+def message_size(payload: bytes, headers: dict[str, str]) -> int:
+    """What the server counts against ``max_payload``: the payload and the encoded headers
+    (``NATS/1.0``, one ``key: value`` line each, a blank line)."""
+    header_bytes = len(b"NATS/1.0\r\n\r\n") + sum(
+        len(k.encode()) + len(v.encode()) + len(b": \r\n") for k, v in headers.items()
+    )
+    return len(payload) + header_bytes
+
+
+def _too_large(size: int, limit: int) -> EventTooLarge:
+    return EventTooLarge(f"the event would be {size} bytes, over the event log's limit of {limit} bytes", limit)
 
 
 def _parse_time(value: str | None, position: int) -> datetime:
@@ -150,8 +168,13 @@ class JetStreamEventStore:
             if traceparent:
                 headers[H_TRACEPARENT] = traceparent
             payload = orjson.dumps(event.data)
+            size, limit = message_size(payload, headers), self._nc.max_payload
+            if size > limit:
+                raise _too_large(size, limit)
             try:
                 ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)
+            except MaxPayloadError as exc:  # the limit changed under us (a reconnect to another server)
+                raise _too_large(size, self._nc.max_payload) from exc
             except BadRequestError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise Unavailable(f"the log refused the event: {exc.description}") from exc

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.http.ratelimit import Limiters, TokenBucketLimiter
+from adapters.http.limits import Limiters
+from adapters.http.login_guard import LoginGuard
+from adapters.http.ratelimit import TokenBucketLimiter
 from adapters.http.tokens import TokenService
 from adapters.read_your_writes import ReadYourWrites
 from adapters.runtime.settings import Settings
@@ -100,7 +102,11 @@ def bootstrap(
     limiters = Limiters(
         user=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         anonymous=TokenBucketLimiter(settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst),
-        login=TokenBucketLimiter(settings.login_failures_per_minute / 60.0, settings.login_failures_per_minute),
+        login=LoginGuard(
+            settings.login_failures_per_minute,
+            settings.login_account_failures_per_minute,
+            known_address_seconds=settings.login_known_address_days * 86400,
+        ),
     )
     return Services(
         settings=settings,

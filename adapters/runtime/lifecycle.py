@@ -31,6 +31,7 @@ from adapters.runtime.bootstrap import Services, bootstrap
 from adapters.runtime.settings import Settings
 from adapters.sandbox.javascript import JavaScriptSandbox
 from adapters.telemetry.metrics import Metrics
+from adapters.telemetry.redaction import without_password
 from adapters.telemetry.tracing import Tracing
 
 log = structlog.get_logger("inkstream.runtime")
@@ -161,5 +162,5 @@ async def _wait_for_postgres(dsn: str, timeout: float) -> None:
             return
         except (*OUTAGE_ERRORS, asyncpg.PostgresError) as exc:
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"PostgreSQL at {dsn} did not answer within {timeout:.0f} s: {exc}") from exc
+                raise RuntimeError(f"PostgreSQL at {without_password(dsn)} did not answer within {timeout:.0f} s: {exc}") from exc
             await asyncio.sleep(0.5)

@@ -17,9 +17,11 @@ from aiohttp import web
 
 from adapters.http.app import build_app
 from adapters.runtime import discovery
-from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
 from adapters.runtime.lifecycle import Running, start
+from adapters.runtime.nats_server import EmbeddedNats
+from adapters.runtime.postgres_server import EmbeddedPostgres
 from adapters.runtime.settings import Settings
+from adapters.telemetry.redaction import without_password
 
 log = structlog.get_logger("inkstream.serve")
 
@@ -34,7 +36,7 @@ async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bo
         nats = EmbeddedNats(data_dir / "nats")
         nats_url = await nats.start()
         stack.push_async_callback(nats.stop)
-        log.info("embedded.nats", url=nats_url, pid=nats.pid)
+        log.info("embedded.nats", url=without_password(nats_url), pid=nats.pid)
     if not database_url:
         if not embedded:
             raise SystemExit("INKSTREAM_DATABASE_URL is required for this role")
@@ -43,7 +45,7 @@ async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bo
         pg = EmbeddedPostgres(data_dir / "pg")
         database_url = await pg.start()
         stack.push_async_callback(pg.stop)
-        log.info("embedded.postgres", dsn=database_url)
+        log.info("embedded.postgres", dsn=without_password(database_url))
     return nats_url, database_url
 
 

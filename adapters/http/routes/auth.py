@@ -7,13 +7,23 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from adapters.http.api import Api, actor, command_answer, context, read_body, read_query, resource_answer
-from adapters.http.errors import RateLimited
 from adapters.http.keys import BUS, LIMITERS, READS, TOKENS
 from adapters.http.models import LoginIn, LoginOut, ReadQuery, RegisterIn, RegisterOut
+from commands.ports import Unavailable
 from commands.users import LogIn, RegisterUser
 from domain.errors import NotFound
 from domain.user import account_id
 from projections.documents import UserOut
+
+_LOGIN_LIMITS = (
+    "Failed logins are limited (429 with `Retry-After`, before the password is checked): "
+    "per account and client address, `INKSTREAM_LOGIN_FAILURES_PER_MINUTE` (default 10); per account over "
+    "all addresses, `INKSTREAM_LOGIN_ACCOUNT_FAILURES_PER_MINUTE` (default 100), which does not apply to an "
+    "address the account logged in from successfully in the last `INKSTREAM_LOGIN_KNOWN_ADDRESS_DAYS` (30): "
+    "guesses from elsewhere cannot lock the owner out where they usually log in. A successful login counts "
+    "nothing. Every request from the address also counts against the per-address limit of unauthenticated "
+    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`)."
+)
 
 
 def _issued(request: web.Request, user_id: str) -> dict[str, str]:
@@ -29,17 +39,16 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    """A try is reserved before the password is checked (see ``LoginGuard``)."""
     body = await read_body(request, LoginIn)
-    limiter = request.app[LIMITERS].login
-    account = f"login:{account_id(body.email)}"
-    wait = limiter.peek(account)
-    if wait > 0:
-        raise RateLimited("too many failed logins for this account", retry_after=wait)
+    guard = request.app[LIMITERS].login
+    attempt = guard.reserve(account_id(body.email), request.remote or "unknown")
     try:
         user = await request.app[BUS].handle(LogIn(body.email, body.password), context(request))
-    except Exception:
-        limiter.take(account)
+    except Unavailable:
+        guard.undecided(attempt)
         raise
+    guard.succeeded(attempt)
     return resource_answer(_issued(request, user.user_id))
 
 
@@ -57,6 +66,6 @@ def register_routes(api: Api) -> None:
     api.operation("POST", "/v1/auth/register", summary="Register a user", tag="auth", body=RegisterIn,
                   response=RegisterOut, status=201, auth=False, errors=(403, 409, 422))(register)
     api.operation("POST", "/v1/auth/login", summary="Log in", tag="auth", body=LoginIn, response=LoginOut,
-                  auth=False, errors=(401,))(login)
+                  auth=False, errors=(401,), description=_LOGIN_LIMITS)(login)
     api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=UserOut,
                   query=ReadQuery, errors=(400, 404))(me)

@@ -14,7 +14,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from adapters.runtime.nats_server import EmbeddedNats
+from adapters.runtime.postgres_server import EmbeddedPostgres
 from tests.integration.resilience.load import CommandStream, verify_acknowledged
 from tests.support.servers import Database, start_nats, start_throwaway_postgres
 from tests.support.system import start_system
