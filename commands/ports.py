@@ -23,6 +23,17 @@ class Appended:
     duplicate: bool = False
 
 
+class LogCursor(Protocol):
+    """A reader's place in the log."""
+
+    async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
+        """Up to ``max_size`` next events in order, as soon as there is one;
+        ``[]`` when none arrived within ``timeout`` seconds (None: wait)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class EventStore(Protocol):
     """The log.
 
@@ -48,6 +59,10 @@ class EventStore(Protocol):
     ) -> list[Recorded]: ...
 
     def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]: ...
+
+    async def open_cursor(self, from_position: int = 1) -> LogCursor:
+        """The log from ``from_position`` on, in order, then live events, read in batches."""
+        ...
 
     async def last_position(self) -> int: ...
 

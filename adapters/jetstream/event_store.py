@@ -280,33 +280,64 @@ class JetStreamEventStore:
             raise Unavailable("the event log is unreachable") from exc
         return int(info.state.last_seq)
 
-    async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
-        """Every event from ``from_position`` on, in order, then live ones; never ends.
-
-        The queue is bounded and the callback waits on it, so a slow reader
-        holds back the consumer's flow-control replies and the server pauses:
-        a replay of a long log does not pile up in memory."""
-        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10_000)
-
-        async def on_msg(msg: Msg) -> None:
-            await queue.put(msg)
-
+    async def open_cursor(self, from_position: int = 1) -> JetStreamCursor:
+        """An ordered consumer from ``from_position``, read in batches (see ``JetStreamCursor``)."""
+        cursor = JetStreamCursor()
         if from_position <= 1:
             config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
         else:
             config = api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_position
             )
-        sub = await self._js.subscribe(
-            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=on_msg
+        cursor.sub = await self._js.subscribe(
+            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=cursor.on_msg
         )
+        return cursor
+
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
+        """Every event from ``from_position`` on, in order, then live ones; never ends."""
+        cursor = await self.open_cursor(from_position)
         try:
             while True:
-                msg = await queue.get()
-                meta = msg.metadata
-                yield to_recorded(msg.subject, meta.sequence.stream, msg.headers, msg.data)
+                for record in await cursor.next_batch(1000, timeout=None):
+                    yield record
         finally:
+            await cursor.close()
+
+
+class JetStreamCursor:
+    """Implements ``commands.ports.LogCursor`` on an ordered consumer (the fastest in-order reader).
+
+    The queue is bounded and the callback waits on it, so a slow reader holds
+    back the consumer's flow-control replies and the server pauses: a replay
+    of a long log does not pile up in memory. Waiting with a timeout happens
+    on the queue, never by cancelling an iterator, so a caller can poll for
+    idleness without losing its place.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=capacity)
+        self.sub: Any = None
+
+    async def on_msg(self, msg: Msg) -> None:
+        await self._queue.put(msg)
+
+    async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
+        if self._queue.empty():
             try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may already be gone
-                pass
+                async with asyncio.timeout(timeout):
+                    first = await self._queue.get()
+            except TimeoutError:
+                return []
+        else:
+            first = self._queue.get_nowait()
+        msgs = [first]
+        while len(msgs) < max_size and not self._queue.empty():
+            msgs.append(self._queue.get_nowait())
+        return [to_recorded(m.subject, m.metadata.sequence.stream, m.headers, m.data) for m in msgs]
+
+    async def close(self) -> None:
+        if self.sub is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await self.sub.unsubscribe()
+            self.sub = None

@@ -29,6 +29,7 @@ from adapters.postgres.read_model import PostgresReadModel
 from adapters.postgres.watch import ProjectionWatch
 from adapters.runtime.bootstrap import Services, bootstrap
 from adapters.runtime.settings import Settings
+from adapters.shared_log import SharedLog
 from adapters.sandbox.javascript import JavaScriptSandbox
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.redaction import without_password
@@ -47,6 +48,7 @@ class Running:
     nc: Client
     pool: asyncpg.Pool
     watch: ProjectionWatch
+    shared_log: SharedLog
     runners: list[ProjectorRunner] = field(default_factory=list)
     ready_target: int = 0
     _ready: bool = False
@@ -113,9 +115,12 @@ async def start(
 
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
                          sandbox=sandbox, metrics=metrics, tracing=tracing)
-    running = Running(services, nats_url, database_url, nc, pool, watch)
+    shared_log = SharedLog(store)
+    running = Running(services, nats_url, database_url, nc, pool, watch, shared_log)
     running.ready_target = await store.last_position()
     if project:
+        # One reader of the log for every subscriber of this process (see adapters/shared_log.py).
+        stack.push_async_callback(_stop_tasks, [asyncio.create_task(shared_log.run(), name="shared-log")])
         await _start_projectors(stack, running)
     return running
 
@@ -132,6 +137,7 @@ async def _start_projectors(stack: AsyncExitStack, running: Running) -> None:
             metrics=services.metrics,
             batch_size=services.settings.projector_batch_size,
             tracer=services.tracing,
+            shared_log=running.shared_log,
         )
         running.runners.append(runner)
         tasks.append(asyncio.create_task(runner.run(), name=f"projector-{projection.name}"))
