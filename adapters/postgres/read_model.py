@@ -2,8 +2,7 @@
 
 Rows are validated into the documents of ``projections.documents`` (the
 columns carry the fields' names), so no query maps fields by hand. Lists are
-keyset-paged: the cursor is opaque to clients (base64url JSON of the last
-row's sort key), so paging stays stable while rows are added. Blobs and
+keyset-paged (cursors in ``adapters/cursors.py``). Blobs and
 buckets list oldest first by (created_at, id), schema versions newest first by
 semver precedence, books by id (UUIDv7: creation order).
 
@@ -15,18 +14,16 @@ a JSON aggregate, so a big book is not encoded and parsed as JSON once more.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 import orjson
 
+from adapters.cursors import clamp_limit, encode_cursor, id_cursor, semver_cursor, time_cursor
 from domain.schema import parse_schema_id
 from projections.documents import BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, Document, SchemaOut, UserOut
-from projections.read_model import MAX_LIMIT, InvalidCursor, Page
+from projections.read_model import Page
 
 D = TypeVar("D", bound=Document)
 
@@ -76,38 +73,6 @@ def _row(row: asyncpg.Record, *json_columns: str) -> dict[str, Any]:
     for column in json_columns:
         fields[column] = _json(fields[column])
     return fields
-
-
-def encode_cursor(key: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, size: int) -> list[Any]:
-    try:
-        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise InvalidCursor("invalid cursor") from None
-    if not isinstance(key, list) or len(key) != size:
-        raise InvalidCursor("invalid cursor")
-    # A forged cursor must not reach PostgreSQL with what it refuses (NUL, out-of-range integers).
-    for part in key:
-        if (isinstance(part, str) and "\x00" in part) or (isinstance(part, int) and not -(2**63) <= part < 2**63):
-            raise InvalidCursor("invalid cursor")
-    return key
-
-
-def _time_cursor(cursor: str | None) -> tuple[datetime | None, str | None]:
-    if not cursor:
-        return None, None
-    at, last_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), str(last_id)
-    except (TypeError, ValueError):
-        raise InvalidCursor("invalid cursor") from None
-
-
-def _limit(limit: int) -> int:
-    return max(1, min(int(limit), MAX_LIMIT))
 
 
 def _page(rows: list[asyncpg.Record], limit: int, shape: Callable[[asyncpg.Record], D],
@@ -163,10 +128,8 @@ class PostgresReadModel:
         return _schema(row) if row is not None else None
 
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
-        limit = _limit(limit)
-        after = decode_cursor(cursor, 4) if cursor else [None, None, None, None]
-        if cursor and not (all(isinstance(v, int) for v in after[:3]) and isinstance(after[3], str)):
-            raise InvalidCursor("invalid cursor")
+        limit = clamp_limit(limit)
+        after = semver_cursor(cursor) or [None, None, None, None]
         rows = await self._conn.fetch(
             f"SELECT {_SCHEMA_COLUMNS}, major, minor, patch, pre FROM schemas"
             " WHERE name = $1 AND ($2::bigint IS NULL OR (major, minor, patch, pre) < ($2, $3, $4, $5))"
@@ -182,8 +145,8 @@ class PostgresReadModel:
         return _bucket(row) if row is not None else None
 
     async def buckets(self, owner_id: str, parent_id: str | None, limit: int, cursor: str | None) -> Page[BucketOut]:
-        limit = _limit(limit)
-        at, last_id = _time_cursor(cursor)
+        limit = clamp_limit(limit)
+        at, last_id = time_cursor(cursor)
         rows = await self._conn.fetch(
             f"SELECT {_BUCKET_COLUMNS} FROM buckets"
             " WHERE owner_id = $1 AND parent_id IS NOT DISTINCT FROM $2"
@@ -210,8 +173,8 @@ class PostgresReadModel:
 
     async def blobs(self, owner_id: str, bucket_id: str | None, schema_id: str | None, limit: int,
                     cursor: str | None) -> Page[BlobOut]:
-        limit = _limit(limit)
-        at, last_id = _time_cursor(cursor)
+        limit = clamp_limit(limit)
+        at, last_id = time_cursor(cursor)
         if schema_id is not None and "@" not in schema_id:
             latest = await self.schema(schema_id)
             if latest is None:
@@ -253,9 +216,7 @@ class PostgresReadModel:
         )
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
-        limit = _limit(limit)
-        if cursor is not None:
-            cursor = str(decode_cursor(cursor, 1)[0])
-        rows = await self._conn.fetch(_LIST_BOOKS, owner_id, cursor, limit + 1)
+        limit = clamp_limit(limit)
+        rows = await self._conn.fetch(_LIST_BOOKS, owner_id, id_cursor(cursor), limit + 1)
         return _page(rows, limit, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
                      lambda r: [r["id"]])

@@ -22,13 +22,15 @@ class Metrics:
             "websocket_connections_active", "Open WebSocket connections", registry=r
         )
         self.projection_lag = Gauge(
-            "projection_lag_events", "Events in the log not yet applied by a projection", ["projection"], registry=r
+            "projection_lag_events", "Events in the log not yet applied by a projection", ["projection", "store"],
+            registry=r,
         )
         self.projection_halted = Gauge(
-            "projection_halted", "1 while a projection is halted on a poison event", ["projection"], registry=r
+            "projection_halted", "1 while a projection is halted on a poison event", ["projection", "store"],
+            registry=r,
         )
         self.projection_events = Counter(
-            "projection_events_total", "Events applied by a projection", ["projection"], registry=r
+            "projection_events_total", "Events applied by a projection", ["projection", "store"], registry=r
         )
         self.jobs = Counter("jobs_total", "Jobs by outcome", ["status"], registry=r)
         self.websocket_connections.set(0)

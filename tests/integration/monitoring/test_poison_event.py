@@ -38,7 +38,7 @@ async def test_a_poison_event_halts_the_projection_and_health_names_it(database:
         assert health["checks"]["projections"]["blobs"]["status"] == "halted"
         # the error and its position are for operators (log, projection_checkpoints), not in /health
         assert blobs.state.error_position == appended.position and blobs.state.error
-        assert 'projection_halted{projection="blobs"} 1.0' in metrics
+        assert 'projection_halted{projection="blobs",store="postgres"} 1.0' in metrics
         assert health["checks"]["projections"]["books"]["status"] == "running"
         # the other projections went past the poison event
         books = next(r for r in system.running.runners if r.name == "books")
