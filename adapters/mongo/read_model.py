@@ -1,0 +1,250 @@
+"""``projections.read_model.ReadModel`` on MongoDB: the same answers as PostgreSQL's.
+
+Documents are decoded (``adapters/mongo/encoding.py``) and validated into the
+documents of ``projections.documents``, as rows are on PostgreSQL. Lists are
+keyset-paged on the same sort keys, with the same cursors
+(``adapters/cursors.py``): blobs and buckets oldest first by (created_at, id),
+schema versions newest first by semver precedence, books by id. Tombstones
+(see ``adapters/mongo/changes.py``) are never answered.
+
+A book and its chapters are read in one aggregation (``$lookup`` by
+``book_id``), within a snapshot session where the server offers one, so they
+show one committed batch; the chapters are put in the book's order here, in
+Python, not with an aggregation path through the ``chapter_ids`` array (some
+Mongo-compatible servers evaluate paths through arrays wrongly).
+
+An unreachable server is ``Unavailable`` (503), after the client's server
+selection timeout.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from adapters.cursors import clamp_limit, encode_cursor, id_cursor, semver_cursor, time_cursor
+from adapters.mongo.changes import LIVE
+from adapters.mongo.client import OUTAGE_ERRORS, Mongo
+from adapters.mongo.encoding import decode_document, timestamp
+from commands.ports import Unavailable
+from domain.schema import parse_schema_id
+from projections.documents import (
+    BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, ChapterSummary, Document, SchemaOut, UserOut,
+)
+from projections.read_model import Page
+
+D = TypeVar("D", bound=Document)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_LATEST = [("major", DESCENDING), ("minor", DESCENDING), ("patch", DESCENDING), ("pre", DESCENDING)]
+_OLDEST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+
+
+def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except OUTAGE_ERRORS as exc:
+            raise Unavailable("the read-model store is unreachable") from exc
+
+    return call
+
+
+def _after_time(cursor: str | None) -> dict[str, Any]:
+    at, last_id = time_cursor(cursor)
+    if at is None:
+        return {}
+    stamp = timestamp(at)
+    return {"$or": [{"created_at": {"$gt": stamp}}, {"created_at": stamp, "_id": {"$gt": last_id}}]}
+
+
+def _time_key(doc: dict[str, Any]) -> list[Any]:
+    return [datetime.fromisoformat(doc["created_at"]).isoformat(), doc["_id"]]
+
+
+def _after_semver(cursor: str | None) -> dict[str, Any]:
+    after = semver_cursor(cursor)
+    if after is None:
+        return {}
+    major, minor, patch, pre = after
+    return {"$or": [
+        {"major": {"$lt": major}},
+        {"major": major, "minor": {"$lt": minor}},
+        {"major": major, "minor": minor, "patch": {"$lt": patch}},
+        {"major": major, "minor": minor, "patch": patch, "pre": {"$lt": pre}},
+    ]}
+
+
+def _page(docs: list[dict[str, Any]], limit: int, shape: Callable[[dict[str, Any]], D],
+          key: Callable[[dict[str, Any]], list[Any]]) -> Page[D]:
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return Page([shape(d) for d in docs], encode_cursor(key(docs[-1])) if more else None)
+
+
+def _schema(doc: dict[str, Any]) -> SchemaOut:
+    return SchemaOut.model_validate(decode_document(doc))
+
+
+def _bucket(doc: dict[str, Any]) -> BucketOut:
+    return BucketOut.model_validate(decode_document(doc))
+
+
+def _blob(doc: dict[str, Any]) -> BlobOut:
+    return BlobOut.model_validate(decode_document(doc))
+
+
+def _in_order(book: dict[str, Any], chapters: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(1-based place in ``chapter_ids``, chapter) for the chapters the book lists, in its order."""
+    by_id = {c["_id"]: c for c in chapters if "_deleted" not in c}  # never a tombstone
+    ids = book.get("chapter_ids") or []
+    return [(n, by_id[cid]) for n, cid in enumerate(ids, 1) if cid in by_id]
+
+
+class MongoReadModel:
+    """Implements ``projections.read_model.ReadModel``."""
+
+    def __init__(self, mongo: Mongo) -> None:
+        self._mongo = mongo
+        self._db = mongo.db
+
+    def _snapshot(self) -> AbstractAsyncContextManager[AsyncClientSession | None]:
+        if self._mongo.transactions:
+            return self._mongo.client.start_session(snapshot=True)
+        return nullcontext()
+
+    async def _find(self, table: str, query: dict[str, Any], sort: list[tuple[str, int]], limit: int,
+                    projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        cursor = self._db[table].find({**query, **LIVE}, projection).sort(sort).limit(limit)
+        return await cursor.to_list()
+
+    @_reachable
+    async def user(self, user_id: str) -> UserOut | None:
+        doc = await self._db.users.find_one({"_id": user_id, **LIVE})
+        return UserOut.model_validate(decode_document(doc)) if doc is not None else None
+
+    @_reachable
+    async def user_account(self, user_id: str) -> str | None:
+        doc = await self._db.users.find_one({"_id": user_id, **LIVE}, {"account_id": 1})
+        return doc["account_id"] if doc is not None else None
+
+    @_reachable
+    async def schema(self, schema_id: str) -> SchemaOut | None:
+        try:
+            name, version = parse_schema_id(schema_id)
+        except ValueError:
+            return None
+        if version is None:
+            docs = await self._find("schemas", {"name": name}, _LATEST, 1)
+            return _schema(docs[0]) if docs else None
+        doc = await self._db.schemas.find_one({"_id": schema_id, **LIVE})
+        return _schema(doc) if doc is not None else None
+
+    @_reachable
+    async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
+        limit = clamp_limit(limit)
+        docs = await self._find("schemas", {"name": name, **_after_semver(cursor)}, _LATEST, limit + 1)
+        return _page(docs, limit, _schema, lambda d: [d["major"], d["minor"], d["patch"], d["pre"]])
+
+    @_reachable
+    async def bucket(self, bucket_id: str) -> BucketOut | None:
+        doc = await self._db.buckets.find_one({"_id": bucket_id, **LIVE})
+        return _bucket(doc) if doc is not None else None
+
+    @_reachable
+    async def buckets(self, owner_id: str, parent_id: str | None, limit: int, cursor: str | None) -> Page[BucketOut]:
+        limit = clamp_limit(limit)
+        query = {"owner_id": owner_id, "parent_id": parent_id, **_after_time(cursor)}
+        docs = await self._find("buckets", query, _OLDEST, limit + 1)
+        return _page(docs, limit, _bucket, _time_key)
+
+    @_reachable
+    async def bucket_is_empty(self, bucket_id: str) -> bool:
+        if await self._db.buckets.find_one({"parent_id": bucket_id, **LIVE}, {"_id": 1}) is not None:
+            return False
+        return await self._db.blob_buckets.find_one({"bucket_id": bucket_id, **LIVE}, {"_id": 1}) is None
+
+    @_reachable
+    async def blob(self, blob_id: str) -> BlobOut | None:
+        doc = await self._db.blobs.find_one({"_id": blob_id, **LIVE})
+        return _blob(doc) if doc is not None else None
+
+    @_reachable
+    async def blobs(self, owner_id: str, bucket_id: str | None, schema_id: str | None, limit: int,
+                    cursor: str | None) -> Page[BlobOut]:
+        limit = clamp_limit(limit)
+        after = _after_time(cursor)
+        if schema_id is not None and "@" not in schema_id:
+            latest = await self.schema(schema_id)
+            if latest is None:
+                return Page([])
+            schema_id = latest.id
+        query: dict[str, Any] = {"owner_id": owner_id, **after}
+        if schema_id is not None:
+            query["schema_id"] = schema_id
+        if bucket_id is None:
+            docs = await self._find("blobs", query, _OLDEST, limit + 1)
+        else:
+            # The bucket's memberships, joined to their blobs (scalar to scalar: no path through an array).
+            pipeline: list[dict[str, Any]] = [
+                {"$match": {"bucket_id": bucket_id, **LIVE}},
+                {"$lookup": {"from": "blobs", "localField": "blob_id", "foreignField": "_id", "as": "blob"}},
+                {"$unwind": "$blob"},
+                {"$replaceWith": "$blob"},
+                {"$match": {**query, **LIVE}},
+                {"$sort": dict(_OLDEST)},
+                {"$limit": limit + 1},
+            ]
+            docs = await (await self._db.blob_buckets.aggregate(pipeline)).to_list()
+        return _page(docs, limit, _blob, _time_key)
+
+    @_reachable
+    async def book(self, book_id: str) -> BookOut | None:
+        pipeline = [
+            {"$match": {"_id": book_id, **LIVE}},
+            {"$lookup": {"from": "book_chapters", "localField": "_id", "foreignField": "book_id", "as": "chapters"}},
+        ]
+        async with self._snapshot() as session:
+            docs = await (await self._db.books.aggregate(pipeline, session=session)).to_list()
+        if not docs:
+            return None
+        found = docs[0].pop("chapters")
+        book = decode_document(docs[0])
+        chapters = [ChapterOut(id=c["id"], title=c["title"], content=c["content"], order=n)
+                    for n, (_, c) in enumerate(_in_order(book, found), 1)]
+        return BookOut.model_validate({**book, "chapters": chapters})
+
+    @_reachable
+    async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
+        limit = clamp_limit(limit)
+        after = id_cursor(cursor)
+        match: dict[str, Any] = {"owner_id": owner_id, **LIVE}
+        if after is not None:
+            match["_id"] = {"$gt": after}
+        pipeline = [
+            {"$match": match},
+            {"$sort": {"_id": ASCENDING}},
+            {"$limit": limit + 1},
+            {"$lookup": {"from": "book_chapters", "let": {"book": "$_id"}, "as": "chapters", "pipeline": [
+                {"$match": {"$expr": {"$eq": ["$book_id", "$$book"]}}},
+                {"$project": {"id": 1, "title": 1, "_deleted": 1}},  # not the contents
+            ]}},
+        ]
+        async with self._snapshot() as session:
+            docs = await (await self._db.books.aggregate(pipeline, session=session)).to_list()
+
+        def summary(doc: dict[str, Any]) -> BookSummary:
+            book = decode_document({k: v for k, v in doc.items() if k != "chapters"})
+            chapters = [ChapterSummary(id=c["id"], title=c["title"], order=n)
+                        for n, c in _in_order(book, doc["chapters"])]
+            return BookSummary.model_validate({**book, "chapters": chapters})
+
+        return _page(docs, limit, summary, lambda d: [d["_id"]])
