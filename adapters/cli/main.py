@@ -15,13 +15,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inkstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start everything (embedded nats-server and PostgreSQL unless URLs are set)")
-    sub.add_parser("api", help="serve the HTTP API only (needs NATS_URL and DATABASE_URL)")
-    sub.add_parser("project", help="run the projectors only (needs NATS_URL and DATABASE_URL)")
+    sub.add_parser("api", help="serve the HTTP API only (needs NATS_URL, and DATABASE_URL or MONGO_URL "
+                              "for the READ_STORE)")
+    project = sub.add_parser("project", help="run the projectors only (needs NATS_URL and each store's URL)")
+    project.add_argument("--store", action="append", choices=["postgres", "mongo"],
+                         help="project into this store only (repeatable; default: PostgreSQL, and MongoDB "
+                              "when MONGO_URL is set)")
     streams = sub.add_parser("streams", help="JetStream streams")
     streams_sub = streams.add_subparsers(dest="streams_command", required=True)
     streams_sub.add_parser("apply", help="apply streams.yaml idempotently")
     replay = sub.add_parser("replay", help="rebuild read models from the log, then swap them in")
     replay.add_argument("--projection", action="append", help="only this projection (repeatable)")
+    replay.add_argument("--store", choices=["postgres", "mongo"],
+                        help="the store to rebuild (default: INKSTREAM_READ_STORE)")
     audit = sub.add_parser("audit", help="print an aggregate's event history")
     audit.add_argument("kind", choices=KINDS)
     audit.add_argument("id")
@@ -43,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("up", "api", "project"):
         from adapters.runtime.serve import serve
 
-        return asyncio.run(serve(settings, role=args.command))
+        return asyncio.run(serve(settings, role=args.command, stores=getattr(args, "store", None)))
     if args.command == "streams":
         from adapters.cli.streams import apply_command
 
@@ -51,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "replay":
         from adapters.cli.replay import replay_command
 
-        return asyncio.run(replay_command(settings, args.projection))
+        return asyncio.run(replay_command(settings, args.projection, args.store or settings.read_store))
     if args.command == "audit":
         from adapters.cli.audit import audit_command
 

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from adapters.http.api import Api, json_response
 from adapters.http.keys import METRICS, PROBES
 from adapters.http.models import HealthOut, ReadyOut
-from adapters.http.probes import Probes
+from adapters.http.probes import Probes, ProjectionStatus
 
 log = structlog.get_logger("inkstream.health")
 
@@ -56,37 +56,45 @@ async def _check_nats(probes: Probes) -> dict[str, Any]:
     return {"status": "up", "last_position": last}
 
 
-async def _check_postgres(probes: Probes) -> dict[str, Any]:
+async def _check_store(probes: Probes, kind: str) -> dict[str, Any]:
     try:
         async with asyncio.timeout(1.5):
-            await probes.ping_read_store()
+            await probes.ping_store(kind)
     except Exception as exc:  # noqa: BLE001
-        return _down("postgres", _reason(exc))
+        return _down(kind, _reason(exc))
     return {"status": "up"}
 
 
-def _check_projections(probes: Probes, *, log_halts: bool = True) -> dict[str, Any]:
+def _projections_key(kind: str) -> str:
+    """``projections`` for PostgreSQL's (as ever), ``<store>_projections`` for another store's."""
+    return "projections" if kind == "postgres" else f"{kind}_projections"
+
+
+def _check_projections(kind: str, statuses: dict[str, ProjectionStatus], *, log_halts: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, s in probes.projections().items():
+    for name, s in statuses.items():
         out[name] = {"status": s.status, "position": s.position}
         if s.status == "halted" and log_halts:
-            log.warning("health.check_failed", check=f"projection:{name}", error=s.error,
+            log.warning("health.check_failed", check=f"{_projections_key(kind).removesuffix('s')}:{name}", error=s.error,
                         error_position=s.error_position)
     return out
 
 
-def _halted(projections: dict[str, Any]) -> list[str]:
-    return [f"projection:{name}" for name, p in projections.items() if p["status"] == "halted"]
+def _halted(kind: str, projections: dict[str, Any]) -> list[str]:
+    prefix = _projections_key(kind).removesuffix("s")
+    return [f"{prefix}:{name}" for name, p in projections.items() if p["status"] == "halted"]
 
 
 async def health(request: web.Request) -> web.Response:
     """200 healthy, or 503 unhealthy naming each failing check."""
     probes = request.app[PROBES]
-    nats_check, pg_check = await asyncio.gather(_check_nats(probes), _check_postgres(probes))
-    projections = _check_projections(probes)
-    checks: dict[str, Any] = {"nats": nats_check, "postgres": pg_check, "projections": projections}
-    failing = [name for name in ("nats", "postgres") if checks[name]["status"] != "up"]
-    failing += _halted(projections)
+    kinds = probes.store_kinds()
+    nats_check, *store_checks = await asyncio.gather(_check_nats(probes), *(_check_store(probes, k) for k in kinds))
+    checks: dict[str, Any] = {"nats": nats_check, **dict(zip(kinds, store_checks))}
+    failing = [name for name in ("nats", *kinds) if checks[name]["status"] != "up"]
+    for kind, statuses in probes.projections().items():
+        checks[_projections_key(kind)] = projections = _check_projections(kind, statuses)
+        failing += _halted(kind, projections)
     body = {
         "status": "unhealthy" if failing else "healthy",
         "version": package_version(),
@@ -98,11 +106,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """200 once caught up with the log as it was at start, and while no projection is halted:
-    a halted projection serves stale reads for good, so traffic should go elsewhere."""
+    """200 once the store that answers queries caught up with the log as it was at start,
+    and while none of its projections is halted: a halted projection serves stale
+    reads for good, so traffic should go elsewhere."""
     probes = request.app[PROBES]
-    projections = _check_projections(probes, log_halts=False)  # /health logs why
-    halted = _halted(projections)
+    kind = probes.read_store
+    statuses = probes.projections().get(kind, {})
+    projections = _check_projections(kind, statuses, log_halts=False)  # /health logs why
+    halted = _halted(kind, projections)
     is_ready = probes.ready() and not halted
     body: dict[str, Any] = {"ready": is_ready, "target_position": probes.ready_target,
                             "projections": {name: p["position"] for name, p in projections.items()}}

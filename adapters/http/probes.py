@@ -19,11 +19,22 @@ class Probes(Protocol):
 
     async def log_position(self) -> int: ...
 
-    async def ping_read_store(self) -> None:
-        """Raises when the read-model store does not answer."""
+    def store_kinds(self) -> tuple[str, ...]:
+        """The read-model stores this process uses ("postgres", "mongo")."""
         ...
 
-    def projections(self) -> dict[str, ProjectionStatus]: ...
+    async def ping_store(self, kind: str) -> None:
+        """Raises when that read-model store does not answer."""
+        ...
+
+    def projections(self) -> dict[str, dict[str, ProjectionStatus]]:
+        """Each store's projections by name."""
+        ...
+
+    @property
+    def read_store(self) -> str:
+        """The store that answers queries."""
+        ...
 
     def ready(self) -> bool:
         """Streams exist and the projections caught up with the log as it was at start."""

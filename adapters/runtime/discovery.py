@@ -29,10 +29,11 @@ def forget(settings: Settings) -> None:
     runtime_file(settings).unlink(missing_ok=True)
 
 
-def resolve(settings: Settings) -> tuple[str, str]:
-    """The configured URLs, else those of the running ``inkstream up``."""
+def resolve(settings: Settings, *, postgres: bool = True) -> tuple[str, str]:
+    """The configured URLs, else those of the running ``inkstream up`` (PostgreSQL's only
+    when the command uses it)."""
     nats_url, database_url = settings.nats_url, settings.database_url
-    if not (nats_url and database_url):
+    if not (nats_url and (database_url or not postgres)):
         path = runtime_file(settings)
         if path.exists():
             try:
@@ -44,7 +45,7 @@ def resolve(settings: Settings) -> tuple[str, str]:
                 ) from None
             nats_url = nats_url or data["nats_url"]
             database_url = database_url or data["database_url"]
-    if not (nats_url and database_url):
+    if not (nats_url and (database_url or not postgres)):
         raise SystemExit(
             "no NATS/PostgreSQL to talk to: set INKSTREAM_NATS_URL and INKSTREAM_DATABASE_URL, "
             "or start `inkstream up` with the same INKSTREAM_DATA_DIR"

@@ -1,16 +1,19 @@
 """Starting and stopping a role's I/O, in order, on one ``AsyncExitStack``.
 
-``start`` connects to NATS, applies the streams, waits for PostgreSQL and
-migrates it, opens the pool and the read-your-writes watch, starts the
-sandbox, builds the graph with ``bootstrap``, and (for the roles that
-project) starts the projector runners. Each step pushes its own cleanup, so
-the stack stops everything in reverse order, also when a later step fails.
+``start`` connects to NATS, applies the streams, opens the read-model stores
+the role uses (``adapters/runtime/stores.py``: PostgreSQL migrated, MongoDB
+indexed, each with its pool or client and its positions watch), starts the
+sandbox, builds the graph with ``bootstrap`` (queries go to the store named by
+``INKSTREAM_READ_STORE``), and (for the roles that project) starts one
+projector runner per projection and store, all fed by the process's one
+reader of the log. Each step pushes its own cleanup, so the stack stops
+everything in reverse order, also when a later step fails.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -22,36 +25,57 @@ from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
-from adapters.postgres.migrations import migrate
-from adapters.postgres.pool import OUTAGE_ERRORS, connect, create_pool
-from adapters.postgres.projector import ProjectorRunner
-from adapters.postgres.read_model import PostgresReadModel
-from adapters.postgres.watch import ProjectionWatch
-from adapters.runtime.bootstrap import Services, bootstrap
+from adapters.positions import PositionBoard
+from adapters.projector import ProjectorRunner
+from adapters.runtime.bootstrap import Services, bootstrap, projections
 from adapters.runtime.settings import Settings
+from adapters.runtime.stores import STORE_KINDS, ReadStore, StoreKind, open_mongo_store, open_postgres
 from adapters.shared_log import SharedLog
 from adapters.sandbox.javascript import JavaScriptSandbox
 from adapters.telemetry.metrics import Metrics
-from adapters.telemetry.redaction import without_password
 from adapters.telemetry.tracing import Tracing
 
 log = structlog.get_logger("inkstream.runtime")
 
 
+def configured_stores(settings: Settings) -> tuple[StoreKind, ...]:
+    """The stores a projecting role writes by default: PostgreSQL, and MongoDB when it has a URL."""
+    return ("postgres", "mongo") if settings.mongo_url else ("postgres",)
+
+
+def stores_to_open(settings: Settings, *, project: bool, project_into: Iterable[StoreKind] | None = None,
+                   also: Iterable[StoreKind] = ()) -> tuple[StoreKind, ...]:
+    wanted = {settings.read_store, *also}
+    if project:
+        wanted.update(configured_stores(settings) if project_into is None else project_into)
+    return tuple(k for k in STORE_KINDS if k in wanted)
+
+
 @dataclass
 class Running:
-    """A started process: the graph, the connections it runs on, and its projector runners."""
+    """A started process: the graph, the stores and connections it runs on, and its projector runners."""
 
     services: Services
     nats_url: str
     database_url: str
     nc: Client
-    pool: asyncpg.Pool
-    watch: ProjectionWatch
+    stores: dict[StoreKind, ReadStore]
+    read_store: StoreKind
     shared_log: SharedLog
+    mongo_url: str = ""
     runners: list[ProjectorRunner] = field(default_factory=list)
     ready_target: int = 0
     _ready: bool = False
+
+    @property
+    def watch(self) -> PositionBoard:
+        """Positions of the store that answers queries."""
+        return self.stores[self.read_store].watch
+
+    @property
+    def pool(self) -> asyncpg.Pool | None:
+        store = self.stores.get("postgres")
+        return store.pool if store else None
 
     # -- ``adapters.http.operations.Probes`` -------------------------------------------
 
@@ -61,17 +85,24 @@ class Running:
     async def log_position(self) -> int:
         return await self.services.store.last_position()
 
-    async def ping_read_store(self) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+    def store_kinds(self) -> tuple[str, ...]:
+        return tuple(self.stores)
 
-    def projections(self) -> dict[str, ProjectionStatus]:
-        if self.runners:
-            return {r.name: ProjectionStatus(r.state.status, r.state.position, r.state.error, r.state.error_position)
-                    for r in self.runners}
-        # an API-only process: report what the runners recorded
-        return {p.name: ProjectionStatus(self.watch.status.get(p.name, "unknown"), self.watch.position(p.name))
-                for p in self.services.projections}
+    async def ping_store(self, kind: str) -> None:
+        await self.stores[kind].ping()  # type: ignore[index]
+
+    def projections(self) -> dict[str, dict[str, ProjectionStatus]]:
+        out: dict[str, dict[str, ProjectionStatus]] = {}
+        for kind, store in self.stores.items():
+            runners = [r for r in self.runners if r.store_kind == kind]
+            if runners:
+                out[kind] = {r.name: ProjectionStatus(r.state.status, r.state.position, r.state.error,
+                                                      r.state.error_position) for r in runners}
+            else:  # not projected here: report what the store's runners recorded
+                out[kind] = {p.name: ProjectionStatus(store.watch.status.get(p.name, "unknown"),
+                                                      store.watch.position(p.name))
+                             for p in self.services.projections}
+        return out
 
     def ready(self) -> bool:
         if not self._ready:
@@ -86,9 +117,17 @@ async def start(
     nats_url: str,
     database_url: str,
     project: bool,
+    project_into: Sequence[StoreKind] | None = None,
+    also_open: Sequence[StoreKind] = (),
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
 ) -> Running:
+    """``project_into``: the stores this process projects into (None: ``configured_stores``);
+    ``also_open``: stores opened besides those (``inkstream replay --store``)."""
+    kinds = stores_to_open(settings, project=project, project_into=project_into, also=also_open)
+    if "mongo" in kinds and not settings.mongo_url:
+        raise RuntimeError("MongoDB is asked for (INKSTREAM_READ_STORE=mongo or --store mongo) "
+                           "but INKSTREAM_MONGO_URL is not set")
     metrics = Metrics()
     tracing = tracing or Tracing(settings.service_name)
     stack.callback(tracing.shutdown)
@@ -97,50 +136,47 @@ async def start(
     await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
     store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc())
 
-    await _wait_for_postgres(database_url, connect_timeout)
-    conn = await connect(database_url)
-    try:
-        applied = await migrate(conn)
-    finally:
-        await conn.close()
-    if applied:
-        log.info("postgres.migrated", applied=applied)
-    pool = await create_pool(database_url, min_size=1, max_size=20)
-    stack.push_async_callback(_close_pool, pool)
-    watch = ProjectionWatch(database_url)
-    await watch.start()
-    stack.push_async_callback(watch.stop)
+    stores: dict[StoreKind, ReadStore] = {}
+    for kind in kinds:
+        if kind == "postgres":
+            stores[kind] = await open_postgres(stack, database_url, timeout=connect_timeout)
+        else:
+            stores[kind] = await open_mongo_store(stack, settings.mongo_url, projections(), timeout=connect_timeout)
     sandbox = JavaScriptSandbox()
     stack.callback(sandbox.close)
 
-    services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
+    reads = stores[settings.read_store]
+    services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
                          sandbox=sandbox, metrics=metrics, tracing=tracing)
     shared_log = SharedLog(store)
-    running = Running(services, nats_url, database_url, nc, pool, watch, shared_log)
+    running = Running(services, nats_url, database_url, nc, stores, settings.read_store, shared_log,
+                      mongo_url=settings.mongo_url)
     running.ready_target = await store.last_position()
     if project:
         # One reader of the log for every subscriber of this process (see adapters/shared_log.py).
         stack.push_async_callback(_stop_tasks, [asyncio.create_task(shared_log.run(), name="shared-log")])
-        await _start_projectors(stack, running)
+        into = configured_stores(settings) if project_into is None else project_into
+        await _start_projectors(stack, running, [k for k in kinds if k in into])
     return running
 
 
-async def _start_projectors(stack: AsyncExitStack, running: Running) -> None:
+async def _start_projectors(stack: AsyncExitStack, running: Running, kinds: Sequence[StoreKind]) -> None:
     services = running.services
     tasks: list[asyncio.Task[None]] = []
-    for projection in services.projections:
-        runner = ProjectorRunner(
-            projection,
-            dsn=running.database_url,
-            store=services.store,
-            codec=services.codec,
-            metrics=services.metrics,
-            batch_size=services.settings.projector_batch_size,
-            tracer=services.tracing,
-            shared_log=running.shared_log,
-        )
-        running.runners.append(runner)
-        tasks.append(asyncio.create_task(runner.run(), name=f"projector-{projection.name}"))
+    for kind in kinds:
+        for projection in services.projections:
+            runner = ProjectorRunner(
+                projection,
+                running.stores[kind].target,
+                store=services.store,
+                codec=services.codec,
+                metrics=services.metrics,
+                batch_size=services.settings.projector_batch_size,
+                tracer=services.tracing,
+                shared_log=running.shared_log,
+            )
+            running.runners.append(runner)
+            tasks.append(asyncio.create_task(runner.run(), name=f"projector-{kind}-{projection.name}"))
     stack.push_async_callback(_stop_tasks, tasks)
 
 
@@ -151,22 +187,3 @@ async def _stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
         _, stuck = await asyncio.wait(tasks, timeout=10)
         for task in stuck:  # never hang a shutdown on a task that ignored its cancellation
             log.error("runtime.task_did_not_stop", task=task.get_name())
-
-
-async def _close_pool(pool: asyncpg.Pool) -> None:
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(5):
-            await pool.close()
-
-
-async def _wait_for_postgres(dsn: str, timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=2)
-            await conn.close()
-            return
-        except (*OUTAGE_ERRORS, asyncpg.PostgresError) as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"PostgreSQL at {without_password(dsn)} did not answer within {timeout:.0f} s: {exc}") from exc
-            await asyncio.sleep(0.5)

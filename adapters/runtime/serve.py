@@ -1,8 +1,10 @@
 """Running a role: start what it needs, serve until SIGTERM/SIGINT, stop cleanly.
 
 ``up`` starts an embedded nats-server and PostgreSQL under DATA_DIR unless
-``NATS_URL``/``DATABASE_URL`` are set; everything stops in reverse order of
-starting, from one ``AsyncExitStack``.
+``NATS_URL``/``DATABASE_URL`` are set (MongoDB is never embedded: it is used
+when ``MONGO_URL`` is set); everything stops in reverse order of starting,
+from one ``AsyncExitStack``. ``project --store mongo`` projects into MongoDB
+only, and needs no PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from aiohttp import web
 
 from adapters.http.app import build_app
 from adapters.runtime import discovery
-from adapters.runtime.lifecycle import Running, start
+from adapters.runtime.lifecycle import Running, start, stores_to_open
+from adapters.runtime.stores import StoreKind
 from adapters.runtime.nats_server import EmbeddedNats
 from adapters.runtime.postgres_server import EmbeddedPostgres
 from adapters.runtime.settings import Settings
@@ -26,8 +29,10 @@ from adapters.telemetry.redaction import without_password
 log = structlog.get_logger("inkstream.serve")
 
 
-async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bool) -> tuple[str, str]:
-    """NATS and PostgreSQL URLs: the configured ones, or embedded servers under DATA_DIR."""
+async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bool,
+                      postgres: bool = True) -> tuple[str, str]:
+    """NATS and PostgreSQL URLs: the configured ones, or embedded servers under DATA_DIR
+    (none for PostgreSQL when the role does not use it)."""
     nats_url, database_url = settings.nats_url, settings.database_url
     data_dir = settings.resolved_data_dir()
     if not nats_url:
@@ -37,7 +42,7 @@ async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bo
         nats_url = await nats.start()
         stack.push_async_callback(nats.stop)
         log.info("embedded.nats", url=without_password(nats_url), pid=nats.pid)
-    if not database_url:
+    if not database_url and postgres:
         if not embedded:
             raise SystemExit("INKSTREAM_DATABASE_URL is required for this role")
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -63,23 +68,28 @@ async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: i
     await web.TCPSite(runner, host, port).start()
 
 
-async def serve(settings: Settings, role: str = "up") -> int:
+async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | None = None) -> int:
+    """``stores``: what a projecting role projects into (None: PostgreSQL, and MongoDB when configured)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        nats_url, database_url = await server_urls(settings, stack, embedded=(role == "up"))
+        project = role in ("up", "project")
+        kinds = stores_to_open(settings, project=project, project_into=stores)
+        nats_url, database_url = await server_urls(settings, stack, embedded=(role == "up"),
+                                                   postgres="postgres" in kinds)
         if role == "up":
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
-                              project=role in ("up", "project"))
+                              project=project, project_into=stores)
         if role in ("up", "api"):
             await serve_http(stack, running, settings.http_host, settings.http_port)
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)
         else:
-            log.info("inkstream.projecting", projections=[p.name for p in running.services.projections])
+            log.info("inkstream.projecting", projections=[p.name for p in running.services.projections],
+                     stores=sorted({r.store_kind for r in running.runners}))
         await stop.wait()
         log.info("inkstream.stopping")
     with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     nats_url: str = ""
     database_url: str = ""
     mongo_url: str = ""
+    read_store: Literal["postgres", "mongo"] = "postgres"
     jwt_secret: str = ""
     jwt_lifetime_seconds: int = 3600
     rate_limit_per_second: float = 50.0
