@@ -14,6 +14,7 @@ from adapters.client import InkstreamClient
 
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
+from tests.support.mongo import MongoServer, new_database_name
 from tests.support.servers import Database, start_nats
 from tests.support.fixtures import Seeded, load_schemas
 from tests.support.sdk import SignUp, new_client
@@ -70,8 +71,27 @@ async def private_store(nc: nats.aio.client.Client) -> JetStreamEventStore:
 
 
 @pytest.fixture(scope="session")
-async def system(nats_server: str, database: Database, nc: nats.aio.client.Client) -> AsyncIterator[RunningSystem]:
-    """The whole system (API + projectors) on the session's servers, over real HTTP."""
+async def mongo_server() -> AsyncIterator[MongoServer]:
+    """SecantusDB for the session (or the MongoDB at INKSTREAM_TEST_MONGO_URL); see tests/support/mongo.py."""
+    server = MongoServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def mongo_url(mongo_server: MongoServer) -> AsyncIterator[str]:
+    """A database of the test's own."""
+    name = new_database_name()
+    yield mongo_server.database_url(name)
+    await mongo_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+async def pg_system(nats_server: str, database: Database, nc: nats.aio.client.Client) -> AsyncIterator[RunningSystem]:
+    """The whole system (API + projectors into PostgreSQL) on the session's servers, over real HTTP."""
 
     dsn = await database.new_database()
     running = await start_system(nats_server, dsn)
@@ -79,6 +99,27 @@ async def system(nats_server: str, database: Database, nc: nats.aio.client.Clien
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture(scope="session")
+async def mongo_system(nats_server: str, database: Database, mongo_server: MongoServer,
+                       nc: nats.aio.client.Client) -> AsyncIterator[RunningSystem]:
+    """The same system answering queries from MongoDB (INKSTREAM_READ_STORE=mongo); it
+    projects the same log into PostgreSQL too, so both stores can be compared."""
+
+    dsn = await database.new_database()
+    running = await start_system(nats_server, dsn, mongo_url=mongo_server.database_url(), read_store="mongo")
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture(scope="session")
+def system(pg_system: RunningSystem) -> RunningSystem:
+    """The system the integration tests talk to; the areas that run on both read stores
+    override it (tests/support/stores.py)."""
+    return pg_system
 
 
 @pytest.fixture

@@ -1,40 +1,62 @@
-"""The projector runner against real NATS and PostgreSQL: exactly once, halting visibly."""
+"""The projector runner against real NATS, PostgreSQL and MongoDB: each event applied once, halting visibly.
+
+Every test runs on each store: PostgreSQL, MongoDB with transactions (the
+session's server is a replica set), and MongoDB without them (a standalone
+server, where only the position guards stand between a replay and a second
+write).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
-from typing import ClassVar
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest
 
 from adapters.jetstream.event_store import JetStreamEventStore
+from adapters.mongo import collections
+from adapters.mongo.client import Mongo, open_mongo
+from adapters.mongo.collections import CHECKPOINTS, CollectionSpec
+from adapters.mongo.projector import MongoProjectionStore
+from adapters.mongo.watch import MongoWatch
+from adapters.positions import PositionBoard
 from adapters.postgres.migrations import migrate
 from adapters.postgres.pool import connect
-from adapters.postgres.projector import ProjectorRunner
+from adapters.postgres.projector import PostgresProjectionStore
 from adapters.postgres.watch import ProjectionWatch
+from adapters.projector import ProjectionStore, ProjectorRunner
 from domain.base import EventCodec
 from domain.ids import new_id
 from domain.recorded import NewEvent, Recorded
 from projections.changes import Change, Upsert
+from tests.support.mongo import MongoServer, new_database_name
 from tests.support.servers import Database
 
 
-class Counting:
-    """Writes one row per event; a trigger counts how often each was applied."""
+class Stamping:
+    """Writes one row per event, stamped with the runner that wrote it."""
 
     name: ClassVar[str] = "counting"
     tables: ClassVar[tuple[str, ...]] = ("applied",)
 
+    def __init__(self, run: str = "a") -> None:
+        self.run = run
+
     def changes(self, record: Recorded) -> list[Change]:
         if record.type == "Thing.Poison":
             raise ValueError("cannot project this event")
-        return [Upsert("applied", ("position",), {"position": record.position, "n": 1})]
+        return [Upsert("applied", ("seq",), {"seq": record.position, "run": self.run, "position": record.position})]
 
 
+# PostgreSQL counts every write of a row with a trigger.
 SETUP = """
-CREATE TABLE applied (position bigint PRIMARY KEY, n integer NOT NULL);
+CREATE TABLE applied (seq bigint PRIMARY KEY, run text NOT NULL, position bigint NOT NULL, n integer NOT NULL DEFAULT 1);
 CREATE FUNCTION count_again() RETURNS trigger AS $$
 BEGIN NEW.n := OLD.n + 1; RETURN NEW; END $$ LANGUAGE plpgsql;
 CREATE TRIGGER count_again BEFORE UPDATE ON applied FOR EACH ROW EXECUTE FUNCTION count_again();
@@ -45,8 +67,21 @@ class Killed(BaseException):
     """Stands in for the process dying between the batch and its checkpoint."""
 
 
-@pytest.fixture
-async def fresh_dsn(database: Database) -> str:
+@dataclass
+class Target:
+    """One store under test, and how the test looks into it."""
+
+    kind: str
+    transactional: bool
+    make: Callable[..., ProjectionStore]
+    rows: Callable[[], Awaitable[list[dict[str, Any]]]]
+    checkpoint: Callable[[], Awaitable[dict[str, Any]]]
+    writes: Callable[[], Awaitable[Counter[int]]]  # how often each row was written
+    watch: Callable[[], PositionBoard]
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+async def _postgres(database: Database) -> Target:
     dsn = await database.new_database()
     conn = await connect(dsn)
     try:
@@ -54,7 +89,79 @@ async def fresh_dsn(database: Database) -> str:
         await conn.execute(SETUP)
     finally:
         await conn.close()
-    return dsn
+
+    async def fetch(sql: str) -> list[dict[str, Any]]:
+        c = await asyncpg.connect(dsn)
+        try:
+            return [dict(r) for r in await c.fetch(sql)]
+        finally:
+            await c.close()
+
+    async def rows() -> list[dict[str, Any]]:
+        return await fetch("SELECT seq, run FROM applied ORDER BY seq")
+
+    async def checkpoint() -> dict[str, Any]:
+        return (await fetch("SELECT * FROM projection_checkpoints WHERE name = 'counting'"))[0]
+
+    async def writes() -> Counter[int]:
+        return Counter({r["seq"]: r["n"] for r in await fetch("SELECT seq, n FROM applied")})
+
+    return Target("postgres", True, lambda **kw: PostgresProjectionStore(dsn), rows, checkpoint, writes,
+                  lambda: ProjectionWatch(dsn))
+
+
+async def _mongo(server: MongoServer, transactions: bool) -> Target:
+    mongo = await open_mongo(server.database_url(new_database_name()), transactions=transactions)
+    if transactions and not mongo.transactions:
+        await mongo.close()
+        pytest.skip("this MongoDB offers no transactions")
+    seen: Counter[int] = Counter()
+    # Every write MongoDB makes to a row, from its change stream (the trigger's counterpart).
+    stream = await mongo.db.applied.watch()
+
+    async def collect() -> None:
+        async for change in stream:
+            seen[change["documentKey"]["_id"]] += 1
+
+    collecting = asyncio.create_task(collect())
+
+    async def rows() -> list[dict[str, Any]]:
+        return [{"seq": d["seq"], "run": d["run"]} async for d in mongo.db.applied.find({}).sort("seq")]
+
+    async def checkpoint() -> dict[str, Any]:
+        return await mongo.db[CHECKPOINTS].find_one({"_id": "counting"}) or {}
+
+    async def writes() -> Counter[int]:
+        await asyncio.sleep(0.5)  # the stream's last events
+        return Counter(seen)
+
+    async def close() -> None:
+        collecting.cancel()
+        with contextlib.suppress(BaseException):
+            await collecting
+        await stream.close()
+        await mongo.client.drop_database(mongo.db.name)
+        await mongo.close()
+
+    def make(**kw: Any) -> ProjectionStore:
+        return MongoProjectionStore(mongo, **kw)
+
+    return Target("mongo", mongo.transactions, make, rows, checkpoint, writes, lambda: MongoWatch(mongo), [close])
+
+
+@pytest.fixture(params=["postgres", "mongo", "mongo-without-transactions"])
+async def target(request: pytest.FixtureRequest, database: Database, mongo_server: MongoServer,
+                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Target]:
+    monkeypatch.setitem(collections.COLLECTIONS, "applied", CollectionSpec(("seq",)))
+    if request.param == "postgres":
+        made = await _postgres(database)
+    else:
+        made = await _mongo(mongo_server, transactions=request.param == "mongo")
+    try:
+        yield made
+    finally:
+        for step in made.cleanup:
+            await step()
 
 
 async def append_many(store: JetStreamEventStore, n: int, type_: str = "Thing.Made") -> list[int]:
@@ -65,95 +172,116 @@ async def append_many(store: JetStreamEventStore, n: int, type_: str = "Thing.Ma
     return positions
 
 
-async def wait_for_position(runner: ProjectorRunner, position: int, timeout: float = 10) -> None:
+async def wait_for_position(runner: ProjectorRunner, position: int, timeout: float = 15) -> None:
     async with asyncio.timeout(timeout):
         while runner.state.position < position:
             await asyncio.sleep(0.02)
 
 
-def runner(dsn: str, store: JetStreamEventStore, **kw: object) -> ProjectorRunner:
-    return ProjectorRunner(Counting(), dsn=dsn, store=store, codec=EventCodec([]), batch_size=50, idle_check=0.5, **kw)  # type: ignore[arg-type]
+def runner(target: Target, store: JetStreamEventStore, run: str = "a", store_options: dict[str, Any] | None = None,
+           **kw: Any) -> ProjectorRunner:
+    return ProjectorRunner(Stamping(run), target.make(**(store_options or {})), store=store, codec=EventCodec([]),
+                           batch_size=50, idle_check=0.5, standby_poll=0.2, **kw)
 
 
-async def test_a_crash_between_batch_and_checkpoint_applies_every_event_exactly_once(
-    private_store: JetStreamEventStore, fresh_dsn: str
+async def test_a_crash_between_batch_and_checkpoint_writes_every_row_exactly_once(
+    private_store: JetStreamEventStore, target: Target
 ) -> None:
     positions = await append_many(private_store, 120)
-    calls = 0
+    batches: list[list[int]] = []
 
     def die_on_second_batch(batch: list[Recorded]) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+        batches.append([r.position for r in batch])
+        if len(batches) == 2:
             raise Killed()
 
     with pytest.raises(Killed):
-        await runner(fresh_dsn, private_store, before_checkpoint=die_on_second_batch).run()
+        await runner(target, private_store, "a", before_checkpoint=die_on_second_batch).run()
+    assert (await target.checkpoint())["position"] == batches[0][-1]
 
-    second = runner(fresh_dsn, private_store)
+    second = runner(target, private_store, "b")
     task = asyncio.create_task(second.run())
     try:
         await wait_for_position(second, positions[-1])
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    conn = await asyncpg.connect(fresh_dsn)
-    try:
-        rows = await conn.fetch("SELECT position, n FROM applied ORDER BY position")
-        checkpoint = await conn.fetchval("SELECT position FROM projection_checkpoints WHERE name='counting'")
-    finally:
-        await conn.close()
-    assert [r["position"] for r in rows] == positions
-    assert {r["n"] for r in rows} == {1}, "an event was applied twice"
-    assert checkpoint == positions[-1]
+    rows = await target.rows()
+    assert [r["seq"] for r in rows] == positions
+    writes = await target.writes()
+    assert set(writes.values()) == {1}, f"rows written twice: {[s for s, n in writes.items() if n > 1]}"
+    assert (await target.checkpoint())["position"] == positions[-1]
+    stamps = {r["seq"]: r["run"] for r in rows}
+    assert {stamps[p] for p in batches[0]} == {"a"}
+    # Atomic stores lost the crashed batch with its transaction and the resumed runner
+    # wrote it; without transactions it stayed as the crashed runner wrote it, and
+    # replaying it changed nothing.
+    assert {stamps[p] for p in batches[1]} == ({"b"} if target.transactional else {"a"})
 
 
-async def test_a_poison_event_halts_the_projection_visibly(private_store: JetStreamEventStore, fresh_dsn: str) -> None:
+async def test_a_poison_event_halts_the_projection_visibly(private_store: JetStreamEventStore, target: Target) -> None:
     good = await append_many(private_store, 5)
     poison = await append_many(private_store, 1, "Thing.Poison")
     await append_many(private_store, 3)
-    halting = runner(fresh_dsn, private_store, retry_delays=(0.01, 0.02))
+    halting = runner(target, private_store, retry_delays=(0.01, 0.02))
     await asyncio.wait_for(halting.run(), 15)  # returns: it halted instead of skipping
     assert halting.state.status == "halted"
     assert halting.state.error_position == poison[0]
     assert "cannot project this event" in (halting.state.error or "")
-    conn = await asyncpg.connect(fresh_dsn)
-    try:
-        row = await conn.fetchrow("SELECT * FROM projection_checkpoints WHERE name='counting'")
-        applied = [r["position"] for r in await conn.fetch("SELECT position FROM applied ORDER BY position")]
-    finally:
-        await conn.close()
-    assert row["status"] == "halted" and row["error_position"] == poison[0]
-    assert row["position"] == good[-1]
-    assert applied == good, "nothing after the poison event may be applied"
+    checkpoint = await target.checkpoint()
+    assert checkpoint["status"] == "halted" and checkpoint["error_position"] == poison[0]
+    assert checkpoint["position"] == good[-1]
+    assert [r["seq"] for r in await target.rows()] == good, "nothing after the poison event may be applied"
 
 
-async def test_only_one_runner_per_projection_is_active(private_store: JetStreamEventStore, fresh_dsn: str) -> None:
+async def test_only_one_runner_per_projection_is_active(private_store: JetStreamEventStore, target: Target) -> None:
     positions = await append_many(private_store, 10)
-    a, b = runner(fresh_dsn, private_store), runner(fresh_dsn, private_store)
+    a, b = runner(target, private_store, "a"), runner(target, private_store, "b")
     tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(15):
             while max(a.state.position, b.state.position) < positions[-1]:
                 await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
         assert sorted([a.state.status, b.state.status]) == ["running", "standby"]
         leader, standby = (a, b) if a.state.active else (b, a)
         tasks[[a, b].index(leader)].cancel()
         more = await append_many(private_store, 3)
         await wait_for_position(standby, more[-1], timeout=15)
+        assert {r["run"] for r in await target.rows() if r["seq"] in more} == {standby.projection.run}  # type: ignore[attr-defined]
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def test_the_watch_wakes_a_waiting_query_when_the_projection_commits(
-    private_store: JetStreamEventStore, fresh_dsn: str
+async def test_a_mongo_standby_takes_over_once_a_dead_leaders_lease_runs_out(
+    private_store: JetStreamEventStore, target: Target
 ) -> None:
-    watch = ProjectionWatch(fresh_dsn)
-    await watch.start()
-    r = runner(fresh_dsn, private_store)
+    if target.kind != "mongo":
+        pytest.skip("PostgreSQL's lock goes with the dead leader's connection")
+    positions = await append_many(private_store, 3)
+    checkpoints = target.make()._mongo.db[CHECKPOINTS]  # type: ignore[attr-defined]
+    # A leader that died without giving its lease back: it holds it for one more second.
+    await checkpoints.insert_one({"_id": "counting", "position": 0, "status": "running", "leader": "dead",
+                                  "lease_until": datetime.now(timezone.utc) + timedelta(seconds=1)})
+    standby = runner(target, private_store, store_options={"lease_seconds": 5})
+    task = asyncio.create_task(standby.run())
+    try:
+        await asyncio.sleep(0.5)
+        assert standby.state.status == "standby" and standby.state.position == 0
+        await wait_for_position(standby, positions[-1], timeout=15)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_watch_wakes_a_waiting_query_when_the_projection_commits(
+    private_store: JetStreamEventStore, target: Target
+) -> None:
+    watch = target.watch()
+    await watch.start()  # type: ignore[attr-defined]
+    r = runner(target, private_store)
     task = asyncio.create_task(r.run())
     try:
         positions = await append_many(private_store, 3)
@@ -162,4 +290,4 @@ async def test_the_watch_wakes_a_waiting_query_when_the_projection_commits(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await watch.stop()
+        await watch.stop()  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ class RunningSystem:
     @property
     def services(self) -> Services:
         return self.running.services
+
+    @property
+    def read_store(self) -> str:
+        return self.running.read_store
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        """The environment for an ``inkstream`` command against this system."""
+        env = {**os.environ, "INKSTREAM_NATS_URL": self.running.nats_url,
+               "INKSTREAM_DATABASE_URL": self.running.database_url, "INKSTREAM_MONGO_URL": self.running.mongo_url,
+               "INKSTREAM_READ_STORE": self.running.read_store}
+        return {**env, **extra}
 
     async def stop(self) -> None:
         await self.stack.aclose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,9 +15,7 @@ INKSTREAM = Path(sys.executable).parent / "inkstream"
 
 
 async def _run(system: RunningSystem, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "INKSTREAM_NATS_URL": system.running.nats_url,
-           "INKSTREAM_DATABASE_URL": system.running.database_url}
-    proc = await asyncio.create_subprocess_exec(str(INKSTREAM), *args, env=env, stdout=asyncio.subprocess.PIPE,
+    proc = await asyncio.create_subprocess_exec(str(INKSTREAM), *args, env=system.cli_env(), stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode or 0, out.decode(), err.decode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
+import pytest
 
 from adapters.postgres.rebuild import rebuild
 from adapters.client import InkstreamClient, InkstreamError
@@ -20,6 +20,13 @@ from tests.support.sdk import SignUp
 from tests.support.system import RunningSystem
 
 INKSTREAM = Path(sys.executable).parent / "inkstream"
+
+
+@pytest.fixture(scope="session")
+def system(pg_system: RunningSystem) -> RunningSystem:
+    """PostgreSQL's replay; MongoDB's is in tests/contract/test_read_stores.py."""
+    return pg_system
+
 
 SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
 
@@ -85,8 +92,7 @@ async def keep_querying(
 
 
 def inkstream_env(system: RunningSystem) -> dict[str, str]:
-    return {**os.environ, "INKSTREAM_NATS_URL": system.running.nats_url,
-            "INKSTREAM_DATABASE_URL": system.running.database_url, "INKSTREAM_LOG_LEVEL": "warning"}
+    return system.cli_env(INKSTREAM_LOG_LEVEL="warning")
 
 
 async def run_inkstream(system: RunningSystem, *args: str) -> tuple[int, str, str]:
