@@ -10,7 +10,6 @@ between, and otherwise fails as a concurrent change (409).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from domain.blob import Blob
@@ -152,7 +151,7 @@ class BlobCommands:
         for step in path:
             assert step.migration is not None
             try:
-                data = await asyncio.to_thread(self._sandbox.call, step.migration["transform"], MIGRATE_FUNCTION, data)
+                data = await self._sandbox.call(step.migration["transform"], MIGRATE_FUNCTION, data)
             except SandboxError as exc:
                 raise invalid("/schema_id", f"the migration to {name}@{step.version} failed: {exc}") from None
         self._ensure_valid(target, data, what="the migrated data")

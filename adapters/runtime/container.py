@@ -115,6 +115,7 @@ class Container:
             projections=projections(),
         )
         container.contexts = wire_contexts(container)
+        await container.contexts.start()
         container.ready_target = await store.last_position()
         if run_projectors:
             container.start_projectors()
@@ -157,7 +158,9 @@ class Container:
                 log.error("runtime.task_did_not_stop", task=task.get_name())
         await self.watch.stop()
         if self.contexts is not None:
-            self.contexts.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(15):
+                    await self.contexts.close()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self.pool.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from adapters.postgres.contents import ReadModelBucketContents
-from adapters.sandbox.javascript import JavaScriptSandbox
+from adapters.sandbox.pool import SandboxPool
 from adapters.validation.json_schema import JsonSchemaValidator
 from commands.blobs import BlobCommands
 from commands.books import BookCommands
@@ -48,14 +48,24 @@ class Contexts:
     buckets: BucketCommands
     blobs: BlobCommands
     books: BookCommands
-    sandbox: JavaScriptSandbox
+    sandbox: SandboxPool
 
-    def close(self) -> None:
-        self.sandbox.close()
+    async def start(self) -> None:
+        """Start the sandbox's worker processes (V8 up in each before the API serves)."""
+        await self.sandbox.start()
+
+    async def close(self) -> None:
+        await self.sandbox.close()
 
 
 def wire_contexts(container: "Container") -> Contexts:
-    sandbox = JavaScriptSandbox()
+    settings = container.settings
+    sandbox = SandboxPool(
+        workers=settings.sandbox_workers,
+        timeout_ms=settings.sandbox_timeout_ms,
+        max_memory_mb=settings.sandbox_memory_mb,
+        queue_seconds=settings.sandbox_queue_seconds,
+    )
     schemas = SchemaCommands(container.repo, JsonSchemaValidator(), sandbox)
     contents = ReadModelBucketContents(
         container.pool, container.watch, container.store, container.settings.read_wait_seconds
