@@ -81,10 +81,10 @@ class SandboxPool:
         self.timeout_ms = timeout_ms
         self.max_memory_mb = max_memory_mb
         self.queue_seconds = queue_seconds
-        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self._idle: collections.deque[_Worker] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[_Worker | None]] = collections.deque()  # FIFO: fair
         self._workers: set[_Worker] = set()
         self._starting = 0
-        self._waiting = 0
         self._tasks: set[asyncio.Task[Any]] = set()  # watchers and replacements: cancelled at close
         self._reaping: set[asyncio.Task[Any]] = set()  # awaited at close
         self._closed = False
@@ -112,8 +112,10 @@ class SandboxPool:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        for _ in range(self._waiting):
-            self._idle.put_nowait(None)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
         workers, self._workers = list(self._workers), set()
         for worker in workers:
             with contextlib.suppress(ProcessLookupError):
@@ -150,7 +152,7 @@ class SandboxPool:
 
     def _admit(self, worker: _Worker) -> None:
         self._workers.add(worker)
-        self._idle.put_nowait(worker)
+        self._release(worker)
         self._background(self._watch(worker), self._tasks)
 
     async def _watch(self, worker: _Worker) -> None:
@@ -231,29 +233,53 @@ class SandboxPool:
 
     # --- one round trip -----------------------------------------------------------------------
 
+    def _release(self, worker: _Worker) -> None:
+        """Hand a free worker straight to the caller that has waited longest, else keep it idle.
+        (Putting it back in a queue would let the caller that just finished take it again first.)"""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+
+    def _take_idle(self) -> _Worker | None:
+        while self._idle:
+            worker = self._idle.popleft()
+            if worker in self._workers:  # else it was discarded while idle
+                return worker
+        return None
+
     async def _acquire(self) -> _Worker:
         if self._closed:
             raise Unavailable("the JavaScript sandbox is shut down")
         self._refill()
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(self.queue_seconds):
-                while True:
-                    worker = await self._idle.get()
-                    if worker is None:
-                        raise Unavailable("the JavaScript sandbox is shut down")
-                    if worker not in self._workers:  # discarded while idle
-                        continue
-                    if worker.process.returncode is not None:  # died, and its watcher has not run yet
-                        self._discard(worker, "died")
-                        continue
-                    return worker
-        except TimeoutError:
-            raise Unavailable(
-                f"the JavaScript sandbox is busy: no worker became free within {self.queue_seconds:g} s"
-            ) from None
-        finally:
-            self._waiting -= 1
+        deadline = asyncio.get_running_loop().time() + self.queue_seconds
+        while True:
+            worker = None if self._waiters else self._take_idle()
+            if worker is None:
+                waiter: asyncio.Future[_Worker | None] = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        worker = await waiter
+                except BaseException as exc:
+                    if waiter.done() and not waiter.cancelled() and (handed := waiter.result()) is not None:
+                        self._release(handed)  # handed over just as this caller gave up: pass it on
+                    waiter.cancel()
+                    if isinstance(exc, TimeoutError):
+                        raise Unavailable(
+                            f"the JavaScript sandbox is busy: no worker became free within {self.queue_seconds:g} s"
+                        ) from None
+                    raise
+                if worker is None:
+                    raise Unavailable("the JavaScript sandbox is shut down")
+            if worker not in self._workers:
+                continue
+            if worker.process.returncode is not None:  # died, and its watcher has not run yet
+                self._discard(worker, "died")
+                continue
+            return worker
 
     async def _exchange(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
         worker = await self._acquire()
@@ -275,7 +301,7 @@ class SandboxPool:
         if reply.pop("recycle", False):
             self._discard(worker, "grew")
         else:
-            self._idle.put_nowait(worker)
+            self._release(worker)
         return reply
 
     # --- the port -----------------------------------------------------------------------------
@@ -354,10 +380,11 @@ class SandboxPool:
                 return [self._lost(str(lost), timeout_ms, max_memory)]
             # one document took the worker down: run them one by one to tell which
             return [(await self._run(source, function, [text], timeout_ms, max_memory))[0] for text in texts]
-        return [_decode(outcome, function) for outcome in reply["outcomes"]]
+        return [decode_outcome(outcome, function) for outcome in reply["outcomes"]]
 
 
-def _decode(outcome: dict[str, str], function: str) -> Any | SandboxError:
+def decode_outcome(outcome: dict[str, str], function: str) -> Any | SandboxError:
+    """A worker's answer for one document: the value, or the error to give its author."""
     if "error" in outcome:
         return SandboxError(outcome["error"])
     try:
