@@ -28,6 +28,7 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -44,6 +45,16 @@ GRACE_SECONDS = 1.0  # beyond the worker's own limits, before the pool kills it
 ISOLATE_SECONDS = 0.1  # allowance per document for a fresh isolate (after a document hit a limit)
 START_SECONDS = 30.0
 STDERR_TAIL = 4096
+RETRIES = 3  # workers tried for a request that none accepted (each died first)
+
+
+def worker_environment() -> dict[str, str]:
+    """What a worker needs to start, and nothing else: the API's environment holds
+    secrets (JWT secret, database URLs) that code running beside V8 has no use for."""
+    root = str(Path(__file__).resolve().parents[2])  # the directory that holds the adapters package
+    env = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "TZ") if name in os.environ}
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
 
 
 class _WorkerLost(Exception):
@@ -129,9 +140,9 @@ class SandboxPool:
 
     async def _spawn(self) -> _Worker:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.sandbox.worker", str(os.getpid()),
+            sys.executable, "-s", "-m", "adapters.sandbox.worker", str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True, env=worker_environment(), cwd="/",
         )  # fmt: skip
         worker = _Worker(process)
         worker.drain = asyncio.create_task(self._drain(worker), name=f"sandbox-stderr-{process.pid}")
@@ -282,27 +293,36 @@ class SandboxPool:
             return worker
 
     async def _exchange(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
-        worker = await self._acquire()
-        try:
-            assert worker.process.stdin is not None and worker.process.stdout is not None
-            async with asyncio.timeout(seconds):
-                worker.process.stdin.write(frames.encode(request))
-                await worker.process.stdin.drain()
-                reply = await frames.read(worker.process.stdout)
-        except TimeoutError:
-            self._discard(worker, "overran")
-            raise _WorkerLost("overran") from None
-        except (asyncio.IncompleteReadError, ConnectionError, frames.FrameError):
-            self._discard(worker, "died")
-            raise _WorkerLost("died") from None
-        except BaseException:  # cancelled: the JavaScript must stop now
-            self._discard(worker, "cancelled")
-            raise
-        if reply.pop("recycle", False):
-            self._discard(worker, "grew")
-        else:
-            self._release(worker)
-        return reply
+        """One request on one worker. A worker that dies before it accepted the request
+        (killed while idle, and its watcher has not noticed yet) ran none of it: the
+        request goes to another worker. After it accepted, its death is the request's."""
+        for attempt in range(1, RETRIES + 1):
+            worker = await self._acquire()
+            accepted = False
+            try:
+                assert worker.process.stdin is not None and worker.process.stdout is not None
+                async with asyncio.timeout(seconds):
+                    worker.process.stdin.write(frames.encode(request))
+                    await worker.process.stdin.drain()
+                    accepted = "accepted" in await frames.read(worker.process.stdout)
+                    reply = await frames.read(worker.process.stdout)
+            except TimeoutError:
+                self._discard(worker, "overran")
+                raise _WorkerLost("overran") from None
+            except (asyncio.IncompleteReadError, ConnectionError, frames.FrameError):
+                self._discard(worker, "died")
+                if not accepted and attempt < RETRIES:
+                    continue
+                raise _WorkerLost("died") from None
+            except BaseException:  # cancelled: the JavaScript must stop now
+                self._discard(worker, "cancelled")
+                raise
+            if reply.pop("recycle", False):
+                self._discard(worker, "grew")
+            else:
+                self._release(worker)
+            return reply
+        raise AssertionError("unreachable")
 
     # --- the port -----------------------------------------------------------------------------
 

@@ -121,6 +121,7 @@ async def serve(fd_in: int, fd_out: int) -> None:
             request = await frames.read(reader)
         except asyncio.IncompleteReadError:
             return  # the pool closed our stdin
+        _write(fd_out, frames.encode({"accepted": True}))  # from here on, the request is ours
         reply = await handle(request)
         now = vm_data()
         reply["recycle"] = baseline is not None and now is not None and now > baseline + RECYCLE_GROWTH
