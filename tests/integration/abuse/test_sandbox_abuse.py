@@ -25,6 +25,9 @@ FINE = "function migrate(d) { d.migrated = true; return d; }"
 RUNAWAY = "function migrate(d) { while (true) {} }"
 HEAP_BOMB = "function migrate(d) { var a = []; while (true) a.push(new Array(1e5).fill(1)); }"
 BUFFER_BOMB = "function migrate(d) { var k = []; for (var i = 0; i < 3; i++) k.push(new Uint8Array(128e6).fill(1)); return d; }"
+# V8 cannot flatten a 256 MB string under the memory cap and aborts its process: with V8 in the API
+# process (before issue #9) this one request killed the API; now it kills one sandbox worker
+FATAL = "function migrate(d) { return 'x'.repeat(2 ** 28).replace(/x/g, 'y').length; }"
 WASM_GROW = "function migrate(d) { var m = new WebAssembly.Memory({initial: 1, maximum: 65536}); m.grow(4095); return d; }"
 TOP_RUNAWAY = "while (true) {}\nfunction migrate(d) { return d; }"
 TOP_BUFFERS = "var k = [];\nfor (var i = 0; i < 3; i++) k.push(new Uint8Array(128e6).fill(1));\nfunction migrate(d) { return d; }"
@@ -37,6 +40,7 @@ MIGRATIONS: dict[str, tuple[int, str]] = {
     HEAP_BOMB: (422, "used more than 64 MB of memory"),
     BUFFER_BOMB: (422, "RangeError: Array buffer allocation failed"),
     WASM_GROW: (422, "ReferenceError: WebAssembly is not defined"),
+    FATAL: (422, "the sandbox stopped while running it (it may have used more than 64 MB of memory)"),
 }
 # what registering a schema version with each transform answers: it only compiles
 REGISTRATIONS: dict[str, tuple[int, str]] = {
@@ -118,6 +122,14 @@ class HealthProbe:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+async def test_a_script_that_makes_v8_abort_fails_alone(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    ink = await sign_up("abuse")
+    blob_id, target = await blob_to_migrate(http, ink, FATAL)
+    check(await migrate(http, ink, blob_id, target), MIGRATIONS[FATAL])
+    blob_id, target = await blob_to_migrate(http, ink, FINE)
+    assert (await migrate(http, ink, blob_id, target)).status == 200
 
 
 async def test_six_concurrent_registrations_and_twelve_runaway_migrations(http: aiohttp.ClientSession,
