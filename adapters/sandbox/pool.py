@@ -5,8 +5,8 @@ Why processes: V8 reached from several threads of the API process crashed it
 ends the whole process it runs in. In a worker it ends that worker only; the
 pool reports the call as failed and starts a replacement. Measured against
 the other safe design, every V8 call serialised through one owner thread in
-the API process, the pool also keeps more throughput on two cores
-(``bench/sandbox.py``, docs/benchmarks.md).
+the API process, the pool also kept more throughput on two cores (1.1 to 2.1
+times; ``bench/sandbox.py``, docs/benchmarks.md).
 
 Each worker serves one request at a time; callers wait (FIFO) for an idle
 worker for up to ``queue_seconds``, then get ``Unavailable`` (503). A request
