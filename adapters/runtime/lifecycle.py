@@ -86,6 +86,7 @@ async def start(
     nats_url: str,
     database_url: str,
     project: bool,
+    commands: bool = True,
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
 ) -> Running:
@@ -116,7 +117,8 @@ async def start(
         max_memory_mb=settings.sandbox_memory_mb,
         queue_seconds=settings.sandbox_queue_seconds,
     )
-    await sandbox.start()  # V8 up in each worker before anything is served
+    if commands:  # V8 up in each worker before commands are served; other roles start workers only if used
+        await sandbox.start()
     stack.push_async_callback(_close_sandbox, sandbox)
 
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
