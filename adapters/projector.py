@@ -37,7 +37,7 @@ import structlog
 
 from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
-from adapters.telemetry.tracing import Tracing, span_for_projection
+from adapters.telemetry.tracing import Tracing, span_for_batch
 from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.recorded import Recorded
@@ -160,7 +160,7 @@ class ProjectorRunner:
         self.state = ProjectorState(projection.name)
         self._lag_reported = 0.0
         # One trace may reach several stores' runners: the span says which.
-        self._span_name = self.name if target.kind == "postgres" else f"{self.name} into {target.kind}"
+        self._span_name = f"project {self.name}" + ("" if target.kind == "postgres" else f" into {target.kind}")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -262,10 +262,8 @@ class ProjectorRunner:
         if self._metrics is not None and committed.applied:
             self._metrics.projection_events.labels(self.name, self.store_kind).inc(len(committed.applied))
             self._metrics.db_queries.labels("projection_batch").inc()
-        if self._tracer is not None:
-            for record in committed.applied:
-                if record.traceparent:
-                    span_for_projection(self._tracer, self._span_name, record)
+        if self._tracer is not None and committed.applied:
+            span_for_batch(self._tracer, self._span_name, committed.applied)
 
     async def _halt(self, writer: ProjectionWriter, record: Recorded, error: BaseException | None) -> None:
         message = f"{type(error).__name__}: {error}" if error else "unknown error"

@@ -22,4 +22,4 @@ async def cli_running(settings: Settings, also_open: Sequence[StoreKind] = ()) -
     nats_url, database_url = resolve(settings, postgres="postgres" in kinds)
     async with AsyncExitStack() as stack:
         yield await start(stack, settings, nats_url=nats_url, database_url=database_url, project=False,
-                          also_open=also_open, connect_timeout=5.0)
+                          also_open=also_open, commands=False, connect_timeout=5.0)

@@ -13,6 +13,7 @@ everything in reverse order, also when a later step fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from adapters.runtime.bootstrap import Services, bootstrap, projections
 from adapters.runtime.settings import Settings
 from adapters.runtime.stores import STORE_KINDS, ReadStore, StoreKind, open_mongo_store, open_postgres
 from adapters.shared_log import SharedLog
-from adapters.sandbox.javascript import JavaScriptSandbox
+from adapters.sandbox.pool import SandboxPool
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing
 
@@ -117,6 +118,7 @@ async def start(
     nats_url: str,
     database_url: str,
     project: bool,
+    commands: bool = True,
     project_into: Sequence[StoreKind] | None = None,
     also_open: Sequence[StoreKind] = (),
     tracing: Tracing | None = None,
@@ -142,8 +144,15 @@ async def start(
             stores[kind] = await open_postgres(stack, database_url, timeout=connect_timeout)
         else:
             stores[kind] = await open_mongo_store(stack, settings.mongo_url, projections(), timeout=connect_timeout)
-    sandbox = JavaScriptSandbox()
-    stack.callback(sandbox.close)
+    sandbox = SandboxPool(
+        workers=settings.sandbox_workers,
+        timeout_ms=settings.sandbox_timeout_ms,
+        max_memory_mb=settings.sandbox_memory_mb,
+        queue_seconds=settings.sandbox_queue_seconds,
+    )
+    if commands:  # V8 up in each worker before commands are served; other roles start workers only if used
+        await sandbox.start()
+    stack.push_async_callback(_close_sandbox, sandbox)
 
     reads = stores[settings.read_store]
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
@@ -178,6 +187,12 @@ async def _start_projectors(stack: AsyncExitStack, running: Running, kinds: Sequ
             running.runners.append(runner)
             tasks.append(asyncio.create_task(runner.run(), name=f"projector-{kind}-{projection.name}"))
     stack.push_async_callback(_stop_tasks, tasks)
+
+
+async def _close_sandbox(sandbox: SandboxPool) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(15):
+            await sandbox.close()
 
 
 async def _stop_tasks(tasks: list[asyncio.Task[None]]) -> None:

@@ -83,7 +83,7 @@ async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | 
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
-                              project=project, project_into=stores)
+                              project=project, project_into=stores, commands=role in ("up", "api"))
         if role in ("up", "api"):
             await serve_http(stack, running, settings.http_host, settings.http_port)
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)

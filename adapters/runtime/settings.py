@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     projector_batch_size: int = 500
+    sandbox_workers: int = Field(default=2, ge=1)
+    sandbox_timeout_ms: int = Field(default=1000, ge=1)
+    sandbox_memory_mb: int = Field(default=64, ge=8)
+    sandbox_queue_seconds: float = Field(default=30.0, gt=0)
     service_name: str = Field(default="inkstream")
 
     def resolved_data_dir(self) -> Path:
