@@ -240,10 +240,11 @@ async def test_only_one_runner_per_projection_is_active(private_store: JetStream
     tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
     try:
         async with asyncio.timeout(15):
-            while max(a.state.position, b.state.position) < positions[-1]:
+            while (max(a.state.position, b.state.position) < positions[-1]
+                   or sorted([a.state.status, b.state.status]) != ["running", "standby"]):
                 await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)
-        assert sorted([a.state.status, b.state.status]) == ["running", "standby"]
+        assert sorted([a.state.status, b.state.status]) == ["running", "standby"], "a second runner became active"
         leader, standby = (a, b) if a.state.active else (b, a)
         tasks[[a, b].index(leader)].cancel()
         more = await append_many(private_store, 3)
