@@ -46,6 +46,15 @@ from projections.changes import Change, Projection
 log = structlog.get_logger("inkstream.projector")
 
 
+def _stop_if_cancelled() -> None:
+    """Honour a cancellation that was swallowed on the way: nats-py waits with
+    ``asyncio.wait_for``, which on Python 3.11 can lose a cancellation that arrives
+    as its future completes, and the runner would then go on after shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ProjectionHalted(Exception):
     """The projection stopped on an event it cannot apply."""
 
@@ -168,6 +177,7 @@ class ProjectorRunner:
         """Run until cancelled or halted; outages are waited out."""
         delay = 0.1
         while True:
+            _stop_if_cancelled()
             try:
                 await self._run_once()
                 return
@@ -203,6 +213,7 @@ class ProjectorRunner:
         follower = self._log.follow(position + 1, max_batch=self._batch_size, idle=self._idle_check)
         try:
             while True:
+                _stop_if_cancelled()
                 batch = [r for r in await follower.next_batch() if r.position > self.state.position]
                 if batch:
                     await self._apply(writer, batch)
