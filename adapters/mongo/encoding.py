@@ -54,7 +54,7 @@ def to_bson(value: Any) -> Any:
 
 def from_bson(value: Any) -> Any:
     if isinstance(value, Binary) and value.subtype == JSON_SUBTYPE:
-        return orjson.loads(value)
+        return orjson.loads(bytes(value))  # a bytes subclass, which orjson refuses
     return value
 
 
