@@ -8,11 +8,14 @@ so a replayed batch (a crash between the writes and the checkpoint, a deposed
 leader finishing late) changes nothing: the step that Eventuous's Mongo
 projector leaves as a TODO.
 
-A ``Delete`` leaves a tombstone (``_deleted: true`` with its position) instead
-of removing the document, so that replaying an older ``Upsert`` cannot bring a
-deleted document back; queries skip tombstones, and the projector removes
-those its checkpoint has passed (``purge_tombstones``). An ``Upsert`` over an
-older tombstone starts a fresh document, as an INSERT after a DELETE does.
+A ``Delete`` leaves a tombstone (``_deleted: true`` with its position and the
+server's time) instead of removing the document, so that replaying an older
+``Upsert`` cannot bring a deleted document back; queries skip tombstones, and
+the projector removes those its checkpoint has passed (``purge_tombstones``):
+in the same transaction where there is one (a fenced transaction is never
+replayed), else once they are also older than a grace period, long enough
+for a deposed leader's late batch to have landed. An ``Upsert`` over an older
+tombstone starts a fresh document, as an INSERT after a DELETE does.
 
 Changes to different collections commute (the read model has no references
 between them), so each collection's changes go in one ordered ``bulk_write``:
@@ -22,6 +25,7 @@ one round trip per collection and batch.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from pymongo import ReplaceOne, UpdateMany, UpdateOne
@@ -80,7 +84,7 @@ def operations(change: Change, position: int, index: int) -> list[Operation]:
                            {"$set": {**encode_row(change.fields), **stamp}})]
     if isinstance(change, Delete):
         return [UpdateMany({**_where(change.table, change.where), **LIVE, **older},
-                           {"$set": {"_deleted": True, **stamp}})]
+                           {"$set": {"_deleted": True, **stamp}, "$currentDate": {"_deleted_at": True}})]
     raise TypeError(f"unknown change {change!r}")  # pragma: no cover - the Change union is closed
 
 
@@ -107,9 +111,13 @@ async def apply_events(
 
 
 async def purge_tombstones(
-    db: AsyncDatabase, tables: Iterable[str], through: int, *, suffix: str = "",
-    session: AsyncClientSession | None = None,
+    db: AsyncDatabase, tables: Iterable[str], through: int, *, older_than: datetime | None = None,
+    suffix: str = "", session: AsyncClientSession | None = None,
 ) -> None:
-    """Remove the tombstones at or before ``through``: no replay can reach back past a checkpoint."""
+    """Remove the tombstones at or before ``through`` (no replay reaches back past a
+    checkpoint), and made before ``older_than`` when given."""
+    query: dict[str, Any] = {"_deleted": True, "position": {"$lte": through}}
+    if older_than is not None:
+        query["_deleted_at"] = {"$lt": older_than}
     for table in tables:
-        await db[table + suffix].delete_many({"_deleted": True, "position": {"$lte": through}}, session=session)
+        await db[table + suffix].delete_many(query, session=session)

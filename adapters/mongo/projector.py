@@ -5,7 +5,8 @@
   where the server offers transactions (a replica set) the writes, the
   checkpoint and the purge of passed tombstones commit together. Without them
   a crash between the writes and the checkpoint replays the batch, and the
-  guards make that replay change nothing.
+  guards make that replay change nothing; tombstones are then kept for a grace
+  period (10 leases) after the checkpoint passed them.
 * One active runner per projection: a lease in the checkpoint document
   (``leader``, ``lease_until``), renewed by every batch and every idle tick.
   The others wait as standbys and take over once it expires (a leader that
@@ -67,17 +68,21 @@ class MongoProjectionStore:
 
     kind = "mongo"
 
-    def __init__(self, mongo: Mongo, *, lease_seconds: float = 15.0, owner: str | None = None) -> None:
+    def __init__(self, mongo: Mongo, *, lease_seconds: float = 15.0, owner: str | None = None,
+                 tombstone_grace: float | None = None) -> None:
         self._mongo = mongo
         self._lease = lease_seconds
         self._owner = owner or f"runner:{uuid.uuid4()}"
+        # Without transactions a deposed leader may still land a batch it began before
+        # its lease ran out: tombstones outlive that by far before they are purged.
+        self._grace = tombstone_grace if tombstone_grace is not None else 10 * lease_seconds
 
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, LostLead) or is_outage(exc)
 
     @asynccontextmanager
     async def writer(self, projection: Projection) -> AsyncIterator[MongoWriter]:
-        writer = MongoWriter(self._mongo, projection, f"{self._owner}:{projection.name}", self._lease)
+        writer = MongoWriter(self._mongo, projection, f"{self._owner}:{projection.name}", self._lease, self._grace)
         try:
             yield writer
         finally:
@@ -85,14 +90,20 @@ class MongoProjectionStore:
 
 
 class MongoWriter:
-    def __init__(self, mongo: Mongo, projection: Projection, owner: str, lease_seconds: float) -> None:
+    def __init__(self, mongo: Mongo, projection: Projection, owner: str, lease_seconds: float,
+                 grace: float) -> None:
         self._mongo = mongo
+        self._grace = grace
         self._name = projection.name
         self._tables = projection.tables
         self._owner = owner
         self._lease = lease_seconds
         self._deadline = 0.0  # monotonic time until which this writer holds the lease
         self._checkpoints = mongo.db[CHECKPOINTS]
+
+    def _purge_before(self) -> datetime | None:
+        """None in a transaction: the batch cannot be replayed once committed."""
+        return None if self._mongo.transactions else _now() - timedelta(seconds=self._grace)
 
     def _renewed(self) -> dict[str, Any]:
         return {"lease_until": _now() + timedelta(seconds=self._lease)}
@@ -121,7 +132,7 @@ class MongoWriter:
         doc = await self._checkpoints.find_one({"_id": self._name})
         position = int(doc["position"]) if doc else 0
         # Tombstones a crash left behind (between a checkpoint and its purge).
-        await purge_tombstones(self._mongo.db, self._tables, position)
+        await purge_tombstones(self._mongo.db, self._tables, position, older_than=self._purge_before())
         return position
 
     async def commit(self, events: list[Projected], before_checkpoint: BeforeCheckpoint | None) -> Committed:
@@ -161,7 +172,10 @@ class MongoWriter:
         if not moved.matched_count:
             raise LostLead(f"another process took {self._name} over during a batch")
         self._hold(started)
-        await purge_tombstones(self._mongo.db, tombstoned, last, session=session)
+        if session is not None:
+            await purge_tombstones(self._mongo.db, tombstoned, last, session=session)
+        else:  # every table: older tombstones come of age while nothing is deleted
+            await purge_tombstones(self._mongo.db, self._tables, last, older_than=self._purge_before())
         return Committed(last, applied)
 
     async def halt(self, position: int, error: str) -> None:
