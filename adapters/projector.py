@@ -55,6 +55,12 @@ def _stop_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+def _short(exc: BaseException) -> str:
+    """An outage's reason for the log, without a driver's page of topology details."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 class ProjectionHalted(Exception):
     """The projection stopped on an event it cannot apply."""
 
@@ -186,8 +192,7 @@ class ProjectorRunner:
             except Exception as exc:  # noqa: BLE001 - poison events halt inside; the rest is an outage
                 self.state.status = "waiting"
                 self.state.active = False
-                log.warning("projector.outage", projection=self.name, store=self.store_kind,
-                            error=str(exc) or type(exc).__name__)
+                log.warning("projector.outage", projection=self.name, store=self.store_kind, error=_short(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

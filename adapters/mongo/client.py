@@ -42,7 +42,9 @@ class Mongo:
         await self.client.close()
 
 
-def mongo_client(url: str, *, timeout: float = 5.0) -> AsyncMongoClient:
+def mongo_client(url: str, *, timeout: float = 2.0) -> AsyncMongoClient:
+    """``timeout`` bounds finding a server (and connecting): a query while MongoDB is
+    down answers 503 after it, rather than hanging for the driver's default 30 s."""
     ms = int(timeout * 1000)
     return AsyncMongoClient(url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, tz_aware=True,
                             appname="inkstream")

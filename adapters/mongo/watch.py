@@ -70,7 +70,7 @@ class MongoWatch(PositionBoard):
 
     def _down(self, exc: BaseException) -> None:
         if self.connected:
-            log.warning("watch.disconnected", store="mongo", error=str(exc) or type(exc).__name__)
+            log.warning("watch.disconnected", store="mongo", error=(str(exc) or type(exc).__name__)[:200])
         self.connection_down()
 
     async def _follow_stream(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from tests.support.system import RunningSystem
 from tests.support.users import new_user
 
 
@@ -44,3 +45,26 @@ async def test_the_openapi_document_and_docs_page_are_served(http: aiohttp.Clien
         assert r.status == 200 and "swagger-ui" in page and "cdn" not in page.lower()
     async with http.get("/docs/static/swagger-ui-bundle.js") as r:
         assert r.status == 200
+
+
+async def test_health_and_metrics_report_the_mongo_store_and_its_projections(mongo_system: RunningSystem) -> None:
+    """A process with MongoDB checks it beside PostgreSQL and reports each store's projections."""
+    async with aiohttp.ClientSession(base_url=mongo_system.base_url) as http:
+        await new_user(http, "mongo-metrics")
+        last = await mongo_system.services.store.last_position()
+        await mongo_system.running.watch.wait(last, [p.name for p in mongo_system.services.projections], 30)
+        async with http.get("/health") as r:
+            body = await r.json()
+        assert r.status == 200, body
+        checks = body["checks"]
+        assert checks["mongo"]["status"] == "up" and checks["postgres"]["status"] == "up"
+        assert checks["mongo_projections"]["users"]["status"] == "running"
+        assert checks["mongo_projections"]["users"]["position"] >= last
+        assert set(checks["mongo_projections"]) == set(checks["projections"])
+        async with http.get("/ready") as r:
+            assert r.status == 200
+        async with http.get("/metrics") as r:
+            text = await r.text()
+    assert 'projection_events_total{projection="users",store="mongo"}' in text
+    assert 'projection_lag_events{projection="users",store="mongo"}' in text
+    assert 'projection_events_total{projection="users",store="postgres"}' in text
