@@ -44,9 +44,13 @@ def configured_stores(settings: Settings) -> tuple[StoreKind, ...]:
     return ("postgres", "mongo") if settings.mongo_url else ("postgres",)
 
 
-def stores_to_open(settings: Settings, *, project: bool, project_into: Iterable[StoreKind] | None = None,
+def stores_to_open(settings: Settings, *, project: bool, queries: bool = True,
+                   project_into: Iterable[StoreKind] | None = None,
                    also: Iterable[StoreKind] = ()) -> tuple[StoreKind, ...]:
-    wanted = {settings.read_store, *also}
+    """The store that answers queries (for a role that serves them), those projected into, and ``also``."""
+    wanted = {*also}
+    if queries:
+        wanted.add(settings.read_store)
     if project:
         wanted.update(configured_stores(settings) if project_into is None else project_into)
     return tuple(k for k in STORE_KINDS if k in wanted)
@@ -119,14 +123,16 @@ async def start(
     database_url: str,
     project: bool,
     commands: bool = True,
+    queries: bool = True,
     project_into: Sequence[StoreKind] | None = None,
     also_open: Sequence[StoreKind] = (),
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
 ) -> Running:
     """``project_into``: the stores this process projects into (None: ``configured_stores``);
-    ``also_open``: stores opened besides those (``inkstream replay --store``)."""
-    kinds = stores_to_open(settings, project=project, project_into=project_into, also=also_open)
+    ``queries``: it answers queries (from ``INKSTREAM_READ_STORE``); ``also_open``: stores
+    opened besides those (``inkstream replay --store``)."""
+    kinds = stores_to_open(settings, project=project, queries=queries, project_into=project_into, also=also_open)
     if "mongo" in kinds and not settings.mongo_url:
         raise RuntimeError("MongoDB is asked for (INKSTREAM_READ_STORE=mongo or --store mongo) "
                            "but INKSTREAM_MONGO_URL is not set")
@@ -154,11 +160,13 @@ async def start(
         await sandbox.start()
     stack.push_async_callback(_close_sandbox, sandbox)
 
-    reads = stores[settings.read_store]
+    # A role that answers no queries (``project --store mongo``) reads, if at all, from what it opened.
+    read_store = settings.read_store if settings.read_store in stores else kinds[0]
+    reads = stores[read_store]
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
                          sandbox=sandbox, metrics=metrics, tracing=tracing)
     shared_log = SharedLog(store)
-    running = Running(services, nats_url, database_url, nc, stores, settings.read_store, shared_log,
+    running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log,
                       mongo_url=settings.mongo_url)
     running.ready_target = await store.last_position()
     if project:

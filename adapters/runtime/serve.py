@@ -75,15 +75,15 @@ async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        project = role in ("up", "project")
-        kinds = stores_to_open(settings, project=project, project_into=stores)
+        project, queries = role in ("up", "project"), role in ("up", "api")
+        kinds = stores_to_open(settings, project=project, queries=queries, project_into=stores)
         nats_url, database_url = await server_urls(settings, stack, embedded=(role == "up"),
                                                    postgres="postgres" in kinds)
         if role == "up":
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
-                              project=project, project_into=stores, commands=role in ("up", "api"))
+                              project=project, project_into=stores, commands=queries, queries=queries)
         if role in ("up", "api"):
             await serve_http(stack, running, settings.http_host, settings.http_port)
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)
