@@ -1,21 +1,25 @@
 """Applying projection changes to MongoDB collections, each write guarded by position.
 
 Every document carries ``position``, the log position of the last event applied
-to it, and ``_change``, the index of that change among the event's changes (an
-event may change one document twice). A change of the event at ``P`` writes a
-document only while the document's ``(position, _change)`` is below its own,
-so a replayed batch (a crash between the writes and the checkpoint, a deposed
-leader finishing late) changes nothing: the step that Eventuous's Mongo
-projector leaves as a TODO.
+to it, and ``_v``, that position and the index of the change among the event's
+changes (an event may change one document twice) in one number:
+``position * 2**20 + index``. A change of the event at ``P`` writes a document
+only while the document's ``_v`` is below its own, so a replayed batch (a crash
+between the writes and the checkpoint, a deposed leader finishing late)
+changes nothing: the step that Eventuous's Mongo projector leaves as a TODO.
+One field rather than ``$or`` on two keeps every guarded write a lookup by
+``_id`` (SecantusDB scans the whole collection for an ``$or``).
 
-A ``Delete`` leaves a tombstone (``_deleted: true`` with its position and the
-server's time) instead of removing the document, so that replaying an older
-``Upsert`` cannot bring a deleted document back; queries skip tombstones, and
-the projector removes those its checkpoint has passed (``purge_tombstones``):
-in the same transaction where there is one (a fenced transaction is never
-replayed), else once they are also older than a grace period, long enough
-for a deposed leader's late batch to have landed. An ``Upsert`` over an older
-tombstone starts a fresh document, as an INSERT after a DELETE does.
+A ``Delete`` leaves a tombstone (the ``_id``, ``_deleted: true``, its position
+and the server's time, nothing else) instead of removing the document, so
+that replaying an older ``Upsert`` cannot bring a deleted document back;
+queries skip tombstones, and the projector removes those its checkpoint has
+passed (``purge_tombstones``): in the same transaction where there is one (a
+fenced transaction is never replayed), else once they are also older than a
+grace period, long enough for a deposed leader's late batch to have landed.
+An ``Upsert`` over an older tombstone makes a fresh document of it, as an
+INSERT after a DELETE does: two writes per upsert (the guarded ``$set``, and a
+``$setOnInsert`` for a document that is not there).
 
 Changes to different collections commute (the read model has no references
 between them), so each collection's changes go in one ordered ``bulk_write``:
@@ -28,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ReplaceOne, UpdateMany, UpdateOne
+from pymongo import UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -39,7 +43,7 @@ from projections.changes import Change, Delete, Update, Upsert
 
 LIVE: dict[str, Any] = {"_deleted": {"$exists": False}}
 
-Operation = ReplaceOne | UpdateOne | UpdateMany
+Operation = UpdateOne | UpdateMany
 
 
 class EventChanges(Protocol):
@@ -52,9 +56,19 @@ class EventChanges(Protocol):
     def changes(self) -> list[Change]: ...
 
 
+CHANGES_PER_EVENT = 2**20
+
+
+def version(position: int, index: int) -> int:
+    """Change ``index`` of the event at ``position`` as one number that sorts as the pair does."""
+    if not 0 <= index < CHANGES_PER_EVENT:
+        raise ValueError(f"an event with more than {CHANGES_PER_EVENT} changes")
+    return position * CHANGES_PER_EVENT + index
+
+
 def _older(position: int, index: int) -> dict[str, Any]:
     """Documents last written before change ``index`` of the event at ``position``."""
-    return {"$or": [{"position": {"$lt": position}}, {"position": position, "_change": {"$lt": index}}]}
+    return {"_v": {"$lt": version(position, index)}}
 
 
 def _where(table: str, where: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +79,7 @@ def _where(table: str, where: dict[str, Any]) -> dict[str, Any]:
 
 def operations(change: Change, position: int, index: int) -> list[Operation]:
     """The guarded writes of one change of the event at ``position``."""
-    stamp = {"position": position, "_change": index}
+    stamp = {"position": position, "_v": version(position, index)}
     older = _older(position, index)
     if isinstance(change, Upsert):
         if tuple(change.key) != spec(change.table).key:
@@ -73,8 +87,8 @@ def operations(change: Change, position: int, index: int) -> list[Operation]:
         _id = doc_id(change.table, change.row)
         doc = {**encode_row(change.row), **stamp}
         return [
-            ReplaceOne({"_id": _id, "_deleted": True, **older}, {"_id": _id, **doc}),  # over an older tombstone
-            UpdateOne({"_id": _id, **LIVE, **older}, {"$set": doc}),  # over an older document
+            # over an older document, or an older tombstone (which holds nothing else: a fresh one)
+            UpdateOne({"_id": _id, **older}, {"$set": doc, "$unset": {"_deleted": "", "_deleted_at": ""}}),
             UpdateOne({"_id": _id}, {"$setOnInsert": doc}, upsert=True),  # where there is none
         ]
     if isinstance(change, Update):
@@ -83,8 +97,10 @@ def operations(change: Change, position: int, index: int) -> list[Operation]:
         return [UpdateMany({**_where(change.table, change.where), **LIVE, **older},
                            {"$set": {**encode_row(change.fields), **stamp}})]
     if isinstance(change, Delete):
-        return [UpdateMany({**_where(change.table, change.where), **LIVE, **older},
-                           {"$set": {"_deleted": True, **stamp}, "$currentDate": {"_deleted_at": True}})]
+        # The tombstone keeps its key, position and time only, so that an Upsert over it
+        # starts afresh and no query by another column finds it.
+        tombstone = {"_id": "$_id", "_deleted": True, **stamp, "_deleted_at": "$$NOW"}
+        return [UpdateMany({**_where(change.table, change.where), **LIVE, **older}, [{"$replaceWith": tombstone}])]
     raise TypeError(f"unknown change {change!r}")  # pragma: no cover - the Change union is closed
 
 

@@ -2,7 +2,9 @@
 
 This is Mongo's counterpart of the SQL migrations: the projections name tables
 and columns, and each store says how it keeps them. A document's ``_id`` is
-its row key (a sub-document for a composite key), so an ``Update`` or
+its row key (for a composite key, the JSON text of the key's values in order,
+``["<blob id>","<bucket id>"]``: a sub-document ``_id`` would do, but
+SecantusDB finds one only by scanning the collection), so an ``Update`` or
 ``Delete`` on the key is a lookup by ``_id``; every other ``where`` column of a
 projection's changes has an index here, as has every query of
 ``adapters/mongo/read_model.py``. Indexes are created at start-up (creating an
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pymongo import ASCENDING as UP
 from pymongo import DESCENDING as DOWN
 from pymongo.asynchronous.database import AsyncDatabase
@@ -81,7 +84,7 @@ def doc_id(table: str, values: dict[str, Any]) -> Any:
     key = spec(table).key
     if len(key) == 1:
         return values[key[0]]
-    return {column: values[column] for column in key}
+    return orjson.dumps([values[column] for column in key]).decode()
 
 
 def is_key(table: str, columns: Iterable[str]) -> bool:

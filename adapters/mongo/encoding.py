@@ -21,7 +21,7 @@ import orjson
 from bson import Binary
 
 JSON_SUBTYPE = 0x80
-BOOKKEEPING = ("_id", "_change", "_deleted", "_deleted_at")
+BOOKKEEPING = ("_id", "_v", "_deleted", "_deleted_at")
 _INT64 = range(-(2**63), 2**63)
 
 

@@ -239,7 +239,7 @@ async def _dump(system: RunningSystem) -> dict[str, list[dict[str, Any]]]:
     for projection in system.services.projections:
         for table in projection.tables:
             docs = await db[table].find({}).sort("_id").to_list()
-            out[table] = [{**decode_document(d), "_id": d["_id"], "_change": d.get("_change")} for d in docs]
+            out[table] = [{**decode_document(d), "_id": d["_id"], "_v": d.get("_v")} for d in docs]
     return out
 
 
