@@ -18,6 +18,8 @@ a chapter added and one edited, a blob deleted now and then.
     projections, all at once as a process runs them, into a fresh store, from
     position 0 until every one reached the log's end: log events/s. PostgreSQL
     first, then MongoDB, so they never compete.
+    Attribution: the same runners into a store that keeps nothing (reading the
+    log, one cursor per projection while it is behind, and the pure projections).
 (b) baseline, same run: each store's driver inserting as many plain documents
     (the blob rows of the log, ~350 bytes of JSON) as the catch-up made writes,
     500 per transaction (asyncpg ``executemany`` INSERT into a jsonb table;
@@ -149,6 +151,43 @@ async def catch_up(target: Any, store: Any, codec: Any, last: int) -> float:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class NoStore:
+    """A ``ProjectionStore`` that keeps nothing: what catch-up costs before any store is written."""
+
+    kind = "none"
+
+    def __init__(self) -> None:
+        self.checkpoints: dict[str, int] = {}
+
+    def is_outage(self, exc: BaseException) -> bool:
+        return False
+
+    @contextlib.asynccontextmanager
+    async def writer(self, projection: Any) -> AsyncIterator[Any]:
+        store = self
+
+        class Writer:
+            async def lead(self) -> bool:
+                return True
+
+            async def start(self) -> int:
+                return 0
+
+            async def commit(self, events: list[Any], before_checkpoint: Any) -> Any:
+                from adapters.projector import Committed
+
+                store.checkpoints[projection.name] = events[-1].position
+                return Committed(events[-1].position, [e.record for e in events])
+
+            async def halt(self, position: int, error: str) -> None:
+                raise RuntimeError(error)
+
+            async def idle(self) -> None:
+                pass
+
+        yield Writer()
+
+
 def raw_document(i: int) -> dict[str, Any]:
     return {"id": f"doc-{i:09d}", "owner_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
             "data": {"title": f"note {i}", "tags": ["bench", str(i % 7)], "body": "text " * 40, "n": i},
@@ -235,6 +274,8 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
             last = await store.last_position()
             res["writes"] = await count_writes(store, codec, last)
 
+            print("  attribution: the same runners into no store ...", flush=True)
+            res["none_s"] = await catch_up(NoStore(), store, codec, last)
             conn = await connect(dsn)
             try:
                 await migrate(conn)
@@ -272,6 +313,8 @@ def report(res: dict[str, Any], quick: bool, pg_desc: str, mongo_desc: str, star
                      "value": round(ours, 1), "unit": "events/s",
                      "baseline_case": f"{driver}, {BATCH}/tx, {writes:,} docs", "baseline_rows": round(raw_rows, 1),
                      "baseline": round(equivalent, 1), "ratio": round(ours / equivalent, 3)})
+    rows.append({"case": "  of which: reading the log and projecting, into no store", "value": round(events / res["none_s"], 1),
+                 "unit": "events/s", "baseline_case": None, "baseline_rows": None, "baseline": None, "ratio": None})
     meta = {
         "quick": quick,
         "seconds": round(time.perf_counter() - started, 1),
