@@ -17,6 +17,7 @@ from domain.errors import FieldError, NotFound, ValidationFailed, invalid
 from domain.schema import (
     Schema,
     SchemaVersion,
+    check_document,
     check_migration,
     check_name,
     check_version,
@@ -24,6 +25,8 @@ from domain.schema import (
     schema_aggregate_id,
     schema_id,
 )
+
+from domain.limits import Limits
 
 from commands.authorization import require_actor
 from commands.ports import Sandbox, SchemaValidator
@@ -50,10 +53,13 @@ class ResolvedSchema:
 
 
 class SchemaCommands:
-    def __init__(self, repository: Repository, validator: SchemaValidator, sandbox: Sandbox) -> None:
+    def __init__(
+        self, repository: Repository, validator: SchemaValidator, sandbox: Sandbox, limits: Limits = Limits()
+    ) -> None:
         self._repo = repository
         self._validator = validator
         self._sandbox = sandbox
+        self._limits = limits
 
     async def register(
         self,
@@ -66,14 +72,13 @@ class SchemaCommands:
         owner_id = require_actor(ctx.actor)
         check_name(name)
         check_version(version)
-        if not isinstance(schema, dict):
-            raise invalid("/schema", "must be a JSON Schema object")
+        migration = check_migration(migration)
+        check_document(schema, migration, self._limits)  # storable and small enough, before any costly check
         errors = self._validator.check_schema(schema)
         if errors:
             raise ValidationFailed(
                 "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
             )
-        migration = check_migration(migration)
         if migration is not None:
             problem = await asyncio.to_thread(self._sandbox.compile_check, migration["transform"], MIGRATE_FUNCTION)
             if problem is not None:
@@ -81,8 +86,8 @@ class SchemaCommands:
 
         def decide(current: Schema | None) -> Schema:
             if current is None:
-                return Schema.register(name, owner_id, version, schema, migration)
-            current.add_version(ctx.actor, version, schema, migration)
+                return Schema.register(name, owner_id, version, schema, migration, self._limits)
+            current.add_version(ctx.actor, version, schema, migration, self._limits)
             return current
 
         return await self._repo.execute(Schema, schema_aggregate_id(name), decide, ctx)
