@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from domain.blob import Blob
+from domain.blob import Blob, check_data
 from domain.errors import ConcurrencyError, DomainError, NotFound, ValidationFailed, invalid
 from domain.ids import is_id
+from domain.limits import MAX_BUCKETS_PER_BLOB, Limits
 from domain.schema import parse_schema_id
 
 from commands.authorization import changeable, require_actor
@@ -30,16 +31,24 @@ def _bucket_list(bucket_ids: object) -> list[str]:
         return []
     if not isinstance(bucket_ids, list) or not all(isinstance(b, str) for b in bucket_ids):
         raise invalid("/bucket_ids", "must be a list of bucket ids")
+    if len(bucket_ids) > MAX_BUCKETS_PER_BLOB:  # before loading each of them from the log
+        raise invalid("/bucket_ids", f"a blob is filed in at most {MAX_BUCKETS_PER_BLOB} buckets")
     return list(bucket_ids)
 
 
 class BlobCommands:
-    def __init__(self, repository: Repository, schemas: SchemaCommands, sandbox: Sandbox) -> None:
+    def __init__(
+        self, repository: Repository, schemas: SchemaCommands, sandbox: Sandbox, limits: Limits = Limits()
+    ) -> None:
         self._repo = repository
         self._schemas = schemas
         self._sandbox = sandbox
+        self._limits = limits
 
     def _ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        """Storable and within the size limit first (cheap, and the validator must not see a
+        value nested deeper than the log allows), then against the schema."""
+        check_data(data, self._limits, what)
         errors = self._schemas.check(resolved, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
@@ -70,7 +79,7 @@ class BlobCommands:
             self._ensure_valid(resolved, data)
         typed_as = resolved.id if resolved is not None else None
         return await self._repo.execute(
-            Blob, None, lambda _: Blob.create(owner_id, data, typed_as, processor_id, buckets), ctx
+            Blob, None, lambda _: Blob.create(owner_id, data, typed_as, processor_id, buckets, self._limits), ctx
         )
 
     async def update(self, ctx: Context, blob_id: str, data: Any, expected_version: int | None = None) -> Saved[Blob]:
@@ -82,7 +91,7 @@ class BlobCommands:
             blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
             if blob.schema_id != loaded.schema_id:
                 raise ConcurrencyError("the blob's schema changed while its data was validated")
-            blob.update(data)
+            blob.update(data, self._limits)
             return blob
 
         return await self._repo.execute(Blob, blob_id, decide, ctx)
@@ -161,7 +170,7 @@ class BlobCommands:
             blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
             if blob.version != loaded.version:
                 raise ConcurrencyError("the blob changed while it was being migrated")
-            blob.migrate(target.id, data)
+            blob.migrate(target.id, data, self._limits)
             return blob
 
         return await self._repo.execute(Blob, blob_id, decide, ctx)

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import FieldError, ValidationFailed, storable_errors
+from domain.errors import FieldError, ValidationFailed, ensure_storable, storable_errors
 from domain.ids import hashed_id, new_id
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
@@ -62,10 +62,13 @@ class User(InkAggregate):
 
     @classmethod
     def register(cls, email: str, username: str, password_hash: str) -> "User":
+        """After ``check_registration``; ``password_hash`` comes from the hasher, never from a request."""
+        ensure_storable(password_hash, "/password", "the password hash")
         return cls(user_id=new_id(), email=normalise_email(email), username=username.strip(), password_hash=password_hash)
 
     def change_password_hash(self, password_hash: str) -> None:
         """Rehash on login when the hashing parameters were raised."""
+        ensure_storable(password_hash, "/password", "the password hash")
         self._password_changed(password_hash=password_hash)
 
     @event("PasswordChanged")
