@@ -13,11 +13,13 @@ from commands.repository import Context, Repository, Saved
 from domain.book import Book
 from domain.errors import NotFound
 from domain.ids import is_id
+from domain.limits import Limits
 
 
 class BookCommands:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, limits: Limits = Limits()) -> None:
         self._repo = repo
+        self._limits = limits
 
     async def create(
         self,
@@ -29,7 +31,7 @@ class BookCommands:
         """One ``Created`` event with every chapter; any invalid chapter fails the whole command."""
         ensure_owner(ctx.actor, ctx.actor, "book")  # the actor owns what it creates; no actor, no book
         owner = str(ctx.actor)
-        return await self._repo.execute(Book, None, lambda _: Book.create(owner, title, metadata, chapters), ctx)
+        return await self._repo.execute(Book, None, lambda _: Book.create(owner, title, metadata, chapters, self._limits), ctx)
 
     async def update(
         self,
@@ -39,7 +41,7 @@ class BookCommands:
         metadata: object = None,
         expected_version: int | None = None,
     ) -> Saved[Book]:
-        return await self._change(ctx, book_id, expected_version, lambda book: book.update(title, metadata))
+        return await self._change(ctx, book_id, expected_version, lambda book: book.update(title, metadata, self._limits))
 
     async def add_chapter(
         self,
@@ -51,7 +53,7 @@ class BookCommands:
         expected_version: int | None = None,
     ) -> Saved[Book]:
         """The new chapter is ``saved.aggregate.last_added_chapter_id`` (also after a retried command)."""
-        return await self._change(ctx, book_id, expected_version, lambda book: book.add_chapter(title, content, order))
+        return await self._change(ctx, book_id, expected_version, lambda book: book.add_chapter(title, content, order, self._limits))
 
     async def edit_chapter(
         self,
@@ -64,7 +66,7 @@ class BookCommands:
     ) -> Saved[Book]:
         _check_id(chapter_id, "chapter")
         return await self._change(
-            ctx, book_id, expected_version, lambda book: book.edit_chapter(chapter_id, title, content)
+            ctx, book_id, expected_version, lambda book: book.edit_chapter(chapter_id, title, content, self._limits)
         )
 
     async def remove_chapter(
