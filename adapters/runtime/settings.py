@@ -9,6 +9,15 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.limits import CEILINGS, MIB, Limits
+
+_DEFAULT = Limits()
+
+
+def _limit(name: str) -> int:
+    """A ``Limits`` field as a setting: its default, and never above the domain's ceiling."""
+    return Field(default=getattr(_DEFAULT, name), ge=1, le=CEILINGS[name])
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INKSTREAM_", extra="ignore")
@@ -35,7 +44,25 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     projector_batch_size: int = 500
+    max_chapter_bytes: int = _limit("chapter_bytes")
+    max_chapters_per_book: int = _limit("chapters_per_book")
+    max_book_bytes: int = _limit("book_bytes")
+    max_metadata_bytes: int = _limit("metadata_bytes")
+    max_blob_bytes: int = _limit("blob_bytes")
+    max_schema_bytes: int = _limit("schema_bytes")
+    write_cache_bytes: int = Field(default=256 * MIB, ge=0)
     service_name: str = Field(default="inkstream")
+
+    def limits(self) -> Limits:
+        """The domain's limits as configured (each within its ceiling: the fields refuse more)."""
+        return Limits(
+            chapter_bytes=self.max_chapter_bytes,
+            chapters_per_book=self.max_chapters_per_book,
+            book_bytes=self.max_book_bytes,
+            metadata_bytes=self.max_metadata_bytes,
+            blob_bytes=self.max_blob_bytes,
+            schema_bytes=self.max_schema_bytes,
+        )
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -56,15 +56,16 @@ class Contexts:
 
 def wire_contexts(container: "Container") -> Contexts:
     sandbox = JavaScriptSandbox()
-    schemas = SchemaCommands(container.repo, JsonSchemaValidator(), sandbox)
+    limits = container.settings.limits()
+    schemas = SchemaCommands(container.repo, JsonSchemaValidator(), sandbox, limits)
     contents = ReadModelBucketContents(
         container.pool, container.watch, container.store, container.settings.read_wait_seconds
     )
     return Contexts(
         schemas=schemas,
         buckets=BucketCommands(container.repo, contents),
-        blobs=BlobCommands(container.repo, schemas, sandbox),
-        books=BookCommands(container.repo),
+        blobs=BlobCommands(container.repo, schemas, sandbox, limits),
+        books=BookCommands(container.repo, limits),
         sandbox=sandbox,
     )
 
