@@ -80,7 +80,7 @@ class Container:
             nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc()
         )
         codec = EventCodec(aggregates())
-        repo = Repository(store, codec)
+        repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes)
         await _wait_for_postgres(database_url, connect_timeout)
         conn = await connect(database_url)
         try:
