@@ -18,10 +18,12 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from adapters.http.json_depth import nests_deeper_than
 from commands.authorization import ensure_same_user
 from commands.repository import Context
 from domain.errors import BadRequest, FieldError, PreconditionFailed, Unauthorized
 from domain.ids import new_id
+from domain.limits import MAX_JSON_DEPTH
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -81,14 +83,22 @@ class Api:
 
 
 async def read_json(request: web.Request) -> Any:
+    """The body as JSON: absent, malformed or nested deeper than ``MAX_JSON_DEPTH`` → 400.
+
+    The depth is checked here, once for every route, before any code walks
+    the value (see ``adapters.http.json_depth``).
+    """
     raw = await request.read()
     if not raw:
         raise BadRequest("a JSON body is required")
     request[BODY_DIGEST_KEY] = hashlib.sha256(raw).hexdigest()
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from exc
+    if nests_deeper_than(raw, MAX_JSON_DEPTH):
+        raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels (objects and arrays inside each other)")
+    return value
 
 
 def _pointer(loc: Iterable[Any]) -> str:
