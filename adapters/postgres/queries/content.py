@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ import orjson
 
 from domain.base import utc
 from domain.errors import BadRequest
+from domain.ids import is_id
 from domain.schema import parse_schema_id
 
 MAX_LIMIT = 500
@@ -57,12 +58,24 @@ def _decode_cursor(cursor: str, size: int) -> list[Any]:
 
 
 def _time_cursor(cursor: str | None) -> tuple[datetime | None, str | None]:
+    """(created_at, id) of the last row of the previous page.
+
+    Exactly what ``_time_key`` hands out: an RFC 3339 time with its offset
+    and a row id. Anything else is a 400 here, never an error of the driver:
+    a time whose offset takes it outside ``datetime``'s years 1-9999 when
+    moved to UTC (``0001-01-01T00:00:00+14:00``) overflows in asyncpg.
+    """
     if not cursor:
         return None, None
     at, last_id = _decode_cursor(cursor, 2)
+    if not isinstance(at, str) or not is_id(last_id):
+        raise BadRequest("invalid cursor")
     try:
-        return datetime.fromisoformat(at), str(last_id)
-    except (TypeError, ValueError):
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("a cursor's time has an offset")
+        return when.astimezone(timezone.utc), last_id
+    except (ValueError, OverflowError):
         raise BadRequest("invalid cursor") from None
 
 
@@ -138,7 +151,8 @@ async def list_schema_versions(
     """``{items, next_cursor}``: the versions of ``name``, newest (highest semver) first."""
     limit = _limit(limit)
     after = _decode_cursor(cursor, 4) if cursor else [None, None, None, None]
-    if cursor and not (all(isinstance(v, int) for v in after[:3]) and isinstance(after[3], str)):
+    if cursor and not (all(isinstance(v, int) and not isinstance(v, bool) for v in after[:3])
+                       and isinstance(after[3], str)):
         raise BadRequest("invalid cursor")
     rows = await conn.fetch(
         f"SELECT {_SCHEMA_COLUMNS}, major, minor, patch, pre FROM schemas"
