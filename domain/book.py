@@ -193,7 +193,7 @@ class Book(InkAggregate):
         return list(self._order)
 
     def chapter(self, chapter_id: str) -> Chapter:
-        found = self._chapters.get(chapter_id)
+        found = self._chapters.get(chapter_id) if isinstance(chapter_id, str) else None
         if found is None:
             raise NotFound(f"chapter {chapter_id}")
         return found

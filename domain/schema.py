@@ -155,7 +155,7 @@ def check_migration(migration: object) -> dict[str, str] | None:
         raise invalid("/migration", "must be an object with from_version and transform")
     unknown = set(migration) - {"from_version", "transform"}
     if unknown:
-        raise invalid("/migration", f"unknown fields: {', '.join(sorted(unknown))}")
+        raise invalid("/migration", f"unknown fields: {', '.join(sorted(str(k) for k in unknown))}")
     check_version(migration.get("from_version"), "/migration/from_version")
     transform = migration.get("transform")
     if not isinstance(transform, str) or not transform.strip():

@@ -30,15 +30,17 @@ def account_id(email: str) -> str:
     return str(hashed_id("user-email", normalise_email(email)))
 
 
-def check_registration(email: str, password: str, username: str) -> None:
+def check_registration(email: object, password: object, username: object) -> None:
+    """Every problem of a registration (422); values that are not even strings are refused the same way."""
     errors: list[FieldError] = []
-    if not _EMAIL.match(normalise_email(email)) or len(email) > 254 or storable_errors(email):
+    if (not isinstance(email, str) or len(email) > 254 or storable_errors(email)
+            or not _EMAIL.match(normalise_email(email))):
         errors.append(FieldError("/email", "email must be a valid email address"))
-    if len(password) < MIN_PASSWORD:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors.append(FieldError("/password", f"password must be at least {MIN_PASSWORD} characters"))
     elif len(password) > MAX_PASSWORD:
         errors.append(FieldError("/password", f"password must be at most {MAX_PASSWORD} characters"))
-    if not username.strip() or len(username) > 64:
+    if not isinstance(username, str) or not username.strip() or len(username) > 64:
         errors.append(FieldError("/username", "username must be 1 to 64 characters"))
     else:
         errors += storable_errors(username, "/username")
