@@ -161,8 +161,9 @@ class Book(InkAggregate):
             "metadata": copy.deepcopy(dict(metadata)),
             "chapters": [{"id": new_id(), "title": c["title"], "content": c["content"]} for c in chapters],
         }
+        _fail(book_size_error(encoded_size(title) + encoded_size(data["metadata"])
+                              + sum(chapter_size(c["title"], c["content"]) for c in chapters), limits))
         size = encoded_size(data)
-        _fail(book_size_error(size, limits))
         if size > MAX_EVENT_BYTES:
             _fail([FieldError("/chapters", f"a book is created as one event of at most {MAX_EVENT_BYTES} bytes as "
                                            f"JSON and this one takes {size}: create it with fewer chapters, then "

@@ -18,6 +18,7 @@ from domain.book import MAX_TITLE, Book
 from domain.errors import ValidationFailed
 from domain.ids import new_id
 from domain.limits import CEILINGS, MAX_BUCKETS_PER_BLOB, MAX_EVENT_BYTES, MAX_JSON_DEPTH, Limits, encoded_size
+from domain.recorded import Recorded
 from domain.schema import Schema
 
 CEILING = Limits(**CEILINGS)
@@ -97,3 +98,25 @@ def test_a_value_nested_deeper_than_the_limit_is_refused_wherever_it_is_stored()
         Book.create(OWNER, "t", {"a": deep})
     ok = Blob.create(OWNER, deep[0], None, None, [])
     assert max(event_bytes(ok)) < 1000
+
+
+def test_a_books_size_is_the_same_whether_created_whole_or_grown_and_survives_a_replay() -> None:
+    small = Limits(book_bytes=1000)
+    chapters = [{"title": "One", "content": "é" * 200}, {"title": "Two", "content": '"quoted"\n'}]
+    whole = Book.create(OWNER, "T", {"a": [1, 2]}, chapters, small)
+    grown = Book.create(OWNER, "T", {"a": [1, 2]}, [], small)
+    for c in chapters:
+        grown.add_chapter(c["title"], c["content"], None, small)
+    expected = encoded_size("T") + encoded_size({"a": [1, 2]}) + sum(
+        encoded_size(c["title"]) + encoded_size(c["content"]) for c in chapters)
+    assert whole.size == grown.size == expected
+    records = []
+    for position, event in enumerate(whole.collect_events(), 1):
+        new = CODEC.encode(event, actor=OWNER)
+        records.append(Recorded(position, "book", whole.id_str, new.type, new.version, new.at, new.data))
+    rebuilt: Any = CODEC.rebuild(records)
+    assert rebuilt.size == expected
+    limit = Limits(book_bytes=expected)  # exactly at the limit is allowed, one byte more is not
+    Book.create(OWNER, "T", {"a": [1, 2]}, chapters, limit)
+    with pytest.raises(ValidationFailed):
+        Book.create(OWNER, "T", {"a": [1, 2, 3]}, chapters, limit)
