@@ -25,9 +25,11 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def nests_deeper_than(raw: bytes, limit: int) -> bool:
-    """Whether the well-formed JSON document ``raw`` nests objects and arrays more than ``limit`` deep.
+    """Whether the JSON document ``raw`` nests objects and arrays more than ``limit`` deep.
 
-    The top-level container is level 1: ``{"a": [1]}`` nests 2 deep.
+    The top-level container is level 1: ``{"a": [1]}`` nests 2 deep. Exact
+    for well-formed JSON; for malformed bytes (run before parsing) the answer
+    may be either, and the parser refuses them next anyway.
     """
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
