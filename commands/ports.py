@@ -21,6 +21,8 @@ class Appended:
 
     position: int
     duplicate: bool = False
+    size: int = 0
+    """Bytes of the event's payload as stored (0 when unknown)."""
 
 
 class LogCursor(Protocol):

@@ -87,15 +87,16 @@ def bootstrap(
     hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                     settings.argon2_parallelism)
     codec = EventCodec(aggregates())
-    repo = Repository(store, codec)
+    repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes)
+    limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)
     contexts = (
         UserHandlers(repo, hasher),
-        SchemaHandlers(repo, schemas, validator, sandbox),
+        SchemaHandlers(repo, schemas, validator, sandbox, limits),
         BucketHandlers(repo, reads),
-        BlobHandlers(repo, schemas, sandbox),
-        BookHandlers(repo),
+        BlobHandlers(repo, schemas, sandbox, limits),
+        BookHandlers(repo, limits),
     )
     bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
                      tracing)
