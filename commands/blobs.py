@@ -39,8 +39,8 @@ class BlobCommands:
         self._schemas = schemas
         self._sandbox = sandbox
 
-    def _ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
-        errors = self._schemas.check(resolved, data)
+    async def _ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        errors = await self._schemas.check(resolved, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
 
@@ -67,7 +67,7 @@ class BlobCommands:
         if processor_id is not None and not is_id(processor_id):
             raise invalid("/processor_id", "must be a processor id")
         if resolved is not None:
-            self._ensure_valid(resolved, data)
+            await self._ensure_valid(resolved, data)
         typed_as = resolved.id if resolved is not None else None
         return await self._repo.execute(
             Blob, None, lambda _: Blob.create(owner_id, data, typed_as, processor_id, buckets), ctx
@@ -76,7 +76,7 @@ class BlobCommands:
     async def update(self, ctx: Context, blob_id: str, data: Any, expected_version: int | None = None) -> Saved[Blob]:
         loaded = await self._load(ctx, blob_id, expected_version)
         if loaded.schema_id is not None:
-            self._ensure_valid(await self._schemas.resolve(loaded.schema_id), data)
+            await self._ensure_valid(await self._schemas.resolve(loaded.schema_id), data)
 
         def decide(current: Blob | None) -> Blob:
             blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)
@@ -155,7 +155,7 @@ class BlobCommands:
                 data = await asyncio.to_thread(self._sandbox.call, step.migration["transform"], MIGRATE_FUNCTION, data)
             except SandboxError as exc:
                 raise invalid("/schema_id", f"the migration to {name}@{step.version} failed: {exc}") from None
-        self._ensure_valid(target, data, what="the migrated data")
+        await self._ensure_valid(target, data, what="the migrated data")
 
         def decide(current: Blob | None) -> Blob:
             blob = changeable(ctx.actor, "blob", blob_id, current, expected_version)

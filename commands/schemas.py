@@ -68,7 +68,7 @@ class SchemaCommands:
         check_version(version)
         if not isinstance(schema, dict):
             raise invalid("/schema", "must be a JSON Schema object")
-        errors = self._validator.check_schema(schema)
+        errors = await self._validator.check_schema(schema)
         if errors:
             raise ValidationFailed(
                 "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
@@ -99,9 +99,9 @@ class SchemaCommands:
             raise NotFound(f"schema {id_or_name}")
         return ResolvedSchema(schema_id(name, entry.version), saved.aggregate, entry)
 
-    def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
-        return self._validator.validate(resolved.id, resolved.entry.schema, data)
+    async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
+        return await self._validator.validate(resolved.id, resolved.entry.schema, data)
 
     async def validate(self, ctx: Context, schema_id: str, data: Any) -> list[FieldError]:
         """Every error of ``data`` against the schema (any user may validate against any schema)."""
-        return self.check(await self.resolve(schema_id), data)
+        return await self.check(await self.resolve(schema_id), data)

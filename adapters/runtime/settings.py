@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     projector_batch_size: int = 500
+    validation_workers: int = Field(default=2, ge=1)
+    validation_budget_ms: int = Field(default=1000, ge=10)
+    validation_memory_mib: int = Field(default=512, ge=128)
     service_name: str = Field(default="inkstream")
 
     def resolved_data_dir(self) -> Path:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.postgres.contents import ReadModelBucketContents
 from adapters.sandbox.javascript import JavaScriptSandbox
-from adapters.validation.json_schema import JsonSchemaValidator
+from adapters.validation.pool import ValidatorPool
 from commands.blobs import BlobCommands
 from commands.books import BookCommands
 from commands.buckets import BucketCommands
@@ -49,14 +49,18 @@ class Contexts:
     blobs: BlobCommands
     books: BookCommands
     sandbox: JavaScriptSandbox
+    validators: ValidatorPool
 
     def close(self) -> None:
         self.sandbox.close()
+        self.validators.close()
 
 
 def wire_contexts(container: "Container") -> Contexts:
     sandbox = JavaScriptSandbox()
-    schemas = SchemaCommands(container.repo, JsonSchemaValidator(), sandbox)
+    settings = container.settings
+    validators = ValidatorPool(settings.validation_workers, settings.validation_budget_ms, settings.validation_memory_mib)
+    schemas = SchemaCommands(container.repo, validators, sandbox)
     contents = ReadModelBucketContents(
         container.pool, container.watch, container.store, container.settings.read_wait_seconds
     )
@@ -66,6 +70,7 @@ def wire_contexts(container: "Container") -> Contexts:
         blobs=BlobCommands(container.repo, schemas, sandbox),
         books=BookCommands(container.repo),
         sandbox=sandbox,
+        validators=validators,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.sandbox import JavaScriptSandbox, SandboxError
-from adapters.validation import JsonSchemaValidator
+from adapters.validation.pool import ValidatorPool
 from commands.blobs import BlobCommands
 from commands.buckets import KEEP, BucketCommands
 from commands.repository import Context, Repository
@@ -89,10 +90,10 @@ class ReadModelContents:
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, validators: ValidatorPool) -> None:
         self.store = MemoryEventStore()
         self.repo = Repository(self.store, EventCodec([Schema, Bucket, Blob]))
-        self.schemas = SchemaCommands(self.repo, JsonSchemaValidator(), JavaScriptSandbox(timeout_ms=500))
+        self.schemas = SchemaCommands(self.repo, validators, JavaScriptSandbox(timeout_ms=500))
         self.buckets = BucketCommands(self.repo, ReadModelContents(self.store))
         self.blobs = BlobCommands(self.repo, self.schemas, JavaScriptSandbox(timeout_ms=500))
 
@@ -102,9 +103,17 @@ class World:
         await self.schemas.register(ctx(), "book", "3.0.0", BOOK_V3, {"from_version": "2.0.0", "transform": V2_TO_V3})
 
 
+@pytest.fixture(scope="module")
+def validators() -> Iterator[ValidatorPool]:
+    """The validation workers the server would use, shared by the module's tests (each starts in ~50 ms)."""
+    pool = ValidatorPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def world() -> World:
-    return World()
+def world(validators: ValidatorPool) -> World:
+    return World(validators)
 
 
 async def refused(world: World, exc: type[Exception], call: Any) -> Any:
