@@ -49,6 +49,15 @@ def _stopped(reason: str) -> ValidationFailed:
     return ValidationFailed(reason, [FieldError("", reason)])
 
 
+def _encoded(value: Any, what: str) -> bytes:
+    """JSON for the worker; a value orjson cannot encode (over 255 levels deep) cannot be validated: 422."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        reason = "it is nested too deeply" if "Recursion" in str(exc) else str(exc)
+        raise _stopped(f"{what} cannot be validated: {reason}") from None
+
+
 class _Worker:
     """One child process and its pipes; used by one call at a time."""
 
@@ -116,13 +125,11 @@ class ValidatorPool:
 
     async def check_schema(self, schema: dict[str, Any]) -> list[FieldError]:
         header = orjson.dumps({"op": "check"})
-        return await self._run([header, orjson.dumps(schema), b""], "the schema")
+        return await self._run([header, _encoded(schema, "the schema"), b""], "of the schema")
 
     async def validate(self, schema_key: str, schema: dict[str, Any], data: Any) -> list[FieldError]:
-        try:
-            parts = [orjson.dumps({"op": "validate", "key": schema_key}), orjson.dumps(schema), orjson.dumps(data)]
-        except orjson.JSONEncodeError as exc:
-            raise _stopped(f"the data cannot be validated: {exc}") from None
+        header = orjson.dumps({"op": "validate", "key": schema_key})
+        parts = [header, _encoded(schema, f"schema {schema_key}"), _encoded(data, "the data")]
         return await self._run(parts, f"against schema {schema_key}")
 
     async def _run(self, parts: list[bytes], what: str) -> list[FieldError]:

@@ -63,6 +63,8 @@ def answer(validator: JsonSchemaValidator, header: dict[str, Any], schema_json: 
         return {"failed": exc.reason, "errors": _pairs(exc.errors)}
     except orjson.JSONDecodeError as exc:
         return {"failed": f"the document cannot be read: {exc}", "errors": []}
+    except (TypeError, ValueError) as exc:  # jsonschema-rs refusing a value, e.g. "Recursion limit reached"
+        return {"failed": f"the document cannot be validated: {exc}", "errors": []}
     except MemoryError:
         return {"failed": "validation needed more memory than a validation may use", "errors": [], "retire": True}
     except RecursionError:

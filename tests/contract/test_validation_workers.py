@@ -139,3 +139,16 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_values_too_deep_to_encode_are_a_validation_failure_not_a_crash(pool: ValidatorPool) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(ValidationFailed, match="the data cannot be validated: it is nested too deeply"):
+        await pool.validate("any@1.0.0", {}, deep)
+    with pytest.raises(ValidationFailed, match="the schema cannot be validated: it is nested too deeply"):
+        await pool.check_schema({"items": deep})
+    with pytest.raises(ValidationFailed, match="schema deep@1.0.0 cannot be validated: it is nested too deeply"):
+        await pool.validate("deep@1.0.0", {"items": deep}, 1)
+    assert pool.restarts == 0
