@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.validation import JsonSchemaValidator
-from adapters.validation.pool import ValidatorPool
+from adapters.validation.pool import DEPTH, ValidatorPool
 from domain.errors import FieldError, Unavailable, ValidationFailed
 
 BOOK = {
@@ -103,23 +103,57 @@ async def test_a_worker_out_of_memory_fails_its_call_not_the_server() -> None:
         pool.close()
 
 
-async def test_callers_wait_for_a_free_worker_and_then_give_up_with_503() -> None:
-    pool = ValidatorPool(workers=1, budget_ms=2000, wait_seconds=0.3)
+async def test_a_call_queued_behind_a_runaway_moves_to_a_new_worker_and_succeeds() -> None:
+    pool = ValidatorPool(workers=1, budget_ms=400)
     try:
         await pool.validate("book@1.0.0", BOOK, {"title": "Warm"})
         slow = asyncio.create_task(pool.validate("fan@1.0.0", fan_out(30), 1))
-        await asyncio.sleep(0.1)
-        with pytest.raises(Unavailable, match="every validation worker is busy"):
-            await pool.validate("book@1.0.0", BOOK, {"title": "Waiting"})
-        with pytest.raises(ValidationFailed):
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        assert await pool.validate("book@1.0.0", BOOK, {"title": "Queued"}) == []
+        assert time.perf_counter() - started < 5
+        with pytest.raises(ValidationFailed, match="budget of 400 ms"):
             await slow
+        assert pool.restarts == 1
     finally:
         pool.close()
 
 
+async def test_when_every_queue_is_full_callers_wait_then_give_up_with_503() -> None:
+    pool = ValidatorPool(workers=1, budget_ms=3000, wait_seconds=0.3)
+    try:
+        await pool.validate("book@1.0.0", BOOK, {"title": "Warm"})
+        queued = [asyncio.create_task(pool.validate("fan@1.0.0", fan_out(30), 1))]
+        await asyncio.sleep(0.05)
+        queued += [asyncio.create_task(pool.validate("book@1.0.0", BOOK, {"title": f"Q{i}"})) for i in range(DEPTH - 1)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Unavailable, match="every validation worker is busy"):
+            await pool.validate("book@1.0.0", BOOK, {"title": "One too many"})
+        results = await asyncio.gather(*queued, return_exceptions=True)
+        assert isinstance(results[0], ValidationFailed) and results[1:] == [[]] * (DEPTH - 1)
+    finally:
+        pool.close()
+
+
+async def test_closing_answers_calls_in_flight_with_503() -> None:
+    pool = ValidatorPool(workers=1, budget_ms=5000)
+    await pool.validate("book@1.0.0", BOOK, {"title": "Warm"})
+    slow = asyncio.create_task(pool.validate("fan@1.0.0", fan_out(30), 1))
+    await asyncio.sleep(0.1)
+    pool.close()
+    with pytest.raises(Unavailable):
+        await slow
+    with pytest.raises(Unavailable):
+        await pool.validate("book@1.0.0", BOOK, {"title": "Late"})
+
+
 async def test_close_kills_every_worker(pool: ValidatorPool) -> None:
-    await asyncio.gather(*(pool.validate("book@1.0.0", BOOK, {"title": "Up"}) for _ in range(4)))
-    pids = [w.process.pid for w in pool._idle]
+    await pool.validate("book@1.0.0", BOOK, {"title": "Up"})  # starts both workers
+    for _ in range(200):
+        if len(pool._workers) == 2:
+            break
+        await asyncio.sleep(0.05)
+    pids = [w.process.pid for w in pool._workers]
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
     pool.close()
     for _ in range(100):
