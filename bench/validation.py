@@ -171,7 +171,7 @@ async def pool_costs(quick: bool) -> list[dict[str, Any]]:
             worker.close()
         rows.append(_row("(e) a worker's start, until it is ready (p50)", percentile(starts, 50), "ms", "paid after a kill, by the next call"))
     finally:
-        pool.close()
+        await pool.aclose()
     return rows
 
 

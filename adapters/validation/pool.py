@@ -39,7 +39,8 @@ import orjson
 import structlog
 
 from adapters.validation.worker import frame
-from domain.errors import FieldError, Unavailable, ValidationFailed
+from commands.ports import Unavailable
+from domain.errors import FieldError, ValidationFailed
 
 log = structlog.get_logger("inkstream.validation")
 
@@ -91,7 +92,7 @@ class _Worker:
         self._on_change = on_change
         self._clock: asyncio.TimerHandle | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._reaper: asyncio.Task[int] | None = None
+        self.reaper: asyncio.Task[int] | None = None
 
     @classmethod
     async def start(cls, memory_mib: int, budget: float, on_change: asyncio.Event) -> _Worker:
@@ -174,7 +175,7 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         try:  # collect its exit while the loop runs, or its transport outlives the loop
-            self._reaper = asyncio.get_running_loop().create_task(self.process.wait())
+            self.reaper = asyncio.get_running_loop().create_task(self.process.wait())
         except RuntimeError:
             pass
 
@@ -199,6 +200,7 @@ class ValidatorPool:
         self._changed = asyncio.Event()
         self._closed = False
         self._spawning: set[asyncio.Task[_Worker]] = set()
+        self._killed: list[_Worker] = []
         self.restarts = 0
 
     async def check_schema(self, schema: dict[str, Any]) -> list[FieldError]:
@@ -300,5 +302,14 @@ class ValidatorPool:
             task.cancel()
         for worker in self._workers:
             worker.close()
+        self._killed.extend(self._workers)
         self._workers.clear()
         self._changed.set()
+
+    async def aclose(self) -> None:
+        """``close``, then wait (5 s at most) until the workers have exited, so none outlives the loop."""
+        self.close()
+        reapers = [w.reaper for w in self._killed if w.reaper is not None]
+        self._killed.clear()
+        if reapers:
+            await asyncio.wait(reapers, timeout=5)

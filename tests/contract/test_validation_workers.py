@@ -12,7 +12,8 @@ import pytest
 
 from adapters.validation import JsonSchemaValidator
 from adapters.validation.pool import DEPTH, ValidatorPool
-from domain.errors import FieldError, Unavailable, ValidationFailed
+from commands.ports import Unavailable
+from domain.errors import FieldError, ValidationFailed
 
 BOOK = {
     "type": "object",
@@ -32,7 +33,7 @@ def fan_out(depth: int) -> dict[str, Any]:
 async def pool() -> AsyncIterator[ValidatorPool]:
     validators = ValidatorPool(workers=2, budget_ms=500, memory_mib=256)
     yield validators
-    validators.close()
+    await validators.aclose()
 
 
 async def test_answers_what_the_in_process_validator_answers(pool: ValidatorPool) -> None:
@@ -54,7 +55,7 @@ async def test_concurrent_calls_all_get_their_own_answer(pool: ValidatorPool) ->
 async def test_a_schema_that_cannot_be_used_is_a_validation_failure_with_its_reason(pool: ValidatorPool) -> None:
     with pytest.raises(ValidationFailed) as failed:
         await pool.validate("old@1.0.0", {"pattern": "(?=a)"}, "a")
-    assert "schema old@1.0.0 cannot be used" in failed.value.detail and "look-around" in failed.value.detail
+    assert "schema old@1.0.0 cannot be used" in failed.value.reason and "look-around" in failed.value.reason
     assert failed.value.errors == [FieldError("", failed.value.reason)]
 
 
@@ -63,7 +64,7 @@ async def test_a_call_over_its_budget_is_stopped_and_the_pool_goes_on(pool: Vali
     with pytest.raises(ValidationFailed) as stopped:
         await pool.validate("fan@1.0.0", fan_out(28), 1)
     elapsed = time.perf_counter() - started
-    assert "took longer than its budget of 500 ms and was stopped" in stopped.value.detail
+    assert "took longer than its budget of 500 ms and was stopped" in stopped.value.reason
     assert elapsed < 5, elapsed  # 2^28 checks would take minutes
     assert pool.restarts == 1
     assert await pool.validate("book@1.0.0", BOOK, {"title": "Again"}) == []  # a new worker took its place
@@ -97,10 +98,10 @@ async def test_a_worker_out_of_memory_fails_its_call_not_the_server() -> None:
     try:
         with pytest.raises(ValidationFailed) as stopped:
             await pool.validate("greedy@1.0.0", greedy, "a" * 1_000_000)
-        assert "memory" in stopped.value.detail, stopped.value.detail
+        assert "memory" in stopped.value.reason, stopped.value.reason
         assert await pool.validate("book@1.0.0", BOOK, {"title": "Still here"}) == []
     finally:
-        pool.close()
+        await pool.aclose()
 
 
 async def test_a_call_queued_behind_a_runaway_moves_to_a_new_worker_and_succeeds() -> None:
@@ -116,7 +117,7 @@ async def test_a_call_queued_behind_a_runaway_moves_to_a_new_worker_and_succeeds
             await slow
         assert pool.restarts == 1
     finally:
-        pool.close()
+        await pool.aclose()
 
 
 async def test_when_every_queue_is_full_callers_wait_then_give_up_with_503() -> None:
@@ -132,7 +133,7 @@ async def test_when_every_queue_is_full_callers_wait_then_give_up_with_503() -> 
         results = await asyncio.gather(*queued, return_exceptions=True)
         assert isinstance(results[0], ValidationFailed) and results[1:] == [[]] * (DEPTH - 1)
     finally:
-        pool.close()
+        await pool.aclose()
 
 
 async def test_closing_answers_calls_in_flight_with_503() -> None:

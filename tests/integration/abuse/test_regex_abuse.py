@@ -63,7 +63,7 @@ async def in_the_log(system: RunningSystem, owner: InkstreamClient, schema: dict
     name = unique("old")
     assert owner.user_id is not None
     ctx = Context(actor=owner.user_id, command_id=str(uuid.uuid4()))
-    await system.container.repo.execute(
+    await system.services.repo.execute(
         Schema, schema_aggregate_id(name), lambda _: Schema.register(name, owner.user_id, "1.0.0", schema, None), ctx
     )
     return f"{name}@1.0.0"
@@ -159,7 +159,7 @@ async def test_a_schema_that_is_expensive_without_any_regex_stops_at_its_budget(
     """2^30 checks of one value: minutes of CPU. It is stopped at the budget, the server answering meanwhile."""
     ink = await sign_up("budget")
     created = await ink.register_schema(unique("fan"), "1.0.0", fan_out(30))
-    budget = system.container.settings.validation_budget_ms
+    budget = system.services.settings.validation_budget_ms
     (answer, took), (health, health_took) = await asyncio.gather(
         timed(validate(http, ink, created.id, b'{"data": 1}')),
         after(0.2, timed(call(http, "GET", "/health"))),
