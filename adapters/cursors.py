@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
+from domain.ids import is_id
 from projections.read_model import MAX_LIMIT, InvalidCursor
 
 
@@ -37,13 +38,24 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
 
 
 def time_cursor(cursor: str | None) -> tuple[datetime | None, str | None]:
-    """The (created_at, id) of a list ordered oldest first."""
+    """(created_at, id) of the last item of the previous page, in a list ordered oldest first.
+
+    Exactly what the stores hand out: an RFC 3339 time with its offset and an
+    id. Anything else is refused here, never an error of a driver: a time whose
+    offset takes it outside ``datetime``'s years 1-9999 when moved to UTC
+    (``0001-01-01T00:00:00+14:00``) overflows in asyncpg.
+    """
     if not cursor:
         return None, None
     at, last_id = decode_cursor(cursor, 2)
+    if not isinstance(at, str) or not is_id(last_id):
+        raise InvalidCursor("invalid cursor")
     try:
-        return datetime.fromisoformat(at), str(last_id)
-    except (TypeError, ValueError):
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("a cursor's time has an offset")
+        return when.astimezone(timezone.utc), last_id
+    except (ValueError, OverflowError):
         raise InvalidCursor("invalid cursor") from None
 
 
@@ -58,7 +70,13 @@ def semver_cursor(cursor: str | None) -> list[Any] | None:
 
 
 def id_cursor(cursor: str | None) -> str | None:
-    return str(decode_cursor(cursor, 1)[0]) if cursor is not None else None
+    """The id of the last item of the previous page, in a list ordered by id."""
+    if cursor is None:
+        return None
+    [last_id] = decode_cursor(cursor, 1)
+    if not is_id(last_id):
+        raise InvalidCursor("invalid cursor")
+    return last_id
 
 
 def clamp_limit(limit: int) -> int:

@@ -9,13 +9,16 @@ so the validator may cache a compiled schema per ``name@version`` forever.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import FieldError, NotFound, ValidationFailed, invalid
+from domain.limits import Limits
 from domain.schema import (
     Schema,
     SchemaVersion,
+    check_document,
     check_migration,
     check_name,
     check_version,
@@ -51,12 +54,8 @@ class ResolvedSchema:
     """One concrete version: ``id`` is always ``name@version``, never a bare name."""
 
     id: str
-    aggregate: Schema
+    name: str
     entry: SchemaVersion
-
-    @property
-    def name(self) -> str:
-        return self.aggregate.name
 
     @property
     def version(self) -> str:
@@ -64,14 +63,27 @@ class ResolvedSchema:
 
 
 class SchemaRegistry:
-    """Schemas as the write side sees them: resolved from the log, checked by the validator."""
+    """Schemas as the write side sees them: resolved from the log, checked by the validator.
 
-    def __init__(self, repository: Repository, validator: SchemaValidator) -> None:
+    A schema version never changes once it is in the log, so an exact
+    ``name@version`` is remembered once resolved (a bounded LRU of the
+    versions only, not of whole aggregates): creating and updating typed
+    blobs then costs no read of the log for their schema. A bare name (the
+    latest version) and anything unknown are always asked of the log.
+    """
+
+    def __init__(self, repository: Repository, validator: SchemaValidator, cache_size: int = 1024) -> None:
         self._repo = repository
         self._validator = validator
+        self._versions: OrderedDict[str, ResolvedSchema] = OrderedDict()
+        self._cache_size = cache_size
 
     async def resolve(self, id_or_name: str) -> ResolvedSchema:
         """``name@version`` or a bare name (its latest), from the log; NotFound when unknown."""
+        known = self._versions.get(id_or_name)
+        if known is not None:
+            self._versions.move_to_end(id_or_name)
+            return known
         try:
             name, version = parse_schema_id(id_or_name)
         except ValueError:
@@ -80,24 +92,35 @@ class SchemaRegistry:
         entry = saved.aggregate.resolve(version) if saved is not None else None
         if saved is None or entry is None:
             raise NotFound(f"schema {id_or_name}")
-        return ResolvedSchema(schema_id(name, entry.version), saved.aggregate, entry)
+        resolved = ResolvedSchema(schema_id(name, entry.version), name, entry)
+        if version is not None:
+            self._versions[id_or_name] = resolved
+            if len(self._versions) > self._cache_size:
+                self._versions.popitem(last=False)
+        return resolved
 
-    def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
-        return self._validator.validate(resolved.id, resolved.entry.schema, data)
+    async def migration_path(self, name: str, from_version: str, to_version: str) -> list[SchemaVersion] | None:
+        """The versions whose transforms lead from one version to the other, in order (from the log)."""
+        saved = await self._repo.get(Schema, schema_aggregate_id(name))
+        return saved.aggregate.migration_path(from_version, to_version) if saved is not None else None
 
-    def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
-        errors = self.check(resolved, data)
+    async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
+        return await self._validator.validate(resolved.id, resolved.entry.schema, data)
+
+    async def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        errors = await self.check(resolved, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
 
 
 class SchemaHandlers:
     def __init__(self, repository: Repository, registry: SchemaRegistry, validator: SchemaValidator,
-                 sandbox: Sandbox) -> None:
+                 sandbox: Sandbox, limits: Limits = Limits()) -> None:
         self._repo = repository
         self._registry = registry
         self._validator = validator
         self._sandbox = sandbox
+        self._limits = limits
 
     def handlers(self) -> dict[type, Handler]:
         return {RegisterSchema: self.register, ValidateData: self.validate}
@@ -106,12 +129,13 @@ class SchemaHandlers:
         owner_id = require_actor(ctx.actor)
         check_name(cmd.name)
         check_version(cmd.version)
-        errors = self._validator.check_schema(cmd.document)
+        migration = check_migration(cmd.migration)
+        check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
+        errors = await self._validator.check_schema(cmd.document)
         if errors:
             raise ValidationFailed(
                 "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
             )
-        migration = check_migration(cmd.migration)
         if migration is not None:
             problem = await self._sandbox.compile_check(migration["transform"], MIGRATE_FUNCTION)
             if problem is not None:
@@ -119,12 +143,12 @@ class SchemaHandlers:
 
         def decide(current: Schema | None) -> Schema:
             if current is None:
-                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration)
-            current.add_version(ctx.actor, cmd.version, cmd.document, migration)
+                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration, self._limits)
+            current.add_version(ctx.actor, cmd.version, cmd.document, migration, self._limits)
             return current
 
         return await self._repo.execute(Schema, schema_aggregate_id(cmd.name), decide, ctx)
 
     async def validate(self, cmd: ValidateData, ctx: Context) -> list[FieldError]:
         """Every error of ``data`` against the schema (any user may validate against any schema)."""
-        return self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)
+        return await self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)

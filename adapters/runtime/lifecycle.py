@@ -33,6 +33,7 @@ from adapters.runtime.settings import Settings
 from adapters.runtime.stores import STORE_KINDS, ReadStore, StoreKind, open_mongo_store, open_postgres
 from adapters.shared_log import SharedLog
 from adapters.sandbox.pool import SandboxPool
+from adapters.validation.pool import ValidatorPool
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing
 
@@ -159,12 +160,15 @@ async def start(
     if commands:  # V8 up in each worker before commands are served; other roles start workers only if used
         await sandbox.start()
     stack.push_async_callback(_close_sandbox, sandbox)
+    validators = ValidatorPool(settings.validation_workers, settings.validation_budget_ms,
+                               settings.validation_memory_mib)
+    stack.push_async_callback(validators.aclose)
 
     # A role that answers no queries (``project --store mongo``) reads, if at all, from what it opened.
     read_store = settings.read_store if settings.read_store in stores else kinds[0]
     reads = stores[read_store]
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
-                         sandbox=sandbox, metrics=metrics, tracing=tracing)
+                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing)
     shared_log = SharedLog(store)
     running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log,
                       mongo_url=settings.mongo_url)
