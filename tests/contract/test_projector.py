@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ import pytest
 
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.mongo import collections
-from adapters.mongo.client import Mongo, open_mongo
+from adapters.mongo.client import open_mongo
 from adapters.mongo.collections import CHECKPOINTS, CollectionSpec
 from adapters.mongo.projector import MongoProjectionStore
 from adapters.mongo.watch import MongoWatch
@@ -149,19 +150,34 @@ async def _mongo(server: MongoServer, transactions: bool) -> Target:
     return Target("mongo", mongo.transactions, make, rows, checkpoint, writes, lambda: MongoWatch(mongo), [close])
 
 
-@pytest.fixture(params=["postgres", "mongo", "mongo-without-transactions"])
-async def target(request: pytest.FixtureRequest, database: Database, mongo_server: MongoServer,
-                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Target]:
+@asynccontextmanager
+async def _target(kind: str, database: Database, mongo_server: MongoServer,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Target]:
     monkeypatch.setitem(collections.COLLECTIONS, "applied", CollectionSpec(("seq",)))
-    if request.param == "postgres":
+    if kind == "postgres":
         made = await _postgres(database)
     else:
-        made = await _mongo(mongo_server, transactions=request.param == "mongo")
+        made = await _mongo(mongo_server, transactions=kind == "mongo")
     try:
         yield made
     finally:
         for step in made.cleanup:
             await step()
+
+
+@pytest.fixture(params=["postgres", "mongo", "mongo-without-transactions"])
+async def target(request: pytest.FixtureRequest, database: Database, mongo_server: MongoServer,
+                 monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Target]:
+    async with _target(request.param, database, mongo_server, monkeypatch) as made:
+        yield made
+
+
+@pytest.fixture(params=["mongo", "mongo-without-transactions"])
+async def mongo_target(request: pytest.FixtureRequest, database: Database, mongo_server: MongoServer,
+                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Target]:
+    """MongoDB only: its lease (PostgreSQL's lock goes with the dead leader's connection)."""
+    async with _target(request.param, database, mongo_server, monkeypatch) as made:
+        yield made
 
 
 async def append_many(store: JetStreamEventStore, n: int, type_: str = "Thing.Made") -> list[int]:
@@ -257,10 +273,9 @@ async def test_only_one_runner_per_projection_is_active(private_store: JetStream
 
 
 async def test_a_mongo_standby_takes_over_once_a_dead_leaders_lease_runs_out(
-    private_store: JetStreamEventStore, target: Target
+    private_store: JetStreamEventStore, mongo_target: Target
 ) -> None:
-    if target.kind != "mongo":
-        pytest.skip("PostgreSQL's lock goes with the dead leader's connection")
+    target = mongo_target
     positions = await append_many(private_store, 3)
     checkpoints = target.make()._mongo.db[CHECKPOINTS]  # type: ignore[attr-defined]
     # A leader that died without giving its lease back: it holds it for one more second.

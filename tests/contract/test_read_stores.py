@@ -30,7 +30,6 @@ import pytest
 from adapters.client import InkstreamClient, InkstreamError
 from adapters.cursors import encode_cursor
 from adapters.mongo.encoding import decode_document
-from adapters.runtime.stores import ReadStore
 from projections.read_model import InvalidCursor, ReadModel
 from tests.support.sdk import new_client
 from tests.support.system import RunningSystem
