@@ -101,6 +101,7 @@ class LiveHub:
         self._states = AggregateStates(store, codec)
         self._topics: dict[Topic, _TopicState] = {}
         self._connections: Counter[str] = Counter()
+        self._outboxes: set[Outbox] = set()
         self._subscriptions: Counter[str] = Counter()
         self.started = asyncio.Event()
 
@@ -194,12 +195,17 @@ class LiveHub:
             raise TooManyLive(f"at most {self.limits.max_connections_per_user} live connections per user",
                               retry_after=5.0)
         self._connections[user_id] += 1
-        return Outbox(user_id, self.limits.queue_size, transport)
+        outbox = Outbox(user_id, self.limits.queue_size, transport)
+        self._outboxes.add(outbox)
+        return outbox
 
     def disconnect(self, outbox: Outbox) -> None:
         for sub in list(outbox.subscriptions.values()):
             self._drop(sub)
         outbox.close()
+        if outbox not in self._outboxes:
+            return
+        self._outboxes.discard(outbox)
         self._connections[outbox.user_id] -= 1
         if self._connections[outbox.user_id] <= 0:
             del self._connections[outbox.user_id]
@@ -298,10 +304,13 @@ class LiveHub:
             raise NotFound(f"{kind} {topic_id}")
         return str(aggregate.owner_id)  # type: ignore[attr-defined]
 
-    # -- what the process reports ------------------------------------------------------------
+    def shutdown(self) -> None:
+        """The process is stopping: every connection's transport ends (a WebSocket closes with 1001)."""
+        for outbox in list(self._outboxes):
+            outbox.close()
 
     def connection_count(self) -> int:
-        return sum(self._connections.values())
+        return len(self._outboxes)
 
 
 async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:

@@ -111,7 +111,7 @@ class Outbox:
     async def get(self, timeout: float | None = None) -> Message | None:
         """The next message; None after ``timeout`` s with nothing to send, or once overflowed."""
         while not self._queue:
-            if self.overflowed:
+            if self.overflowed or self.closed:
                 return None
             self._wake.clear()
             try:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_sse import EventSourceResponse
 from pydantic import ValidationError
 
@@ -158,14 +159,21 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    if outbox.overflowed and not ws.closed:
+    if ws.closed:
+        return
+    if outbox.overflowed:
         metrics.live_overflows.labels("ws").inc()
-        try:
-            async with asyncio.timeout(2):
-                await ws.close(code=TOO_SLOW, message=b"too slow: resume with since")
-        except Exception:  # noqa: BLE001 - a peer that does not read cannot be closed politely
-            if request.transport is not None:
-                request.transport.abort()
+        code, reason = TOO_SLOW, b"too slow: resume with since"
+    elif outbox.closed:
+        code, reason = WSCloseCode.GOING_AWAY, b"the server is stopping: resume with since"
+    else:
+        return
+    try:
+        async with asyncio.timeout(2):
+            await ws.close(code=code, message=reason)
+    except Exception:  # noqa: BLE001 - a peer that does not read cannot be closed politely
+        if request.transport is not None:
+            request.transport.abort()
 
 
 async def _write_ws(ws: web.WebSocketResponse, outbox: Outbox, metrics: Metrics) -> None:
@@ -266,7 +274,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         metrics.sse_connections.inc()
         try:
-            await _stream(response, hub, sub, metrics)
+            await _stream(request, response, hub, sub, metrics)
         finally:
             metrics.sse_connections.dec()
         return response
@@ -274,10 +282,12 @@ async def events(request: web.Request) -> web.StreamResponse:
         hub.disconnect(outbox)
 
 
-async def _stream(response: EventSourceResponse, hub: LiveHub, sub: Subscription, metrics: Metrics) -> None:
+async def _stream(request: web.Request, response: EventSourceResponse, hub: LiveHub, sub: Subscription,
+                  metrics: Metrics) -> None:
     outbox = sub.outbox
     catch_up = asyncio.create_task(hub.catch_up(sub))
-    writer = asyncio.create_task(_write_sse(response, outbox, hub.limits.keepalive_seconds, metrics))
+    writer = asyncio.create_task(_write_sse(response, outbox, hub.limits.keepalive_seconds, metrics,
+                                            lambda: request_gone(request)))
     failed = asyncio.create_task(outbox.failed.wait())
     try:
         await asyncio.wait([writer, failed], return_when=asyncio.FIRST_COMPLETED)
@@ -291,14 +301,27 @@ async def _stream(response: EventSourceResponse, hub: LiveHub, sub: Subscription
         response.stop_streaming()
 
 
-async def _write_sse(response: EventSourceResponse, outbox: Outbox, keepalive: float, metrics: Metrics) -> None:
+def request_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _write_sse(response: EventSourceResponse, outbox: Outbox, keepalive: float, metrics: Metrics,
+                     gone: Callable[[], bool]) -> None:
+    """Messages as events; a keep-alive comment after ``keepalive`` s of silence. A client that went
+    away is noticed within a second (aiohttp does not cancel the handler), not at the next write."""
+    loop = asyncio.get_running_loop()
+    idle_since = loop.time()
     while True:
-        message = await outbox.get(timeout=keepalive)
+        message = await outbox.get(timeout=min(1.0, keepalive))
         if message is None:
-            if outbox.overflowed or outbox.closed:
+            if outbox.overflowed or outbox.closed or gone():
                 return
-            await response.write(b": keep-alive\n\n")
+            if loop.time() - idle_since >= keepalive:
+                await response.write(b": keep-alive\n\n")
+                idle_since = loop.time()
             continue
+        idle_since = loop.time()
         position = str(message.position) if message.position is not None else None
         await response.send(message.data_text(), id=position, event=message.type)
         if message.is_push:
@@ -329,5 +352,11 @@ def register_routes(api: Api) -> None:
 
 
 def install_websocket(app: web.Application) -> None:
-    """``/ws`` is not an OpenAPI operation (OpenAPI cannot describe its protocol: docs/live.md does)."""
+    """``/ws`` is not an OpenAPI operation (OpenAPI cannot describe its protocol: docs/live.md does).
+    On shutdown every live connection ends at once instead of holding the server's stop."""
     app.router.add_get("/ws", websocket, name="websocket")
+
+    async def end_live_connections(app: web.Application) -> None:
+        app[LIVE].shutdown()
+
+    app.on_shutdown.append(end_live_connections)
