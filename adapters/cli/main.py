@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from adapters.cli.audit import KINDS
 from adapters.runtime.settings import Settings
@@ -33,6 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_server(main_coroutine: Coroutine[Any, Any, int]) -> int:
+    """Serve on uvloop where it is installed (a faster event loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main_coroutine)
+    return uvloop.run(main_coroutine)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
@@ -43,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("up", "api", "project"):
         from adapters.runtime.serve import serve
 
-        return asyncio.run(serve(settings, role=args.command))
+        return _run_server(serve(settings, role=args.command))
     if args.command == "streams":
         from adapters.cli.streams import apply_command
 

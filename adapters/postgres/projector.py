@@ -29,7 +29,7 @@ from adapters.postgres.changes import apply_changes
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
 from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
-from adapters.telemetry.tracing import Tracing, span_for_projection
+from adapters.telemetry.tracing import Tracing, span_for_batch
 from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.recorded import Recorded
@@ -249,9 +249,8 @@ class ProjectorRunner:
             self._trace(batch)
 
     def _trace(self, batch: list[Recorded]) -> None:
-        for record in batch:
-            if record.traceparent:
-                span_for_projection(self._tracer, self.name, record)
+        assert self._tracer is not None
+        span_for_batch(self._tracer, f"project {self.name}", batch)
 
     async def _halt(self, conn: asyncpg.Connection, record: Recorded, error: BaseException | None) -> None:
         message = f"{type(error).__name__}: {error}" if error else "unknown error"
