@@ -113,7 +113,9 @@ class LiveHub:
         self.started.set()
         delay = 0.1
         while True:
-            follower = self._shared.follow(self.position, max_batch=REPLAY_BATCH, idle=1.0)
+            # a batch is dispatched at once: never more pushes than a queue holds
+            follower = self._shared.follow(self.position, max_batch=min(REPLAY_BATCH, self.limits.queue_size),
+                                           idle=1.0)
             try:
                 while True:
                     batch = await follower.next_batch()
