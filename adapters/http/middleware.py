@@ -61,7 +61,7 @@ def _needs_auth(request: web.Request) -> bool:
     return op.auth if op is not None else request.path.startswith("/v1")
 
 
-def _bearer(request: web.Request) -> str:
+def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -87,7 +87,7 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
     failure: Unauthorized | TokenExpired | None = None
     if _needs_auth(request):
         try:
-            user = request.app[TOKENS].verify(_bearer(request))
+            user = request.app[TOKENS].verify(bearer(request))
         except (Unauthorized, TokenExpired) as exc:
             failure = exc
     if user is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from aiohttp_sse import EventSourceResponse
 from pydantic import ValidationError
 
 from adapters.http.api import Api, actor, pydantic_errors, read_query
+from adapters.http.middleware import bearer
 from adapters.http.errors import BadRequest, RateLimited, TokenExpired, Unauthorized
 from adapters.http.keys import LIMITERS, LIVE, METRICS, TOKENS
 from adapters.http.models_live import AuthIn, ClientMessage, EventsQuery, SubscribeIn, TopicIn
@@ -90,10 +92,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     metrics.websocket_connections.inc()
     try:
-        outbox = await _authenticate(request, ws, hub)
-        if outbox is not None:
+        authenticated = await _authenticate(request, ws, hub)
+        if authenticated is not None:
+            outbox, expires_at = authenticated
             try:
-                await _session(request, ws, hub, outbox, metrics)
+                await _session(request, ws, hub, outbox, metrics, expires_at)
             finally:
                 hub.disconnect(outbox)
     finally:
@@ -108,8 +111,10 @@ async def _refuse(ws: web.WebSocketResponse, exc: Exception, close_code: int) ->
             await ws.close(code=close_code, message=kind_of(exc).code.encode())
 
 
-async def _authenticate(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub) -> Outbox | None:
-    """The first message must be ``auth`` with a good token: the connection's user, or None (closed)."""
+async def _authenticate(request: web.Request, ws: web.WebSocketResponse,
+                        hub: LiveHub) -> tuple[Outbox, float] | None:
+    """The first message must be ``auth`` with a good token: the connection's outbox and when
+    its token expires, or None (refused and closed)."""
     try:
         async with asyncio.timeout(hub.limits.auth_timeout_seconds):
             first = await ws.receive()
@@ -128,7 +133,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse, hub: Li
             token = _parse(message.data, AuthIn).token
         except BadRequest as exc:
             raise Unauthorized(f"the first message must be auth ({exc.reason})") from exc
-        user = request.app[TOKENS].verify(token)
+        user, expires_at = request.app[TOKENS].verify_until(token)
     except (Unauthorized, TokenExpired) as exc:
         # as on HTTP: a failed token spends the client address's anonymous limit first
         wait = request.app[LIMITERS].anonymous.take(f"addr:{request.remote}")
@@ -143,15 +148,21 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse, hub: Li
         await _refuse(ws, exc, TOO_MANY)
         return None
     await ws.send_str(Message("auth.ok", {"user_id": user}).text())
-    return outbox
+    return outbox, expires_at
+
+
+async def until(epoch_seconds: float) -> None:
+    await asyncio.sleep(max(0.0, epoch_seconds - time.time()))
 
 
 async def _session(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub, outbox: Outbox,
-                   metrics: Metrics) -> None:
+                   metrics: Metrics, expires_at: float) -> None:
+    expiry = asyncio.create_task(until(expires_at))
     tasks = [
         asyncio.create_task(_write_ws(ws, outbox, metrics)),
         asyncio.create_task(_read_ws(request, ws, hub, outbox)),
         asyncio.create_task(outbox.failed.wait()),
+        expiry,
     ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -160,6 +171,9 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     if ws.closed:
+        return
+    if expiry.done() and not expiry.cancelled():  # the token expired: log in again, then resume with since
+        await _refuse(ws, TokenExpired("the token is past its expiry"), UNAUTHENTICATED)
         return
     if outbox.overflowed:
         metrics.live_overflows.labels("ws").inc()
@@ -263,6 +277,7 @@ def _since(request: web.Request, query: EventsQuery) -> int | None:
 async def events(request: web.Request) -> web.StreamResponse:
     """The pushes of one bucket or job as ``text/event-stream``; see docs/live.md."""
     user = actor(request)
+    _, expires_at = request.app[TOKENS].verify_until(bearer(request))  # the middleware let it in
     query = read_query(request, EventsQuery)
     topic = parse_topic(TopicIn(bucket_id=query.bucket_id, job_id=query.job_id))
     since = _since(request, query)
@@ -274,7 +289,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         metrics.sse_connections.inc()
         try:
-            await _stream(request, response, hub, sub, metrics)
+            await _stream(request, response, hub, sub, metrics, expires_at)
         finally:
             metrics.sse_connections.dec()
         return response
@@ -283,18 +298,21 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream(request: web.Request, response: EventSourceResponse, hub: LiveHub, sub: Subscription,
-                  metrics: Metrics) -> None:
+                  metrics: Metrics, expires_at: float) -> None:
+    """Until the client goes, overflows, the subscription ends, or the token expires (the client
+    reconnects with a fresh token and ``Last-Event-ID``)."""
     outbox = sub.outbox
     catch_up = asyncio.create_task(hub.catch_up(sub))
     writer = asyncio.create_task(_write_sse(response, outbox, hub.limits.keepalive_seconds, metrics,
                                             lambda: request_gone(request)))
     failed = asyncio.create_task(outbox.failed.wait())
+    expiry = asyncio.create_task(until(expires_at))
     try:
-        await asyncio.wait([writer, failed], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([writer, failed, expiry], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (catch_up, writer, failed):
+        for task in (catch_up, writer, failed, expiry):
             task.cancel()
-        await asyncio.gather(catch_up, writer, failed, return_exceptions=True)
+        await asyncio.gather(catch_up, writer, failed, expiry, return_exceptions=True)
     if outbox.overflowed:
         metrics.live_overflows.labels("sse").inc()
     with contextlib.suppress(Exception):

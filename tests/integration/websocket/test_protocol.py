@@ -7,6 +7,7 @@ successfully afterwards).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -147,3 +148,24 @@ async def test_a_deleted_bucket_ends_its_subscriptions(
     await live.send("subscribe", bucket_id=bucket.id)
     gone = await live.next()
     assert (gone["type"], gone["data"]["code"]) == ("error", "not_found")
+
+
+async def test_a_connection_ends_when_its_token_expires(
+    system: RunningSystem, http: aiohttp.ClientSession, sign_up: SignUp
+) -> None:
+    """A token is checked once, at auth: the connection ends at its expiry (4401 ``token_expired``);
+    the client logs in again and resumes with ``since``. SSE streams end the same way."""
+    author = await sign_up("ws")
+    assert author.user_id is not None
+    lifetime = system.services.settings.jwt_lifetime_seconds
+    short = system.services.tokens.issue(author.user_id, now=time.time() - lifetime + 1.5).token
+    bucket = await author.create_bucket("b", "folder")
+    live = await Live.open(http, system.base_url, short)
+    await live.subscribe(bucket_id=bucket.id)
+    async with http.get("/v1/events", params={"bucket_id": bucket.id},
+                        headers={"Authorization": f"Bearer {short}"}) as response:
+        assert response.status == 200
+        code, seen = await live.closed(timeout=10)
+        assert code == 4401 and seen[-1]["data"]["code"] == "token_expired"
+        async with asyncio.timeout(5):
+            await response.content.read()  # the stream ends too
