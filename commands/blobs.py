@@ -8,7 +8,6 @@ happen inside the decision, on the very aggregate the append is based on.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +145,7 @@ class BlobHandlers:
         for step in path:
             assert step.migration is not None
             try:
-                data = await asyncio.to_thread(self._sandbox.call, step.migration["transform"], MIGRATE_FUNCTION, data)
+                data = await self._sandbox.call(step.migration["transform"], MIGRATE_FUNCTION, data)
             except SandboxError as exc:
                 raise invalid("/schema_id", f"the migration to {name}@{step.version} failed: {exc}") from None
         self._schemas.ensure_valid(target, data, what="the migrated data")

@@ -9,7 +9,6 @@ so the validator may cache a compiled schema per ``name@version`` forever.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,7 +113,7 @@ class SchemaHandlers:
             )
         migration = check_migration(cmd.migration)
         if migration is not None:
-            problem = await asyncio.to_thread(self._sandbox.compile_check, migration["transform"], MIGRATE_FUNCTION)
+            problem = await self._sandbox.compile_check(migration["transform"], MIGRATE_FUNCTION)
             if problem is not None:
                 raise invalid("/migration/transform", f"does not compile: {problem}")
 

@@ -33,7 +33,7 @@ from adapters.postgres.watch import ProjectionWatch
 from adapters.runtime.bootstrap import Services, bootstrap
 from adapters.runtime.settings import Settings
 from adapters.shared_log import SharedLog
-from adapters.sandbox.javascript import JavaScriptSandbox
+from adapters.sandbox.pool import SandboxPool
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.redaction import without_password
 from adapters.telemetry.tracing import Tracing
@@ -91,6 +91,7 @@ async def start(
     database_url: str,
     project: bool,
     live: bool = False,
+    commands: bool = True,
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
 ) -> Running:
@@ -115,8 +116,15 @@ async def start(
     watch = ProjectionWatch(database_url)
     await watch.start()
     stack.push_async_callback(watch.stop)
-    sandbox = JavaScriptSandbox()
-    stack.callback(sandbox.close)
+    sandbox = SandboxPool(
+        workers=settings.sandbox_workers,
+        timeout_ms=settings.sandbox_timeout_ms,
+        max_memory_mb=settings.sandbox_memory_mb,
+        queue_seconds=settings.sandbox_queue_seconds,
+    )
+    if commands:  # V8 up in each worker before commands are served; other roles start workers only if used
+        await sandbox.start()
+    stack.push_async_callback(_close_sandbox, sandbox)
 
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
                          sandbox=sandbox, metrics=metrics, tracing=tracing)
@@ -174,6 +182,12 @@ async def _stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
         _, stuck = await asyncio.wait(tasks, timeout=10)
         for task in stuck:  # never hang a shutdown on a task that ignored its cancellation
             log.error("runtime.task_did_not_stop", task=task.get_name())
+
+
+async def _close_sandbox(sandbox: SandboxPool) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(15):
+            await sandbox.close()
 
 
 async def _close_pool(pool: asyncpg.Pool) -> None:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = 64 * 1024  # a bigger client message closes the connection (1009)
     ws_auth_timeout_seconds: float = 10.0  # the first message (auth) must arrive within this
     sse_keepalive_seconds: float = 15.0
+    sandbox_workers: int = Field(default=2, ge=1)
+    sandbox_timeout_ms: int = Field(default=1000, ge=1)
+    sandbox_memory_mb: int = Field(default=64, ge=8)
+    sandbox_queue_seconds: float = Field(default=30.0, gt=0)
     service_name: str = Field(default="inkstream")
 
     def resolved_data_dir(self) -> Path:
