@@ -104,7 +104,9 @@ def build_document(api: Api) -> dict[str, Any]:
             "version": package_version(),
             "description": "Event-sourced backend for writing studios. Commands answer with the log `position` "
                            "(also `X-Position`); queries wait for it by default (read-your-writes), accept "
-                           "`min_position` and `consistency=eventual`. Errors are RFC 9457 problem+json.",
+                           "`min_position` and `consistency=eventual`. Errors are RFC 9457 problem+json. "
+                           "Live changes: `GET /v1/events` (server-sent events, below) and the WebSocket `/ws` "
+                           "at the root, whose message protocol OpenAPI cannot describe (docs/live.md).",
         },
         "paths": paths,
         "components": {
