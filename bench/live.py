@@ -296,7 +296,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     configure_logging(level="error")
     connections, rate, duration, warmup = (200, 100, 3.0, 1.0) if quick else (1000, 500, 8.0, 2.0)
     # the command path alone, the demanded load, and a lighter one
-    passes = [(0, rate), (connections, rate), (connections, rate * 2 // 5)]
+    passes = [(0, rate), (connections, rate), (connections, rate // 5)]
     idle_n = 200 if quick else 1000
     started = time.perf_counter()
     overrides = {
