@@ -212,3 +212,26 @@ async def test_a_full_queue_overflows_the_connection_instead_of_holding_the_rout
             got += [m.position for m in await take(fast, 1)]
         assert got == written  # the reader that keeps up is not held back by the one that does not
         assert slow.overflowed and slow.failed.is_set()
+
+
+async def test_a_blob_created_before_the_router_started_is_pushed_whole_when_it_changes() -> None:
+    rig = Rig()
+    bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+    bucket_id = bucket.aggregate.id_str
+    blob = await rig.new(Blob, lambda: Blob.create(ALICE, {"v": 1}, None, None, [bucket_id]))
+    blob_id = blob.aggregate.id_str
+    tasks = [asyncio.create_task(rig.shared.run()), asyncio.create_task(rig.hub.run())]
+    try:
+        await asyncio.wait_for(rig.hub.started.wait(), 5)
+        outbox = rig.hub.connect(ALICE, "test")
+        await rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket_id), None))
+        await take(outbox, 1)
+        updated = await rig.change(Blob, blob_id, lambda b: b.update({"v": 2}))
+        [push] = await take(outbox, 1)
+        assert (push.type, push.position) == ("blob.updated", updated)
+        assert push.data["blob"]["data"] == {"v": 2} and push.data["blob"]["bucket_ids"] == [bucket_id]
+        assert push.data["blob"]["version"] == 2 and push.data["blob"]["owner_id"] == ALICE
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

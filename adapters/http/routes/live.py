@@ -151,18 +151,24 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse,
     return outbox, expires_at
 
 
-async def until(epoch_seconds: float) -> None:
-    await asyncio.sleep(max(0.0, epoch_seconds - time.time()))
+async def watch(outbox: Outbox, expires_at: float) -> str:
+    """``overflow`` when the connection could not keep up, ``expired`` when its token ran out
+    (one task per connection for both)."""
+    try:
+        async with asyncio.timeout(max(0.0, expires_at - time.time())):
+            await outbox.failed.wait()
+    except TimeoutError:
+        return "expired"
+    return "overflow"
 
 
 async def _session(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub, outbox: Outbox,
                    metrics: Metrics, expires_at: float) -> None:
-    expiry = asyncio.create_task(until(expires_at))
+    watcher = asyncio.create_task(watch(outbox, expires_at))
     tasks = [
         asyncio.create_task(_write_ws(ws, outbox, metrics)),
         asyncio.create_task(_read_ws(request, ws, hub, outbox)),
-        asyncio.create_task(outbox.failed.wait()),
-        expiry,
+        watcher,
     ]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -172,8 +178,8 @@ async def _session(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub
         await asyncio.gather(*tasks, return_exceptions=True)
     if ws.closed:
         return
-    if expiry.done() and not expiry.cancelled():  # the token expired: log in again, then resume with since
-        await _refuse(ws, TokenExpired("the token is past its expiry"), UNAUTHENTICATED)
+    if watcher.done() and not watcher.cancelled() and watcher.result() == "expired":
+        await _refuse(ws, TokenExpired("the token is past its expiry"), UNAUTHENTICATED)  # log in, resume
         return
     if outbox.overflowed:
         metrics.live_overflows.labels("ws").inc()
@@ -305,14 +311,13 @@ async def _stream(request: web.Request, response: EventSourceResponse, hub: Live
     catch_up = asyncio.create_task(hub.catch_up(sub))
     writer = asyncio.create_task(_write_sse(response, outbox, hub.limits.keepalive_seconds, metrics,
                                             lambda: request_gone(request)))
-    failed = asyncio.create_task(outbox.failed.wait())
-    expiry = asyncio.create_task(until(expires_at))
+    watcher = asyncio.create_task(watch(outbox, expires_at))
     try:
-        await asyncio.wait([writer, failed, expiry], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([writer, watcher], return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (catch_up, writer, failed, expiry):
+        for task in (catch_up, writer, watcher):
             task.cancel()
-        await asyncio.gather(catch_up, writer, failed, expiry, return_exceptions=True)
+        await asyncio.gather(catch_up, writer, watcher, return_exceptions=True)
     if outbox.overflowed:
         metrics.live_overflows.labels("sse").inc()
     with contextlib.suppress(Exception):
