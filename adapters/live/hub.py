@@ -37,7 +37,6 @@ import structlog
 from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
 from adapters.live.states import AggregateStates
 from adapters.shared_log import SharedLog
-from adapters.telemetry.metrics import Metrics
 from commands.authorization import ensure_owner
 from commands.ports import EventStore, Unavailable
 from domain.base import EventCodec
@@ -90,12 +89,11 @@ class _TopicState:
 
 
 class LiveHub:
-    def __init__(self, shared: SharedLog, store: EventStore, codec: EventCodec, metrics: Metrics,
+    def __init__(self, shared: SharedLog, store: EventStore, codec: EventCodec,
                  limits: LiveLimits | None = None) -> None:
         self._shared = shared
         self._store = store
         self._codec = codec
-        self._metrics = metrics
         self.limits = limits or LiveLimits()
         self.position = 0
         self._states = AggregateStates(store, codec)
@@ -142,14 +140,11 @@ class LiveHub:
         delay = 0.1
         while True:
             try:
-                return await pushes_for(record, self._states)
-            except (Unavailable, OSError, TimeoutError) as exc:  # the log went away mid-load: a push must not be lost
+                return await pushes_or_none(record, self._states)
+            except OUTAGES as exc:  # the log went away mid-load: a push must not be lost
                 log.warning("live.state_unavailable", error=str(exc) or type(exc).__name__, position=record.position)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-            except Exception:  # noqa: BLE001 - one broken event must not stop everyone's pushes
-                log.exception("live.push_failed", position=record.position, type=record.type)
-                return []
 
     def _dispatch(self, record: Recorded, pushes: list[Push]) -> None:
         access = bucket_access(record)
@@ -260,7 +255,7 @@ class LiveHub:
                 if not batch:
                     break
                 for record in batch:
-                    for push in await pushes_for(record, states):
+                    for push in await pushes_or_none(record, states):
                         if push.topic == sub.topic and not await outbox.put(Message.of(push)):
                             return
                 start = batch[-1].position + 1
@@ -313,6 +308,21 @@ class LiveHub:
 
     def connection_count(self) -> int:
         return len(self._outboxes)
+
+
+OUTAGES = (Unavailable, OSError, TimeoutError)
+
+
+async def pushes_or_none(record: Recorded, states: AggregateStates) -> list[Push]:
+    """``pushes_for``, except that an event that cannot be turned into pushes (corrupt, an
+    unknown shape) is logged and skipped instead of stopping everyone's pushes; outages raise."""
+    try:
+        return await pushes_for(record, states)
+    except OUTAGES:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("live.push_failed", position=record.position, type=record.type)
+        return []
 
 
 async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:

@@ -129,7 +129,7 @@ async def start(
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
                          sandbox=sandbox, metrics=metrics, tracing=tracing)
     shared_log = SharedLog(store)
-    hub = LiveHub(shared_log, store, services.codec, metrics, live_limits(settings))
+    hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
     running = Running(services, nats_url, database_url, nc, pool, watch, shared_log, hub)
     running.ready_target = await store.last_position()
     if project or live:

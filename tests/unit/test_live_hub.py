@@ -19,7 +19,6 @@ from eventsourcing.domain import event
 from adapters.live.hub import LiveHub, LiveLimits, SinceOutOfRange
 from adapters.live.outbox import Message, Outbox
 from adapters.shared_log import SharedLog
-from adapters.telemetry.metrics import Metrics
 from commands.repository import Context, Repository
 from domain.base import EventCodec, InkAggregate
 from domain.blob import Blob
@@ -66,7 +65,7 @@ class Rig:
         self.codec = EventCodec([Bucket, Blob, Job])
         self.repo = Repository(self.store, self.codec)
         self.shared = SharedLog(self.store)
-        self.hub = LiveHub(self.shared, self.store, self.codec, Metrics(), limits)
+        self.hub = LiveHub(self.shared, self.store, self.codec, limits)
 
     async def new(self, cls: type[Any], make: Any, user: str = ALICE) -> Any:
         return await self.repo.execute(cls, None, lambda _: make(), Context(user, new_id()))

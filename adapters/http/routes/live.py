@@ -257,7 +257,11 @@ def _handle(raw: str, hub: LiveHub, outbox: Outbox, pending: dict[Topic, asyncio
 async def _subscribe(hub: LiveHub, outbox: Outbox, topic: Topic, since: int | None) -> None:
     try:
         sub = await hub.open(outbox, topic, since)
-        await hub.catch_up(sub)
+        try:
+            await hub.catch_up(sub)
+        except BaseException:
+            hub.close(sub)  # the client may subscribe again
+            raise
     except KNOWN as exc:
         outbox.offer(error_message(exc, topic))
     except asyncio.CancelledError:
@@ -312,8 +316,12 @@ async def _stream(request: web.Request, response: EventSourceResponse, hub: Live
     writer = asyncio.create_task(_write_sse(response, outbox, hub.limits.keepalive_seconds, metrics,
                                             lambda: request_gone(request)))
     watcher = asyncio.create_task(watch(outbox, expires_at))
+    waiting = {writer, watcher, catch_up}
     try:
-        await asyncio.wait([writer, watcher], return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if done != {catch_up} or catch_up.exception() is not None:
+                break  # the replay failed (the log is unreachable: the client reconnects), or the stream ended
     finally:
         for task in (catch_up, writer, watcher):
             task.cancel()

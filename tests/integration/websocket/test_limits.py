@@ -30,7 +30,7 @@ async def small(nats_server: str, database: Database) -> AsyncIterator[RunningSy
     dsn = await database.new_database()
     running = await start_system(
         nats_server, dsn, live_queue_size=3, live_max_connections_per_user=2, live_max_subscriptions_per_user=2,
-        ws_heartbeat_seconds=0.5, ws_max_message_bytes=1024, sse_keepalive_seconds=0.3,
+        ws_heartbeat_seconds=2.0, ws_max_message_bytes=1024, sse_keepalive_seconds=0.3,
         rate_limit_per_second=1000.0, rate_limit_burst=2000,
     )
     try:
