@@ -160,7 +160,7 @@ async def test_a_connection_ends_when_its_token_expires(
     author = await sign_up("ws")
     assert author.user_id is not None
     lifetime = system.services.settings.jwt_lifetime_seconds
-    short = system.services.tokens.issue(author.user_id, now=time.time() - lifetime + 1.5).token
+    short = system.services.tokens.issue(author.user_id, now=time.time() - lifetime + 3).token
     bucket = await author.create_bucket("b", "folder")
     live = await Live.open(http, system.base_url, short)
     await live.subscribe(bucket_id=bucket.id)
