@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import FieldError, NotFound, ValidationFailed, invalid
+from domain.limits import Limits
 from domain.schema import (
     Schema,
     SchemaVersion,
+    check_document,
     check_migration,
     check_name,
     check_version,
@@ -82,22 +84,23 @@ class SchemaRegistry:
             raise NotFound(f"schema {id_or_name}")
         return ResolvedSchema(schema_id(name, entry.version), saved.aggregate, entry)
 
-    def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
-        return self._validator.validate(resolved.id, resolved.entry.schema, data)
+    async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
+        return await self._validator.validate(resolved.id, resolved.entry.schema, data)
 
-    def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
-        errors = self.check(resolved, data)
+    async def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        errors = await self.check(resolved, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
 
 
 class SchemaHandlers:
     def __init__(self, repository: Repository, registry: SchemaRegistry, validator: SchemaValidator,
-                 sandbox: Sandbox) -> None:
+                 sandbox: Sandbox, limits: Limits = Limits()) -> None:
         self._repo = repository
         self._registry = registry
         self._validator = validator
         self._sandbox = sandbox
+        self._limits = limits
 
     def handlers(self) -> dict[type, Handler]:
         return {RegisterSchema: self.register, ValidateData: self.validate}
@@ -106,12 +109,13 @@ class SchemaHandlers:
         owner_id = require_actor(ctx.actor)
         check_name(cmd.name)
         check_version(cmd.version)
-        errors = self._validator.check_schema(cmd.document)
+        migration = check_migration(cmd.migration)
+        check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
+        errors = await self._validator.check_schema(cmd.document)
         if errors:
             raise ValidationFailed(
                 "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
             )
-        migration = check_migration(cmd.migration)
         if migration is not None:
             problem = await self._sandbox.compile_check(migration["transform"], MIGRATE_FUNCTION)
             if problem is not None:
@@ -119,12 +123,12 @@ class SchemaHandlers:
 
         def decide(current: Schema | None) -> Schema:
             if current is None:
-                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration)
-            current.add_version(ctx.actor, cmd.version, cmd.document, migration)
+                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration, self._limits)
+            current.add_version(ctx.actor, cmd.version, cmd.document, migration, self._limits)
             return current
 
         return await self._repo.execute(Schema, schema_aggregate_id(cmd.name), decide, ctx)
 
     async def validate(self, cmd: ValidateData, ctx: Context) -> list[FieldError]:
         """Every error of ``data`` against the schema (any user may validate against any schema)."""
-        return self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)
+        return await self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)

@@ -20,7 +20,6 @@ from adapters.runtime.settings import Settings
 from adapters.security.passwords import Argon2Hasher
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing
-from adapters.validation.json_schema import JsonSchemaValidator
 from commands.blobs import BlobHandlers
 from commands.books import BookHandlers
 from commands.buckets import BucketHandlers
@@ -76,26 +75,26 @@ def bootstrap(
     read_model: ReadModel,
     positions: ProjectionPositions,
     sandbox: Sandbox,
-    validator: SchemaValidator | None = None,
+    validator: SchemaValidator,
     hasher: PasswordHasher | None = None,
     metrics: Metrics | None = None,
     tracing: Tracing | None = None,
 ) -> Services:
     metrics = metrics or Metrics()
     tracing = tracing or Tracing(settings.service_name)
-    validator = validator or JsonSchemaValidator()
     hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                     settings.argon2_parallelism)
     codec = EventCodec(aggregates())
-    repo = Repository(store, codec)
+    repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes)
+    limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)
     contexts = (
         UserHandlers(repo, hasher),
-        SchemaHandlers(repo, schemas, validator, sandbox),
+        SchemaHandlers(repo, schemas, validator, sandbox, limits),
         BucketHandlers(repo, reads),
-        BlobHandlers(repo, schemas, sandbox),
-        BookHandlers(repo),
+        BlobHandlers(repo, schemas, sandbox, limits),
+        BookHandlers(repo, limits),
     )
     bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
                      tracing)
