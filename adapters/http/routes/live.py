@@ -12,7 +12,10 @@ authentication and how a connection ends. docs/live.md is the protocol.
   size limit closes with 1009; a connection that overflows closes with 4408.
 * ``/v1/events``: Bearer auth like every /v1 route; errors before the stream
   starts are problem+json answers; then ``id:``/``event:``/``data:`` events
-  framed by aiohttp-sse, and a ``: keep-alive`` comment when idle.
+  framed by aiohttp-sse, and a ``: keep-alive`` comment when idle. aiohttp-sse
+  does the framing (multi-line data, no line breaks in ids), the headers, and
+  aborts a peer whose writes stall; its own ping says ``: ping``, so its
+  interval is set out of reach and the contract's comment is written here.
 """
 
 from __future__ import annotations
