@@ -4,9 +4,10 @@
 the role uses (``adapters/runtime/stores.py``: PostgreSQL migrated, MongoDB
 indexed, each with its pool or client and its positions watch), starts the
 sandbox, builds the graph with ``bootstrap`` (queries go to the store named by
-``INKSTREAM_READ_STORE``), and (for the roles that project) starts one
-projector runner per projection and store, all fed by the process's one
-reader of the log. Each step pushes its own cleanup, so the stack stops
+``INKSTREAM_READ_STORE``), and starts the one shared reader of the log for
+the roles that need it: one projector runner per projection and store (roles
+that project) and the live fan-out to /ws and /v1/events (roles that serve
+the API) follow it. Each step pushes its own cleanup, so the stack stops
 everything in reverse order, also when a later step fails.
 """
 
@@ -26,6 +27,7 @@ from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
+from adapters.live.hub import LiveHub, LiveLimits
 from adapters.positions import PositionBoard
 from adapters.projector import ProjectorRunner
 from adapters.runtime.bootstrap import Services, bootstrap, projections
@@ -68,6 +70,7 @@ class Running:
     stores: dict[StoreKind, ReadStore]
     read_store: StoreKind
     shared_log: SharedLog
+    live: LiveHub
     mongo_url: str = ""
     runners: list[ProjectorRunner] = field(default_factory=list)
     ready_target: int = 0
@@ -123,6 +126,7 @@ async def start(
     nats_url: str,
     database_url: str,
     project: bool,
+    live: bool = False,
     commands: bool = True,
     queries: bool = True,
     project_into: Sequence[StoreKind] | None = None,
@@ -170,15 +174,33 @@ async def start(
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
                          sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing)
     shared_log = SharedLog(store)
-    running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log,
+    hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
+    running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log, hub,
                       mongo_url=settings.mongo_url)
     running.ready_target = await store.last_position()
-    if project:
+    if project or live:
         # One reader of the log for every subscriber of this process (see adapters/shared_log.py).
         stack.push_async_callback(_stop_tasks, [asyncio.create_task(shared_log.run(), name="shared-log")])
+    if live:
+        stack.push_async_callback(_stop_tasks, [asyncio.create_task(hub.run(), name="live-router")])
+        async with asyncio.timeout(connect_timeout):
+            await hub.started.wait()
+    if project:
         into = configured_stores(settings) if project_into is None else project_into
         await _start_projectors(stack, running, [k for k in kinds if k in into])
     return running
+
+
+def live_limits(settings: Settings) -> LiveLimits:
+    return LiveLimits(
+        queue_size=settings.live_queue_size,
+        max_connections_per_user=settings.live_max_connections_per_user,
+        max_subscriptions_per_user=settings.live_max_subscriptions_per_user,
+        heartbeat_seconds=settings.ws_heartbeat_seconds,
+        max_message_bytes=settings.ws_max_message_bytes,
+        auth_timeout_seconds=settings.ws_auth_timeout_seconds,
+        keepalive_seconds=settings.sse_keepalive_seconds,
+    )
 
 
 async def _start_projectors(stack: AsyncExitStack, running: Running, kinds: Sequence[StoreKind]) -> None:
