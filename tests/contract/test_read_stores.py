@@ -36,6 +36,8 @@ from tests.support.system import RunningSystem
 from tests.support.workload import Made, queries_of, studio_workload
 
 INKSTREAM = Path(sys.executable).parent / "inkstream"
+# GET routes that no read model answers: the live stream of pushes comes from the log.
+NOT_READ_MODEL = {"/v1/events"}
 
 
 @dataclass
@@ -100,7 +102,7 @@ async def test_every_query_of_the_api_answers_the_same_from_either_store(
                 params = {**params, "cursor": cursor}  # the next page, on the cursor both handed out
         async with http.get(pg_system.base_url + "/openapi.json") as r:
             paths = (await r.json())["paths"]
-    every_query = {p for p, ops in paths.items() if p.startswith("/v1/") and "get" in ops}
+    every_query = {p for p, ops in paths.items() if p.startswith("/v1/") and "get" in ops} - NOT_READ_MODEL
     assert every_query <= asked, f"queries not compared: {every_query - asked}"
     assert compared > len(asked)
 
