@@ -54,6 +54,10 @@ class Repository:
     def codec(self) -> EventCodec:
         return self._codec
 
+    async def last_position(self) -> int:
+        """The log's last position (what a read-your-writes wait targets)."""
+        return await self._store.last_position()
+
     async def history(self, aggregate_type: str, aggregate_id: str, until_position: int | None = None) -> list[Recorded]:
         return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
 
