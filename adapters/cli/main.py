@@ -16,6 +16,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start everything (embedded nats-server and PostgreSQL unless URLs are set)")
     sub.add_parser("api", help="serve the HTTP API only (needs NATS_URL and DATABASE_URL)")
     sub.add_parser("project", help="run the projectors only (needs NATS_URL and DATABASE_URL)")
+    sub.add_parser("work", help="run jobs: the job runner and the trigger dispatcher, with /health and /metrics "
+                                "on HTTP_PORT (needs NATS_URL and DATABASE_URL)")
     streams = sub.add_parser("streams", help="JetStream streams")
     streams_sub = streams.add_subparsers(dest="streams_command", required=True)
     streams_sub.add_parser("apply", help="apply streams.yaml idempotently")
@@ -37,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     from adapters.telemetry.logging import configure_logging
 
-    serving = args.command in ("up", "api", "project")
+    serving = args.command in ("up", "api", "project", "work")
     configure_logging(settings.log_format, settings.log_level, None if serving else sys.stderr)
-    if args.command in ("up", "api", "project"):
+    if serving:
         from adapters.runtime.serve import serve
 
         return asyncio.run(serve(settings, role=args.command))

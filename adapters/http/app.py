@@ -22,6 +22,17 @@ def build_api() -> Api:
     return api
 
 
+def build_ops_app(container: Container) -> web.Application:
+    """``/health``, ``/ready`` and ``/metrics`` only: what a ``work`` process serves."""
+    app = web.Application(middlewares=[observability_middleware, problem_middleware])
+    app[CONTAINER] = container
+    api = Api()
+    operations.register(api)
+    app[API] = api
+    api.install(app)
+    return app
+
+
 def build_app(container: Container) -> web.Application:
     app = web.Application(
         client_max_size=container.settings.max_body_bytes,

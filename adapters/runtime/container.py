@@ -1,7 +1,9 @@
 """The composition root: the one place that builds the object graph from settings.
 
 Roles pick what they run: the API serves HTTP, the projector role runs the
-projector runners, ``inkstream up`` runs both in one process.
+projector runners, the work role runs the job runner and the trigger
+dispatcher (``adapters.runtime.jobs``), ``inkstream up`` runs them all in one
+process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from adapters.http.ratelimit import TokenBucketLimiter
 from adapters.http.tokens import TokenService
 from adapters.jetstream.connection import connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
-from adapters.jetstream.streams import apply_streams, load_stream_specs
+from adapters.jetstream.streams import apply_consumers, apply_streams, load_consumer_specs, load_stream_specs
 from adapters.postgres.migrations import migrate
 from adapters.postgres.pool import OUTAGE_ERRORS, connect, create_pool
 from adapters.postgres.projector import ProjectorRunner
@@ -31,6 +33,7 @@ from commands.repository import Repository
 from commands.users import UserCommands
 from domain.base import EventCodec
 from projections.changes import Projection
+from adapters.runtime.jobs import start_job_workers
 from adapters.runtime.wiring import Contexts, aggregates, projections, wire_contexts
 
 log = structlog.get_logger("inkstream.runtime")
@@ -70,12 +73,14 @@ class Container:
         database_url: str,
         tracing: Tracing | None = None,
         run_projectors: bool = True,
+        run_jobs: bool = True,
         connect_timeout: float = 30.0,
     ) -> "Container":
         metrics = Metrics()
         tracing = tracing or Tracing(settings.service_name)
         nc = await connect_nats(nats_url)
         await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
+        await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds))
         store = JetStreamEventStore(
             nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc()
         )
@@ -118,6 +123,8 @@ class Container:
         container.ready_target = await store.last_position()
         if run_projectors:
             container.start_projectors()
+        if run_jobs:
+            container._tasks.extend(start_job_workers(container, container.ctx.jobs))
         return container
 
     def start_projectors(self) -> None:
@@ -157,7 +164,7 @@ class Container:
                 log.error("runtime.task_did_not_stop", task=task.get_name())
         await self.watch.stop()
         if self.contexts is not None:
-            self.contexts.close()
+            await self.contexts.close()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5):
                 await self.pool.close()

@@ -45,7 +45,7 @@ async def endpoints(settings: Settings, stack: AsyncExitStack, *, embedded: bool
 
 
 async def serve(settings: Settings, role: str = "up") -> int:
-    from adapters.http.app import build_app
+    from adapters.http.app import build_app, build_ops_app
     from adapters.runtime.container import Container
 
     stop = asyncio.Event()
@@ -58,11 +58,12 @@ async def serve(settings: Settings, role: str = "up") -> int:
             runtime_endpoints.record(settings, nats_url, database_url)
             stack.callback(runtime_endpoints.forget, settings)
         container = await Container.open(
-            settings, nats_url=nats_url, database_url=database_url, run_projectors=role in ("up", "project")
+            settings, nats_url=nats_url, database_url=database_url, run_projectors=role in ("up", "project"),
+            run_jobs=role in ("up", "work"),
         )
         stack.push_async_callback(container.close)
-        if role in ("up", "api"):
-            app = build_app(container)
+        if role in ("up", "api", "work"):
+            app = build_app(container) if role != "work" else build_ops_app(container)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
