@@ -1,6 +1,6 @@
 """The async Python SDK for the inkstream v1 HTTP contract (see README.md here)."""
 
-from adapters.client.client import UNSET, InkstreamClient
+from adapters.client.client import FINISHED, UNSET, InkstreamClient
 from adapters.client.errors import (
     BadRequestError,
     ConflictError,
@@ -17,6 +17,7 @@ from adapters.client.errors import (
 )
 
 __all__ = [
+    "FINISHED",
     "UNSET",
     "InkstreamClient",
     "InkstreamError",

@@ -57,6 +57,16 @@ from adapters.http.models_books import (
     ChapterChanged,
     ChapterRemoved,
 )
+from adapters.http.models_jobs import (
+    BulkRetryOut,
+    JobChanged,
+    JobOut,
+    JobPage,
+    ProcessorChanged,
+    ProcessorDeleted,
+    ProcessorOut,
+    ProcessorPage,
+)
 from adapters.http.models_content import (
     BlobChanged,
     BlobDeleted,
@@ -73,11 +83,13 @@ from adapters.http.models_content import (
     ValidateOut,
 )
 
-__all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat"]
+__all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat", "FINISHED"]
 
 log = logging.getLogger("inkstream.client")
 
 Consistency = Literal["eventual", "strong"]
+#: The statuses a job ends in.
+FINISHED: Final = frozenset({"completed", "failed", "cancelled"})
 ExportFormat = Literal["text", "markdown", "html", "epub"]
 M = TypeVar("M", bound=BaseModel)
 
@@ -484,6 +496,100 @@ class InkstreamClient:
         answer = await self._send("GET", f"/v1/books/{_seg(book_id)}/export", params={"format": format},
                                   query=True, consistency=consistency)
         return answer.body
+
+    # -- processors ---------------------------------------------------------------------------------
+
+    async def register_processor(self, name: str, type: str, config: dict[str, Any], *,  # noqa: A002
+                                 input_schema: str | None = None, output_schema: str | None = None,
+                                 triggers: list[dict[str, Any]] | None = None,
+                                 limits: dict[str, int] | None = None,
+                                 idempotency_key: str | None = None) -> ProcessorChanged:
+        """``type``: ``text-expansion`` (config ``{model, prompt?}``) or ``js-transform`` (config ``{source}``
+        defining ``function process(data)``). ``triggers``: ``[{"on": "blob.created" | "blob.updated",
+        "bucket_id"?, "schema_id"?}]``; ``limits``: ``{timeout_seconds?, max_attempts?, max_memory_mb?}``."""
+        body = {"name": name, "type": type, "config": config,
+                **_drop_none({"input_schema": input_schema, "output_schema": output_schema, "triggers": triggers,
+                              "limits": limits})}
+        return await self._model(ProcessorChanged, "POST", "/v1/processors", body=body,
+                                 idempotency_key=idempotency_key)
+
+    async def list_processors(self, *, limit: int | None = None, cursor: str | None = None,
+                              consistency: Consistency | None = None) -> ProcessorPage:
+        """Your processors, oldest first."""
+        return await self._get(ProcessorPage, "/v1/processors", consistency, limit=limit, cursor=cursor)
+
+    async def get_processor(self, processor_id: str, *, consistency: Consistency | None = None) -> ProcessorOut:
+        return await self._get(ProcessorOut, f"/v1/processors/{_seg(processor_id)}", consistency)
+
+    async def update_processor(self, processor_id: str, *, config: dict[str, Any] | None = None,
+                               triggers: list[dict[str, Any]] | None = None, limits: dict[str, int] | None = None,
+                               if_match: int | str | None = None) -> ProcessorChanged:
+        """Replace the config and/or the triggers, change some limits; ``version`` goes up by one."""
+        body = _drop_none({"config": config, "triggers": triggers, "limits": limits})
+        return await self._model(ProcessorChanged, "PATCH", f"/v1/processors/{_seg(processor_id)}", body=body,
+                                 if_match=if_match)
+
+    async def delete_processor(self, processor_id: str, *, if_match: int | str | None = None) -> ProcessorDeleted:
+        """Its pending and running jobs are cancelled."""
+        return await self._model(ProcessorDeleted, "DELETE", f"/v1/processors/{_seg(processor_id)}",
+                                 if_match=if_match)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    async def request_job(self, processor_id: str, input_blob_id: str, *,
+                          idempotency_key: str | None = None) -> JobChanged:
+        """Run a processor on a blob: the job, ``pending`` (202). See ``wait_for_job``."""
+        return await self._model(JobChanged, "POST", "/v1/jobs", idempotency_key=idempotency_key,
+                                 body={"processor_id": processor_id, "input_blob_id": input_blob_id})
+
+    async def get_job(self, job_id: str, *, consistency: Consistency | None = None) -> JobOut:
+        return await self._get(JobOut, f"/v1/jobs/{_seg(job_id)}", consistency)
+
+    async def list_jobs(self, processor_id: str | None = None, status: str | None = None, *,
+                        limit: int | None = None, cursor: str | None = None,
+                        consistency: Consistency | None = None) -> JobPage:
+        """Your jobs, newest first; optionally of one processor and/or in one status."""
+        return await self._get(JobPage, "/v1/jobs", consistency, processor_id=processor_id, status=status,
+                               limit=limit, cursor=cursor)
+
+    async def cancel_job(self, job_id: str, *, idempotency_key: str | None = None) -> JobChanged:
+        """Cancel a pending or running job (a running one is stopped, its result discarded); 409 once finished."""
+        return await self._model(JobChanged, "POST", f"/v1/jobs/{_seg(job_id)}/cancel",
+                                 idempotency_key=idempotency_key)
+
+    async def retry_job(self, job_id: str, *, idempotency_key: str | None = None) -> JobChanged:
+        """A failed or cancelled job runs again (202, ``pending``); 409 otherwise."""
+        return await self._model(JobChanged, "POST", f"/v1/jobs/{_seg(job_id)}/retry",
+                                 idempotency_key=idempotency_key)
+
+    async def retry_failed_jobs(self, processor_id: str, *, idempotency_key: str | None = None) -> BulkRetryOut:
+        """Every failed job of the processor runs again; ``retried`` counts them."""
+        return await self._model(BulkRetryOut, "POST", "/v1/jobs/retry", body={"processor_id": processor_id},
+                                 idempotency_key=idempotency_key)
+
+    async def wait_for_job(self, job_id: str, *, timeout: float = 60.0, interval: float = 0.05,
+                           max_interval: float = 1.0) -> JobOut:
+        """The job once it has finished (``completed``, ``failed`` or ``cancelled``: check ``status``).
+
+        Polls ``GET /v1/jobs/{id}`` with a growing interval: the first read waits until it
+        reflects this client's own writes (the request that made the job), later ones answer
+        at once (``consistency=eventual``). Live updates will replace the polling once the
+        server pushes job events. Raises ``TimeoutError`` when the job has not finished
+        within ``timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        consistency: Consistency | None = None
+        while True:
+            job = await self.get_job(job_id, consistency=consistency)
+            if job.status in FINISHED:
+                return job
+            consistency = "eventual"
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
+            await asyncio.sleep(min(interval, left))
+            interval = min(interval * 1.5, max_interval)
 
     # -- paging -------------------------------------------------------------------------------------
 
