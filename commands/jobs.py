@@ -23,7 +23,7 @@ from uuid import UUID
 
 from domain.blob import Blob
 from domain.errors import Conflict, ConcurrencyError, DomainError, NotFound, ValidationFailed, invalid
-from domain.ids import hashed_id, is_id
+from domain.ids import hashed_id, is_id, new_id
 from domain.job import FAILED, PENDING, RUNNING, Job
 from domain.processor import Processor
 
@@ -155,7 +155,9 @@ class JobCommands:
         ``blob``: ``{id, version}`` of the input as of the event.
         """
         job_id = triggered_job_id(processor.id_str, position)
-        ctx = Context(TRIGGER_ACTOR, f"trigger-{job_id}", traceparent)
+        # A fresh command id: a second request must meet the expected-sequence check and be
+        # refused, not be answered as a duplicate of the first (which would look like a new job).
+        ctx = Context(TRIGGER_ACTOR, new_id(), traceparent)
         try:
             return await self._repo.execute(
                 Job,
