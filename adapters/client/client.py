@@ -571,15 +571,15 @@ class InkstreamClient:
                            max_interval: float = 1.0) -> JobOut:
         """The job once it has finished (``completed``, ``failed`` or ``cancelled``: check ``status``).
 
-        Polls ``GET /v1/jobs/{id}`` with a growing interval: the first read waits until it
-        reflects this client's own writes (the request that made the job), later ones answer
-        at once (``consistency=eventual``). Live updates will replace the polling once the
-        server pushes job events. Raises ``TimeoutError`` when the job has not finished
-        within ``timeout``.
+        Polls ``GET /v1/jobs/{id}`` with a growing interval: the first read waits until the
+        read model has caught up with the log (``consistency=strong``: the job is found even
+        when another client requested it), later ones answer at once (``eventual``). Live
+        updates will replace the polling once the server pushes job events. Raises
+        ``TimeoutError`` when the job has not finished within ``timeout``.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        consistency: Consistency | None = None
+        consistency: Consistency = "strong"
         while True:
             job = await self.get_job(job_id, consistency=consistency)
             if job.status in FINISHED:

@@ -33,12 +33,16 @@ class RunningSystem:
         await self.container.close()
 
 
-async def start_system(nats_url: str, database_url: str, tracing: Tracing | None = None, **overrides: Any) -> RunningSystem:
+async def start_system(
+    nats_url: str, database_url: str, tracing: Tracing | None = None, *, run_jobs: bool = True, **overrides: Any
+) -> RunningSystem:
+    """The API, the projectors and (unless ``run_jobs`` is False) a job runner and the trigger dispatcher."""
     port = free_port()
     values: dict[str, Any] = {"http_port": port, "jwt_secret": TEST_SECRET, "nats_url": nats_url, "database_url": database_url}
     values.update(overrides)
     settings = Settings(**values)
-    container = await Container.open(settings, nats_url=nats_url, database_url=database_url, tracing=tracing)
+    container = await Container.open(settings, nats_url=nats_url, database_url=database_url, tracing=tracing,
+                                     run_jobs=run_jobs)
     app = build_app(container)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
