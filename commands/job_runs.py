@@ -10,10 +10,16 @@ append lands once).
 The output blob's id is derived from the job and its run, and the blob is
 created with expected sequence 0: two runners that both got as far as
 writing it produce one blob, and the slower one finds it and uses it.
+
+A processor at a version and a blob at a version never change, so the runner
+keeps the last few it read (a batch of jobs usually shares its processor,
+often its input).
 """
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -47,32 +53,58 @@ class Stale(Exception):
 
 
 class JobRuns:
-    def __init__(self, repository: Repository, schemas: SchemaCommands, runner_id: str) -> None:
+    def __init__(self, repository: Repository, schemas: SchemaCommands, runner_id: str, cache_size: int = 512) -> None:
         self._repo = repository
         self._schemas = schemas
         self.runner_id = runner_id
         self.actor = runner_actor(runner_id)
+        self._versions: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
+        self._latest: dict[str, tuple[float, Processor | None]] = {}
+        self._cache_size = cache_size
 
     # -- reading ----------------------------------------------------------------------------
 
     async def job(self, job_id: str) -> Saved[Job] | None:
-        return await self._repo.get(Job, job_id)
+        """The job as the log holds it now (kept for the transition that usually follows)."""
+        saved = await self._repo.get(Job, job_id)
+        if saved is not None:
+            self._repo.remember(saved)
+        return saved
 
     async def last_event(self, job_id: str) -> Recorded | None:
         records = await self._repo.history(Job.TYPE, job_id)
         return records[-1] if records else None
 
     async def _at_version(self, cls: type[InkAggregate], aggregate_id: str, version: int) -> Any:
+        key = (cls.TYPE, aggregate_id, version)
+        if key in self._versions:
+            self._versions.move_to_end(key)
+            return self._versions[key]
         records = await self._repo.history(cls.TYPE, aggregate_id)
-        return self._repo.codec.rebuild([r for r in records if r.version <= version])
+        found = self._repo.codec.rebuild([r for r in records if r.version <= version])
+        if found is not None and found.version == version:  # complete: it can never change
+            self._versions[key] = found
+            while len(self._versions) > self._cache_size:
+                self._versions.popitem(last=False)
+        return found
 
     async def processor_at(self, processor_id: str, version: int) -> Processor | None:
         """The processor as the job was requested with it (later changes do not apply)."""
         return await self._at_version(Processor, processor_id, version)
 
     async def processor_now(self, processor_id: str) -> Processor | None:
+        """The processor's latest state, read at most once a second per processor (only whether
+        it was deleted matters here, and the deleted-processor policy cancels what starts meanwhile)."""
+        now = time.monotonic()
+        cached = self._latest.get(processor_id)
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
         saved = await self._repo.get(Processor, processor_id)
-        return saved.aggregate if saved is not None else None
+        found = saved.aggregate if saved is not None else None
+        self._latest[processor_id] = (now, found)
+        if len(self._latest) > self._cache_size:
+            self._latest.pop(next(iter(self._latest)))
+        return found
 
     async def input_at(self, blob_id: str, version: int) -> Blob | None:
         """The input blob as it was when the job was requested."""

@@ -82,6 +82,11 @@ class Repository:
             return None, 0, False
         return saved.aggregate, saved.position, False
 
+    def remember(self, saved: Saved[A]) -> None:
+        """Keep an aggregate just read (``get``) for the next ``execute`` on it: a stale one
+        fails the log's check and is read again, so this only saves a read."""
+        self._remember((saved.aggregate.TYPE, saved.aggregate.id_str), saved.aggregate, saved.position)
+
     def _remember(self, key: tuple[str, str], aggregate: InkAggregate, position: int) -> None:
         self._cache[key] = (aggregate, position)
         self._cache.move_to_end(key)

@@ -110,7 +110,7 @@ class RunnerOptions:
     ack_wait: float = 30.0
     retry_backoff: float = 1.0
     retry_backoff_max: float = 60.0
-    queue_per_user: int = 16
+    queue_per_user: int = 256
     watch_interval: float = 0.5
     elsewhere_ttl: float = 0.5
     shutdown_grace: float = 5.0
