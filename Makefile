@@ -21,6 +21,7 @@ up: install
 	$(BIN)/inkstream up
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: install

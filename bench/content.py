@@ -332,15 +332,78 @@ def eventsourcing_saves(dsn: str, pairs: list[list[Any]], threads: int) -> dict[
 # --------------------------------------------------------------------------- the bench
 
 
+async def scenario_http(system: Any, duration: float, warmup: float, samples: int, dsn: str,
+                        res: dict[str, Any]) -> tuple[str, str, str]:
+    """(a) POST /v1/blobs typed and untyped under load, then (c) read-your-writes; answers (user, schema, bucket)."""
+    async with aiohttp.ClientSession(base_url=system.base_url) as http:
+        body = {"email": f"me{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD, "username": "me"}
+        async with http.post("/v1/auth/register", json=body) as r:
+            reg = await r.json()
+            assert r.status == 201, reg
+        user_id, auth = reg["user_id"], {"Authorization": f"Bearer {reg['token']}"}
+        schema = {"name": "book", "version": "1.0.0", "schema": BOOK_SCHEMA}
+        async with http.post("/v1/schemas", json=schema, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            schema_id = (await r.json())["id"]
+        async with http.post("/v1/buckets", json={"name": "shelf", "type": "collection"}, headers=auth) as r:
+            assert r.status == 201, await r.text()
+            bucket_id = (await r.json())["id"]
+        typed = {"schema_id": schema_id, "bucket_ids": [bucket_id]}
+
+        def spec(body: dict[str, Any]) -> dict[str, Any]:
+            return {"url": f"{system.base_url}/v1/blobs", "headers": auth, "body": body,
+                    "concurrency": CONCURRENCY, "warmup": warmup, "duration": duration}  # fmt: skip
+
+        print("  (a) POST /v1/blobs ...", flush=True)
+        res["typed"] = await drive(spec(typed))
+        res["untyped"] = await drive(spec({}))
+        # let the projectors drain the load before timing single requests
+        await system.running.watch.wait(await system.services.store.last_position(), ["blobs"], 30)
+        print("  (c) read-your-writes ...", flush=True)
+        res["ryw"] = await read_your_writes(http, auth, typed, dsn, samples)
+    return user_id, schema_id, bucket_id
+
+
+async def scenario_catch_up(store: Any, codec: Any, dsn: str, n_events: int, ids: tuple[str, str, str],
+                            res: dict[str, Any]) -> list[list[Any]]:
+    """(b) append the backlog (setup), rebuild() the blobs projection from 0, and the asyncpg baseline."""
+    from adapters.postgres.rebuild import rebuild
+    from projections.blobs import BlobProjection
+
+    print(f"  (b) appending {n_events:,} blob events (setup) ...", flush=True)
+    pairs = blob_events(n_events, *ids)
+    res["append_s"], res["appended"] = await append_all(store, pairs, CONCURRENCY)
+    last = await store.last_position()
+    print(f"  (b) rebuild() of blobs from 0 ({last:,} events in the log) ...", flush=True)
+    t = time.perf_counter()
+    reached = await rebuild(BlobProjection(), dsn=dsn, store=store, codec=codec)
+    res["rebuild_s"], res["log_events"] = time.perf_counter() - t, reached
+    conn = await asyncpg.connect(dsn)
+    try:
+        res["blob_rows"] = await conn.fetchval("SELECT count(*) FROM blobs")
+    finally:
+        await conn.close()
+    res["project_s"], per_event = await project_log(store, codec, BlobProjection(), reached)
+    rows = rows_of(per_event)
+    res["rows"] = len(rows)
+    print(f"  (b) baseline: asyncpg executemany of {len(rows):,} rows ...", flush=True)
+    res["asyncpg_s"] = await asyncpg_upserts(dsn, rows)
+    return pairs
+
+
+async def scenario_peer(dsn: str, pairs: list[list[Any]], n_es: int, res: dict[str, Any]) -> None:
+    """The peer: the eventsourcing library saving the same Blob events to its own PostgreSQL persistence."""
+    print(f"  (b) baseline: eventsourcing Application.save x {2 * (n_es // 2):,} ...", flush=True)
+    res["es"] = await asyncio.to_thread(eventsourcing_saves, dsn, pairs[: n_es // 2 + 1], CONCURRENCY)
+
+
 async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, Any]]:
     import nats
 
     from adapters.jetstream.event_store import JetStreamEventStore
-    from adapters.postgres.rebuild import rebuild
-    from adapters.runtime.wiring import aggregates
+    from adapters.runtime.bootstrap import aggregates
     from adapters.telemetry.logging import configure_logging
     from domain.base import EventCodec
-    from projections.blobs import BlobProjection
     from tests.support.system import start_system
 
     configure_logging(level="error")
@@ -361,62 +424,22 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
         print(f"bench.content: PostgreSQL = {pg_desc}", flush=True)
         system = await start_system(nats_server.url, dsn, **overrides)
         try:
-            async with aiohttp.ClientSession(base_url=system.base_url) as http:
-                body = {"email": f"me{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD, "username": "me"}
-                async with http.post("/v1/auth/register", json=body) as r:
-                    reg = await r.json()
-                    assert r.status == 201, reg
-                user_id, auth = reg["user_id"], {"Authorization": f"Bearer {reg['token']}"}
-                schema = {"name": "book", "version": "1.0.0", "schema": BOOK_SCHEMA}
-                async with http.post("/v1/schemas", json=schema, headers=auth) as r:
-                    assert r.status == 201, await r.text()
-                    schema_id = (await r.json())["id"]
-                async with http.post("/v1/buckets", json={"name": "shelf", "type": "collection"}, headers=auth) as r:
-                    assert r.status == 201, await r.text()
-                    bucket_id = (await r.json())["id"]
-                typed = {"schema_id": schema_id, "bucket_ids": [bucket_id]}
-
-                def spec(body: dict[str, Any]) -> dict[str, Any]:
-                    return {"url": f"{system.base_url}/v1/blobs", "headers": auth, "body": body,
-                            "concurrency": CONCURRENCY, "warmup": warmup, "duration": duration}  # fmt: skip
-
-                print("  (a) POST /v1/blobs ...", flush=True)
-                res["typed"] = await drive(spec(typed))
-                res["untyped"] = await drive(spec({}))
-                # let the projectors drain the load before timing single requests
-                await system.container.watch.wait(await system.container.store.last_position(), ["blobs"], 30)
-                print("  (c) read-your-writes ...", flush=True)
-                res["ryw"] = await read_your_writes(http, auth, typed, dsn, samples)
+            ids = await scenario_http(system, duration, warmup, samples, dsn, res)
         finally:
             await system.stop()
-
-        print(f"  (b) appending {n_events:,} blob events (setup) ...", flush=True)
         nc = await nats.connect(nats_server.url)
         try:
             store = JetStreamEventStore(nc, publish_timeout=30.0)
-            codec = EventCodec(aggregates())
-            pairs = blob_events(n_events, user_id, schema_id, bucket_id)
-            res["append_s"], res["appended"] = await append_all(store, pairs, CONCURRENCY)
-            last = await store.last_position()
-            print(f"  (b) rebuild() of blobs from 0 ({last:,} events in the log) ...", flush=True)
-            t = time.perf_counter()
-            reached = await rebuild(BlobProjection(), dsn=dsn, store=store, codec=codec)
-            res["rebuild_s"], res["log_events"] = time.perf_counter() - t, reached
-            conn = await asyncpg.connect(dsn)
-            try:
-                res["blob_rows"] = await conn.fetchval("SELECT count(*) FROM blobs")
-            finally:
-                await conn.close()
-            res["project_s"], per_event = await project_log(store, codec, BlobProjection(), reached)
-            rows = rows_of(per_event)
-            res["rows"] = len(rows)
-            print(f"  (b) baseline: asyncpg executemany of {len(rows):,} rows ...", flush=True)
-            res["asyncpg_s"] = await asyncpg_upserts(dsn, rows)
-            print(f"  (b) baseline: eventsourcing Application.save x {2 * (n_es // 2):,} ...", flush=True)
-            res["es"] = await asyncio.to_thread(eventsourcing_saves, dsn, pairs[: n_es // 2 + 1], CONCURRENCY)
+            pairs = await scenario_catch_up(store, EventCodec(aggregates()), dsn, n_events, ids, res)
+            await scenario_peer(dsn, pairs, n_es, res)
         finally:
             await nc.drain()
+    return report(res, quick, duration, warmup, samples, pg_desc, started)
 
+
+def report(res: dict[str, Any], quick: bool, duration: float, warmup: float, samples: int, pg_desc: str,
+           started: float) -> list[dict[str, Any]]:
+    """The table, side by side with the baselines, and bench/results/content.json."""
     es, ryw = res["es"], res["ryw"]
     append_rate = res["appended"] / res["append_s"]
     rebuild_rate = res["log_events"] / res["rebuild_s"]

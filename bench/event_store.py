@@ -45,7 +45,7 @@ from nats.js import api
 
 from adapters.jetstream.event_store import JetStreamEventStore, subject_for, to_recorded
 from adapters.jetstream.streams import apply_streams, load_stream_specs
-from adapters.runtime.embedded import EmbeddedNats
+from adapters.runtime.nats_server import EmbeddedNats
 from domain.recorded import NewEvent
 
 NAME = "event_store"

@@ -91,7 +91,7 @@ async def database(shared: bool) -> AsyncIterator[tuple[str, str]]:
             finally:
                 await conn.close()
         return
-    from adapters.runtime.embedded import EmbeddedPostgres
+    from adapters.runtime.postgres_server import EmbeddedPostgres
 
     root = scratch_dir("ink-bench-pg-")
     server = EmbeddedPostgres(root / "pg")

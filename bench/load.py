@@ -168,18 +168,18 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
             for r in range(rounds):
                 async with aiohttp.ClientSession(base_url=system.base_url) as http:
                     users = await asyncio.gather(*(new_user(http, f"load{r}x{i}") for i in range(USERS)))
-                watch, last = system.container.watch, await system.container.store.last_position()
-                await watch.wait(last, [p.name for p in system.container.projections], 30)
+                watch, last = system.running.watch, await system.services.store.last_position()
+                await watch.wait(last, [p.name for p in system.services.projections], 30)
                 spec = {"base_url": system.base_url, "ops_per_user": OPS_PER_USER,
                         "users": [{"token": u.token, "user_id": u.user_id} for u in users]}  # fmt: skip
                 http_runs.append(await drive(spec))
                 # Let the projectors drain the burst, so each round starts from an idle system.
-                last = await system.container.store.last_position()
-                await watch.wait(last, [p.name for p in system.container.projections], 60)
+                last = await system.services.store.last_position()
+                await watch.wait(last, [p.name for p in system.services.projections], 60)
                 raw_runs.append(await drive({"mode": "raw", "nats_url": nats_server.url, "count": total,
                                              "writers": USERS}))  # fmt: skip
-                last = await system.container.store.last_position()
-                await watch.wait(last, [p.name for p in system.container.projections], 60)
+                last = await system.services.store.last_position()
+                await watch.wait(last, [p.name for p in system.services.projections], 60)
         finally:
             await system.stop()
 

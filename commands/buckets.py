@@ -18,13 +18,15 @@ Two checks need more than the bucket's own history:
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from domain.bucket import MAX_DEPTH, Bucket
-from domain.errors import Conflict, ConcurrencyError, DomainError, NotFound
+from domain.errors import Conflict, NotFound
 from domain.ids import is_id
 
 from commands.authorization import changeable, require_actor
+from commands.bus import Handler
 from commands.repository import Context, Repository, Saved
 
 
@@ -42,20 +44,42 @@ KEEP: Final = _Keep.KEEP
 """``parent_id`` not given: the bucket stays where it is (None moves it to the root)."""
 
 
-async def owned_bucket(
-    repository: Repository, ctx: Context, bucket_id: str, expected_version: int | None = None
-) -> Bucket:
+@dataclass(frozen=True, slots=True)
+class CreateBucket:
+    name: str
+    type: str
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBucket:
+    bucket_id: str
+    name: str | None = None
+    parent_id: str | None | _Keep = KEEP
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteBucket:
+    bucket_id: str
+    expected_version: int | None = None
+
+
+async def owned_bucket(repository: Repository, ctx: Context, bucket_id: str) -> Bucket:
     """A live bucket of the acting user, read from the log (not a read model)."""
     if not is_id(bucket_id):
         raise NotFound(f"bucket {bucket_id}")
     saved = await repository.get(Bucket, bucket_id)
-    return changeable(ctx.actor, "bucket", bucket_id, saved.aggregate if saved else None, expected_version)
+    return changeable(ctx.actor, "bucket", bucket_id, saved.aggregate if saved else None, None)
 
 
-class BucketCommands:
+class BucketHandlers:
     def __init__(self, repository: Repository, contents: BucketContents) -> None:
         self._repo = repository
         self._contents = contents
+
+    def handlers(self) -> dict[type, Handler]:
+        return {CreateBucket: self.create, UpdateBucket: self.update, DeleteBucket: self.delete}
 
     async def _lineage(self, ctx: Context, parent_id: str) -> list[str]:
         """``parent_id`` and its ancestors up to the root (the parent must be live and owned)."""
@@ -70,54 +94,42 @@ class BucketCommands:
             current = saved.aggregate.parent_id
         return lineage
 
-    async def create(self, ctx: Context, name: str, type: str, parent_id: str | None = None) -> Saved[Bucket]:
+    async def create(self, cmd: CreateBucket, ctx: Context) -> Saved[Bucket]:
         owner_id = require_actor(ctx.actor)
-        lineage = await self._lineage(ctx, parent_id) if parent_id is not None else []
+        lineage = await self._lineage(ctx, cmd.parent_id) if cmd.parent_id is not None else []
         return await self._repo.execute(
-            Bucket, None, lambda _: Bucket.create(owner_id, name, type, parent_id, lineage), ctx
+            Bucket, None, lambda _: Bucket.create(owner_id, cmd.name, cmd.type, cmd.parent_id, lineage), ctx
         )
 
-    async def update(
-        self,
-        ctx: Context,
-        bucket_id: str,
-        name: str | None = None,
-        parent_id: str | None | _Keep = KEEP,
-        expected_version: int | None = None,
-    ) -> Saved[Bucket]:
-        await owned_bucket(self._repo, ctx, bucket_id, expected_version)
-        lineage: list[str] = []
-        if isinstance(parent_id, str):
-            # Moving under itself is refused by the aggregate before any lookup.
-            lineage = [bucket_id] if parent_id == bucket_id else await self._lineage(ctx, parent_id)
+    async def update(self, cmd: UpdateBucket, ctx: Context) -> Saved[Bucket]:
+        _check_id(cmd.bucket_id)
 
-        def decide(current: Bucket | None) -> Bucket:
-            bucket = changeable(ctx.actor, "bucket", bucket_id, current, expected_version)
-            new_parent = bucket.parent_id if isinstance(parent_id, _Keep) else parent_id
-            bucket.update(bucket.name if name is None else name, new_parent, lineage)
+        async def decide(current: Bucket | None) -> Bucket:
+            bucket = changeable(ctx.actor, "bucket", cmd.bucket_id, current, cmd.expected_version)
+            lineage: list[str] = []
+            if isinstance(cmd.parent_id, str):
+                # Moving under itself is refused by the aggregate before any lookup.
+                lineage = [cmd.bucket_id] if cmd.parent_id == cmd.bucket_id else await self._lineage(ctx, cmd.parent_id)
+            new_parent = bucket.parent_id if isinstance(cmd.parent_id, _Keep) else cmd.parent_id
+            bucket.update(bucket.name if cmd.name is None else cmd.name, new_parent, lineage)
             return bucket
 
-        return await self._repo.execute(Bucket, bucket_id, decide, ctx)
+        return await self._repo.execute(Bucket, cmd.bucket_id, decide, ctx)
 
-    async def delete(self, ctx: Context, bucket_id: str, expected_version: int | None = None) -> Saved[Bucket]:
-        try:
-            return await self._delete(ctx, bucket_id, expected_version)
-        except DomainError:
-            # a retry (same Idempotency-Key) of a delete that already landed answers like the first
-            if (first := await self._repo.replayed(Bucket, bucket_id, ctx)) is not None:
-                return first
-            raise
+    async def delete(self, cmd: DeleteBucket, ctx: Context) -> Saved[Bucket]:
+        _check_id(cmd.bucket_id)
 
-    async def _delete(self, ctx: Context, bucket_id: str, expected_version: int | None) -> Saved[Bucket]:
-        loaded = await owned_bucket(self._repo, ctx, bucket_id, expected_version)
-        if not await self._contents.is_empty(bucket_id):
-            raise Conflict("the bucket still holds blobs or child buckets")
-
-        def decide(current: Bucket | None) -> Bucket:
-            bucket = changeable(ctx.actor, "bucket", bucket_id, current, expected_version)
-            if bucket.version != loaded.version:
-                raise ConcurrencyError("the bucket changed while its contents were checked")
+        async def decide(current: Bucket | None) -> Bucket:
+            bucket = changeable(ctx.actor, "bucket", cmd.bucket_id, current, cmd.expected_version)
+            if not await self._contents.is_empty(cmd.bucket_id):
+                raise Conflict("the bucket still holds blobs or child buckets")
             bucket.delete()
             return bucket
 
-        return await self._repo.execute(Bucket, bucket_id, decide, ctx)
+        return await self._repo.execute(Bucket, cmd.bucket_id, decide, ctx)
+
+
+def _check_id(bucket_id: str) -> None:
+    """An id that is not one of ours cannot exist (and must never reach a subject)."""
+    if not is_id(bucket_id):
+        raise NotFound(f"bucket {bucket_id}")

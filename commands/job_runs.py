@@ -1,38 +1,40 @@
 """What a job runner records, through the log, and what it reads first.
 
-The runner never trusts its message: it reads the job, and every transition
-is appended with the job's expected sequence (``Repository.execute``), so of
-two runners that race on one job exactly one starts each attempt and exactly
-one outcome lands. A runner's command ids are fresh per action and reused
-only when the same action is retried after the log was unreachable (then the
-append lands once).
+The runner never trusts its message: it reads the job (``JobReads``), and
+every transition is a command (``JobRunHandlers``, through the bus) appended
+with the job's expected sequence, so of two runners that race on one job
+exactly one starts each attempt and exactly one outcome lands. A runner's
+command ids are fresh per action and reused only when the same action is
+retried after the log was unreachable (then the append lands once).
 
 The output blob's id is derived from the job and its run, and the blob is
 created with expected sequence 0: two runners that both got as far as
 writing it produce one blob, and the slower one finds it and uses it.
 
-A processor at a version and a blob at a version never change, so the runner
-keeps the last few it read (a batch of jobs usually shares its processor,
-often its input).
+A processor at a version and a blob at a version never change, so the reads
+keep the last few (a batch of jobs usually shares its processor, often its
+input).
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from domain.base import InkAggregate
 from domain.blob import Blob
-from domain.errors import ConcurrencyError, DomainError, NotFound, ValidationFailed
+from domain.errors import ConcurrencyError, DomainError, FieldError, NotFound
 from domain.ids import hashed_id
 from domain.job import Job
 from domain.processor import Processor
 from domain.recorded import Recorded
 
+from commands.bus import Handler
 from commands.repository import Context, Repository, Saved
-from commands.schemas import SchemaCommands
+from commands.schemas import SchemaRegistry
 
 
 def output_blob_id(job_id: str, run: int) -> UUID:
@@ -52,17 +54,156 @@ class Stale(Exception):
         super().__init__(f"job {job.id_str if job else '?'} moved on")
 
 
-class JobRuns:
-    def __init__(self, repository: Repository, schemas: SchemaCommands, runner_id: str, cache_size: int = 512) -> None:
+# -- commands ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """The next attempt of ``run`` (a takeover when the job is already running)."""
+
+    job_id: str
+    run: int
+    runner: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAttemptFailure:
+    job_id: str
+    attempt: int
+    error: dict[str, str]
+    retry_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteJob:
+    job_id: str
+    attempt: int
+    output_blob_id: str
+    engine: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailJob:
+    """The final failure; ``attempt`` None when no attempt ran (a chain too deep, attempts used up)."""
+
+    job_id: str
+    error: dict[str, str]
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StopJob:
+    """The runner cancels a job it must not run (its processor was deleted)."""
+
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutput:
+    """The job run's output blob; ``ValidationFailed`` when the data breaks the output schema."""
+
+    job: Job
+    processor: Processor
+    data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardOutput:
+    """Delete the output blob of a job that was cancelled while it was written."""
+
+    blob_id: str
+
+
+class JobRunHandlers:
+    def __init__(self, repository: Repository, schemas: SchemaRegistry) -> None:
         self._repo = repository
         self._schemas = schemas
-        self.runner_id = runner_id
-        self.actor = runner_actor(runner_id)
+
+    def handlers(self) -> dict[type, Handler]:
+        return {StartAttempt: self.start, RecordAttemptFailure: self.attempt_failed, CompleteJob: self.complete,
+                FailJob: self.fail, StopJob: self.stop, WriteOutput: self.write_output,
+                DiscardOutput: self.discard_output}
+
+    async def _transition(self, job_id: str, ctx: Context, change: Any) -> Saved[Job]:
+        def decide(current: Job | None) -> Job:
+            if current is None:
+                raise NotFound(f"job {job_id}")
+            change(current)
+            return current
+
+        return await self._repo.execute(Job, job_id, decide, ctx)
+
+    async def start(self, cmd: StartAttempt, ctx: Context) -> Saved[Job]:
+        """``Stale`` when the job is in another run or finished."""
+
+        def change(job: Job) -> None:
+            if job.run != cmd.run or job.finished:
+                raise Stale(job)
+            job.start(cmd.runner)
+
+        return await self._transition(cmd.job_id, ctx, change)
+
+    async def attempt_failed(self, cmd: RecordAttemptFailure, ctx: Context) -> Saved[Job]:
+        return await self._transition(cmd.job_id, ctx, lambda job: job.attempt_failed(cmd.attempt, cmd.error,
+                                                                                        cmd.retry_in))
+
+    async def complete(self, cmd: CompleteJob, ctx: Context) -> Saved[Job]:
+        return await self._transition(cmd.job_id, ctx, lambda job: job.complete(cmd.attempt, cmd.output_blob_id,
+                                                                                  cmd.engine))
+
+    async def fail(self, cmd: FailJob, ctx: Context) -> Saved[Job]:
+        return await self._transition(cmd.job_id, ctx, lambda job: job.fail(cmd.error, cmd.attempt))
+
+    async def stop(self, cmd: StopJob, ctx: Context) -> Saved[Job]:
+        return await self._transition(cmd.job_id, ctx, lambda job: job.cancel(cmd.reason))
+
+    async def write_output(self, cmd: WriteOutput, ctx: Context) -> Saved[Blob]:
+        job, processor = cmd.job, cmd.processor
+        if processor.output_schema is not None:
+            self._schemas.ensure_valid(await self._schemas.resolve(processor.output_schema), cmd.data,
+                                       what="the output")
+        blob_id = output_blob_id(job.id_str, job.run)
+        source = {"job_id": job.id_str, "processor_id": processor.id_str, "depth": job.depth, "run": job.run}
+        try:
+            return await self._repo.execute(
+                Blob,
+                None,
+                lambda _: Blob.create(job.owner_id, cmd.data, processor.output_schema, processor.id_str, [], source,
+                                      blob_id=blob_id),
+                ctx,
+            )
+        except ConcurrencyError:
+            existing = await self._repo.get(Blob, str(blob_id))
+            if existing is None or (existing.aggregate.source or {}).get("job_id") != job.id_str:
+                raise
+            return existing  # another runner of this run wrote it first: one output blob
+
+    async def discard_output(self, cmd: DiscardOutput, ctx: Context) -> None:
+        def decide(current: Blob | None) -> Blob:
+            if current is None or current.deleted:
+                raise NotFound(f"blob {cmd.blob_id}")
+            current.delete()
+            return current
+
+        try:
+            await self._repo.execute(Blob, cmd.blob_id, decide, ctx)
+        except DomainError:
+            pass
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+class JobReads:
+    """What a runner reads from the log before and while it acts."""
+
+    def __init__(self, repository: Repository, schemas: SchemaRegistry, cache_size: int = 512) -> None:
+        self._repo = repository
+        self._schemas = schemas
         self._versions: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
         self._latest: dict[str, tuple[float, Processor | None]] = {}
         self._cache_size = cache_size
-
-    # -- reading ----------------------------------------------------------------------------
 
     async def job(self, job_id: str) -> Saved[Job] | None:
         """The job as the log holds it now (kept for the transition that usually follows)."""
@@ -110,85 +251,5 @@ class JobRuns:
         """The input blob as it was when the job was requested."""
         return await self._at_version(Blob, blob_id, version)
 
-    async def validate_output(self, schema_id: str, data: Any) -> list[Any]:
-        resolved = await self._schemas.resolve(schema_id)
-        return self._schemas.check(resolved, data)
-
-    # -- transitions --------------------------------------------------------------------------
-
-    async def _transition(self, job_id: str, command_id: str, change: Any) -> Saved[Job]:
-        def decide(current: Job | None) -> Job:
-            if current is None:
-                raise NotFound(f"job {job_id}")
-            change(current)
-            return current
-
-        return await self._repo.execute(Job, job_id, decide, Context(self.actor, command_id))
-
-    async def start(self, job_id: str, run: int, command_id: str) -> Saved[Job]:
-        """The next attempt of ``run``; ``Stale`` when the job is in another run or finished."""
-
-        def change(job: Job) -> None:
-            if job.run != run or job.finished:
-                raise Stale(job)
-            job.start(self.runner_id)
-
-        return await self._transition(job_id, command_id, change)
-
-    async def attempt_failed(
-        self, job_id: str, attempt: int, error: dict[str, str], retry_in: float, command_id: str
-    ) -> Saved[Job]:
-        return await self._transition(job_id, command_id, lambda job: job.attempt_failed(attempt, error, retry_in))
-
-    async def complete(
-        self, job_id: str, attempt: int, blob_id: str, engine: str | None, command_id: str
-    ) -> Saved[Job]:
-        return await self._transition(job_id, command_id, lambda job: job.complete(attempt, blob_id, engine))
-
-    async def fail(self, job_id: str, error: dict[str, str], attempt: int | None, command_id: str) -> Saved[Job]:
-        return await self._transition(job_id, command_id, lambda job: job.fail(error, attempt))
-
-    async def cancel(self, job_id: str, reason: str, command_id: str) -> Saved[Job]:
-        return await self._transition(job_id, command_id, lambda job: job.cancel(reason))
-
-    # -- the output blob ------------------------------------------------------------------------
-
-    async def create_output(self, job: Job, processor: Processor, data: Any, command_id: str) -> Saved[Blob]:
-        """The job run's output blob, typed by the processor's output schema.
-
-        ``ValidationFailed`` when the data does not satisfy the schema or
-        cannot be stored (the caller fails the job with ``invalid_output``).
-        """
-        if processor.output_schema is not None:
-            errors = await self.validate_output(processor.output_schema, data)
-            if errors:
-                raise ValidationFailed(f"the output does not satisfy {processor.output_schema}", errors)
-        blob_id = output_blob_id(job.id_str, job.run)
-        source = {"job_id": job.id_str, "processor_id": processor.id_str, "depth": job.depth, "run": job.run}
-        try:
-            return await self._repo.execute(
-                Blob,
-                None,
-                lambda _: Blob.create(job.owner_id, data, processor.output_schema, processor.id_str, [], source,
-                                      blob_id=blob_id),
-                Context(self.actor, command_id),
-            )
-        except ConcurrencyError:
-            existing = await self._repo.get(Blob, str(blob_id))
-            if existing is None or (existing.aggregate.source or {}).get("job_id") != job.id_str:
-                raise
-            return existing  # another runner of this run wrote it first: one output blob
-
-    async def discard_output(self, blob_id: str, command_id: str) -> None:
-        """Delete an output blob whose job was cancelled before it could complete."""
-
-        def decide(current: Blob | None) -> Blob:
-            if current is None or current.deleted:
-                raise NotFound(f"blob {blob_id}")
-            current.delete()
-            return current
-
-        try:
-            await self._repo.execute(Blob, blob_id, decide, Context(self.actor, command_id))
-        except DomainError:
-            pass
+    async def validate_output(self, schema_id: str, data: Any) -> list[FieldError]:
+        return self._schemas.check(await self._schemas.resolve(schema_id), data)

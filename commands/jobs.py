@@ -28,8 +28,9 @@ from domain.job import FAILED, PENDING, RUNNING, Job
 from domain.processor import Processor
 
 from commands.authorization import changeable, require_actor
+from commands.bus import Handler
 from commands.ports import JobFinder, ProcessorTypes
-from commands.processors import ProcessorCommands
+from commands.processors import owned_processor
 from commands.repository import Context, Repository, Saved
 
 TRIGGER_ACTOR = "system:triggers"
@@ -42,25 +43,69 @@ def triggered_job_id(processor_id: str, position: int) -> UUID:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestJob:
+    processor_id: str
+    input_blob_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryJob:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryFailedJobs:
+    processor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTriggeredJob:
+    """A policy's command: ``processor`` as of the triggering event, ``blob`` ``{id, version}``."""
+
+    processor: Processor
+    blob: dict[str, Any]
+    trigger: dict[str, Any]
+    depth: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUnfinishedJobs:
+    """A policy's command: every pending or running job of a processor deleted at ``position``."""
+
+    processor_id: str
+    position: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BulkRetry:
     retried: int
     position: int
 
 
-class JobCommands:
-    def __init__(
-        self, repository: Repository, processors: ProcessorCommands, types: ProcessorTypes, finder: JobFinder
-    ) -> None:
+class JobHandlers:
+    def __init__(self, repository: Repository, types: ProcessorTypes, finder: JobFinder) -> None:
         self._repo = repository
-        self._processors = processors
         self._types = types
         self._finder = finder
 
+    def handlers(self) -> dict[type, Handler]:
+        return {RequestJob: self.request, CancelJob: self.cancel, RetryJob: self.retry,
+                RetryFailedJobs: self.retry_failed, RequestTriggeredJob: self.request_triggered,
+                CancelUnfinishedJobs: self.cancel_unfinished}
+
     # -- users -------------------------------------------------------------------------
 
-    async def request(self, ctx: Context, processor_id: str, input_blob_id: str) -> Saved[Job]:
+    async def request(self, cmd: RequestJob, ctx: Context) -> Saved[Job]:
         owner_id = require_actor(ctx.actor)
-        processor = (await self._processors.owned(ctx, processor_id)).aggregate
+        processor_id, input_blob_id = cmd.processor_id, cmd.input_blob_id
+        processor = (await owned_processor(self._repo, ctx, processor_id)).aggregate
         if not is_id(input_blob_id):
             raise NotFound(f"blob {input_blob_id}")
         saved = await self._repo.get(Blob, input_blob_id)
@@ -79,7 +124,8 @@ class JobCommands:
             ctx,
         )
 
-    async def cancel(self, ctx: Context, job_id: str) -> Saved[Job]:
+    async def cancel(self, cmd: CancelJob, ctx: Context) -> Saved[Job]:
+        job_id = cmd.job_id
         if not is_id(job_id):
             raise NotFound(f"job {job_id}")
 
@@ -90,15 +136,14 @@ class JobCommands:
 
         return await self._repo.execute(Job, job_id, decide, ctx)
 
-    async def retry(self, ctx: Context, job_id: str) -> Saved[Job]:
+    async def retry(self, cmd: RetryJob, ctx: Context) -> Saved[Job]:
+        job_id = cmd.job_id
         if not is_id(job_id):
             raise NotFound(f"job {job_id}")
-        saved = await self._repo.get(Job, job_id)
-        loaded = changeable(ctx.actor, "job", job_id, saved.aggregate if saved else None, None)
-        await self._ensure_processor_live(loaded)
 
-        def decide(current: Job | None) -> Job:
+        async def decide(current: Job | None) -> Job:
             job = changeable(ctx.actor, "job", job_id, current, None)
+            await self._ensure_processor_live(job)
             job.retry()
             return job
 
@@ -109,14 +154,15 @@ class JobCommands:
         if processor is None or processor.aggregate.deleted:
             raise Conflict(f"job {job.id_str} cannot run again: its processor was deleted")
 
-    async def retry_failed(self, ctx: Context, processor_id: str) -> BulkRetry:
+    async def retry_failed(self, cmd: RetryFailedJobs, ctx: Context) -> BulkRetry:
         """Every failed job of the actor's processor, each retried through the log (one event per job).
 
         The set comes from the read model once it has reached the log's
         current position; a job that moved on meanwhile is left alone. A retry
         of this request (same Idempotency-Key) retries each job at most once.
         """
-        await self._processors.owned(ctx, processor_id)
+        processor_id = cmd.processor_id
+        await owned_processor(self._repo, ctx, processor_id)
         target = await self._repo.last_position()
         job_ids = await self._finder.job_ids(processor_id, (FAILED,), target)
         positions: list[int] = []
@@ -141,23 +187,15 @@ class JobCommands:
 
     # -- policies (the system acts) ------------------------------------------------------
 
-    async def request_triggered(
-        self,
-        processor: Processor,
-        blob: dict[str, Any],
-        trigger: dict[str, Any],
-        depth: int,
-        position: int,
-        traceparent: str | None = None,
-    ) -> Saved[Job] | None:
+    async def request_triggered(self, cmd: RequestTriggeredJob, ctx: Context) -> Saved[Job] | None:
         """The job a matching blob event requests (None when that event already did).
 
-        ``blob``: ``{id, version}`` of the input as of the event.
+        The policy sends it with a fresh command id: a second request must meet the
+        expected-sequence check and be refused, not be answered as a duplicate of the
+        first (which would look like a new job).
         """
-        job_id = triggered_job_id(processor.id_str, position)
-        # A fresh command id: a second request must meet the expected-sequence check and be
-        # refused, not be answered as a duplicate of the first (which would look like a new job).
-        ctx = Context(TRIGGER_ACTOR, new_id(), traceparent)
+        processor, blob, trigger, depth = cmd.processor, cmd.blob, cmd.trigger, cmd.depth
+        job_id = triggered_job_id(processor.id_str, cmd.position)
         try:
             return await self._repo.execute(
                 Job,
@@ -169,8 +207,9 @@ class JobCommands:
         except ConcurrencyError:
             return None  # requested before (a replay or a redelivery of the event)
 
-    async def cancel_unfinished(self, processor_id: str, position: int, reason: str) -> int:
+    async def cancel_unfinished(self, cmd: CancelUnfinishedJobs, ctx: Context) -> int:
         """Cancel the processor's pending and running jobs; the number cancelled."""
+        processor_id, position, reason = cmd.processor_id, cmd.position, cmd.reason
         job_ids = await self._finder.job_ids(processor_id, (PENDING, RUNNING), position)
         cancelled = 0
         for job_id in job_ids:
@@ -182,7 +221,8 @@ class JobCommands:
                 return current
 
             try:
-                await self._repo.execute(Job, job_id, decide, Context(POLICY_ACTOR, f"cancel-{job_id}-{position}"))
+                await self._repo.execute(Job, job_id, decide, Context(ctx.actor, f"cancel-{job_id}-{position}",
+                                                                      ctx.traceparent))
                 cancelled += 1
             except DomainError:
                 pass  # finished meanwhile

@@ -23,14 +23,26 @@ class Appended:
     duplicate: bool = False
 
 
+class LogCursor(Protocol):
+    """A reader's place in the log."""
+
+    async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
+        """Up to ``max_size`` next events in order, as soon as there is one;
+        ``[]`` when none arrived within ``timeout`` seconds (None: wait)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class EventStore(Protocol):
     """The log.
 
     ``expected_position`` is the position of the aggregate's last event as the
     writer saw it (0: the aggregate must not exist yet). A mismatch raises
     ``domain.errors.ConcurrencyError``. ``command_id`` makes a retried append
-    land once. Raises ``domain.errors.Unavailable`` when the log is unreachable
-    (outcome unknown: retry with the same command id).
+    land once. Raises ``Unavailable`` when the log is unreachable (outcome
+    unknown: retry with the same command id) and ``EventTooLarge`` when the
+    event cannot be stored at all.
     """
 
     async def append(
@@ -48,9 +60,32 @@ class EventStore(Protocol):
 
     def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]: ...
 
+    async def open_cursor(self, from_position: int = 1) -> LogCursor:
+        """The log from ``from_position`` on, in order, then live events, read in batches."""
+        ...
+
     async def last_position(self) -> int: ...
 
     async def event_at(self, position: int) -> Recorded | None: ...
+
+
+class Unavailable(Exception):
+    """A store is unreachable (the log or a read model). For a write the outcome
+    is unknown: retrying with the same command id is safe and lands once."""
+
+    def __init__(self, reason: str = "", retry_after: float = 1.0) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class EventTooLarge(Exception):
+    """An event that cannot fit in one message of the log; ``limit`` is in bytes."""
+
+    def __init__(self, reason: str = "", limit: int = 0) -> None:
+        self.reason = reason
+        self.limit = limit
+        super().__init__(reason)
 
 
 class SchemaValidator(Protocol):

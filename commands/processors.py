@@ -13,6 +13,7 @@ that reacts to it (``adapters.jobs.dispatcher``), never a second write here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import FieldError, NotFound, ValidationFailed, invalid
@@ -21,9 +22,38 @@ from domain.processor import Processor, check_limits, check_triggers, config_err
 
 from commands.authorization import changeable, require_actor
 from commands.buckets import owned_bucket
+from commands.bus import Handler
 from commands.ports import ProcessorTypes
 from commands.repository import Context, Repository, Saved
-from commands.schemas import SchemaCommands
+from commands.schemas import SchemaRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterProcessor:
+    name: Any
+    type: Any
+    config: Any
+    input_schema: str | None = None
+    output_schema: str | None = None
+    triggers: Any = None
+    limits: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateProcessor:
+    """``None`` keeps a field; ``triggers`` replaces them all; ``limits`` changes the ones it names."""
+
+    processor_id: str
+    config: Any = None
+    triggers: Any = None
+    limits: Any = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteProcessor:
+    processor_id: str
+    expected_version: int | None = None
 
 
 def _fail(errors: list[FieldError]) -> None:
@@ -31,20 +61,14 @@ def _fail(errors: list[FieldError]) -> None:
         raise ValidationFailed("; ".join(f"{e.path or '/'}: {e.message}" for e in errors[:5]), errors)
 
 
-class ProcessorCommands:
-    def __init__(self, repository: Repository, schemas: SchemaCommands, types: ProcessorTypes) -> None:
+class ProcessorHandlers:
+    def __init__(self, repository: Repository, schemas: SchemaRegistry, types: ProcessorTypes) -> None:
         self._repo = repository
         self._schemas = schemas
         self._types = types
 
-    async def owned(self, ctx: Context, processor_id: str, expected_version: int | None = None) -> Saved[Processor]:
-        """A live processor of the acting user, from the log: unknown 404, someone else's 403."""
-        if not is_id(processor_id):
-            raise NotFound(f"processor {processor_id}")
-        saved = await self._repo.get(Processor, processor_id)
-        changeable(ctx.actor, "processor", processor_id, saved.aggregate if saved else None, expected_version)
-        assert saved is not None
-        return saved
+    def handlers(self) -> dict[type, Handler]:
+        return {RegisterProcessor: self.register, UpdateProcessor: self.update, DeleteProcessor: self.delete}
 
     async def _check_config(self, type_name: str, config: Any) -> None:
         if type_name not in self._types.names():
@@ -65,61 +89,53 @@ class ProcessorCommands:
             trigger["schema_id"] = await self._schema(trigger["schema_id"])
         return checked
 
-    async def register(
-        self,
-        ctx: Context,
-        name: object,
-        type: object,
-        config: object,
-        input_schema: str | None = None,
-        output_schema: str | None = None,
-        triggers: object = None,
-        limits: object = None,
-    ) -> Saved[Processor]:
+    async def register(self, cmd: RegisterProcessor, ctx: Context) -> Saved[Processor]:
         owner_id = require_actor(ctx.actor)
-        _fail(name_errors(name) + type_errors(type))
-        assert isinstance(type, str)
-        await self._check_config(type, config)
-        checked_limits = check_limits(limits)
-        checked_triggers = await self._triggers(ctx, triggers)
-        input_id, output_id = await self._schema(input_schema), await self._schema(output_schema)
+        _fail(name_errors(cmd.name) + type_errors(cmd.type))
+        assert isinstance(cmd.type, str)
+        await self._check_config(cmd.type, cmd.config)
+        limits = check_limits(cmd.limits)
+        triggers = await self._triggers(ctx, cmd.triggers)
+        input_id, output_id = await self._schema(cmd.input_schema), await self._schema(cmd.output_schema)
         return await self._repo.execute(
             Processor,
             None,
-            lambda _: Processor.register(owner_id, name, type, input_id, output_id, config, checked_triggers,
-                                         checked_limits),
+            lambda _: Processor.register(owner_id, cmd.name, cmd.type, input_id, output_id, cmd.config, triggers,
+                                         limits),
             ctx,
         )
 
-    async def update(
-        self,
-        ctx: Context,
-        processor_id: str,
-        config: object = None,
-        triggers: object = None,
-        limits: object = None,
-        expected_version: int | None = None,
-    ) -> Saved[Processor]:
-        loaded = (await self.owned(ctx, processor_id, expected_version)).aggregate
-        if config is not None:
-            await self._check_config(loaded.type, config)
-        checked_limits = check_limits(limits, loaded.limits) if limits is not None else None
-        checked_triggers = await self._triggers(ctx, triggers) if triggers is not None else None
-
-        def decide(current: Processor | None) -> Processor:
-            processor = changeable(ctx.actor, "processor", processor_id, current, expected_version)
-            processor.update(config, checked_triggers, checked_limits)
+    async def update(self, cmd: UpdateProcessor, ctx: Context) -> Saved[Processor]:
+        async def decide(current: Processor | None) -> Processor:
+            processor = changeable(ctx.actor, "processor", cmd.processor_id, current, cmd.expected_version)
+            if cmd.config is not None:
+                await self._check_config(processor.type, cmd.config)
+            limits = check_limits(cmd.limits, processor.limits) if cmd.limits is not None else None
+            triggers = await self._triggers(ctx, cmd.triggers) if cmd.triggers is not None else None
+            processor.update(cmd.config, triggers, limits)
             return processor
 
-        return await self._repo.execute(Processor, processor_id, decide, ctx)
+        return await self._repo.execute(Processor, _checked(cmd.processor_id), decide, ctx)
 
-    async def delete(self, ctx: Context, processor_id: str, expected_version: int | None = None) -> Saved[Processor]:
-        if not is_id(processor_id):
-            raise NotFound(f"processor {processor_id}")
-
+    async def delete(self, cmd: DeleteProcessor, ctx: Context) -> Saved[Processor]:
         def decide(current: Processor | None) -> Processor:
-            processor = changeable(ctx.actor, "processor", processor_id, current, expected_version)
+            processor = changeable(ctx.actor, "processor", cmd.processor_id, current, cmd.expected_version)
             processor.delete()
             return processor
 
-        return await self._repo.execute(Processor, processor_id, decide, ctx)
+        return await self._repo.execute(Processor, _checked(cmd.processor_id), decide, ctx)
+
+
+def _checked(processor_id: str) -> str:
+    """A processor id fit for a subject (anything else names no processor)."""
+    if not is_id(processor_id):
+        raise NotFound(f"processor {processor_id}")
+    return processor_id
+
+
+async def owned_processor(repository: Repository, ctx: Context, processor_id: str) -> Saved[Processor]:
+    """A live processor of the acting user, read from the log: unknown NotFound, someone else's Forbidden."""
+    saved = await repository.get(Processor, _checked(processor_id))
+    changeable(ctx.actor, "processor", processor_id, saved.aggregate if saved else None, None)
+    assert saved is not None
+    return saved

@@ -10,11 +10,12 @@ an in-memory aggregate is never decided on by two coroutines at once.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, Union
 
 from domain.base import EventCodec, InkAggregate
 from domain.errors import ConcurrencyError, DomainError
@@ -39,6 +40,12 @@ class Context:
 class Saved(Generic[A]):
     aggregate: A
     position: int
+
+
+Decision = Callable[[Union[A, None]], Union[A, Awaitable[A]]]
+"""Receives the current aggregate (None when it does not exist yet) and returns
+it holding exactly one new pending event, or raises a domain error. It may be
+async when deciding needs I/O (resolving a schema, running a migration)."""
 
 
 class Repository:
@@ -97,18 +104,20 @@ class Repository:
         self,
         cls: type[A],
         aggregate_id: str | None,
-        decide: Callable[[A | None], A],
+        decide: Decision[A],
         ctx: Context,
     ) -> Saved[A]:
-        """Load (or not, for a creation), let the domain decide, append its one event.
+        """Load once (or not, for a creation), let the domain decide, append its one event.
 
-        ``decide`` receives the current aggregate (None if it does not exist)
-        and returns the aggregate holding exactly one new pending event, or
-        raises a domain error. With ``aggregate_id`` None the aggregate is new
-        and its id comes from the decision.
+        The aggregate is loaded, authorized and decided on once; only a stale
+        cached copy (another process wrote since) makes it load and decide
+        again, on the log's state. With ``aggregate_id`` None the aggregate is
+        new and its id comes from the decision. A retry (same command id) of a
+        command the log already holds answers like the first attempt, even
+        when deciding again would now fail (a second delete, the same move).
         """
         if aggregate_id is None:
-            aggregate = decide(None)
+            aggregate = await _decided(decide, None)
             return await self._append(cls, aggregate, 0, ctx)
         key = (cls.TYPE, aggregate_id)
         lock = self._locks.get(key)
@@ -120,7 +129,7 @@ class Repository:
             while True:
                 current, position, cached = await self._load(cls, aggregate_id, use_cache)
                 try:
-                    aggregate = decide(current)
+                    aggregate = await _decided(decide, current)
                     return await self._append(cls, aggregate, position, ctx)
                 except (ConcurrencyError, DomainError):
                     # A cached copy may be stale (another process wrote since):
@@ -148,10 +157,8 @@ class Repository:
         return Saved(aggregate, appended.position)
 
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
-        """A retry of a command the log already holds, whose decision now fails on
-        the state it produced itself (a second delete, the same move, the same
-        schema version): answered like the first attempt, as ``Idempotency-Key``
-        promises. None when this command id never changed the aggregate."""
+        """The first attempt's result when this command id already changed the
+        aggregate (None otherwise): what ``Idempotency-Key`` promises a retry."""
         if not is_id(aggregate_id):  # never a raw request token in a subject
             return None
         records = await self._store.load(cls.TYPE, aggregate_id)
@@ -171,3 +178,10 @@ class Repository:
         saved = await self.get(cls, original.aggregate_id)
         assert saved is not None
         return Saved(saved.aggregate, position)
+
+
+async def _decided(decide: Decision[A], current: A | None) -> A:
+    result = decide(current)
+    if inspect.isawaitable(result):
+        return await result
+    return result

@@ -26,10 +26,25 @@ from domain.schema import (
 )
 
 from commands.authorization import require_actor
+from commands.bus import Handler
 from commands.ports import Sandbox, SchemaValidator
 from commands.repository import Context, Repository, Saved
 
 MIGRATE_FUNCTION = "migrate"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterSchema:
+    name: str
+    version: str
+    document: dict[str, Any]
+    migration: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateData:
+    schema_id: str
+    data: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,46 +64,15 @@ class ResolvedSchema:
         return self.entry.version
 
 
-class SchemaCommands:
-    def __init__(self, repository: Repository, validator: SchemaValidator, sandbox: Sandbox) -> None:
+class SchemaRegistry:
+    """Schemas as the write side sees them: resolved from the log, checked by the validator."""
+
+    def __init__(self, repository: Repository, validator: SchemaValidator) -> None:
         self._repo = repository
         self._validator = validator
-        self._sandbox = sandbox
-
-    async def register(
-        self,
-        ctx: Context,
-        name: str,
-        version: str,
-        schema: dict[str, Any],
-        migration: dict[str, str] | None = None,
-    ) -> Saved[Schema]:
-        owner_id = require_actor(ctx.actor)
-        check_name(name)
-        check_version(version)
-        if not isinstance(schema, dict):
-            raise invalid("/schema", "must be a JSON Schema object")
-        errors = self._validator.check_schema(schema)
-        if errors:
-            raise ValidationFailed(
-                "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
-            )
-        migration = check_migration(migration)
-        if migration is not None:
-            problem = await asyncio.to_thread(self._sandbox.compile_check, migration["transform"], MIGRATE_FUNCTION)
-            if problem is not None:
-                raise invalid("/migration/transform", f"does not compile: {problem}")
-
-        def decide(current: Schema | None) -> Schema:
-            if current is None:
-                return Schema.register(name, owner_id, version, schema, migration)
-            current.add_version(ctx.actor, version, schema, migration)
-            return current
-
-        return await self._repo.execute(Schema, schema_aggregate_id(name), decide, ctx)
 
     async def resolve(self, id_or_name: str) -> ResolvedSchema:
-        """``name@version`` or a bare name (its latest), from the log; 404 when unknown."""
+        """``name@version`` or a bare name (its latest), from the log; NotFound when unknown."""
         try:
             name, version = parse_schema_id(id_or_name)
         except ValueError:
@@ -102,6 +86,46 @@ class SchemaCommands:
     def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
         return self._validator.validate(resolved.id, resolved.entry.schema, data)
 
-    async def validate(self, ctx: Context, schema_id: str, data: Any) -> list[FieldError]:
+    def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        errors = self.check(resolved, data)
+        if errors:
+            raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
+
+
+class SchemaHandlers:
+    def __init__(self, repository: Repository, registry: SchemaRegistry, validator: SchemaValidator,
+                 sandbox: Sandbox) -> None:
+        self._repo = repository
+        self._registry = registry
+        self._validator = validator
+        self._sandbox = sandbox
+
+    def handlers(self) -> dict[type, Handler]:
+        return {RegisterSchema: self.register, ValidateData: self.validate}
+
+    async def register(self, cmd: RegisterSchema, ctx: Context) -> Saved[Schema]:
+        owner_id = require_actor(ctx.actor)
+        check_name(cmd.name)
+        check_version(cmd.version)
+        errors = self._validator.check_schema(cmd.document)
+        if errors:
+            raise ValidationFailed(
+                "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
+            )
+        migration = check_migration(cmd.migration)
+        if migration is not None:
+            problem = await asyncio.to_thread(self._sandbox.compile_check, migration["transform"], MIGRATE_FUNCTION)
+            if problem is not None:
+                raise invalid("/migration/transform", f"does not compile: {problem}")
+
+        def decide(current: Schema | None) -> Schema:
+            if current is None:
+                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration)
+            current.add_version(ctx.actor, cmd.version, cmd.document, migration)
+            return current
+
+        return await self._repo.execute(Schema, schema_aggregate_id(cmd.name), decide, ctx)
+
+    async def validate(self, cmd: ValidateData, ctx: Context) -> list[FieldError]:
         """Every error of ``data`` against the schema (any user may validate against any schema)."""
-        return self.check(await self.resolve(schema_id), data)
+        return self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from commands.bus import Handler
 from commands.ports import PasswordHasher
 from commands.repository import Context, Repository, Saved
-from domain.errors import ConcurrencyError, Conflict, Unauthorized
+from domain.errors import ConcurrencyError, Conflict, WrongCredentials
 from domain.user import User, account_id, check_registration
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterUser:
+    email: str
+    password: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogIn:
+    email: str
+    password: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,27 +29,30 @@ class Authenticated:
     user_id: str
 
 
-class UserCommands:
+class UserHandlers:
     def __init__(self, repo: Repository, hasher: PasswordHasher) -> None:
         self._repo = repo
         self._hasher = hasher
 
-    async def register(self, ctx: Context, email: str, password: str, username: str) -> Saved[User]:
-        check_registration(email, password, username)
-        password_hash = await self._hasher.hash(password)
+    def handlers(self) -> dict[type, Handler]:
+        return {RegisterUser: self.register, LogIn: self.login}
+
+    async def register(self, cmd: RegisterUser, ctx: Context) -> Saved[User]:
+        check_registration(cmd.email, cmd.password, cmd.username)
+        password_hash = await self._hasher.hash(cmd.password)
         try:
             return await self._repo.execute(
-                User, None, lambda _: User.register(email, username, password_hash), ctx
+                User, None, lambda _: User.register(cmd.email, cmd.username, password_hash), ctx
             )
         except ConcurrencyError as exc:
             raise Conflict("email already registered") from exc
 
-    async def login(self, email: str, password: str) -> Authenticated:
-        """The same 401 for an unknown email and a wrong password, in the same time."""
-        saved = await self._repo.get(User, account_id(email))
+    async def login(self, cmd: LogIn, ctx: Context) -> Authenticated:
+        """The same refusal for an unknown email and a wrong password, in the same time."""
+        saved = await self._repo.get(User, account_id(cmd.email))
         if saved is None:
-            await self._hasher.verify_dummy(password)
-            raise Unauthorized("wrong email or password")
-        if not await self._hasher.verify(saved.aggregate.password_hash, password):
-            raise Unauthorized("wrong email or password")
+            await self._hasher.verify_dummy(cmd.password)
+            raise WrongCredentials("wrong email or password")
+        if not await self._hasher.verify(saved.aggregate.password_hash, cmd.password):
+            raise WrongCredentials("wrong email or password")
         return Authenticated(saved.aggregate.user_id)

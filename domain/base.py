@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -62,13 +61,6 @@ class EventCodec:
                 if isinstance(value, type) and issubclass(value, Aggregate.Event):
                     self._events[event_name(value)] = value
 
-    def aggregate_class(self, aggregate_type: str) -> type[InkAggregate]:
-        return self._aggregates[aggregate_type]
-
-    @property
-    def event_types(self) -> frozenset[str]:
-        return frozenset(self._events)
-
     def encode(self, event: Aggregate.Event, *, actor: str | None, traceparent: str | None = None) -> NewEvent:
         state = {k: v for k, v in event.__dict__.items() if k not in _ENVELOPE_FIELDS}
         return NewEvent(
@@ -115,10 +107,3 @@ class EventCodec:
         for record in records:
             aggregate = self.decode(record).mutate(aggregate)  # type: ignore[assignment]
         return aggregate
-
-
-def utc(dt: datetime) -> str:
-    """RFC 3339 UTC, as the API writes timestamps."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,13 +1,13 @@
-"""Domain errors: one type per problem code of the API contract.
+"""Domain errors: what the domain refuses, named in its own words.
 
-The HTTP layer maps each ``code`` to a status in exactly one place; the domain
-only says what went wrong and why. ``detail`` always begins with ``phrase``.
+They carry a reason (and, for validation, every field error) but nothing of
+any transport: ``adapters/http/problems.py`` maps each type to its problem
+code and status in one table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,46 +22,23 @@ class FieldError:
 
 
 class DomainError(Exception):
-    code: ClassVar[str] = "internal"
-    phrase: ClassVar[str] = "internal error"
+    """Something the domain refuses, in its own words; adapters decide how to tell a client."""
 
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
-        super().__init__(self.detail)
-
-    @property
-    def detail(self) -> str:
-        return f"{self.phrase}: {self.reason}" if self.reason else self.phrase
-
-
-class BadRequest(DomainError):
-    code = "bad_request"
-    phrase = "bad request"
-
-
-class Unauthorized(DomainError):
-    code = "unauthorized"
-    phrase = "unauthorized"
-
-
-class TokenExpired(DomainError):
-    code = "token_expired"
-    phrase = "token expired"
-
-
-class Forbidden(DomainError):
-    code = "forbidden"
-    phrase = "forbidden"
+        super().__init__(reason)
 
 
 class NotFound(DomainError):
-    code = "not_found"
-    phrase = "not found"
+    """No such thing (or it was deleted): unknown ids and deleted resources look alike."""
+
+
+class Forbidden(DomainError):
+    """The acting user may not touch this: it is someone else's."""
 
 
 class Conflict(DomainError):
-    code = "conflict"
-    phrase = "conflict"
+    """The change contradicts what exists: a taken email, an existing version, a non-empty bucket."""
 
 
 class ConcurrencyError(Conflict):
@@ -69,40 +46,19 @@ class ConcurrencyError(Conflict):
 
 
 class PreconditionFailed(DomainError):
-    code = "precondition_failed"
-    phrase = "precondition failed"
-
-
-class PayloadTooLarge(DomainError):
-    code = "payload_too_large"
-    phrase = "payload too large"
+    """The writer expected another version of the aggregate (``If-Match``)."""
 
 
 class ValidationFailed(DomainError):
-    code = "validation_failed"
-    phrase = "validation failed"
+    """Values break the rules; ``errors`` lists every one of them by JSON Pointer."""
 
     def __init__(self, reason: str = "", errors: list[FieldError] | None = None) -> None:
         self.errors = sorted(errors or [], key=lambda e: (e.path, e.message))
         super().__init__(reason)
 
 
-class RateLimited(DomainError):
-    code = "rate_limited"
-    phrase = "rate limit exceeded"
-
-    def __init__(self, reason: str = "", retry_after: float = 1.0) -> None:
-        self.retry_after = retry_after
-        super().__init__(reason)
-
-
-class Unavailable(DomainError):
-    code = "unavailable"
-    phrase = "unavailable"
-
-    def __init__(self, reason: str = "", retry_after: float = 1.0) -> None:
-        self.retry_after = retry_after
-        super().__init__(reason)
+class WrongCredentials(DomainError):
+    """The email is unknown or the password wrong (deliberately the same error)."""
 
 
 def invalid(path: str, message: str) -> ValidationFailed:
@@ -150,7 +106,7 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
 
 
 def ensure_storable(value: object, path: str, what: str) -> None:
-    """422 listing every unstorable string in ``value``."""
+    """Refuse ``value`` listing every string in it the read models cannot store."""
     errors = storable_errors(value, path)
     if errors:
         raise ValidationFailed(f"{what} cannot be stored", errors)

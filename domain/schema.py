@@ -98,7 +98,7 @@ class SemVer:
 
 
 def check_name(name: object) -> str:
-    """The name, or 422 on ``/name``: it becomes part of ids and must be subject-safe."""
+    """The name, or a validation failure on ``/name``: it becomes part of ids and must be subject-safe."""
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise invalid("/name", "must be 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
     return name

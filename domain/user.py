@@ -63,11 +63,3 @@ class User(InkAggregate):
     @classmethod
     def register(cls, email: str, username: str, password_hash: str) -> "User":
         return cls(user_id=new_id(), email=normalise_email(email), username=username.strip(), password_hash=password_hash)
-
-    def change_password_hash(self, password_hash: str) -> None:
-        """Rehash on login when the hashing parameters were raised."""
-        self._password_changed(password_hash=password_hash)
-
-    @event("PasswordChanged")
-    def _password_changed(self, password_hash: str) -> None:
-        self.password_hash = password_hash

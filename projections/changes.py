@@ -7,7 +7,7 @@ the projection's checkpoint, in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from domain.recorded import Recorded
@@ -49,10 +49,3 @@ class Projection(Protocol):
     tables: ClassVar[tuple[str, ...]]
 
     def changes(self, record: Recorded) -> list[Change]: ...
-
-
-@dataclass
-class ChangeLog:
-    """Collects changes; handy in tests of projections."""
-
-    changes: list[Change] = field(default_factory=list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from domain.recorded import Recorded
-from projections.changes import Change, Update, Upsert
+from projections.changes import Change, Upsert
 
 
 class UsersProjection:
@@ -29,14 +29,6 @@ class UsersProjection:
                         "version": record.version,
                         "position": record.position,
                     },
-                )
-            ]
-        if record.type == "User.PasswordChanged":
-            return [
-                Update(
-                    "users",
-                    {"account_id": record.aggregate_id},
-                    {"updated_at": record.at, "version": record.version, "position": record.position},
                 )
             ]
         return []

@@ -1,34 +1,22 @@
-"""What the one-shot CLI commands need: the log, the codec, the read-model DSN."""
+"""The one-shot CLI commands run on the same lifecycle as the server roles, minus HTTP and projectors.
+
+They find a running ``inkstream up`` through ``DATA_DIR/runtime.json`` when no
+URLs are configured (``adapters.runtime.discovery``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from nats.aio.client import Client
-
-from adapters.jetstream.connection import connect_nats
-from adapters.jetstream.event_store import JetStreamEventStore
-from adapters.runtime.endpoints import resolve
+from adapters.runtime.discovery import resolve
+from adapters.runtime.lifecycle import Running, start
 from adapters.runtime.settings import Settings
-from adapters.runtime.wiring import aggregates
-from domain.base import EventCodec
-
-
-@dataclass
-class CliContext:
-    nc: Client
-    store: JetStreamEventStore
-    codec: EventCodec
-    database_url: str
 
 
 @asynccontextmanager
-async def cli_context(settings: Settings) -> AsyncIterator[CliContext]:
+async def cli_running(settings: Settings) -> AsyncIterator[Running]:
     nats_url, database_url = resolve(settings)
-    nc = await connect_nats(nats_url, name="inkstream-cli")
-    try:
-        yield CliContext(nc, JetStreamEventStore(nc), EventCodec(aggregates()), database_url)
-    finally:
-        await nc.drain()
+    async with AsyncExitStack() as stack:
+        yield await start(stack, settings, nats_url=nats_url, database_url=database_url, project=False,
+                          connect_timeout=5.0)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
+from adapters.cli.audit import KINDS
 from adapters.runtime.settings import Settings
 
 
@@ -24,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="rebuild read models from the log, then swap them in")
     replay.add_argument("--projection", action="append", help="only this projection (repeatable)")
     audit = sub.add_parser("audit", help="print an aggregate's event history")
-    audit.add_argument("kind", choices=["user", "blob", "bucket", "schema", "book", "job", "processor"])
+    audit.add_argument("kind", choices=KINDS)
     audit.add_argument("id")
     audit.add_argument("--json", action="store_true", help="one JSON object per line")
     export = sub.add_parser("export", help="export a book")
@@ -32,6 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="markdown", choices=["text", "markdown", "html", "epub"])
     export.add_argument("-o", "--output", required=True)
     return parser
+
+
+def _run_server(main_coroutine: Coroutine[Any, Any, int]) -> int:
+    """Serve on uvloop where it is installed (a faster event loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main_coroutine)
+    return uvloop.run(main_coroutine)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if serving:
         from adapters.runtime.serve import serve
 
-        return asyncio.run(serve(settings, role=args.command))
+        return _run_server(serve(settings, role=args.command))
     if args.command == "streams":
         from adapters.cli.streams import apply_command
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from adapters.cli.connect import cli_context
+from adapters.cli.connect import cli_running
 from adapters.postgres.rebuild import rebuild
 from adapters.runtime.settings import Settings
-from adapters.runtime.wiring import projections
+from adapters.runtime.bootstrap import projections
 
 
 async def replay_command(settings: Settings, only: list[str] | None) -> int:
@@ -19,8 +19,9 @@ async def replay_command(settings: Settings, only: list[str] | None) -> int:
         console.print(f"unknown projection(s): {', '.join(sorted(unknown))}; "
                       f"known: {', '.join(p.name for p in projections())}")
         return 2
-    async with cli_context(settings) as ctx:
-        total = await ctx.store.last_position()
+    async with cli_running(settings) as running:
+        store, codec = running.services.store, running.services.codec
+        total = await store.last_position()
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
@@ -34,7 +35,7 @@ async def replay_command(settings: Settings, only: list[str] | None) -> int:
                     if t.speed:
                         progress.update(task, rate=f"{t.speed:,.0f} events/s")
 
-                reached = await rebuild(projection, dsn=ctx.database_url, store=ctx.store, codec=ctx.codec,
+                reached = await rebuild(projection, dsn=running.database_url, store=store, codec=codec,
                                         progress=report)
                 progress.update(task, completed=max(reached, 1), total=max(reached, 1))
     console.print(f"rebuilt {', '.join(p.name for p in chosen)} up to position {total}")

@@ -1,4 +1,4 @@
-"""An async client for the inkstream v1 HTTP contract (``/work/shared/API.md``).
+"""An async client for the inkstream v1 HTTP contract (``docs/api.md``, served as ``/openapi.json``).
 
 Typed with the server's own pydantic answer models; errors are raised as one
 exception class per problem ``code`` (:mod:`adapters.client.errors`).
@@ -48,11 +48,10 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel
 
 from adapters.client.errors import UnavailableError, error_from_answer
-from adapters.http.models import HealthOut, LoginOut, MeOut, ReadyOut, RegisterOut
+from adapters.http.models import HealthOut, LoginOut, ReadyOut, RegisterOut
 from adapters.http.models_books import (
     BookChanged,
     BookDeleted,
-    BookOut,
     BookPage,
     ChapterChanged,
     ChapterRemoved,
@@ -60,28 +59,24 @@ from adapters.http.models_books import (
 from adapters.http.models_jobs import (
     BulkRetryOut,
     JobChanged,
-    JobOut,
     JobPage,
     ProcessorChanged,
     ProcessorDeleted,
-    ProcessorOut,
     ProcessorPage,
 )
 from adapters.http.models_content import (
     BlobChanged,
     BlobDeleted,
-    BlobOut,
     BlobPage,
     BucketChanged,
     BucketDeleted,
-    BucketOut,
     BucketPage,
     HistoryOut,
     SchemaCreated,
-    SchemaOut,
     SchemaPage,
     ValidateOut,
 )
+from projections.documents import BlobOut, BookOut, BucketOut, JobOut, ProcessorOut, SchemaOut, UserOut
 
 __all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat", "FINISHED"]
 
@@ -336,8 +331,8 @@ class InkstreamClient:
         self.token, self.user_id = out.token, out.user_id
         return out
 
-    async def me(self, *, consistency: Consistency | None = None) -> MeOut:
-        return await self._get(MeOut, "/v1/auth/me", consistency)
+    async def me(self, *, consistency: Consistency | None = None) -> UserOut:
+        return await self._get(UserOut, "/v1/auth/me", consistency)
 
     # -- schemas --------------------------------------------------------------------------------
 

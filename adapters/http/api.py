@@ -18,9 +18,10 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from adapters.http.errors import BadRequest, Unauthorized
 from commands.authorization import ensure_same_user
 from commands.repository import Context
-from domain.errors import BadRequest, FieldError, PreconditionFailed, Unauthorized
+from domain.errors import FieldError, PreconditionFailed
 from domain.ids import new_id
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,14 +112,6 @@ def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     return sorted(out, key=lambda e: (e.path, e.message))
 
 
-class BadRequestWithErrors(BadRequest):
-    """A 400 that also lists what was wrong, field by field."""
-
-    def __init__(self, reason: str, errors: list[FieldError]) -> None:
-        self.errors = errors
-        super().__init__(reason)
-
-
 async def read_body(request: web.Request, model: type[M]) -> M:
     """The body as ``model``: malformed JSON, wrong types, unknown fields → 400."""
     data = await read_json(request)
@@ -127,7 +120,7 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     except ValidationError as exc:
         errors = pydantic_errors(exc)
         summary = "; ".join(f"{e.path or '/'}: {e.message}" for e in errors[:5])
-        raise BadRequestWithErrors(summary, errors) from exc
+        raise BadRequest(summary, errors) from exc
     ensure_same_user(actor_or_none(request), getattr(body, "user_id", None))
     return body
 
@@ -137,7 +130,7 @@ def read_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
         errors = pydantic_errors(exc)
-        raise BadRequestWithErrors("; ".join(f"{e.path}: {e.message}" for e in errors[:5]), errors) from exc
+        raise BadRequest("; ".join(f"{e.path}: {e.message}" for e in errors[:5]), errors) from exc
 
 
 def actor_or_none(request: web.Request) -> str | None:
@@ -196,15 +189,24 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers)
 
 
-def command_answer(payload: dict[str, Any], position: int, status: int = 200, version: int | None = None) -> web.Response:
-    """A command's answer: its log ``position`` in the body and ``X-Position``."""
-    payload = {**payload, "position": position}
+def _fields(doc: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    return doc.model_dump(mode="json", by_alias=True) if isinstance(doc, BaseModel) else doc
+
+
+def command_answer(doc: BaseModel | dict[str, Any], position: int, status: int = 200, version: int | None = None,
+                   **extra: Any) -> web.Response:
+    """A command's answer: the document it changed, its log ``position`` in the body and ``X-Position``."""
     headers = {"X-Position": str(position)}
     if version is not None:
         headers["ETag"] = etag(version)
-    return json_response(payload, status, headers)
+    return json_response({**_fields(doc), **extra, "position": position}, status, headers)
 
 
-def resource_answer(payload: dict[str, Any], version: int | None = None) -> web.Response:
+def resource_answer(doc: BaseModel | dict[str, Any], version: int | None = None) -> web.Response:
+    """A query's answer: the document, with its version as ``ETag`` when it has one."""
     headers = {"ETag": etag(version)} if version is not None else None
-    return json_response(payload, 200, headers)
+    return json_response(_fields(doc), 200, headers)
+
+
+def page_answer(items: list[BaseModel], next_cursor: str | None) -> web.Response:
+    return json_response({"items": [_fields(i) for i in items], "next_cursor": next_cursor})

@@ -1,4 +1,4 @@
-"""Request middlewares: observability, authentication, rate limiting."""
+"""Request middlewares: observability, then authentication and rate limiting as one step."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import structlog
 from aiohttp import web
 
 from adapters.http.api import ACTOR_KEY, TRACEPARENT_KEY
-from adapters.http.keys import API, container
+from adapters.http.keys import API, LIMITERS, METRICS, TOKENS, TRACING
 from adapters.telemetry.tracing import current_trace_id, current_traceparent, extract
-from domain.errors import RateLimited, Unauthorized
+from adapters.http.errors import RateLimited, TokenExpired, Unauthorized
 
 log = structlog.get_logger("inkstream.http")
 
@@ -25,14 +25,14 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def observability_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Request id, trace span (continuing an incoming ``traceparent``), metrics, access log."""
-    c = container(request)
+    tracing, metrics = request.app[TRACING], request.app[METRICS]
     template = route_template(request)
     request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     status = 500
     try:
-        with c.tracing.span(f"HTTP {request.method} {template}", extract(request.headers),
+        with tracing.span(f"HTTP {request.method} {template}", extract(request.headers),
                             **{"http.method": request.method, "http.route": template}) as span:
             request[TRACEPARENT_KEY] = current_traceparent()
             structlog.contextvars.bind_contextvars(trace_id=current_trace_id())
@@ -45,8 +45,8 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
     finally:
         elapsed = time.perf_counter() - started
         if template not in ("/metrics",):
-            c.metrics.http_requests.labels(request.method, template, str(status)).inc()
-            c.metrics.http_duration.labels(request.method, template).observe(elapsed)
+            metrics.http_requests.labels(request.method, template, str(status)).inc()
+            metrics.http_duration.labels(request.method, template).observe(elapsed)
         if template not in ("/metrics", "/health", "/ready"):
             log.info("http.request", method=request.method, route=template, status=status,
                      ms=round(elapsed * 1000, 2))
@@ -61,27 +61,44 @@ def _needs_auth(request: web.Request) -> bool:
     return op.auth if op is not None else request.path.startswith("/v1")
 
 
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a bearer token is required")
+    return token.strip()
+
+
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    c = container(request)
+async def access_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Who is asking (the token), and whether they may ask now (rate limits).
+
+    A request with a valid token is limited per user. Everything else under
+    ``/v1`` (register, login, a missing, expired or forged token) is limited
+    per client address, and that limit is applied before a failed token gets
+    its 401: an address over its limit gets 429 whatever it sends, so bad
+    tokens cannot be sent without limit. The token is verified first only
+    because that is what tells a user's request from an anonymous one; it is
+    a local HMAC check of microseconds, and it lets a good token keep its own
+    per-user limit on an address that someone else floods.
+    """
+    limiters = request.app[LIMITERS]
+    user: str | None = None
+    failure: Unauthorized | TokenExpired | None = None
     if _needs_auth(request):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("a bearer token is required")
-        request[ACTOR_KEY] = c.tokens.verify(token.strip())
-    return await handler(request)
-
-
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    c = container(request)
-    if request.path.startswith("/v1"):
-        user = request.get(ACTOR_KEY)
-        if user:
-            wait = c.user_limiter.take(f"user:{user}")
-        else:
-            wait = c.anonymous_limiter.take(f"addr:{request.remote}")
-        if wait > 0:
-            raise RateLimited("too many requests, slow down", retry_after=wait)
+        try:
+            user = request.app[TOKENS].verify(_bearer(request))
+        except (Unauthorized, TokenExpired) as exc:
+            failure = exc
+    if user is not None:
+        request[ACTOR_KEY] = user
+        wait = limiters.user.take(f"user:{user}") if request.path.startswith("/v1") else 0.0
+    elif request.path.startswith("/v1") or failure is not None:
+        wait = limiters.anonymous.take(f"addr:{request.remote}")
+    else:
+        wait = 0.0
+    if wait > 0:
+        raise RateLimited("too many requests, slow down", retry_after=wait)
+    if failure is not None:
+        raise failure
     return await handler(request)

@@ -6,9 +6,11 @@ value rules (a valid email, a long enough password) are the domain's (422).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_POSITION = 2**63 - 1
 
 
 class Request(BaseModel):
@@ -28,11 +30,6 @@ class Problem(BaseModel):
     code: str
     detail: str
     errors: list[dict[str, str]] | None = None
-
-
-class Page(Answer):
-    items: list[dict[str, Any]]
-    next_cursor: str | None = None
 
 
 class HealthOut(Answer):
@@ -75,18 +72,23 @@ class LoginOut(Answer):
     expires_at: str
 
 
-class MeOut(Answer):
-    user_id: str
-    email: str
-    username: str
-    created_at: str
+# -- queries ---------------------------------------------------------------------
 
 
-class ListQuery(BaseModel):
-    """Paging and consistency parameters every list accepts."""
+class ReadQuery(BaseModel):
+    """Read-your-writes parameters every query accepts (see ``adapters.read_your_writes``)."""
 
     model_config = ConfigDict(extra="allow")
+    min_position: int | None = Field(default=None, ge=0, le=MAX_POSITION,
+                                     description="Wait until the read model has reached this log position "
+                                                 "(400 when it is beyond the log's last position).")
+    consistency: Literal["eventual", "strong"] | None = Field(
+        default=None, description="`eventual` answers at once, without waiting for the read model."
+    )
+
+
+class ListQuery(ReadQuery):
+    """Paging, on top of read-your-writes, for every list."""
+
     limit: int = Field(default=50, ge=1, le=500)
-    cursor: str | None = None
-    min_position: int | None = None
-    consistency: str | None = None
+    cursor: str | None = Field(default=None, description="The previous page's `next_cursor`.")

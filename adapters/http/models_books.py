@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, WithJsonSchema
 
 from adapters.export import FORMATS
-from adapters.http.models import Answer, Request
-from adapters.http.models_content import PagedQuery, ReadQuery
+from adapters.http.models import Answer, ListQuery, ReadQuery, Request
 from domain.book import MAX_CHAPTERS, MAX_TITLE
+from projections.documents import BookOut, BookSummary, ChapterOut
 
 _TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S",
           "description": "Required and not blank."}
@@ -103,7 +103,7 @@ class ReorderIn(Request):
 # -- queries ---------------------------------------------------------------------------
 
 
-class BookListQuery(PagedQuery):
+class BookListQuery(ListQuery):
     pass
 
 
@@ -118,41 +118,12 @@ class ExportQuery(ReadQuery):
 # -- answers ----------------------------------------------------------------------------
 
 
-class ChapterSummary(Answer):
-    id: str
-    title: str
-    order: int = Field(description="1-based place in the book.")
-
-
-class ChapterOut(ChapterSummary):
-    content: str
-
-
-class _BookFields(Answer):
-    id: str
-    title: str
-    metadata: dict[str, Any]
-    owner_id: str
-    version: int
-    created_at: str
-    updated_at: str
-
-
-class BookOut(_BookFields):
-    chapters: list[ChapterOut] = Field(description="In order.")
-
-
 class BookChanged(BookOut):
     position: int
 
 
 class BookDeleted(BookChanged):
     deleted: bool = Field(default=True, description="Always true: the book as it was when deleted.")
-
-
-class BookSummary(_BookFields):
-    chapters: list[ChapterSummary] = Field(description="In order, without their contents.")
-    chapter_count: int
 
 
 class BookPage(Answer):

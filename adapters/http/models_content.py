@@ -12,9 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.http.models import Answer, ListQuery, Request
-
-MAX_POSITION = 2**63 - 1
+from adapters.http.models import MAX_POSITION, Answer, ListQuery, ReadQuery, Request
+from projections.documents import BlobOut, BucketOut, HistoryItem, SchemaOut
 
 SCHEMA_NAME = {"minLength": 1, "maxLength": 64, "pattern": "^[a-z0-9][a-z0-9_-]*$"}
 SEMVER = {
@@ -30,37 +29,20 @@ SEMVER = {
 # -- queries -----------------------------------------------------------------------
 
 
-class ReadQuery(BaseModel):
-    """Read-your-writes parameters every query accepts (see ``adapters.http.reads``)."""
-
-    model_config = ConfigDict(extra="allow")
-    min_position: int | None = Field(default=None, ge=0, le=MAX_POSITION,
-                                     description="Wait until the read model has reached this log position "
-                                                 "(400 when it is beyond the log's last position).")
-    consistency: Literal["eventual", "strong"] | None = Field(
-        default=None, description="`eventual` answers at once, without waiting for the read model."
-    )
-
-
-class PagedQuery(ListQuery):
-    min_position: int | None = Field(default=None, ge=0, le=MAX_POSITION)
-    consistency: Literal["eventual", "strong"] | None = None
-
-
 class BlobReadQuery(ReadQuery):
     as_of: int | None = Field(default=None, ge=1, le=MAX_POSITION,
                               description="A log position: the blob as it was then, rebuilt from the log.")
 
 
-class SchemaListQuery(PagedQuery):
+class SchemaListQuery(ListQuery):
     name: str = Field(description="The schema name whose versions to list (newest first).")
 
 
-class BucketListQuery(PagedQuery):
+class BucketListQuery(ListQuery):
     parent_id: str | None = Field(default=None, description="List this bucket's children; without it, your roots.")
 
 
-class BlobListQuery(PagedQuery):
+class BlobListQuery(ListQuery):
     bucket_id: str | None = Field(default=None, description="Only blobs filed in this bucket (yours).")
     schema_id: str | None = Field(default=None, description="Only blobs of this schema (`name@version`, or a bare name for its latest).")
 
@@ -91,16 +73,6 @@ class SchemaIn(Request):
     document: dict[str, Any] = Field(alias="schema", description="A JSON Schema (drafts 4 to 2020-12).")
     migration: MigrationIn | None = None
     user_id: str | None = None
-
-
-class SchemaOut(Answer):
-    id: str = Field(description="`name@version`.")
-    name: str
-    version: str
-    document: dict[str, Any] = Field(alias="schema")
-    migration: dict[str, Any] | None = None
-    owner_id: str
-    created_at: str
 
 
 class SchemaCreated(SchemaOut):
@@ -138,17 +110,6 @@ class BucketPatch(Request):
     parent_id: str | None = Field(default=None,
                                   description="A new parent; null moves the bucket to the root; absent keeps it.")
     user_id: str | None = None
-
-
-class BucketOut(Answer):
-    id: str
-    name: str
-    type: str
-    parent_id: str | None
-    owner_id: str
-    created_at: str
-    updated_at: str
-    version: int
 
 
 class BucketChanged(BucketOut):
@@ -191,18 +152,6 @@ class BlobMigrateIn(Request):
     user_id: str | None = None
 
 
-class BlobOut(Answer):
-    id: str
-    owner_id: str
-    schema_id: str | None
-    processor_id: str | None
-    data: Any
-    bucket_ids: list[str]
-    version: int
-    created_at: str
-    updated_at: str
-
-
 class BlobChanged(BlobOut):
     position: int
 
@@ -214,15 +163,6 @@ class BlobDeleted(BlobChanged, DeletedMixin):
 class BlobPage(Answer):
     items: list[BlobOut]
     next_cursor: str | None = None
-
-
-class HistoryItem(Answer):
-    position: int
-    type: str
-    version: int
-    actor: str | None
-    at: str
-    data: dict[str, Any]
 
 
 class HistoryOut(Answer):

@@ -3,7 +3,8 @@
 Requests forbid unknown fields and use strict types (a wrong type is a 400);
 value rules (a known type, a config its type accepts, limits in range, a
 trigger's event) are the domain's and the processor types' (422). The ranges
-below document those rules.
+below document those rules. Answers are the documents of
+``projections.documents`` (``ProcessorOut``, ``JobOut``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from adapters.http.models import Answer, Request
-from adapters.http.models_content import DeletedMixin, PagedQuery
-from domain.job import ERROR_CODES, STATUSES
+from adapters.http.models import Answer, ListQuery, Request
+from adapters.http.models_content import DeletedMixin
 from domain.processor import LIMIT_RANGES, MAX_NAME, MAX_TRIGGERS, TRIGGER_EVENTS
+from projections.documents import JobOut, ProcessorOut
 
 
 def _range(name: str, default: int, what: str) -> Any:
@@ -80,45 +81,18 @@ class BulkRetryIn(Request):
 # -- queries ----------------------------------------------------------------------------
 
 
-class ProcessorListQuery(PagedQuery):
+class ProcessorListQuery(ListQuery):
     pass
 
 
-class JobListQuery(PagedQuery):
-    processor_id: str | None = Field(default=None, description="Only this processor's jobs.")
+class JobListQuery(ListQuery):
+    processor_id: str | None = Field(default=None, description="Only this processor's jobs (yours).")
     status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = Field(
         default=None, description="Only jobs in this status."
     )
 
 
 # -- answers -------------------------------------------------------------------------------
-
-
-class TriggerOut(Answer):
-    on: str
-    bucket_id: str | None = None
-    schema_id: str | None = None
-
-
-class LimitsOut(Answer):
-    timeout_seconds: int
-    max_attempts: int
-    max_memory_mb: int
-
-
-class ProcessorOut(Answer):
-    id: str
-    name: str
-    type: str
-    input_schema: str | None
-    output_schema: str | None
-    config: dict[str, Any]
-    triggers: list[TriggerOut]
-    limits: LimitsOut
-    owner_id: str
-    version: int
-    created_at: str
-    updated_at: str
 
 
 class ProcessorChanged(ProcessorOut):
@@ -132,39 +106,6 @@ class ProcessorDeleted(ProcessorChanged, DeletedMixin):
 class ProcessorPage(Answer):
     items: list[ProcessorOut]
     next_cursor: str | None = None
-
-
-class JobError(Answer):
-    code: str = Field(json_schema_extra={"enum": list(ERROR_CODES)})
-    message: str
-
-
-class JobTrigger(Answer):
-    on: str
-    blob_id: str
-    position: int
-
-
-class JobOut(Answer):
-    id: str
-    status: str = Field(json_schema_extra={"enum": list(STATUSES)})
-    processor_id: str
-    processor_version: int = Field(description="The processor's version the job runs with.")
-    processor_type: str
-    input_blob_id: str
-    output_blob_id: str | None = None
-    error: JobError | None = Field(default=None, description="Why a `failed` job failed.")
-    last_error: JobError | None = Field(default=None, description="Why the last attempt failed, while a retry "
-                                                                  "is pending.")
-    attempts: int
-    trigger: JobTrigger | None = Field(default=None, description="The blob event that requested the job.")
-    depth: int = Field(description="0 for a job you requested; n for the n-th job of a chain of triggers.")
-    owner_id: str
-    version: int
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    updated_at: str
 
 
 class JobChanged(JobOut):

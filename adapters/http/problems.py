@@ -1,54 +1,80 @@
 """The one place that maps errors to HTTP: RFC 9457 problem+json.
 
-Every domain error type carries its problem ``code``; this module owns the
-status of each code. Unknown exceptions become a 500 that names a correlation
-id (also in the log) and never a traceback.
+Domain errors, port failures and request errors say what went wrong in their
+own words; the ``PROBLEMS`` table below gives each type its problem ``code``,
+status and the phrase its ``detail`` begins with. Unknown exceptions become a
+500 that names a correlation id (also in the log) and never a traceback.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
 from aiohttp import web
 
+from adapters.http.errors import BadRequest, PayloadTooLarge, RateLimited, TokenExpired, Unauthorized
 from adapters.postgres.pool import OUTAGE_ERRORS
-from domain.errors import DomainError, RateLimited, Unavailable
+from commands.ports import EventTooLarge, Unavailable
+from domain import errors as domain
+from projections.read_model import BadQuery
 
 log = structlog.get_logger("inkstream.http")
 
 PROBLEM_TYPE = "https://inkstream.dev/problems/"
 
-STATUS: dict[str, int] = {
-    "bad_request": 400,
-    "unauthorized": 401,
-    "token_expired": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "conflict": 409,
-    "precondition_failed": 412,
-    "payload_too_large": 413,
-    "validation_failed": 422,
-    "rate_limited": 429,
-    "unavailable": 503,
-}
 
-TITLES: dict[str, str] = {
-    "bad_request": "Bad Request",
-    "unauthorized": "Unauthorized",
-    "token_expired": "Token Expired",
-    "forbidden": "Forbidden",
-    "not_found": "Not Found",
-    "conflict": "Conflict",
-    "precondition_failed": "Precondition Failed",
-    "payload_too_large": "Payload Too Large",
-    "validation_failed": "Validation Failed",
-    "rate_limited": "Too Many Requests",
-    "unavailable": "Service Unavailable",
-    "internal": "Internal Server Error",
-}
+class Kind(NamedTuple):
+    code: str
+    status: int
+    phrase: str
+    title: str
+
+
+BAD_REQUEST = Kind("bad_request", 400, "bad request", "Bad Request")
+UNAUTHORIZED = Kind("unauthorized", 401, "unauthorized", "Unauthorized")
+TOKEN_EXPIRED = Kind("token_expired", 401, "token expired", "Token Expired")
+FORBIDDEN = Kind("forbidden", 403, "forbidden", "Forbidden")
+NOT_FOUND = Kind("not_found", 404, "not found", "Not Found")
+CONFLICT = Kind("conflict", 409, "conflict", "Conflict")
+PRECONDITION_FAILED = Kind("precondition_failed", 412, "precondition failed", "Precondition Failed")
+PAYLOAD_TOO_LARGE = Kind("payload_too_large", 413, "payload too large", "Payload Too Large")
+VALIDATION_FAILED = Kind("validation_failed", 422, "validation failed", "Validation Failed")
+RATE_LIMITED = Kind("rate_limited", 429, "rate limit exceeded", "Too Many Requests")
+UNAVAILABLE = Kind("unavailable", 503, "unavailable", "Service Unavailable")
+INTERNAL = Kind("internal", 500, "internal error", "Internal Server Error")
+
+# Most specific first: the first matching type wins.
+PROBLEMS: tuple[tuple[type[Exception], Kind], ...] = (
+    (domain.NotFound, NOT_FOUND),
+    (domain.Forbidden, FORBIDDEN),
+    (domain.Conflict, CONFLICT),
+    (domain.PreconditionFailed, PRECONDITION_FAILED),
+    (domain.ValidationFailed, VALIDATION_FAILED),
+    (domain.WrongCredentials, UNAUTHORIZED),
+    (BadRequest, BAD_REQUEST),
+    (BadQuery, BAD_REQUEST),
+    (Unauthorized, UNAUTHORIZED),
+    (TokenExpired, TOKEN_EXPIRED),
+    (RateLimited, RATE_LIMITED),
+    (PayloadTooLarge, PAYLOAD_TOO_LARGE),
+    (EventTooLarge, PAYLOAD_TOO_LARGE),
+    (Unavailable, UNAVAILABLE),
+)
+KINDS = (BAD_REQUEST, UNAUTHORIZED, TOKEN_EXPIRED, FORBIDDEN, NOT_FOUND, CONFLICT, PRECONDITION_FAILED,
+         PAYLOAD_TOO_LARGE, VALIDATION_FAILED, RATE_LIMITED, UNAVAILABLE)
+KNOWN = tuple(t for t, _ in PROBLEMS)
+STATUS: dict[str, int] = {k.code: k.status for k in KINDS}
+_BY_CODE = {k.code: k for k in (*KINDS, INTERNAL)}
+
+
+def kind_of(error: Exception) -> Kind:
+    for error_type, kind in PROBLEMS:
+        if isinstance(error, error_type):
+            return kind
+    return INTERNAL
 
 
 def problem(
@@ -61,10 +87,11 @@ def problem(
     instance: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> web.Response:
-    status = status or STATUS.get(code, 500)
+    kind = _BY_CODE.get(code, INTERNAL)
+    status = status or kind.status
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE + code,
-        "title": TITLES.get(code, "Error"),
+        "title": kind.title,
         "status": status,
         "code": code,
         "detail": detail,
@@ -80,13 +107,18 @@ def problem(
     )
 
 
-def from_domain_error(error: DomainError, path: str | None = None) -> web.Response:
+def from_error(error: Exception, path: str | None = None) -> web.Response:
+    """The problem answer of a known error type (see ``PROBLEMS``)."""
+    kind = kind_of(error)
+    reason = str(getattr(error, "reason", "") or "")
+    detail = f"{kind.phrase}: {reason}" if reason else kind.phrase
     headers: dict[str, str] = {}
-    if isinstance(error, (RateLimited, Unavailable)):
-        headers["Retry-After"] = str(max(1, int(round(error.retry_after + 0.499))))
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(round(retry_after + 0.499))))
     field_errors = getattr(error, "errors", None)
     errors = [e.as_dict() for e in field_errors] if field_errors is not None else None
-    return problem(error.code, error.detail, errors=errors, headers=headers, instance=path)
+    return problem(kind.code, detail, errors=errors, headers=headers, instance=path)
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "payload_too_large"}
@@ -96,8 +128,8 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except DomainError as error:
-        return from_domain_error(error, request.path)
+    except KNOWN as error:
+        return from_error(error, request.path)
     except web.HTTPRequestEntityTooLarge:
         return problem("payload_too_large", "payload too large: the body is over the configured limit")
     except web.HTTPMethodNotAllowed as exc:
@@ -111,7 +143,7 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return problem(code, f"{phrase}: {exc.reason.lower()}", status=exc.status)
     except OUTAGE_ERRORS as exc:
         log.warning("http.store_unavailable", error=str(exc) or type(exc).__name__, path=request.path)
-        return from_domain_error(Unavailable("a read-model store is unreachable"), request.path)
+        return from_error(Unavailable("a read-model store is unreachable"), request.path)
     except Exception:
         correlation_id = str(uuid.uuid4())
         log.exception("http.unhandled", correlation_id=correlation_id, path=request.path, method=request.method)

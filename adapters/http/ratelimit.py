@@ -1,8 +1,8 @@
-"""Token-bucket rate limits, in process, behind a small interface.
+"""Token-bucket rate limits, in process.
 
-A deployment with several API nodes can share the counts by implementing
-``Limiter`` on JetStream (a counter stream with ``Nats-Incr`` measured 31k
-increments/s here), see docs/operations.md.
+A deployment with several API nodes can share the counts on JetStream (a
+counter stream with ``Nats-Incr`` measured 31k increments/s here), see
+docs/operations.md.
 """
 
 from __future__ import annotations
@@ -10,13 +10,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
-
-
-class Limiter(Protocol):
-    def take(self, key: str, cost: float = 1.0) -> float:
-        """0 when allowed, else the seconds to wait before retrying."""
-        ...
 
 
 @dataclass
@@ -33,6 +26,7 @@ class TokenBucketLimiter:
         self._max_keys = max_keys
 
     def take(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
+        """0 when allowed (and spent), else the seconds to wait before retrying."""
         now = time.monotonic() if now is None else now
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -49,11 +43,8 @@ class TokenBucketLimiter:
             return 0.0
         return (cost - bucket.tokens) / self.rate if self.rate > 0 else 60.0
 
-    def peek(self, key: str, cost: float = 1.0, now: float | None = None) -> float:
-        """Like ``take`` but spends nothing (for checks before costly work)."""
-        now = time.monotonic() if now is None else now
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back what ``take`` spent, for work that turned out not to count (a login that succeeded)."""
         bucket = self._buckets.get(key)
-        if bucket is None:
-            return 0.0
-        tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-        return 0.0 if tokens >= cost else (cost - tokens) / self.rate if self.rate > 0 else 60.0
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + cost)

@@ -10,6 +10,10 @@
 * Loading an aggregate is one batched Direct Get by subject (nats-py has no
   helper for the batch form, so the request is sent here), not a consumer.
 * ``read_all`` is an ordered consumer: the fastest in-order reader of the log.
+* An event larger than the server's ``max_payload`` (headers included) is the
+  client's problem (``EventTooLarge``, 413), checked before publishing:
+  the server would otherwise close the connection on it, and the publish
+  would look like an outage.
 """
 
 from __future__ import annotations
@@ -17,21 +21,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from adapters.telemetry.tracing import Tracing, current_traceparent
-from commands.ports import Appended
-from domain.errors import ConcurrencyError, Unavailable
+from commands.ports import Appended, EventTooLarge, Unavailable
+from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
 WRONG_LAST_SEQUENCE = 10071
@@ -60,9 +65,23 @@ def subject_for(aggregate_type: str, aggregate_id: str, prefix: str = "ink") -> 
     return f"{prefix}.{aggregate_type}.{aggregate_id}"
 
 
-def _parse_time(value: str | None) -> datetime:
+def message_size(payload: bytes, headers: dict[str, str]) -> int:
+    """What the server counts against ``max_payload``: the payload and the encoded headers
+    (``NATS/1.0``, one ``key: value`` line each, a blank line)."""
+    header_bytes = len(b"NATS/1.0\r\n\r\n") + sum(
+        len(k.encode()) + len(v.encode()) + len(b": \r\n") for k, v in headers.items()
+    )
+    return len(payload) + header_bytes
+
+
+def _too_large(size: int, limit: int) -> EventTooLarge:
+    return EventTooLarge(f"the event would be {size} bytes, over the event log's limit of {limit} bytes", limit)
+
+
+def _parse_time(value: str | None, position: int) -> datetime:
+    """An event's time is part of the event: one without it is corrupt (replays must be deterministic)."""
     if not value:
-        return datetime.now(timezone.utc)
+        raise ValueError(f"the event at position {position} has no {H_AT} header")
     return datetime.fromisoformat(value)
 
 
@@ -80,7 +99,7 @@ def to_recorded(subject: str, position: int, headers: dict[str, str] | None, pay
         actor=headers.get(H_ACTOR) or None,
         command_id=headers.get(H_COMMAND) or None,
         traceparent=headers.get(H_TRACEPARENT) or None,
-        at=_parse_time(headers.get(H_AT)),
+        at=_parse_time(headers.get(H_AT), position),
         data=orjson.loads(payload) if payload else {},
         headers=headers,
     )
@@ -97,7 +116,7 @@ class JetStreamEventStore:
         prefix: str = "ink",
         publish_timeout: float = 2.0,
         load_batch: int = 1000,
-        on_append: Any = None,
+        on_append: Callable[[NewEvent], None] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         self._nc = nc
@@ -149,8 +168,13 @@ class JetStreamEventStore:
             if traceparent:
                 headers[H_TRACEPARENT] = traceparent
             payload = orjson.dumps(event.data)
+            size, limit = message_size(payload, headers), self._nc.max_payload
+            if size > limit:
+                raise _too_large(size, limit)
             try:
                 ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)
+            except MaxPayloadError as exc:  # the limit changed under us (a reconnect to another server)
+                raise _too_large(size, self._nc.max_payload) from exc
             except BadRequestError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise Unavailable(f"the log refused the event: {exc.description}") from exc
@@ -256,33 +280,64 @@ class JetStreamEventStore:
             raise Unavailable("the event log is unreachable") from exc
         return int(info.state.last_seq)
 
-    async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
-        """Every event from ``from_position`` on, in order, then live ones; never ends.
-
-        The queue is bounded and the callback waits on it, so a slow reader
-        holds back the consumer's flow-control replies and the server pauses:
-        a replay of a long log does not pile up in memory."""
-        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=10_000)
-
-        async def on_msg(msg: Msg) -> None:
-            await queue.put(msg)
-
+    async def open_cursor(self, from_position: int = 1) -> JetStreamCursor:
+        """An ordered consumer from ``from_position``, read in batches (see ``JetStreamCursor``)."""
+        cursor = JetStreamCursor()
         if from_position <= 1:
             config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
         else:
             config = api.ConsumerConfig(
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_position
             )
-        sub = await self._js.subscribe(
-            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=on_msg
+        cursor.sub = await self._js.subscribe(
+            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=cursor.on_msg
         )
+        return cursor
+
+    async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
+        """Every event from ``from_position`` on, in order, then live ones; never ends."""
+        cursor = await self.open_cursor(from_position)
         try:
             while True:
-                msg = await queue.get()
-                meta = msg.metadata
-                yield to_recorded(msg.subject, meta.sequence.stream, msg.headers, msg.data)
+                for record in await cursor.next_batch(1000, timeout=None):
+                    yield record
         finally:
+            await cursor.close()
+
+
+class JetStreamCursor:
+    """Implements ``commands.ports.LogCursor`` on an ordered consumer (the fastest in-order reader).
+
+    The queue is bounded and the callback waits on it, so a slow reader holds
+    back the consumer's flow-control replies and the server pauses: a replay
+    of a long log does not pile up in memory. Waiting with a timeout happens
+    on the queue, never by cancelling an iterator, so a caller can poll for
+    idleness without losing its place.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=capacity)
+        self.sub: Any = None
+
+    async def on_msg(self, msg: Msg) -> None:
+        await self._queue.put(msg)
+
+    async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
+        if self._queue.empty():
             try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may already be gone
-                pass
+                async with asyncio.timeout(timeout):
+                    first = await self._queue.get()
+            except TimeoutError:
+                return []
+        else:
+            first = self._queue.get_nowait()
+        msgs = [first]
+        while len(msgs) < max_size and not self._queue.empty():
+            msgs.append(self._queue.get_nowait())
+        return [to_recorded(m.subject, m.metadata.sequence.stream, m.headers, m.data) for m in msgs]
+
+    async def close(self) -> None:
+        if self.sub is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                await self.sub.unsubscribe()
+            self.sub = None

@@ -22,11 +22,12 @@ Matching, for a processor of the blob's owner that is not deleted:
   processor; any other processor's trigger runs at the output's ``depth`` + 1,
   and a job deeper than ``MAX_DEPTH`` fails with ``chain_too_deep``.
 
-``DispatcherLoop`` drives it with its own ordered reader from position 1
-(the index is rebuilt on every start) and acts only after its checkpoint
-(``subscriber_checkpoints``, saved after each batch); one process acts at a
-time (a PostgreSQL advisory lock), others stand by. Once the process has one
-shared reader, the loop goes and ``handle`` stays.
+``DispatcherLoop`` drives it from the process's shared reader of the log
+(``adapters.shared_log``) from position 1 (the index is rebuilt on every
+start, reading on its own cursor until it reaches the shared window) and acts
+only after its checkpoint (``subscriber_checkpoints``, saved after each
+batch); one process acts at a time (a PostgreSQL advisory lock), others stand
+by. Every write is a command through the bus, sent as the system.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ import asyncpg
 import structlog
 
 from adapters.postgres.pool import connect
+from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing, extract
-from commands.jobs import JobCommands
-from commands.ports import EventStore
-from commands.repository import Repository
+from commands.bus import CommandBus
+from commands.jobs import POLICY_ACTOR, TRIGGER_ACTOR, CancelUnfinishedJobs, RequestTriggeredJob
+from commands.ports import Unavailable
+from commands.repository import Context, Repository
 from domain.base import EventCodec
 from domain.blob import Blob
-from domain.errors import Unavailable
+from domain.ids import new_id
 from domain.processor import Processor
 from domain.recorded import Recorded
 
@@ -80,14 +83,14 @@ class TriggerDispatcher:
 
     def __init__(
         self,
-        jobs: JobCommands,
+        bus: CommandBus,
         repository: Repository,
         codec: EventCodec,
         *,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        self._jobs = jobs
+        self._bus = bus
         self._repo = repository
         self._codec = codec
         self._metrics = metrics
@@ -132,8 +135,9 @@ class TriggerDispatcher:
             owned.discard(processor.id_str)
 
     async def _cancel_jobs_of(self, processor: Processor, position: int) -> None:
+        command = CancelUnfinishedJobs(processor.id_str, position, "its processor was deleted")
         try:
-            cancelled = await self._jobs.cancel_unfinished(processor.id_str, position, "its processor was deleted")
+            cancelled = await self._bus.handle(command, Context(POLICY_ACTOR, new_id()))
         except Unavailable as exc:
             # the runner cancels such a job itself when it reaches it
             log.warning("triggers.cancel_deferred", processor_id=processor.id_str, error=str(exc))
@@ -166,11 +170,10 @@ class TriggerDispatcher:
         trigger = {"on": on, "blob_id": record.aggregate_id, "position": record.position}
         parent = extract({"traceparent": record.traceparent or ""})
         span = self._tracing.span("trigger", parent, **{"ink.processor_id": processor.id_str}) if self._tracing else None
+        command = RequestTriggeredJob(processor, {"id": record.aggregate_id, "version": record.version}, trigger,
+                                      depth, record.position)
         with span if span is not None else contextlib.nullcontext():
-            saved = await self._jobs.request_triggered(
-                processor, {"id": record.aggregate_id, "version": record.version}, trigger, depth, record.position,
-                traceparent=record.traceparent,
-            )
+            saved = await self._bus.handle(command, Context(TRIGGER_ACTOR, new_id(), record.traceparent))
         if saved is not None:
             self.requested += 1
             if self._metrics is not None:
@@ -182,17 +185,13 @@ def _lock_key(name: str) -> int:
 
 
 class DispatcherLoop:
-    """Reads the log for the dispatcher, in order, with a checkpoint in PostgreSQL."""
+    """Feeds the dispatcher the log in order, from the shared reader, with a checkpoint in PostgreSQL."""
 
-    def __init__(
-        self, dispatcher: TriggerDispatcher, store: EventStore, dsn: str, *, batch_size: int = 500,
-        idle_check: float = 2.0,
-    ) -> None:
+    def __init__(self, dispatcher: TriggerDispatcher, shared_log: SharedLog, dsn: str, *, batch_size: int = 500) -> None:
         self.dispatcher = dispatcher
-        self._store = store
+        self._shared = shared_log
         self._dsn = dsn
         self._batch_size = batch_size
-        self._idle_check = idle_check
         self.status = "starting"
 
     async def run(self) -> None:
@@ -234,42 +233,20 @@ class DispatcherLoop:
                                        self.dispatcher.name))
 
     async def _consume(self, conn: asyncpg.Connection) -> None:
-        queue: asyncio.Queue[Recorded] = asyncio.Queue(maxsize=self._batch_size * 20)
-
-        async def pump(start: int) -> None:
-            stream = self._store.read_all(start)
-            try:
-                async for record in stream:
-                    await queue.put(record)
-            finally:
-                await stream.aclose()  # type: ignore[attr-defined]
-
-        pump_task = asyncio.create_task(pump(1))
+        follower = self._shared.follow(1, max_batch=self._batch_size)
         saved = self.dispatcher.acted_through
         try:
             while True:
-                try:
-                    async with asyncio.timeout(self._idle_check):
-                        first = await queue.get()
-                except TimeoutError:
-                    if pump_task.done():
-                        pump_task.result()
-                    await conn.fetchval("SELECT 1")
-                    if await self._store.last_position() > self.dispatcher.position and queue.empty():
-                        pump_task.cancel()  # the ordered consumer went quiet (NATS restarted): resubscribe
-                        await asyncio.gather(pump_task, return_exceptions=True)
-                        pump_task = asyncio.create_task(pump(self.dispatcher.position + 1))
+                batch = await follower.next_batch()
+                if not batch:
+                    await conn.fetchval("SELECT 1")  # notice a dead connection while idle
                     continue
-                batch = [first]
-                while len(batch) < self._batch_size and not queue.empty():
-                    batch.append(queue.get_nowait())
                 await self.dispatcher.handle(batch)
-                if self.dispatcher.position > saved and self.dispatcher.position > self.dispatcher.acted_through:
+                if self.dispatcher.position > max(saved, self.dispatcher.acted_through):
                     await conn.execute(
                         "UPDATE subscriber_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
                         self.dispatcher.name, self.dispatcher.position,
                     )  # fmt: skip
                     saved = self.dispatcher.position
         finally:
-            pump_task.cancel()
-            await asyncio.gather(pump_task, return_exceptions=True)
+            await follower.close()

@@ -18,7 +18,8 @@ that is alive heartbeats (``AckProgress``) every third of it, however long
 its processor may run. The processor's own time limit is enforced here.
 
 The log decides, not the consumer (``commands.job_runs``): before acting the
-runner reads the job. A message of an older run, or of a finished job, is
+runner reads the job, and it records every transition as a command through
+the bus. A message of an older run, or of a finished job, is
 acknowledged and dropped. A ``pending`` job is started with the job's
 expected sequence, so of two runners only one starts an attempt. A message
 delivered while the log says ``running`` is a redelivery: the runner that
@@ -64,8 +65,22 @@ from adapters.processors.base import Output, ProcessorFailure, ProcessorType, Ru
 from adapters.processors.catalog import ProcessorCatalog
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing, extract
-from commands.job_runs import JobRuns, Stale
-from domain.errors import DomainError, FieldError, Unavailable, ValidationFailed
+from commands.bus import CommandBus
+from commands.job_runs import (
+    CompleteJob,
+    DiscardOutput,
+    FailJob,
+    JobReads,
+    RecordAttemptFailure,
+    Stale,
+    StartAttempt,
+    StopJob,
+    WriteOutput,
+    runner_actor,
+)
+from commands.ports import Unavailable
+from commands.repository import Context
+from domain.errors import DomainError, FieldError, ValidationFailed
 from domain.ids import new_id
 from domain.job import MAX_DEPTH, RUNNING, Job, job_error
 from domain.processor import Processor
@@ -100,7 +115,7 @@ class _Running:
 class RunningElsewhere(Protocol):
     """A user's running jobs as the read model knows them (every runner's)."""
 
-    async def running_jobs(self, owner_id: str) -> set[str]: ...
+    async def running_job_ids(self, owner_id: str) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -167,17 +182,20 @@ class JobRunner:
     def __init__(
         self,
         nc: Client,
-        runs: JobRuns,
+        bus: CommandBus,
+        reads: JobReads,
         catalog: ProcessorCatalog,
         options: RunnerOptions | None = None,
         *,
+        runner_id: str | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         elsewhere: RunningElsewhere | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
-        self._runs = runs
+        self._bus = bus
+        self._runs = reads
         self._catalog = catalog
         self._options = options or RunnerOptions()
         self._metrics = metrics
@@ -190,7 +208,8 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._stopping = False
-        self.runner_id = runs.runner_id
+        self.runner_id = runner_id or default_runner_id()
+        self.actor = runner_actor(self.runner_id)
         self.completed = 0  # outcomes recorded by this runner, for tests and logs
         self.failed = 0
 
@@ -323,7 +342,7 @@ class JobRunner:
             cached = self._elsewhere_cache.get(owner_id)
             if cached is None or now - cached[0] > self._options.elsewhere_ttl:
                 try:
-                    cached = (now, await self._elsewhere.running_jobs(owner_id))
+                    cached = (now, await self._elsewhere.running_job_ids(owner_id))
                 except Exception as exc:  # noqa: BLE001 - the read model is down: count our own
                     log.debug("jobs.running_elsewhere_unknown", error=str(exc) or type(exc).__name__)
                     cached = (now, set())
@@ -402,6 +421,11 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 - NATS gone: the consumer redelivers after ack_wait
             log.debug("jobs.reply_failed", outcome=outcome.value, error=str(exc) or type(exc).__name__)
 
+    async def _record(self, command: Any) -> Any:
+        """One transition through the bus, retried while the log is unreachable under one command id."""
+        ctx = Context(self.actor, new_id())
+        return await self._durably(lambda: self._bus.handle(command, ctx))
+
     async def _durably(self, action: Callable[[], Awaitable[Any]]) -> Any:
         """Retry ``action`` while the log is unreachable (same command ids, so it lands once)."""
         delay = 0.1
@@ -421,8 +445,9 @@ class JobRunner:
         job = saved.aggregate
         now = await self._durably(lambda: self._runs.processor_now(job.processor_id))
         if now is None or now.deleted:
-            await self._settle(lambda cid: self._runs.cancel(job.id_str, "its processor was deleted", cid))
-            self._count(job.processor_type, "cancelled")
+            with contextlib.suppress(DomainError):
+                await self._record(StopJob(job.id_str, "its processor was deleted"))
+                self._count(job.processor_type, "cancelled")
             return Outcome.ACK, 0
         if job.chain_too_deep:
             error = job_error("chain_too_deep", f"a chain of triggered jobs stops at depth {MAX_DEPTH}; this job "
@@ -434,9 +459,8 @@ class JobRunner:
             error = job_error("internal", f"attempt {job.attempts} stopped answering (its runner was lost) and "
                                           f"all {processor.limits['max_attempts']} attempts are used")
             return await self._final_failure(job, error, None)
-        start_id = new_id()
         try:
-            started = await self._durably(lambda: self._runs.start(job.id_str, work.run, start_id))
+            started = await self._record(StartAttempt(job.id_str, work.run, self.runner_id))
         except Stale:
             return Outcome.ACK, 0
         except DomainError:
@@ -528,12 +552,10 @@ class JobRunner:
     async def _complete(
         self, job: Job, attempt: int, processor: Processor, output: Output, began: float
     ) -> tuple[Outcome, float]:
-        blob_command = new_id()
-        blob = await self._durably(lambda: self._runs.create_output(job, processor, output.data, blob_command))
+        blob = await self._record(WriteOutput(job, processor, output.data))
         blob_id = blob.aggregate.id_str
-        complete_id = new_id()
         try:
-            await self._durably(lambda: self._runs.complete(job.id_str, attempt, blob_id, output.engine, complete_id))
+            await self._record(CompleteJob(job.id_str, attempt, blob_id, output.engine))
         except DomainError:
             saved = await self._durably(lambda: self._runs.job(job.id_str))
             current = saved.aggregate if saved else None
@@ -541,7 +563,7 @@ class JobRunner:
                 return Outcome.ACK, 0
             if current is not None and current.status == "cancelled":
                 # cancelled while the output was written: the result is discarded
-                await self._durably(lambda: self._runs.discard_output(blob_id, new_id()))
+                await self._record(DiscardOutput(blob_id))
                 self._observe(processor.type, "cancelled", began)
                 return Outcome.ACK, 0
             return Outcome.LET_GO, 0
@@ -557,9 +579,8 @@ class JobRunner:
         run_attempts = attempt - job.run_base
         if failure.retryable and run_attempts < processor.limits["max_attempts"]:
             delay = min(self._options.retry_backoff * 2 ** (run_attempts - 1), self._options.retry_backoff_max)
-            command = new_id()
             try:
-                await self._durably(lambda: self._runs.attempt_failed(job.id_str, attempt, error, delay, command))
+                await self._record(RecordAttemptFailure(job.id_str, attempt, error, delay))
             except DomainError:
                 return await self._after_conflict(job.id_str, job.run)
             self._count(processor.type, "retrying")
@@ -568,9 +589,8 @@ class JobRunner:
         return await self._final_failure(job, error, attempt)
 
     async def _final_failure(self, job: Job, error: dict[str, str], attempt: int | None) -> tuple[Outcome, float]:
-        command = new_id()
         try:
-            await self._durably(lambda: self._runs.fail(job.id_str, error, attempt, command))
+            await self._record(FailJob(job.id_str, error, attempt))
         except DomainError:
             return await self._after_conflict(job.id_str, job.run)
         self.failed += 1
@@ -584,11 +604,6 @@ class JobRunner:
         if saved is None or saved.aggregate.finished or saved.aggregate.run != run:
             return Outcome.ACK, 0
         return Outcome.LET_GO, 0
-
-    async def _settle(self, action: Callable[[str], Awaitable[Any]]) -> None:
-        command = new_id()
-        with contextlib.suppress(DomainError):
-            await self._durably(lambda: action(command))
 
     def _observe(self, processor_type: str, outcome: str, began: float) -> None:
         if self._metrics is not None:

@@ -1,7 +1,8 @@
 """The projector runner: log → pure projection → PostgreSQL, exactly once.
 
-* Reads ``read_all`` from the projection's checkpoint and applies a batch of
-  changes together with the new checkpoint in one transaction, then NOTIFYs
+* Follows the process's shared log reader (``adapters.shared_log``) from the
+  projection's checkpoint and applies a batch of changes together with the
+  new checkpoint in one transaction, then NOTIFYs
   the position (delivered on commit) so read-your-writes waits cost no polling.
 * One active runner per projection: a session advisory lock; others wait as
   standbys.
@@ -19,14 +20,16 @@ import asyncio
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 import structlog
 
 from adapters.postgres.changes import apply_changes
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
+from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
-from adapters.telemetry.tracing import Tracing, span_for_projection
+from adapters.telemetry.tracing import Tracing, span_for_batch
 from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.recorded import Recorded
@@ -50,11 +53,14 @@ class ProjectionHalted(Exception):
     """The projection stopped on an event it cannot apply."""
 
 
+ProjectorStatus = Literal["starting", "standby", "running", "halted", "waiting"]
+
+
 @dataclass
 class ProjectorState:
     name: str
     position: int = 0
-    status: str = "starting"  # starting | standby | running | halted | waiting
+    status: ProjectorStatus = "starting"
     error: str | None = None
     error_position: int | None = None
     active: bool = False
@@ -77,6 +83,7 @@ class ProjectorRunner:
         idle_check: float = 2.0,
         before_checkpoint: BeforeCheckpoint | None = None,
         tracer: Tracing | None = None,
+        shared_log: SharedLog | None = None,
     ) -> None:
         self.projection = projection
         self.name = projection.name
@@ -89,6 +96,8 @@ class ProjectorRunner:
         self._idle_check = idle_check
         self._before_checkpoint = before_checkpoint
         self._tracer = tracer
+        # Without a shared reader (a runner on its own, in tests) it reads on its own cursor.
+        self._log = shared_log or SharedLog(store)
         self.state = ProjectorState(projection.name)
         self._lag_reported = 0.0
 
@@ -150,46 +159,17 @@ class ProjectorRunner:
     # -- the loop --------------------------------------------------------------
 
     async def _consume(self, conn: asyncpg.Connection, position: int) -> None:
-        queue: asyncio.Queue[Recorded] = asyncio.Queue(maxsize=self._batch_size * 20)
-
-        async def pump(start: int) -> None:
-            stream = self._store.read_all(start)
-            try:
-                async for record in stream:
-                    await queue.put(record)
-            finally:
-                await stream.aclose()
-
-        pump_task = asyncio.create_task(pump(position + 1))
+        follower = self._log.follow(position + 1, max_batch=self._batch_size, idle=self._idle_check)
         try:
             while True:
-                try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
-                    # cancellation that arrives as it times out, and the runner would never stop
-                    async with asyncio.timeout(self._idle_check):
-                        first = await queue.get()
-                except asyncio.TimeoutError:
-                    if pump_task.done():
-                        pump_task.result()
-                    await self._idle(conn)
-                    last = await self._store.last_position()
-                    if last > self.state.position and queue.empty():
-                        # The ordered consumer went quiet with events pending
-                        # (e.g. NATS restarted): resubscribe from the checkpoint.
-                        pump_task.cancel()
-                        await asyncio.gather(pump_task, return_exceptions=True)
-                        pump_task = asyncio.create_task(pump(self.state.position + 1))
-                    continue
-                batch = [first]
-                while len(batch) < self._batch_size and not queue.empty():
-                    batch.append(queue.get_nowait())
-                batch = [r for r in batch if r.position > self.state.position]
+                batch = [r for r in await follower.next_batch() if r.position > self.state.position]
                 if batch:
                     await self._apply(conn, batch)
                     await self._report_lag()
+                else:
+                    await self._idle(conn)
         finally:
-            pump_task.cancel()
-            await asyncio.gather(pump_task, return_exceptions=True)
+            await follower.close()
 
     async def _idle(self, conn: asyncpg.Connection) -> None:
         await conn.fetchval("SELECT 1")  # notice a dead connection while idle
@@ -269,9 +249,8 @@ class ProjectorRunner:
             self._trace(batch)
 
     def _trace(self, batch: list[Recorded]) -> None:
-        for record in batch:
-            if record.traceparent:
-                span_for_projection(self._tracer, self.name, record)
+        assert self._tracer is not None
+        span_for_batch(self._tracer, f"project {self.name}", batch)
 
     async def _halt(self, conn: asyncpg.Connection, record: Recorded, error: BaseException | None) -> None:
         message = f"{type(error).__name__}: {error}" if error else "unknown error"

@@ -17,7 +17,7 @@ import structlog
 
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
 from adapters.postgres.projector import NOTIFY_CHANNEL
-from domain.errors import Unavailable
+from commands.ports import Unavailable
 
 log = structlog.get_logger("inkstream.watch")
 
@@ -26,7 +26,7 @@ class ProjectionWatch:
     def __init__(self, dsn: str, *, reconnect_delay: float = 0.5) -> None:
         self._dsn = dsn
         self._positions: dict[str, int] = {}
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()  # replaced (after being set) on every advance: a broadcast
         self._conn: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -72,6 +72,7 @@ class ProjectionWatch:
                 if self._connected.is_set():
                     log.warning("watch.disconnected", error=str(exc) or type(exc).__name__)
             self._connected.clear()
+            self._wake()  # waiters notice the outage at once
             if self._conn is not None and not self._conn.is_closed():
                 self._conn.terminate()
             await asyncio.sleep(self._reconnect_delay)
@@ -80,17 +81,20 @@ class ProjectionWatch:
         rows = await conn.fetch("SELECT name, position, status FROM projection_checkpoints")
         for row in rows:
             self.status[row["name"]] = row["status"]
-            await self._advance(row["name"], int(row["position"]))
+            self._advance(row["name"], int(row["position"]))
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         name, _, pos = payload.rpartition(":")
-        asyncio.get_running_loop().create_task(self._advance(name, int(pos)))
+        self._advance(name, int(pos))
 
-    async def _advance(self, name: str, position: int) -> None:
+    def _advance(self, name: str, position: int) -> None:
         if position > self._positions.get(name, 0):
             self._positions[name] = position
-            async with self._changed:
-                self._changed.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     def reached(self, position: int, names: Iterable[str]) -> bool:
         return all(self._positions.get(n, 0) >= position for n in names)
@@ -112,8 +116,8 @@ class ProjectionWatch:
                 raise Unavailable("the read-model store is unreachable") from exc
         try:
             async with asyncio.timeout(timeout):
-                async with self._changed:
-                    await self._changed.wait_for(lambda: self.reached(position, names) or not self.connected)
+                while not (self.reached(position, names) or not self.connected):
+                    await self._changed.wait()
         except TimeoutError as exc:
             raise Unavailable(f"read model has not reached position {position} yet") from exc
         if not self.reached(position, names):

@@ -1,7 +1,8 @@
 """Running a role: start what it needs, serve until SIGTERM/SIGINT, stop cleanly.
 
 ``up`` starts an embedded nats-server and PostgreSQL under DATA_DIR unless
-``NATS_URL``/``DATABASE_URL`` are set; children are stopped in reverse order.
+``NATS_URL``/``DATABASE_URL`` are set; everything stops in reverse order of
+starting, from one ``AsyncExitStack``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from contextlib import AsyncExitStack
 import structlog
 from aiohttp import web
 
-from adapters.runtime import endpoints as runtime_endpoints
-from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from adapters.http.app import build_app, build_ops_app
+from adapters.runtime import discovery
+from adapters.runtime.lifecycle import Running, start
+from adapters.runtime.nats_server import EmbeddedNats
+from adapters.runtime.postgres_server import EmbeddedPostgres
 from adapters.runtime.settings import Settings
+from adapters.telemetry.redaction import without_password
 
 log = structlog.get_logger("inkstream.serve")
 
 
-async def endpoints(settings: Settings, stack: AsyncExitStack, *, embedded: bool) -> tuple[str, str]:
+async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bool) -> tuple[str, str]:
     """NATS and PostgreSQL URLs: the configured ones, or embedded servers under DATA_DIR."""
     nats_url, database_url = settings.nats_url, settings.database_url
     data_dir = settings.resolved_data_dir()
@@ -31,7 +36,7 @@ async def endpoints(settings: Settings, stack: AsyncExitStack, *, embedded: bool
         nats = EmbeddedNats(data_dir / "nats")
         nats_url = await nats.start()
         stack.push_async_callback(nats.stop)
-        log.info("embedded.nats", url=nats_url, pid=nats.pid)
+        log.info("embedded.nats", url=without_password(nats_url), pid=nats.pid)
     if not database_url:
         if not embedded:
             raise SystemExit("INKSTREAM_DATABASE_URL is required for this role")
@@ -40,37 +45,44 @@ async def endpoints(settings: Settings, stack: AsyncExitStack, *, embedded: bool
         pg = EmbeddedPostgres(data_dir / "pg")
         database_url = await pg.start()
         stack.push_async_callback(pg.stop)
-        log.info("embedded.postgres", dsn=database_url)
+        log.info("embedded.postgres", dsn=without_password(database_url))
     return nats_url, database_url
 
 
-async def serve(settings: Settings, role: str = "up") -> int:
-    from adapters.http.app import build_app, build_ops_app
-    from adapters.runtime.container import Container
+def web_app(running: Running) -> web.Application:
+    """The HTTP application on a started process's services."""
+    s = running.services
+    return build_app(bus=s.bus, reads=s.reads, repository=s.repo, tokens=s.tokens, limiters=s.limiters,
+                     probes=running, metrics=s.metrics, tracing=s.tracing, max_body_bytes=s.settings.max_body_bytes)
 
+
+async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int, *, ops_only: bool = False) -> None:
+    """The API on ``host:port`` (``ops_only``: ``/health``, ``/ready`` and ``/metrics``, for a ``work`` process)."""
+    s = running.services
+    app = build_ops_app(probes=running, metrics=s.metrics, tracing=s.tracing) if ops_only else web_app(running)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, host, port).start()
+
+
+async def serve(settings: Settings, role: str = "up") -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        nats_url, database_url = await endpoints(settings, stack, embedded=(role == "up"))
+        nats_url, database_url = await server_urls(settings, stack, embedded=(role == "up"))
         if role == "up":
-            runtime_endpoints.record(settings, nats_url, database_url)
-            stack.callback(runtime_endpoints.forget, settings)
-        container = await Container.open(
-            settings, nats_url=nats_url, database_url=database_url, run_projectors=role in ("up", "project"),
-            run_jobs=role in ("up", "work"),
-        )
-        stack.push_async_callback(container.close)
+            discovery.record(settings, nats_url, database_url)
+            stack.callback(discovery.forget, settings)
+        running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
+                              project=role in ("up", "project"), work=role in ("up", "work"))
         if role in ("up", "api", "work"):
-            app = build_app(container) if role != "work" else build_ops_app(container)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            await web.TCPSite(runner, settings.http_host, settings.http_port).start()
+            await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work")
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)
         else:
-            log.info("inkstream.projecting", projections=[p.name for p in container.projections])
+            log.info("inkstream.projecting", projections=[p.name for p in running.services.projections])
         await stop.wait()
         log.info("inkstream.stopping")
     with contextlib.suppress(Exception):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.runtime.processes import read_or_create_secret
 
 
 class Settings(BaseSettings):
@@ -25,7 +26,9 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 100
     anonymous_rate_limit_per_second: float = 100.0
     anonymous_rate_limit_burst: int = 200
-    login_failures_per_minute: float = 10.0
+    login_failures_per_minute: float = 10.0  # per (account, client address)
+    login_account_failures_per_minute: float = 100.0  # per account, from addresses it never logged in from
+    login_known_address_days: float = 30.0
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     stream_replicas: int = 1
@@ -53,11 +56,4 @@ class Settings(BaseSettings):
         """The configured secret, or one generated once into DATA_DIR (mode 600)."""
         if self.jwt_secret:
             return self.jwt_secret
-        path = self.resolved_data_dir() / "jwt_secret"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(secret)
-        return secret
+        return read_or_create_secret(self.resolved_data_dir() / "jwt_secret", nbytes=48)

@@ -6,6 +6,7 @@ stop, a crash (SIGKILL) or an immediate shutdown is still there afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -21,14 +22,9 @@ import asyncpg
 import nats
 import pytest
 
-from adapters.runtime.embedded import (
-    EmbeddedNats,
-    EmbeddedPostgres,
-    EmbeddedRuntimeError,
-    find_pgserver_bin_dir,
-    find_nats_server,
-    find_postgres_bin_dir,
-)
+from adapters.runtime.nats_server import EmbeddedNats, find_nats_server
+from adapters.runtime.postgres_server import EmbeddedPostgres, find_pgserver_bin_dir, find_postgres_bin_dir
+from adapters.runtime.processes import EmbeddedRuntimeError, find_free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +61,7 @@ async def test_nats_jetstream_survives_restart_and_kill(data_root: Path) -> None
     server = EmbeddedNats(data_root / "nats")
     try:
         url = await server.start()
-        assert url == f"nats://127.0.0.1:{server.port}"
+        assert url == f"nats://inkstream:{server.password}@127.0.0.1:{server.port}"
         assert server.pid is not None and "EmbeddedNats(" in repr(server)
         assert (data_root / "nats" / "nats-server.conf").read_text().count("sync_interval: always") == 1
 
@@ -122,7 +118,7 @@ def test_nats_dies_with_its_parent(data_root: Path) -> None:
         f"""
         import asyncio, sys
         from pathlib import Path
-        from adapters.runtime.embedded import EmbeddedNats
+        from adapters.runtime.nats_server import EmbeddedNats
         async def main():
             s = EmbeddedNats(Path({str(data_root / "orphan")!r}))
             await s.start()
@@ -176,7 +172,7 @@ async def test_postgres_data_survives_fast_and_immediate_stop(data_root: Path) -
     pg = EmbeddedPostgres(data_root / "pg")
     try:
         dsn = await pg.start()
-        assert dsn == f"postgresql://inkstream@127.0.0.1:{pg.port}/inkstream"
+        assert dsn == f"postgresql://inkstream:{pg.password}@127.0.0.1:{pg.port}/inkstream"
         assert "EmbeddedPostgres(" in repr(pg)
         assert int((data_root / "pg.port").read_text()) == pg.port
 
@@ -231,7 +227,7 @@ async def test_postgres_survives_owner_sigkill(data_root: Path) -> None:
         f"""
         import asyncio
         from pathlib import Path
-        from adapters.runtime.embedded import EmbeddedPostgres
+        from adapters.runtime.postgres_server import EmbeddedPostgres
         async def main():
             dsn = await EmbeddedPostgres(Path({str(data_root / "pg")!r})).start()
             print(dsn, flush=True)
@@ -284,6 +280,91 @@ async def test_postgres_with_pgserver_bundled_binaries(data_root: Path) -> None:
         assert version
         await pg.stop(mode="immediate")
         assert await pg.start() == dsn
+        assert await _count_rows(dsn) == 1
+    finally:
+        await pg.stop()
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+async def test_nats_refuses_clients_without_the_generated_password(data_root: Path) -> None:
+    server = EmbeddedNats(data_root / "nats")
+    try:
+        url = await server.start()
+        secret = data_root / "nats" / "password"
+        assert _mode(secret) == 0o600 and _mode(server.config_path) == 0o600
+        assert secret.read_text().strip() in url  # the URL handed to clients carries it
+        with pytest.raises(Exception, match="(?i)authorization"):
+            await nats.connect(f"nats://127.0.0.1:{server.port}", allow_reconnect=False, connect_timeout=2)
+        with pytest.raises(Exception, match="(?i)authorization"):
+            await nats.connect(f"nats://inkstream:guess@127.0.0.1:{server.port}", allow_reconnect=False,
+                               connect_timeout=2)
+        nc = await nats.connect(url)
+        await nc.jetstream().add_stream(name="T", subjects=["t.>"])
+        await nc.close()
+        # a restart (and a fresh manager) keeps the same password and the data
+        await server.stop()
+        again = EmbeddedNats(data_root / "nats", port=server.port)
+        try:
+            assert await again.start() == url
+            assert await _stream_last_seq(url) == 0
+        finally:
+            await again.stop()
+    finally:
+        await server.stop()
+
+
+async def test_postgres_refuses_clients_without_the_generated_password(data_root: Path) -> None:
+    pg = EmbeddedPostgres(data_root / "pg")
+    try:
+        dsn = await pg.start()
+        secret = data_root / "pg.password"
+        assert _mode(secret) == 0o600
+        assert pg.password and pg.password == secret.read_text().strip()
+        for wrong in (f"postgresql://inkstream@127.0.0.1:{pg.port}/inkstream",
+                      f"postgresql://inkstream:guess@127.0.0.1:{pg.port}/inkstream",
+                      f"postgresql://postgres@127.0.0.1:{pg.port}/postgres"):
+            with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+                await asyncpg.connect(wrong, timeout=5)
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+    finally:
+        await pg.stop()
+
+
+async def test_a_postgres_cluster_from_before_credentials_is_upgraded_on_start(data_root: Path) -> None:
+    """A data directory made by an older inkstream (initdb --auth=trust, no password file)
+    keeps its data and needs the password from its first start on."""
+    old = EmbeddedPostgres(data_root / "pg")
+    run_as = old._run_as()
+    old._resolve_bin_dir()
+    await asyncio.to_thread(old._prepare_filesystem, run_as)
+    await old._run("initdb", ["-D", str(old.data_dir), "-U", old.user, "--auth=trust", "-E", "UTF8", "--locale=C"])
+    port = find_free_port()
+    await old._run("pg_ctl", old._start_args(port))
+    old.port = port
+    trusted = f"postgresql://inkstream@127.0.0.1:{port}/postgres"
+    conn = await asyncpg.connect(trusted)
+    await conn.execute("CREATE TABLE t (id int)")
+    await conn.execute("INSERT INTO t VALUES (7)")
+    await conn.close()
+    await old.stop()
+    assert not (data_root / "pg.password").exists()
+
+    pg = EmbeddedPostgres(data_root / "pg", port=port, database="postgres")
+    try:
+        dsn = await pg.start()
+        assert _mode(data_root / "pg.password") == 0o600
+        with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+            await asyncpg.connect(trusted, timeout=5)
+        assert await _count_rows(dsn) == 1
+        await pg.restart()  # and it stays that way
         assert await _count_rows(dsn) == 1
     finally:
         await pg.stop()

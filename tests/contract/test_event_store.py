@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
+import nats
 import pytest
+from nats.aio.client import Client
+from nats.js import api
 
 from adapters.jetstream.event_store import JetStreamEventStore
+from commands.ports import EventTooLarge
 from domain.errors import ConcurrencyError
 from domain.ids import new_id
 from domain.recorded import NewEvent
@@ -111,3 +117,34 @@ async def test_load_of_an_aggregate_with_1000_events(private_store: JetStreamEve
     assert loaded[-1].position == position
     halfway = await private_store.load("thing", agg, until_position=loaded[499].position)
     assert len(halfway) == 500
+
+
+@pytest.fixture
+async def own_connection_store(nats_server: str) -> AsyncIterator[tuple[JetStreamEventStore, Client]]:
+    """A store on a connection of its own: a message the server refuses as too large would
+    close the connection, and that must not disturb the session's other tests."""
+    nc = await nats.connect(nats_server)
+    tag = uuid.uuid4().hex[:10]
+    await nc.jetstream().add_stream(api.StreamConfig(name=f"P{tag}", subjects=[f"p{tag}.>"], allow_direct=True))
+    try:
+        yield JetStreamEventStore(nc, stream=f"P{tag}", prefix=f"p{tag}"), nc
+    finally:
+        await nc.jetstream().delete_stream(f"P{tag}")
+        await nc.close()
+
+
+@pytest.mark.parametrize("over", ["by its data", "with its headers"])
+async def test_an_event_over_the_log_limit_is_payload_too_large_and_nothing_is_stored(
+    own_connection_store: tuple[JetStreamEventStore, Client], over: str
+) -> None:
+    store, nc = own_connection_store
+    limit = nc.max_payload  # from the server's INFO (1 MiB by default)
+    size = limit + 10 if over == "by its data" else limit - 200  # the data alone would fit
+    before = await store.last_position()
+    with pytest.raises(EventTooLarge) as refused:
+        await store.append("thing", new_id(), ev(1, text="x" * size), 0, new_id())
+    assert refused.value.limit == limit and f"{limit} bytes" in refused.value.reason
+    assert await store.last_position() == before
+    # the connection is still fine: the next event lands
+    assert nc.is_connected
+    assert (await store.append("thing", new_id(), ev(1, n=1), 0, new_id())).position == before + 1

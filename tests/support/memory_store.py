@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator
 import orjson
 
 from commands.ports import Appended
-from domain.errors import ConcurrencyError, Unavailable
+from commands.ports import Unavailable
+from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
 
@@ -101,6 +102,9 @@ class MemoryEventStore:
             self._grown.clear()
             await self._grown.wait()
 
+    async def open_cursor(self, from_position: int = 1) -> MemoryCursor:
+        return MemoryCursor(self, max(from_position, 1))
+
     async def last_position(self) -> int:
         self._check_available()
         return len(self.records)
@@ -109,4 +113,28 @@ class MemoryEventStore:
         self._check_available()
         if 1 <= position <= len(self.records):
             return self._copy(self.records[position - 1])
+        return None
+
+
+class MemoryCursor:
+    """``commands.ports.LogCursor`` on the memory store."""
+
+    def __init__(self, store: MemoryEventStore, position: int) -> None:
+        self._store = store
+        self._position = position
+
+    async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
+        records = self._store.records
+        if self._position > len(records):
+            self._store._grown.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._store._grown.wait()
+            except TimeoutError:
+                return []
+        batch = records[self._position - 1:self._position - 1 + max_size]
+        self._position += len(batch)
+        return [MemoryEventStore._copy(r) for r in batch]
+
+    async def close(self) -> None:
         return None

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import asyncpg
 
-from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from adapters.runtime.nats_server import EmbeddedNats
+from adapters.runtime.postgres_server import EmbeddedPostgres
 
 ADMIN_DSN = os.environ.get("INKSTREAM_TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

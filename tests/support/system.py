@@ -1,15 +1,15 @@
-"""The running system for integration tests: the real app on a real socket."""
+"""The running system for integration tests: the real lifecycle and app on a real socket."""
 
 from __future__ import annotations
 
 import socket
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
-from adapters.http.app import build_app
-from adapters.runtime.container import Container
+from adapters.runtime.bootstrap import Services
+from adapters.runtime.lifecycle import Running, start
+from adapters.runtime.serve import serve_http
 from adapters.runtime.settings import Settings
 from adapters.telemetry.tracing import Tracing
 
@@ -25,12 +25,15 @@ def free_port() -> int:
 @dataclass
 class RunningSystem:
     base_url: str
-    container: Container
-    runner: web.AppRunner
+    running: Running
+    stack: AsyncExitStack
+
+    @property
+    def services(self) -> Services:
+        return self.running.services
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
-        await self.container.close()
+        await self.stack.aclose()
 
 
 async def start_system(
@@ -41,11 +44,12 @@ async def start_system(
     values: dict[str, Any] = {"http_port": port, "jwt_secret": TEST_SECRET, "nats_url": nats_url, "database_url": database_url}
     values.update(overrides)
     settings = Settings(**values)
-    container = await Container.open(settings, nats_url=nats_url, database_url=database_url, tracing=tracing,
-                                     run_jobs=run_jobs)
-    app = build_app(container)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    return RunningSystem(f"http://127.0.0.1:{port}", container, runner)
+    stack = AsyncExitStack()
+    try:
+        running = await start(stack, settings, nats_url=nats_url, database_url=database_url, project=True,
+                              work=run_jobs, tracing=tracing)
+        await serve_http(stack, running, "127.0.0.1", port)
+    except BaseException:
+        await stack.aclose()
+        raise
+    return RunningSystem(f"http://127.0.0.1:{port}", running, stack)

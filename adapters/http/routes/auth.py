@@ -6,65 +6,66 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from adapters.http.api import Api, actor, command_answer, context, read_body, resource_answer
-from adapters.http.keys import container
-from adapters.http.models import LoginIn, LoginOut, MeOut, RegisterIn, RegisterOut
-from adapters.http.reads import read_model
-from domain.base import utc
-from domain.errors import NotFound, RateLimited
+from adapters.http.api import Api, actor, command_answer, context, read_body, read_query, resource_answer
+from adapters.http.keys import BUS, LIMITERS, READS, TOKENS
+from adapters.http.models import LoginIn, LoginOut, ReadQuery, RegisterIn, RegisterOut
+from commands.ports import Unavailable
+from commands.users import LogIn, RegisterUser
+from domain.errors import NotFound
 from domain.user import account_id
+from projections.documents import UserOut
+
+_LOGIN_LIMITS = (
+    "Failed logins are limited (429 with `Retry-After`, before the password is checked): "
+    "per account and client address, `INKSTREAM_LOGIN_FAILURES_PER_MINUTE` (default 10); per account over "
+    "all addresses, `INKSTREAM_LOGIN_ACCOUNT_FAILURES_PER_MINUTE` (default 100), which does not apply to an "
+    "address the account logged in from successfully in the last `INKSTREAM_LOGIN_KNOWN_ADDRESS_DAYS` (30): "
+    "guesses from elsewhere cannot lock the owner out where they usually log in. A successful login counts "
+    "nothing. Every request from the address also counts against the per-address limit of unauthenticated "
+    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`)."
+)
 
 
-def _expiry(ts: int) -> str:
-    return utc(datetime.fromtimestamp(ts, tz=timezone.utc))
+def _issued(request: web.Request, user_id: str) -> dict[str, str]:
+    issued = request.app[TOKENS].issue(user_id)
+    expires_at = datetime.fromtimestamp(issued.expires_at, tz=timezone.utc)
+    return {"user_id": user_id, "token": issued.token, "expires_at": expires_at.isoformat().replace("+00:00", "Z")}
 
 
 async def register(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, RegisterIn)
-    with c.tracing.span("command User.register"):
-        saved = await c.users.register(context(request), body.email, body.password, body.username)
-    issued = c.tokens.issue(saved.aggregate.user_id)
-    return command_answer(
-        {"user_id": saved.aggregate.user_id, "token": issued.token, "expires_at": _expiry(issued.expires_at)},
-        saved.position,
-        status=201,
-    )
+    saved = await request.app[BUS].handle(RegisterUser(body.email, body.password, body.username), context(request))
+    return command_answer(_issued(request, saved.aggregate.user_id), saved.position, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
-    c = container(request)
+    """A try is reserved before the password is checked (see ``LoginGuard``)."""
     body = await read_body(request, LoginIn)
-    account = f"login:{account_id(body.email)}"
-    wait = c.login_limiter.peek(account)
-    if wait > 0:
-        raise RateLimited("too many failed logins for this account", retry_after=wait)
+    guard = request.app[LIMITERS].login
+    attempt = guard.reserve(account_id(body.email), request.remote or "unknown")
     try:
-        with c.tracing.span("command User.login"):
-            user = await c.users.login(body.email, body.password)
-    except Exception:
-        c.login_limiter.take(account)
+        user = await request.app[BUS].handle(LogIn(body.email, body.password), context(request))
+    except Unavailable:
+        guard.undecided(attempt)
         raise
-    issued = c.tokens.issue(user.user_id)
-    return resource_answer({"user_id": user.user_id, "token": issued.token, "expires_at": _expiry(issued.expires_at)})
+    guard.succeeded(attempt)
+    return resource_answer(_issued(request, user.user_id))
 
 
 async def me(request: web.Request) -> web.Response:
     user_id = actor(request)
-    pool = await read_model(request, ["users"])
-    row = await pool.fetchrow("SELECT user_id, email, username, created_at, version FROM users WHERE user_id = $1", user_id)
-    if row is None:
+    query = read_query(request, ReadQuery)
+    model = await request.app[READS].read(("users",), query.min_position, query.consistency)
+    found = await model.user(user_id)
+    if found is None:
         raise NotFound("user not found")
-    return resource_answer(
-        {"user_id": row["user_id"], "email": row["email"], "username": row["username"], "created_at": utc(row["created_at"])},
-        row["version"],
-    )
+    return resource_answer(found)
 
 
 def register_routes(api: Api) -> None:
     api.operation("POST", "/v1/auth/register", summary="Register a user", tag="auth", body=RegisterIn,
                   response=RegisterOut, status=201, auth=False, errors=(403, 409, 422))(register)
     api.operation("POST", "/v1/auth/login", summary="Log in", tag="auth", body=LoginIn, response=LoginOut,
-                  auth=False, errors=(401,))(login)
-    api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=MeOut,
-                  errors=(404,))(me)
+                  auth=False, errors=(401,), description=_LOGIN_LIMITS)(login)
+    api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=UserOut,
+                  query=ReadQuery, errors=(400, 404))(me)

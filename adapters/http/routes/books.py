@@ -9,7 +9,6 @@ unknown (or malformed, or deleted) id is 404.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -23,18 +22,18 @@ from adapters.http.api import (
     context,
     etag,
     if_match,
-    json_response,
+    page_answer,
     read_body,
     read_query,
     resource_answer,
 )
-from adapters.http.keys import container
+from adapters.http.keys import BUS, READS, REPOSITORY
+from adapters.http.models import ReadQuery
 from adapters.http.models_books import (
     BookChanged,
     BookDeleted,
     BookIn,
     BookListQuery,
-    BookOut,
     BookPage,
     BookPatch,
     ChapterAddIn,
@@ -44,14 +43,21 @@ from adapters.http.models_books import (
     ExportQuery,
     ReorderIn,
 )
-from adapters.http.models_content import ReadQuery
-from adapters.http.reads import read_model
-from adapters.postgres.queries import books as queries
 from commands.authorization import ensure_owner
-from domain.base import utc
-from domain.book import Book, Chapter
-from domain.errors import BadRequest, NotFound
+from commands.books import (
+    AddChapter,
+    CreateBook,
+    DeleteBook,
+    EditChapter,
+    RemoveChapter,
+    ReorderChapters,
+    UpdateBook,
+)
+from commands.repository import Saved
+from domain.book import Book
+from domain.errors import NotFound
 from domain.ids import is_id
+from projections.documents import BookOut, ChapterOut
 
 BOOKS = "books"
 
@@ -59,54 +65,47 @@ BOOKS = "books"
 # -- answers from the aggregate ----------------------------------------------------------
 
 
-def book_payload(book: Book) -> dict[str, Any]:
-    return {
-        "id": book.id_str,
-        "title": book.title,
-        "metadata": book.metadata,
-        "chapters": [{**c.as_dict(), "order": n} for n, c in enumerate(book.chapters, 1)],
-        "owner_id": book.owner_id,
-        "version": book.version,
-        "created_at": utc(book.created_on),
-        "updated_at": utc(book.modified_on),
-    }
+def _book_answer(saved: Saved[Book], status: int = 200, **extra: object) -> web.Response:
+    book = saved.aggregate
+    return command_answer(BookOut.from_aggregate(book), saved.position, status=status, version=book.version, **extra)
 
 
-def chapter_payload(book: Book, chapter: Chapter, order: int) -> dict[str, Any]:
-    return {**chapter.as_dict(), "order": order, "book_id": book.id_str, "book_version": book.version}
+def _chapter_answer(saved: Saved[Book], chapter_id: str, status: int = 200) -> web.Response:
+    book = saved.aggregate
+    chapter = book.chapter(chapter_id)
+    doc = ChapterOut(id=chapter.id, title=chapter.title, content=chapter.content, order=book.order_of(chapter_id))
+    return command_answer(doc, saved.position, status=status, version=book.version, book_id=book.id_str,
+                          book_version=book.version)
 
 
 # -- reads ---------------------------------------------------------------------------------
 
 
-async def _own_book(request: web.Request) -> dict[str, Any]:
+async def _own_book(request: web.Request, query: ReadQuery) -> BookOut:
     """The acting user's book from the read model: unknown → 404, someone else's → 403."""
     user = actor(request)
     book_id = request.match_info["id"]
     if not is_id(book_id):
         raise NotFound(f"book {book_id}")
-    pool = await read_model(request, [BOOKS])
-    book = await queries.get_book(pool, book_id)
+    model = await request.app[READS].read((BOOKS,), query.min_position, query.consistency)
+    book = await model.book(book_id)
     if book is None:
         raise NotFound(f"book {book_id}")
-    ensure_owner(user, book["owner_id"], "book")
+    ensure_owner(user, book.owner_id, "book")
     return book
 
 
 async def get_book(request: web.Request) -> web.Response:
-    read_query(request, ReadQuery)  # validates min_position/consistency
-    book = await _own_book(request)
-    return resource_answer(book, book["version"])
+    book = await _own_book(request, read_query(request, ReadQuery))
+    return resource_answer(book, book.version)
 
 
 async def list_books(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, BookListQuery)
-    if query.cursor is not None and not is_id(query.cursor):
-        raise BadRequest("cursor is not one this list handed out")
-    pool = await read_model(request, [BOOKS])
-    items, next_cursor = await queries.list_books(pool, user, query.limit, query.cursor)
-    return json_response({"items": items, "next_cursor": next_cursor})
+    model = await request.app[READS].read((BOOKS,), query.min_position, query.consistency)
+    page = await model.books(user, query.limit, query.cursor)
+    return page_answer(page.items, page.next_cursor)
 
 
 def _disposition(title: str, filename: str) -> str:
@@ -119,19 +118,19 @@ def _disposition(title: str, filename: str) -> str:
 async def export_book(request: web.Request) -> web.StreamResponse:
     query = read_query(request, ExportQuery)
     fmt = get_format(query.format)
-    book = await _own_book(request)
+    book = await _own_book(request, query)
     response = web.StreamResponse(
         status=200,
         headers={
             "Content-Type": fmt.content_type,
-            "Content-Disposition": _disposition(book["title"], fmt.filename(book["title"])),
-            "ETag": etag(book["version"]),
+            "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
+            "ETag": etag(book.version),
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, no-store",
         },
     )
     await response.prepare(request)
-    for chunk in fmt.render(book):
+    for chunk in fmt.render(book.model_dump(mode="json")):
         await response.write(chunk)
     await response.write_eof()
     return response
@@ -141,85 +140,61 @@ async def export_book(request: web.Request) -> web.StreamResponse:
 
 
 async def create_book(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BookIn)
     chapters = None if body.chapters is None else [ch.model_dump() for ch in body.chapters]
-    with c.tracing.span("command Book.create"):
-        saved = await c.ctx.books.create(context(request), body.title, body.metadata, chapters)
-    return command_answer(book_payload(saved.aggregate), saved.position, status=201, version=saved.aggregate.version)
+    saved = await request.app[BUS].handle(CreateBook(body.title, body.metadata, chapters), context(request))
+    return _book_answer(saved, status=201)
 
 
 async def update_book(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BookPatch)
-    with c.tracing.span("command Book.update"):
-        saved = await c.ctx.books.update(
-            context(request), request.match_info["id"], body.title, body.metadata, if_match(request)
-        )
-    return command_answer(book_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = UpdateBook(request.match_info["id"], body.title, body.metadata, if_match(request))
+    return _book_answer(await request.app[BUS].handle(command, context(request)))
 
 
 async def delete_book(request: web.Request) -> web.Response:
-    c = container(request)
-    with c.tracing.span("command Book.delete"):
-        saved = await c.ctx.books.delete(context(request), request.match_info["id"], if_match(request))
-    payload = {**book_payload(saved.aggregate), "deleted": True}
-    return command_answer(payload, saved.position, version=saved.aggregate.version)
+    command = DeleteBook(request.match_info["id"], if_match(request))
+    return _book_answer(await request.app[BUS].handle(command, context(request)), deleted=True)
 
 
 # -- chapter commands ------------------------------------------------------------------------------
 
 
 async def add_chapter(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, ChapterAddIn)
-    with c.tracing.span("command Book.add_chapter"):
-        saved = await c.ctx.books.add_chapter(
-            context(request), request.match_info["id"], body.title, body.content, body.order, if_match(request)
-        )
-    book = saved.aggregate
-    chapter_id = book.last_added_chapter_id
+    command = AddChapter(request.match_info["id"], body.title, body.content, body.order, if_match(request))
+    saved = await request.app[BUS].handle(command, context(request))
+    chapter_id = saved.aggregate.last_added_chapter_id
     assert chapter_id is not None
-    payload = chapter_payload(book, book.chapter(chapter_id), book.order_of(chapter_id))
-    return command_answer(payload, saved.position, status=201, version=book.version)
+    return _chapter_answer(saved, chapter_id, status=201)
 
 
 async def edit_chapter(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, ChapterPatch)
     chapter_id = request.match_info["cid"]
-    with c.tracing.span("command Book.edit_chapter"):
-        saved = await c.ctx.books.edit_chapter(
-            context(request), request.match_info["id"], chapter_id, body.title, body.content, if_match(request)
-        )
-    book = saved.aggregate
-    payload = chapter_payload(book, book.chapter(chapter_id), book.order_of(chapter_id))
-    return command_answer(payload, saved.position, version=book.version)
+    command = EditChapter(request.match_info["id"], chapter_id, body.title, body.content, if_match(request))
+    return _chapter_answer(await request.app[BUS].handle(command, context(request)), chapter_id)
 
 
 async def remove_chapter(request: web.Request) -> web.Response:
-    c = container(request)
     book_id, chapter_id = request.match_info["id"], request.match_info["cid"]
-    with c.tracing.span("command Book.remove_chapter"):
-        saved = await c.ctx.books.remove_chapter(context(request), book_id, chapter_id, if_match(request))
+    command = RemoveChapter(book_id, chapter_id, if_match(request))
+    saved = await request.app[BUS].handle(command, context(request))
     book_id_str, version = saved.aggregate.id_str, saved.aggregate.version  # before awaiting: the cached copy moves on
     # The removed chapter as it was: the log just before the removal still holds it.
-    before = await c.repo.get(Book, book_id, until_position=saved.position - 1)
-    payload: dict[str, Any] = {"id": chapter_id, "book_id": book_id_str, "book_version": version}
+    before = await request.app[REPOSITORY].get(Book, book_id, until_position=saved.position - 1)
+    extra: dict[str, object] = {"id": chapter_id, "book_id": book_id_str, "book_version": version, "deleted": True}
     if before is not None and chapter_id in before.aggregate.chapter_ids:
         old = before.aggregate
         chapter = old.chapter(chapter_id)
-        payload.update(title=chapter.title, content=chapter.content, order=old.order_of(chapter_id))
-    return command_answer({**payload, "deleted": True}, saved.position, version=version)
+        extra.update(title=chapter.title, content=chapter.content, order=old.order_of(chapter_id))
+    return command_answer({}, saved.position, version=version, **extra)
 
 
 async def reorder_chapters(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, ReorderIn)
-    with c.tracing.span("command Book.reorder"):
-        saved = await c.ctx.books.reorder(context(request), request.match_info["id"], body.chapter_ids,
-                                          if_match(request))
-    return command_answer(book_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = ReorderChapters(request.match_info["id"], body.chapter_ids, if_match(request))
+    return _book_answer(await request.app[BUS].handle(command, context(request)))
 
 
 # -- declarations -------------------------------------------------------------------------------

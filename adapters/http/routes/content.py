@@ -1,15 +1,13 @@
-"""Schemas, buckets and blobs routes.
+"""Schemas, buckets and blobs routes: thin translators between HTTP and commands or queries.
 
 Command answers are built from the aggregate the command saved (the read model
-may lag behind it), in the same shape the matching GET answers from the read
-model. Queries go through ``read_model`` (read-your-writes); the two answers
-that come from the log itself (a blob's history and ``as_of``) read the log,
-which is never behind.
+may lag behind it), as the same document the matching GET answers from the
+read model. Queries wait for read-your-writes (``ReadYourWrites``); the two
+answers that come from the log itself (a blob's history and ``as_of``) read
+the log, which is never behind.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from aiohttp import web
 
@@ -20,11 +18,13 @@ from adapters.http.api import (
     context,
     if_match,
     json_response,
+    page_answer,
     read_body,
     read_query,
     resource_answer,
 )
-from adapters.http.keys import container
+from adapters.http.keys import BUS, READS, REPOSITORY
+from adapters.http.models import ReadQuery
 from adapters.http.models_content import (
     BlobChanged,
     BlobDeleted,
@@ -32,7 +32,6 @@ from adapters.http.models_content import (
     BlobListQuery,
     BlobMigrateIn,
     BlobMoveIn,
-    BlobOut,
     BlobPage,
     BlobPut,
     BlobReadQuery,
@@ -40,99 +39,50 @@ from adapters.http.models_content import (
     BucketDeleted,
     BucketIn,
     BucketListQuery,
-    BucketOut,
     BucketPage,
     BucketPatch,
     HistoryOut,
-    ReadQuery,
     SchemaCreated,
     SchemaIn,
     SchemaListQuery,
-    SchemaOut,
     SchemaPage,
     ValidateIn,
     ValidateOut,
 )
-from adapters.http.reads import read_model
-from adapters.postgres.queries import content as queries
 from commands.authorization import ensure_owner
-from commands.buckets import KEEP
-from domain.base import utc
+from commands.blobs import CreateBlob, DeleteBlob, MigrateBlob, MoveBlob, UpdateBlob
+from commands.buckets import KEEP, CreateBucket, DeleteBucket, UpdateBucket
+from commands.repository import Saved
+from commands.schemas import RegisterSchema, ValidateData
 from domain.blob import Blob
-from domain.bucket import Bucket
 from domain.errors import NotFound
 from domain.ids import is_id
-from domain.schema import NAME_RE, Schema, parse_schema_id, schema_id
+from domain.schema import NAME_RE, parse_schema_id
+from projections.documents import BlobOut, BucketOut, HistoryItem, SchemaOut
+from projections.read_model import ReadModel
 
 SCHEMAS, BUCKETS, BLOBS = "schemas", "buckets", "blobs"
 
-_EMPTY_PAGE: dict[str, Any] = {"items": [], "next_cursor": None}
 
-
-# -- answers from aggregates -------------------------------------------------------------
-
-
-def schema_payload(schema: Schema, version: str) -> dict[str, Any]:
-    entry = schema.versions[version]
-    return {
-        "id": schema_id(schema.name, entry.version),
-        "name": schema.name,
-        "version": entry.version,
-        "schema": entry.schema,
-        "migration": entry.migration,
-        "owner_id": schema.owner_id,
-        "created_at": utc(entry.created_at or schema.modified_on),
-    }
-
-
-def bucket_payload(bucket: Bucket) -> dict[str, Any]:
-    return {
-        "id": bucket.id_str,
-        "name": bucket.name,
-        "type": bucket.type,
-        "parent_id": bucket.parent_id,
-        "owner_id": bucket.owner_id,
-        "created_at": utc(bucket.created_on),
-        "updated_at": utc(bucket.modified_on),
-        "version": bucket.version,
-    }
-
-
-def blob_payload(blob: Blob) -> dict[str, Any]:
-    return {
-        "id": blob.id_str,
-        "owner_id": blob.owner_id,
-        "schema_id": blob.schema_id,
-        "processor_id": blob.processor_id,
-        "data": blob.data,
-        "bucket_ids": list(blob.bucket_ids),
-        "version": blob.version,
-        "created_at": utc(blob.created_on),
-        "updated_at": utc(blob.modified_on),
-    }
-
-
-def _deleted(payload: dict[str, Any]) -> dict[str, Any]:
-    return {**payload, "deleted": True}
+async def _read(request: web.Request, query: ReadQuery, *projections: str) -> ReadModel:
+    return await request.app[READS].read(projections, query.min_position, query.consistency)
 
 
 # -- schemas -------------------------------------------------------------------------------
 
 
 async def create_schema(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, SchemaIn)
     migration = body.migration.model_dump() if body.migration is not None else None
-    with c.tracing.span("command Schema.register"):
-        saved = await c.ctx.schemas.register(context(request), body.name, body.version, body.document, migration)
-    return command_answer(schema_payload(saved.aggregate, body.version), saved.position, status=201)
+    command = RegisterSchema(body.name, body.version, body.document, migration)
+    saved = await request.app[BUS].handle(command, context(request))
+    return command_answer(SchemaOut.from_aggregate(saved.aggregate, body.version), saved.position, status=201)
 
 
 async def get_schema(request: web.Request) -> web.Response:
     actor(request)
-    read_query(request, ReadQuery)  # validates min_position/consistency
-    pool = await read_model(request, [SCHEMAS])
-    found = await queries.get_schema(pool, request.match_info["id"])
+    model = await _read(request, read_query(request, ReadQuery), SCHEMAS)
+    found = await model.schema(request.match_info["id"])
     if found is None:
         raise NotFound(f"schema {request.match_info['id']}")
     return resource_answer(found)
@@ -141,95 +91,93 @@ async def get_schema(request: web.Request) -> web.Response:
 async def list_schemas(request: web.Request) -> web.Response:
     actor(request)
     query = read_query(request, SchemaListQuery)
-    pool = await read_model(request, [SCHEMAS])
+    model = await _read(request, query, SCHEMAS)
     if not NAME_RE.match(query.name):
-        return json_response(_EMPTY_PAGE)
-    return json_response(await queries.list_schema_versions(pool, query.name, query.limit, query.cursor))
+        return page_answer([], None)
+    page = await model.schema_versions(query.name, query.limit, query.cursor)
+    return page_answer(page.items, page.next_cursor)
 
 
 async def validate_against_schema(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, ValidateIn)
-    errors = await c.ctx.schemas.validate(context(request), request.match_info["id"], body.data)
+    errors = await request.app[BUS].handle(ValidateData(request.match_info["id"], body.data), context(request))
     return json_response({"valid": not errors, "errors": [e.as_dict() for e in errors]})
 
 
 # -- buckets ------------------------------------------------------------------------------
 
 
-async def _own_bucket_row(pool: Any, user: str, bucket_id: str) -> dict[str, Any]:
-    """A bucket row of the acting user: unknown → 404, someone else's → 403."""
-    row = await queries.get_bucket(pool, bucket_id) if is_id(bucket_id) else None
-    if row is None:
+async def _own_bucket(model: ReadModel, user: str, bucket_id: str) -> BucketOut:
+    """A bucket of the acting user: unknown → 404, someone else's → 403."""
+    found = await model.bucket(bucket_id) if is_id(bucket_id) else None
+    if found is None:
         raise NotFound(f"bucket {bucket_id}")
-    ensure_owner(user, row["owner_id"], "bucket")
-    return row
+    ensure_owner(user, found.owner_id, "bucket")
+    return found
 
 
 async def create_bucket(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BucketIn)
-    with c.tracing.span("command Bucket.create"):
-        saved = await c.ctx.buckets.create(context(request), body.name, body.type, body.parent_id)
-    return command_answer(bucket_payload(saved.aggregate), saved.position, status=201, version=saved.aggregate.version)
+    saved = await request.app[BUS].handle(CreateBucket(body.name, body.type, body.parent_id), context(request))
+    bucket = saved.aggregate
+    return command_answer(BucketOut.from_aggregate(bucket), saved.position, status=201, version=bucket.version)
 
 
 async def get_bucket(request: web.Request) -> web.Response:
     user = actor(request)
-    read_query(request, ReadQuery)  # validates min_position/consistency
-    pool = await read_model(request, [BUCKETS])
-    row = await _own_bucket_row(pool, user, request.match_info["id"])
-    return resource_answer(row, row["version"])
+    model = await _read(request, read_query(request, ReadQuery), BUCKETS)
+    found = await _own_bucket(model, user, request.match_info["id"])
+    return resource_answer(found, found.version)
 
 
 async def list_buckets(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, BucketListQuery)
-    pool = await read_model(request, [BUCKETS])
+    model = await _read(request, query, BUCKETS)
     if query.parent_id is not None:
-        await _own_bucket_row(pool, user, query.parent_id)
-    return json_response(await queries.list_buckets(pool, user, query.parent_id, query.limit, query.cursor))
+        await _own_bucket(model, user, query.parent_id)
+    page = await model.buckets(user, query.parent_id, query.limit, query.cursor)
+    return page_answer(page.items, page.next_cursor)
 
 
 async def update_bucket(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BucketPatch)
     parent_id = body.parent_id if "parent_id" in body.model_fields_set else KEEP
-    with c.tracing.span("command Bucket.update"):
-        saved = await c.ctx.buckets.update(
-            context(request), request.match_info["id"], body.name, parent_id, if_match(request)
-        )
-    return command_answer(bucket_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = UpdateBucket(request.match_info["id"], body.name, parent_id, if_match(request))
+    saved = await request.app[BUS].handle(command, context(request))
+    bucket = saved.aggregate
+    return command_answer(BucketOut.from_aggregate(bucket), saved.position, version=bucket.version)
 
 
 async def delete_bucket(request: web.Request) -> web.Response:
-    c = container(request)
-    with c.tracing.span("command Bucket.delete"):
-        saved = await c.ctx.buckets.delete(context(request), request.match_info["id"], if_match(request))
-    return command_answer(_deleted(bucket_payload(saved.aggregate)), saved.position, version=saved.aggregate.version)
+    command = DeleteBucket(request.match_info["id"], if_match(request))
+    saved = await request.app[BUS].handle(command, context(request))
+    bucket = saved.aggregate
+    return command_answer(BucketOut.from_aggregate(bucket), saved.position, version=bucket.version, deleted=True)
 
 
 # -- blobs ----------------------------------------------------------------------------------
 
 
+def _blob_answer(saved: Saved[Blob], status: int = 200, **extra: object) -> web.Response:
+    blob = saved.aggregate
+    return command_answer(BlobOut.from_aggregate(blob), saved.position, status=status, version=blob.version, **extra)
+
+
 async def create_blob(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BlobIn)
-    with c.tracing.span("command Blob.create"):
-        saved = await c.ctx.blobs.create(
-            context(request), body.data, body.schema_id, body.processor_id, body.bucket_ids
-        )
-    return command_answer(blob_payload(saved.aggregate), saved.position, status=201, version=saved.aggregate.version)
+    command = CreateBlob(body.data, body.schema_id, body.processor_id, tuple(body.bucket_ids or ()))
+    return _blob_answer(await request.app[BUS].handle(command, context(request)), status=201)
 
 
 async def _blob_as_of(request: web.Request, blob_id: str, position: int) -> web.Response:
-    saved = await container(request).repo.get(Blob, blob_id, until_position=position)
+    saved = await request.app[REPOSITORY].get(Blob, blob_id, until_position=position)
     if saved is None:
         raise NotFound(f"blob {blob_id} at position {position}")
     ensure_owner(actor(request), saved.aggregate.owner_id, "blob")
     if saved.aggregate.deleted:
         raise NotFound(f"blob {blob_id} at position {position}: it was deleted")
-    return resource_answer(blob_payload(saved.aggregate), saved.aggregate.version)
+    return resource_answer(BlobOut.from_aggregate(saved.aggregate), saved.aggregate.version)
 
 
 async def get_blob(request: web.Request) -> web.Response:
@@ -240,60 +188,50 @@ async def get_blob(request: web.Request) -> web.Response:
         raise NotFound(f"blob {blob_id}")
     if query.as_of is not None:
         return await _blob_as_of(request, blob_id, query.as_of)
-    pool = await read_model(request, [BLOBS])
-    row = await queries.get_blob(pool, blob_id)
-    if row is None:
+    model = await _read(request, query, BLOBS)
+    found = await model.blob(blob_id)
+    if found is None:
         raise NotFound(f"blob {blob_id}")
-    ensure_owner(user, row["owner_id"], "blob")
-    return resource_answer(row, row["version"])
+    ensure_owner(user, found.owner_id, "blob")
+    return resource_answer(found, found.version)
 
 
 async def list_blobs(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, BlobListQuery)
-    pool = await read_model(request, [BLOBS, BUCKETS, SCHEMAS])
+    model = await _read(request, query, BLOBS, BUCKETS, SCHEMAS)
     if query.bucket_id is not None:
-        await _own_bucket_row(pool, user, query.bucket_id)
+        await _own_bucket(model, user, query.bucket_id)
     if query.schema_id is not None:
         try:
             parse_schema_id(query.schema_id)
         except ValueError:
-            return json_response(_EMPTY_PAGE)
-    page = await queries.list_blobs(pool, user, query.bucket_id, query.schema_id, query.limit, query.cursor)
-    return json_response(page)
+            return page_answer([], None)
+    page = await model.blobs(user, query.bucket_id, query.schema_id, query.limit, query.cursor)
+    return page_answer(page.items, page.next_cursor)
 
 
 async def update_blob(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BlobPut)
-    with c.tracing.span("command Blob.update"):
-        saved = await c.ctx.blobs.update(context(request), request.match_info["id"], body.data, if_match(request))
-    return command_answer(blob_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = UpdateBlob(request.match_info["id"], body.data, if_match(request))
+    return _blob_answer(await request.app[BUS].handle(command, context(request)))
 
 
 async def move_blob(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BlobMoveIn)
-    with c.tracing.span("command Blob.move"):
-        saved = await c.ctx.blobs.move(
-            context(request), request.match_info["id"], body.from_bucket_id, body.to_bucket_id, if_match(request)
-        )
-    return command_answer(blob_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = MoveBlob(request.match_info["id"], body.from_bucket_id, body.to_bucket_id, if_match(request))
+    return _blob_answer(await request.app[BUS].handle(command, context(request)))
 
 
 async def migrate_blob(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BlobMigrateIn)
-    with c.tracing.span("command Blob.migrate"):
-        saved = await c.ctx.blobs.migrate(context(request), request.match_info["id"], body.schema_id, if_match(request))
-    return command_answer(blob_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = MigrateBlob(request.match_info["id"], body.schema_id, if_match(request))
+    return _blob_answer(await request.app[BUS].handle(command, context(request)))
 
 
 async def delete_blob(request: web.Request) -> web.Response:
-    c = container(request)
-    with c.tracing.span("command Blob.delete"):
-        saved = await c.ctx.blobs.delete(context(request), request.match_info["id"], if_match(request))
-    return command_answer(_deleted(blob_payload(saved.aggregate)), saved.position, version=saved.aggregate.version)
+    command = DeleteBlob(request.match_info["id"], if_match(request))
+    return _blob_answer(await request.app[BUS].handle(command, context(request)), deleted=True)
 
 
 async def blob_history(request: web.Request) -> web.Response:
@@ -301,15 +239,11 @@ async def blob_history(request: web.Request) -> web.Response:
     blob_id = request.match_info["id"]
     if not is_id(blob_id):
         raise NotFound(f"blob {blob_id}")
-    records = await container(request).repo.history(Blob.TYPE, blob_id)
+    records = await request.app[REPOSITORY].history(Blob.TYPE, blob_id)
     if not records:
         raise NotFound(f"blob {blob_id}")
     ensure_owner(user, records[0].data.get("owner_id"), "blob")
-    items = [
-        {"position": r.position, "type": r.type, "version": r.version, "actor": r.actor, "at": utc(r.at), "data": r.data}
-        for r in records
-    ]
-    return json_response({"items": items})
+    return page_answer([HistoryItem.from_record(r) for r in records], None)
 
 
 # -- declarations ---------------------------------------------------------------------------------

@@ -9,201 +9,169 @@ unknown (or malformed) id 404.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from adapters.http.api import Api, actor, command_answer, context, if_match, json_response, read_body, read_query, resource_answer
-from adapters.http.keys import container
-from adapters.http.models_content import ReadQuery
+from adapters.http.api import (
+    Api,
+    actor,
+    command_answer,
+    context,
+    if_match,
+    page_answer,
+    read_body,
+    read_query,
+    resource_answer,
+)
+from adapters.http.keys import BUS, METRICS, READS, REPOSITORY
+from adapters.http.models import ReadQuery
 from adapters.http.models_jobs import (
     BulkRetryIn,
     BulkRetryOut,
     JobChanged,
     JobIn,
     JobListQuery,
-    JobOut,
     JobPage,
     ProcessorChanged,
     ProcessorDeleted,
     ProcessorIn,
     ProcessorListQuery,
-    ProcessorOut,
     ProcessorPage,
     ProcessorPatch,
 )
-from adapters.http.reads import read_model
-from adapters.postgres.queries import jobs as queries
 from commands.authorization import ensure_owner
+from commands.jobs import CancelJob, RequestJob, RetryFailedJobs, RetryJob
+from commands.processors import DeleteProcessor, RegisterProcessor, UpdateProcessor
 from commands.repository import Saved
-from domain.base import utc
 from domain.errors import NotFound
 from domain.ids import is_id
 from domain.job import Job
 from domain.processor import Processor
-from projections.jobs import job_row
+from projections.documents import JobOut, ProcessorOut
+from projections.read_model import ReadModel
 
 PROCESSORS, JOBS = "processors", "jobs"
+
+
+async def _read(request: web.Request, query: ReadQuery, *projections: str) -> ReadModel:
+    return await request.app[READS].read(projections, query.min_position, query.consistency)
 
 
 # -- answers from what a command saved ------------------------------------------------------
 
 
-def processor_payload(processor: Processor) -> dict[str, Any]:
-    return {
-        "id": processor.id_str,
-        "name": processor.name,
-        "type": processor.type,
-        "input_schema": processor.input_schema,
-        "output_schema": processor.output_schema,
-        "config": processor.config,
-        "triggers": processor.triggers,
-        "limits": processor.limits,
-        "owner_id": processor.owner_id,
-        "version": processor.version,
-        "created_at": utc(processor.created_on),
-        "updated_at": utc(processor.modified_on),
-    }
+def _processor_answer(saved: Saved[Processor], status: int = 200, **extra: bool) -> web.Response:
+    processor = saved.aggregate
+    return command_answer(ProcessorOut.from_aggregate(processor), saved.position, status=status,
+                          version=processor.version, **extra)
 
 
 async def _job_answer(request: web.Request, saved: Saved[Job], status: int) -> web.Response:
     """The job as of the command's event, folded from its history (so it has the event's times)."""
-    history = await container(request).repo.history(Job.TYPE, saved.aggregate.id_str, until_position=saved.position)
-    row = job_row(history)
-    assert row is not None
-    return command_answer(queries.job_answer(row), saved.position, status=status, version=row["version"])
-
-
-def _count(request: web.Request, job: Job, status: str) -> None:
-    container(request).metrics.jobs.labels(job.processor_type, status).inc()
+    history = await request.app[REPOSITORY].history(Job.TYPE, saved.aggregate.id_str, until_position=saved.position)
+    job = JobOut.from_history(history)
+    request.app[METRICS].jobs.labels(job.processor_type, job.status).inc()
+    return command_answer(job, saved.position, status=status, version=job.version)
 
 
 # -- processors -------------------------------------------------------------------------------
 
 
-def _processors(request: web.Request) -> Any:
-    return container(request).ctx.jobs.processors
+def _limits(body: ProcessorIn | ProcessorPatch) -> dict[str, int] | None:
+    return body.limits.model_dump(exclude_none=True) if body.limits is not None else None
+
+
+def _triggers(body: ProcessorIn | ProcessorPatch) -> list[dict[str, str | None]] | None:
+    return [t.model_dump() for t in body.triggers] if body.triggers is not None else None
 
 
 async def create_processor(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, ProcessorIn)
-    triggers = [t.model_dump() for t in body.triggers] if body.triggers is not None else None
-    limits = body.limits.model_dump(exclude_none=True) if body.limits is not None else None
-    with c.tracing.span("command Processor.register"):
-        saved = await _processors(request).register(
-            context(request), body.name, body.type, body.config, body.input_schema, body.output_schema, triggers, limits
-        )
-    return command_answer(processor_payload(saved.aggregate), saved.position, status=201,
-                          version=saved.aggregate.version)
+    command = RegisterProcessor(body.name, body.type, body.config, body.input_schema, body.output_schema,
+                                _triggers(body), _limits(body))
+    return _processor_answer(await request.app[BUS].handle(command, context(request)), status=201)
 
 
-async def _own_processor_row(pool: Any, user: str, processor_id: str) -> dict[str, Any]:
-    row = await queries.get_processor(pool, processor_id) if is_id(processor_id) else None
-    if row is None:
+async def _own_processor(model: ReadModel, user: str, processor_id: str) -> ProcessorOut:
+    found = await model.processor(processor_id) if is_id(processor_id) else None
+    if found is None:
         raise NotFound(f"processor {processor_id}")
-    ensure_owner(user, row["owner_id"], "processor")
-    return row
+    ensure_owner(user, found.owner_id, "processor")
+    return found
 
 
 async def get_processor(request: web.Request) -> web.Response:
     user = actor(request)
-    read_query(request, ReadQuery)
-    pool = await read_model(request, [PROCESSORS])
-    row = await _own_processor_row(pool, user, request.match_info["id"])
-    return resource_answer(row, row["version"])
+    query = read_query(request, ReadQuery)
+    found = await _own_processor(await _read(request, query, PROCESSORS), user, request.match_info["id"])
+    return resource_answer(found, found.version)
 
 
 async def list_processors(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, ProcessorListQuery)
-    pool = await read_model(request, [PROCESSORS])
-    return json_response(await queries.list_processors(pool, user, query.limit, query.cursor))
+    page = await (await _read(request, query, PROCESSORS)).processors(user, query.limit, query.cursor)
+    return page_answer(page.items, page.next_cursor)
 
 
 async def update_processor(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, ProcessorPatch)
-    triggers = [t.model_dump() for t in body.triggers] if body.triggers is not None else None
-    limits = body.limits.model_dump(exclude_none=True) if body.limits is not None else None
-    with c.tracing.span("command Processor.update"):
-        saved = await _processors(request).update(
-            context(request), request.match_info["id"], body.config, triggers, limits, if_match(request)
-        )
-    return command_answer(processor_payload(saved.aggregate), saved.position, version=saved.aggregate.version)
+    command = UpdateProcessor(request.match_info["id"], body.config, _triggers(body), _limits(body),
+                              if_match(request))
+    return _processor_answer(await request.app[BUS].handle(command, context(request)))
 
 
 async def delete_processor(request: web.Request) -> web.Response:
-    c = container(request)
-    with c.tracing.span("command Processor.delete"):
-        saved = await _processors(request).delete(context(request), request.match_info["id"], if_match(request))
-    payload = {**processor_payload(saved.aggregate), "deleted": True}
-    return command_answer(payload, saved.position, version=saved.aggregate.version)
+    command = DeleteProcessor(request.match_info["id"], if_match(request))
+    return _processor_answer(await request.app[BUS].handle(command, context(request)), deleted=True)
 
 
 # -- jobs -------------------------------------------------------------------------------------
 
 
-def _jobs(request: web.Request) -> Any:
-    return container(request).ctx.jobs.jobs
-
-
 async def request_job(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, JobIn)
-    with c.tracing.span("command Job.request"):
-        saved = await _jobs(request).request(context(request), body.processor_id, body.input_blob_id)
-    _count(request, saved.aggregate, "pending")
+    saved = await request.app[BUS].handle(RequestJob(body.processor_id, body.input_blob_id), context(request))
     return await _job_answer(request, saved, 202)
 
 
 async def get_job(request: web.Request) -> web.Response:
     user = actor(request)
-    read_query(request, ReadQuery)
+    query = read_query(request, ReadQuery)
     job_id = request.match_info["id"]
     if not is_id(job_id):
         raise NotFound(f"job {job_id}")
-    pool = await read_model(request, [JOBS])
-    row = await queries.get_job(pool, job_id)
-    if row is None:
+    found = await (await _read(request, query, JOBS)).job(job_id)
+    if found is None:
         raise NotFound(f"job {job_id}")
-    ensure_owner(user, row["owner_id"], "job")
-    return resource_answer(row, row["version"])
+    ensure_owner(user, found.owner_id, "job")
+    return resource_answer(found, found.version)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, JobListQuery)
-    pool = await read_model(request, [JOBS, PROCESSORS])
+    model = await _read(request, query, JOBS, PROCESSORS)
     if query.processor_id is not None and is_id(query.processor_id):
-        row = await queries.get_processor(pool, query.processor_id)
-        if row is not None:
-            ensure_owner(user, row["owner_id"], "processor")
-    page = await queries.list_jobs(pool, user, query.processor_id, query.status, query.limit, query.cursor)
-    return json_response(page)
+        processor = await model.processor(query.processor_id)
+        if processor is not None:
+            ensure_owner(user, processor.owner_id, "processor")
+    page = await model.jobs(user, query.processor_id, query.status, query.limit, query.cursor)
+    return page_answer(page.items, page.next_cursor)
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    c = container(request)
-    with c.tracing.span("command Job.cancel"):
-        saved = await _jobs(request).cancel(context(request), request.match_info["id"])
-    _count(request, saved.aggregate, "cancelled")
+    saved = await request.app[BUS].handle(CancelJob(request.match_info["id"]), context(request))
     return await _job_answer(request, saved, 200)
 
 
 async def retry_job(request: web.Request) -> web.Response:
-    c = container(request)
-    with c.tracing.span("command Job.retry"):
-        saved = await _jobs(request).retry(context(request), request.match_info["id"])
-    _count(request, saved.aggregate, "pending")
+    saved = await request.app[BUS].handle(RetryJob(request.match_info["id"]), context(request))
     return await _job_answer(request, saved, 202)
 
 
 async def retry_failed_jobs(request: web.Request) -> web.Response:
-    c = container(request)
     body = await read_body(request, BulkRetryIn)
-    with c.tracing.span("command Job.retry_failed"):
-        result = await _jobs(request).retry_failed(context(request), body.processor_id)
+    result = await request.app[BUS].handle(RetryFailedJobs(body.processor_id), context(request))
     return command_answer({"retried": result.retried}, result.position, status=202)
 
 

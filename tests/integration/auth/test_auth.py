@@ -7,6 +7,7 @@ speak raw HTTP.
 
 from __future__ import annotations
 
+from datetime import timedelta
 import uuid
 
 import aiohttp
@@ -40,7 +41,7 @@ async def test_me_returns_the_registered_user_right_after_registration(system: R
     assert ink.token == reg.token and ink.user_id == reg.user_id
     me = await ink.me()
     assert me.user_id == reg.user_id and me.email == address and me.username == "writer"
-    assert me.created_at.endswith("Z")
+    assert me.created_at.utcoffset() == timedelta(0)  # RFC 3339 UTC on the wire
 
 
 async def test_login_with_the_right_password_gives_a_working_token(system: RunningSystem,

@@ -16,8 +16,8 @@ INKSTREAM = Path(sys.executable).parent / "inkstream"
 
 
 async def _run(system: RunningSystem, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "INKSTREAM_NATS_URL": system.container.nats_url,
-           "INKSTREAM_DATABASE_URL": system.container.database_url}
+    env = {**os.environ, "INKSTREAM_NATS_URL": system.running.nats_url,
+           "INKSTREAM_DATABASE_URL": system.running.database_url}
     proc = await asyncio.create_subprocess_exec(str(INKSTREAM), *args, env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)

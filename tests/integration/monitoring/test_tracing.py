@@ -39,7 +39,7 @@ async def test_a_register_request_is_one_trace_from_http_to_the_projector(
         ) as r:
             assert r.status == 201
             position = (await r.json())["position"]
-    await system.container.watch.wait(position, ["users"], 10)
+    await system.running.watch.wait(position, ["users"], 10)
     for _ in range(50):
         spans = [s for s in exporter.get_finished_spans() if format(s.context.trace_id, "032x") == trace_id]
         if any(s.name.startswith("project users") for s in spans):
@@ -48,11 +48,11 @@ async def test_a_register_request_is_one_trace_from_http_to_the_projector(
     names = {s.name for s in spans}
     print("spans in the trace:", sorted(names))
     assert "HTTP POST /v1/auth/register" in names
-    assert "command User.register" in names
+    assert "command RegisterUser" in names
     assert "eventstore.append" in names
     assert "project users" in names
     by_id = {s.context.span_id: s for s in spans}
     append = next(s for s in spans if s.name == "eventstore.append")
-    assert by_id[append.parent.span_id].name == "command User.register"
+    assert by_id[append.parent.span_id].name == "command RegisterUser"
     project = next(s for s in spans if s.name == "project users")
     assert project.parent is not None and project.parent.span_id == append.context.span_id

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from adapters.client import InkstreamClient
-from adapters.runtime.embedded import EmbeddedNats
+from adapters.runtime.nats_server import EmbeddedNats
 from tests.support.sdk import new_client
 from tests.support.servers import Database, start_nats
 from tests.support.system import RunningSystem, start_system

@@ -35,7 +35,7 @@ def spawn_worker(nats_url: str, dsn: str, port: int, data_dir: Path, log: Path) 
 
 
 async def history(system: RunningSystem, job_id: str) -> list:  # type: ignore[type-arg]
-    return await system.container.repo.history(Job.TYPE, job_id)
+    return await system.services.repo.history(Job.TYPE, job_id)
 
 
 async def outputs_of(ink: InkstreamClient, processor_id: str) -> list:  # type: ignore[type-arg]
@@ -50,7 +50,7 @@ async def test_a_runner_killed_mid_job_is_replaced_and_the_job_ends_once(databas
         try:
             for _ in range(2):
                 port = free_port()
-                proc = spawn_worker(nats.url, system.container.database_url, port, root, root / f"work-{port}.log")
+                proc = spawn_worker(nats.url, system.running.database_url, port, root, root / f"work-{port}.log")
                 workers[proc.pid] = proc
                 await wait_ready(f"http://127.0.0.1:{port}", proc)
             ink = await user(system, "killed")

@@ -44,10 +44,10 @@ async def test_a_job_request_is_one_trace_from_http_to_the_output_blob(database:
 
         appends = {s.attributes.get("ink.event_type"): s for s in found if s.name == "eventstore.append"}
         print("spans in the trace:", sorted((s.name, s.attributes.get("ink.event_type")) for s in found))
-        assert {"HTTP POST /v1/jobs", "command Job.request", "job.run"} <= {s.name for s in found}
+        assert {"HTTP POST /v1/jobs", "command RequestJob", "job.run"} <= {s.name for s in found}
         assert {"Job.Requested", "Job.Started", "Blob.Created", "Job.Completed"} <= set(appends)
         run = next(s for s in found if s.name == "job.run")
         assert by_id[run.parent.span_id] is appends["Job.Requested"]
         for kind in ("Job.Started", "Blob.Created", "Job.Completed"):
             assert run in list(ancestors(appends[kind])), kind
-        assert next(iter(ancestors(appends["Job.Requested"]))).name == "command Job.request"
+        assert next(iter(ancestors(appends["Job.Requested"]))).name == "command RequestJob"

@@ -46,11 +46,11 @@ async def test_each_matching_event_requests_exactly_one_job_and_others_none(
         assert (await ink.wait_for_job(job.id)).status == "completed"
 
     # the same events read again (a restart, a redelivery) request nothing new
-    container = system.container
-    replay = TriggerDispatcher(container.ctx.jobs.jobs, container.repo, container.codec)
-    last = await container.store.last_position()
+    services = system.services
+    replay = TriggerDispatcher(services.bus, services.repo, services.codec)
+    last = await services.store.last_position()
     records = []
-    async for record in container.store.read_all(1):
+    async for record in services.store.read_all(1):
         records.append(record)
         if record.position >= last:
             break

@@ -14,11 +14,11 @@ async def test_invalid_data_for_a_strict_schema_is_refused_and_changes_nothing(
 ) -> None:
     async with InkstreamClient(system.base_url) as ink:
         await ink.register(f"strict-{seeded.owner_token[-8:]}@example.com", "strict-password", "strict")
-        before = await system.container.store.last_position()
+        before = await system.services.store.last_position()
         with pytest.raises(ValidationFailedError) as refused:
             await ink.create_blob({"invalid": "data"}, schema_id=seeded.schema_ids["strict-schema"])
         err = refused.value
         assert err.status == 422 and err.code == "validation_failed" and "validation failed" in str(err)
         assert {e["message"] for e in err.errors} >= {"title is required", "words is required"}
-        assert await system.container.store.last_position() == before, "nothing may reach the log"
+        assert await system.services.store.last_position() == before, "nothing may reach the log"
         assert (await ink.list_blobs()).items == []

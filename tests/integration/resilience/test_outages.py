@@ -14,7 +14,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from adapters.runtime.embedded import EmbeddedNats, EmbeddedPostgres
+from adapters.runtime.nats_server import EmbeddedNats
+from adapters.runtime.postgres_server import EmbeddedPostgres
 from tests.integration.resilience.load import CommandStream, verify_acknowledged
 from tests.support.servers import Database, start_nats, start_throwaway_postgres
 from tests.support.system import start_system
@@ -88,10 +89,10 @@ async def test_nats_killed_during_commands_loses_nothing_acknowledged(own_nats: 
         raise
     try:
         recovery = stream.first_ok_after.get("nats_back")
-        last = await system.container.store.last_position()
-        await system.container.watch.wait(last, [p.name for p in system.container.projections], 15)
+        last = await system.services.store.last_position()
+        await system.running.watch.wait(last, [p.name for p in system.services.projections], 15)
         found, lost = await verify_acknowledged(system.base_url, stream.acked)
-        users = await count_users(system.container.database_url)
+        users = await count_users(system.running.database_url)
         print(
             f"\nkilled nats-server pid {pid} (SIGKILL) after {before} acknowledged commands; "
             f"outage {back_at - killed_at:.1f} s; statuses {dict(stream.statuses)} (during outage {during}); "
@@ -154,8 +155,8 @@ async def test_postgres_stopped_commands_go_on_queries_503_and_read_models_catch
         await system.stop()
         raise
     try:
-        last = await system.container.store.last_position()
-        names = [p.name for p in system.container.projections]
+        last = await system.services.store.last_position()
+        names = [p.name for p in system.services.projections]
         caught_up = await wait_until(lambda: _reached(system, last, names), 10)
         found, lost = await verify_acknowledged(system.base_url, stream.acked)
         rows = await count_users(own_postgres.dsn)
@@ -172,4 +173,4 @@ async def test_postgres_stopped_commands_go_on_queries_503_and_read_models_catch
 
 
 async def _reached(system, position: int, names: list[str]) -> bool:  # type: ignore[no-untyped-def]
-    return system.container.watch.reached(position, names)
+    return system.running.watch.reached(position, names)

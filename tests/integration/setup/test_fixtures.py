@@ -21,6 +21,6 @@ async def test_every_fixture_schema_is_registered_and_readable(system: RunningSy
 
 def test_the_session_servers_are_our_own_processes(system: RunningSystem) -> None:
     # never the machine's shared NATS on 4222: the session started its own from the wheel
-    assert not system.container.nats_url.endswith(":4222")
+    assert not system.running.nats_url.endswith(":4222")
     # a database of the run's own (fresh, named for the test session), never a development one
-    assert system.container.database_url.rsplit("/", 1)[-1].startswith(("ink_test_", "inkstream"))
+    assert system.running.database_url.rsplit("/", 1)[-1].startswith(("ink_test_", "inkstream"))

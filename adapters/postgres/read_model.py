@@ -1,0 +1,335 @@
+"""``projections.read_model.ReadModel`` on PostgreSQL.
+
+Rows are validated into the documents of ``projections.documents`` (the
+columns carry the fields' names), so no query maps fields by hand. Lists are
+keyset-paged: the cursor is opaque to clients (base64url JSON of the last
+row's sort key), so paging stays stable while rows are added. Blobs and
+buckets and processors list oldest first by (created_at, id), jobs newest
+first by (created_at, id), schema versions newest first by semver
+precedence, books by id (UUIDv7: creation order).
+
+A book is read in one SQL statement, so it sees one committed state even while
+the projector commits a batch: the book row's ``chapter_ids`` and the chapter
+rows always agree. Chapter content travels as plain text columns, not inside
+a JSON aggregate, so a big book is not encoded and parsed as JSON once more.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from domain.schema import parse_schema_id
+from projections.documents import (
+    BlobOut,
+    BookOut,
+    BookSummary,
+    BucketOut,
+    ChapterOut,
+    Document,
+    JobOut,
+    ProcessorOut,
+    SchemaOut,
+    UserOut,
+)
+from projections.read_model import MAX_LIMIT, InvalidCursor, Page
+
+D = TypeVar("D", bound=Document)
+
+_SCHEMA_COLUMNS = "id, name, version, owner_id, schema, migration, created_at"
+_LATEST = "ORDER BY major DESC, minor DESC, patch DESC, pre DESC"
+_BUCKET_COLUMNS = "id, name, type, parent_id, owner_id, created_at, updated_at, version"
+_BLOB_COLUMNS = "b.id, b.owner_id, b.schema_id, b.processor_id, b.data, b.bucket_ids, b.version, b.created_at, b.updated_at"
+
+_PROCESSOR_COLUMNS = (
+    "id, owner_id, name, type, input_schema, output_schema, config, triggers, limits, created_at, updated_at, version"
+)
+_JOB_COLUMNS = (
+    "id, owner_id, processor_id, processor_version, processor_type, input_blob_id, output_blob_id, status, error, "
+    'last_error, attempts, "trigger", depth, created_at, started_at, finished_at, updated_at, version'
+)
+
+_GET_BOOK = """
+SELECT b.id, b.owner_id, b.title, b.metadata, b.version, b.created_at, b.updated_at,
+       ch.n, ch.id AS chapter_id, ch.title AS chapter_title, ch.content
+FROM books b
+LEFT JOIN LATERAL (
+    SELECT o.n, c.id, c.title, c.content
+    FROM jsonb_array_elements_text(b.chapter_ids) WITH ORDINALITY AS o(cid, n)
+    JOIN book_chapters c ON c.id = o.cid
+) ch ON true
+WHERE b.id = $1
+ORDER BY ch.n
+"""
+
+_LIST_BOOKS = """
+SELECT b.id, b.owner_id, b.title, b.metadata, b.chapter_count, b.version, b.created_at, b.updated_at,
+       COALESCE((
+           SELECT jsonb_agg(jsonb_build_object('id', c.id, 'title', c.title, 'order', o.n) ORDER BY o.n)
+           FROM jsonb_array_elements_text(b.chapter_ids) WITH ORDINALITY AS o(cid, n)
+           JOIN book_chapters c ON c.id = o.cid
+       ), '[]'::jsonb) AS chapters
+FROM books b
+WHERE b.owner_id = $1 AND ($2::text IS NULL OR b.id > $2)
+ORDER BY b.id
+LIMIT $3
+"""
+
+
+def _json(value: Any) -> Any:
+    """A jsonb object or array as Python values, with or without the pool's JSON codec.
+
+    Only for columns that never hold a bare JSON string: with the codec a
+    jsonb string arrives as a ``str`` that must not be parsed again.
+    """
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _row(row: asyncpg.Record, *json_columns: str) -> dict[str, Any]:
+    fields = dict(row)
+    for column in json_columns:
+        fields[column] = _json(fields[column])
+    return fields
+
+
+def encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise InvalidCursor("invalid cursor") from None
+    if not isinstance(key, list) or len(key) != size:
+        raise InvalidCursor("invalid cursor")
+    # A forged cursor must not reach PostgreSQL with what it refuses (NUL, out-of-range integers).
+    for part in key:
+        if (isinstance(part, str) and "\x00" in part) or (isinstance(part, int) and not -(2**63) <= part < 2**63):
+            raise InvalidCursor("invalid cursor")
+    return key
+
+
+def _time_cursor(cursor: str | None) -> tuple[datetime | None, str | None]:
+    if not cursor:
+        return None, None
+    at, last_id = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(at), str(last_id)
+    except (TypeError, ValueError):
+        raise InvalidCursor("invalid cursor") from None
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_LIMIT))
+
+
+def _page(rows: list[asyncpg.Record], limit: int, shape: Callable[[asyncpg.Record], D],
+          key: Callable[[asyncpg.Record], list[Any]]) -> Page[D]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([shape(r) for r in rows], encode_cursor(key(rows[-1])) if more else None)
+
+
+def _time_key(row: asyncpg.Record) -> list[Any]:
+    return [row["created_at"].isoformat(), row["id"]]
+
+
+def _schema(row: asyncpg.Record) -> SchemaOut:
+    return SchemaOut.model_validate(_row(row, "schema", "migration"))
+
+
+def _bucket(row: asyncpg.Record) -> BucketOut:
+    return BucketOut.model_validate(dict(row))
+
+
+def _blob(row: asyncpg.Record) -> BlobOut:
+    # ``data`` may be any JSON value, a string included: decoded by the pool's codec.
+    return BlobOut.model_validate(_row(row, "bucket_ids"))
+
+
+def _processor(row: asyncpg.Record) -> ProcessorOut:
+    return ProcessorOut.model_validate(_row(row, "config", "triggers", "limits"))
+
+
+def _job(row: asyncpg.Record) -> JobOut:
+    fields = dict(row)
+    for column in ("error", "last_error", "trigger"):
+        if fields[column] is not None:
+            fields[column] = _json(fields[column])
+    return JobOut.model_validate(fields)
+
+
+class PostgresReadModel:
+    """Implements ``projections.read_model.ReadModel``; ``conn`` is a pool or a connection."""
+
+    def __init__(self, conn: asyncpg.Pool | asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def user(self, user_id: str) -> UserOut | None:
+        row = await self._conn.fetchrow(
+            "SELECT user_id, email, username, created_at FROM users WHERE user_id = $1", user_id
+        )
+        return UserOut.model_validate(dict(row)) if row is not None else None
+
+    async def user_account(self, user_id: str) -> str | None:
+        return await self._conn.fetchval("SELECT account_id FROM users WHERE user_id = $1", user_id)
+
+    async def schema(self, schema_id: str) -> SchemaOut | None:
+        try:
+            name, version = parse_schema_id(schema_id)
+        except ValueError:
+            return None
+        if version is None:
+            row = await self._conn.fetchrow(
+                f"SELECT {_SCHEMA_COLUMNS} FROM schemas WHERE name = $1 {_LATEST} LIMIT 1", name
+            )
+        else:
+            row = await self._conn.fetchrow(f"SELECT {_SCHEMA_COLUMNS} FROM schemas WHERE id = $1", schema_id)
+        return _schema(row) if row is not None else None
+
+    async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
+        limit = _limit(limit)
+        after = decode_cursor(cursor, 4) if cursor else [None, None, None, None]
+        if cursor and not (all(isinstance(v, int) for v in after[:3]) and isinstance(after[3], str)):
+            raise InvalidCursor("invalid cursor")
+        rows = await self._conn.fetch(
+            f"SELECT {_SCHEMA_COLUMNS}, major, minor, patch, pre FROM schemas"
+            " WHERE name = $1 AND ($2::bigint IS NULL OR (major, minor, patch, pre) < ($2, $3, $4, $5))"
+            f" {_LATEST} LIMIT $6",
+            name,
+            *after,
+            limit + 1,
+        )
+        return _page(rows, limit, _schema, lambda r: [r["major"], r["minor"], r["patch"], r["pre"]])
+
+    async def bucket(self, bucket_id: str) -> BucketOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE id = $1", bucket_id)
+        return _bucket(row) if row is not None else None
+
+    async def buckets(self, owner_id: str, parent_id: str | None, limit: int, cursor: str | None) -> Page[BucketOut]:
+        limit = _limit(limit)
+        at, last_id = _time_cursor(cursor)
+        rows = await self._conn.fetch(
+            f"SELECT {_BUCKET_COLUMNS} FROM buckets"
+            " WHERE owner_id = $1 AND parent_id IS NOT DISTINCT FROM $2"
+            " AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))"
+            " ORDER BY created_at, id LIMIT $5",
+            owner_id,
+            parent_id,
+            at,
+            last_id,
+            limit + 1,
+        )
+        return _page(rows, limit, _bucket, _time_key)
+
+    async def bucket_is_empty(self, bucket_id: str) -> bool:
+        return not await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM buckets WHERE parent_id = $1)"
+            " OR EXISTS (SELECT 1 FROM blob_buckets WHERE bucket_id = $1)",
+            bucket_id,
+        )
+
+    async def blob(self, blob_id: str) -> BlobOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_BLOB_COLUMNS} FROM blobs b WHERE b.id = $1", blob_id)
+        return _blob(row) if row is not None else None
+
+    async def blobs(self, owner_id: str, bucket_id: str | None, schema_id: str | None, limit: int,
+                    cursor: str | None) -> Page[BlobOut]:
+        limit = _limit(limit)
+        at, last_id = _time_cursor(cursor)
+        if schema_id is not None and "@" not in schema_id:
+            latest = await self.schema(schema_id)
+            if latest is None:
+                return Page([])
+            schema_id = latest.id
+        params: list[Any] = [owner_id]
+        where = ["b.owner_id = $1"]
+        source = "blobs b"
+        if bucket_id is not None:
+            params.append(bucket_id)
+            source = f"blob_buckets bb JOIN blobs b ON b.id = bb.blob_id AND bb.bucket_id = ${len(params)}"
+        if schema_id is not None:
+            params.append(schema_id)
+            where.append(f"b.schema_id = ${len(params)}")
+        if at is not None:
+            params += [at, last_id]
+            where.append(f"(b.created_at, b.id) > (${len(params) - 1}, ${len(params)})")
+        params.append(limit + 1)
+        rows = await self._conn.fetch(
+            f"SELECT {_BLOB_COLUMNS} FROM {source} WHERE {' AND '.join(where)}"
+            f" ORDER BY b.created_at, b.id LIMIT ${len(params)}",
+            *params,
+        )
+        return _page(rows, limit, _blob, _time_key)
+
+    async def book(self, book_id: str) -> BookOut | None:
+        rows = await self._conn.fetch(_GET_BOOK, book_id)
+        if not rows:
+            return None
+        first = rows[0]
+        chapters = [
+            ChapterOut(id=r["chapter_id"], title=r["chapter_title"], order=n, content=r["content"])
+            for n, r in enumerate((r for r in rows if r["chapter_id"] is not None), 1)
+        ]
+        return BookOut(
+            id=first["id"], title=first["title"], metadata=_json(first["metadata"]), chapters=chapters,
+            owner_id=first["owner_id"], version=first["version"], created_at=first["created_at"],
+            updated_at=first["updated_at"],
+        )
+
+    async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
+        limit = _limit(limit)
+        if cursor is not None:
+            cursor = str(decode_cursor(cursor, 1)[0])
+        rows = await self._conn.fetch(_LIST_BOOKS, owner_id, cursor, limit + 1)
+        return _page(rows, limit, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
+                     lambda r: [r["id"]])
+
+    async def processor(self, processor_id: str) -> ProcessorOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE id = $1", processor_id)
+        return _processor(row) if row is not None else None
+
+    async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
+        limit = _limit(limit)
+        at, last_id = _time_cursor(cursor)
+        rows = await self._conn.fetch(
+            f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE owner_id = $1"
+            " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
+            owner_id, at, last_id, limit + 1,
+        )  # fmt: skip
+        return _page(rows, limit, _processor, _time_key)
+
+    async def job(self, job_id: str) -> JobOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
+        return _job(row) if row is not None else None
+
+    async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
+                   cursor: str | None) -> Page[JobOut]:
+        limit = _limit(limit)
+        at, last_id = _time_cursor(cursor)
+        rows = await self._conn.fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = $1"
+            " AND ($2::text IS NULL OR processor_id = $2) AND ($3::text IS NULL OR status = $3)"
+            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
+            " ORDER BY created_at DESC, id DESC LIMIT $6",
+            owner_id, processor_id, status, at, last_id, limit + 1,
+        )  # fmt: skip
+        return _page(rows, limit, _job, _time_key)
+
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT id FROM jobs WHERE processor_id = $1 AND status = ANY($2::text[]) ORDER BY created_at, id",
+            processor_id, list(statuses),
+        )  # fmt: skip
+        return [r["id"] for r in rows]
+
+    async def running_job_ids(self, owner_id: str) -> set[str]:
+        rows = await self._conn.fetch("SELECT id FROM jobs WHERE owner_id = $1 AND status = 'running'", owner_id)
+        return {r["id"] for r in rows}

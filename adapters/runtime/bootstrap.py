@@ -1,0 +1,158 @@
+"""The composition root: the one place that builds the object graph.
+
+``bootstrap`` is pure construction, in the manner of cosmicpython's
+``bootstrap.py``: it takes the edges that do I/O (the log, the read model,
+the sandbox...) as arguments, so production (``lifecycle.start``), the CLI and
+the tests build the same graph and differ only in what they pass in. Nothing
+here connects, starts or stops anything; that is ``lifecycle``'s job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.http.limits import Limiters
+from adapters.http.login_guard import LoginGuard
+from adapters.http.ratelimit import TokenBucketLimiter
+from adapters.http.tokens import TokenService
+from adapters.processors.base import HttpSessions, ProcessorDeps
+from adapters.processors.catalog import ProcessorCatalog
+from adapters.processors.sandbox_bridge import ThreadedSandbox
+from adapters.read_your_writes import ReadYourWrites
+from adapters.runtime.settings import Settings
+from adapters.security.passwords import Argon2Hasher
+from adapters.telemetry.metrics import Metrics
+from adapters.telemetry.tracing import Tracing
+from adapters.validation.json_schema import JsonSchemaValidator
+from commands.blobs import BlobHandlers
+from commands.books import BookHandlers
+from commands.buckets import BucketHandlers
+from commands.bus import CommandBus
+from commands.job_runs import JobReads, JobRunHandlers
+from commands.jobs import JobHandlers
+from commands.ports import EventStore, PasswordHasher, Sandbox, SchemaValidator
+from commands.processors import ProcessorHandlers
+from commands.repository import Repository
+from commands.schemas import SchemaHandlers, SchemaRegistry
+from commands.users import UserHandlers
+from domain.base import EventCodec, InkAggregate
+from domain.blob import Blob
+from domain.book import Book
+from domain.bucket import Bucket
+from domain.job import Job
+from domain.processor import Processor
+from domain.schema import Schema
+from domain.user import User
+from projections.blobs import BlobProjection
+from projections.books import BooksProjection
+from projections.buckets import BucketProjection
+from projections.changes import Projection
+from projections.jobs import JobProjection
+from projections.processors import ProcessorProjection
+from projections.read_model import ProjectionPositions, ReadModel
+from projections.schemas import SchemaProjection
+from projections.users import UsersProjection
+
+
+def aggregates() -> list[type[InkAggregate]]:
+    return [User, Schema, Bucket, Blob, Book, Processor, Job]
+
+
+def projections() -> list[Projection]:
+    return [
+        UsersProjection(), SchemaProjection(), BucketProjection(), BlobProjection(), BooksProjection(),
+        ProcessorProjection(), JobProjection(),
+    ]
+
+
+def processor_deps(settings: Settings, sandbox: ThreadedSandbox | None = None,
+                   http: HttpSessions | None = None) -> ProcessorDeps:
+    """What processor types are made with: the sandbox, one HTTP session, the model endpoint's settings."""
+    return ProcessorDeps(
+        sandbox=sandbox or ThreadedSandbox(),
+        http=http or HttpSessions(),
+        llm_base_url=settings.llm_base_url,
+        llm_api_key=settings.llm_api_key,
+        llm_timeout_seconds=settings.llm_timeout_seconds,
+        llm_max_retries=settings.llm_max_retries,
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a role uses, built once per process."""
+
+    settings: Settings
+    store: EventStore
+    codec: EventCodec
+    repo: Repository
+    bus: CommandBus
+    reads: ReadYourWrites
+    tokens: TokenService
+    limiters: Limiters
+    metrics: Metrics
+    tracing: Tracing
+    projections: tuple[Projection, ...]
+    processor_types: ProcessorCatalog
+    job_reads: JobReads
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    store: EventStore,
+    read_model: ReadModel,
+    positions: ProjectionPositions,
+    sandbox: Sandbox,
+    validator: SchemaValidator | None = None,
+    hasher: PasswordHasher | None = None,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+    processors: ProcessorDeps | None = None,
+) -> Services:
+    metrics = metrics or Metrics()
+    tracing = tracing or Tracing(settings.service_name)
+    validator = validator or JsonSchemaValidator()
+    hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
+                                    settings.argon2_parallelism)
+    codec = EventCodec(aggregates())
+    repo = Repository(store, codec)
+    reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
+    schemas = SchemaRegistry(repo, validator)
+    processor_types = ProcessorCatalog.discover(processors or processor_deps(settings))
+    contexts = (
+        UserHandlers(repo, hasher),
+        SchemaHandlers(repo, schemas, validator, sandbox),
+        BucketHandlers(repo, reads),
+        BlobHandlers(repo, schemas, sandbox),
+        BookHandlers(repo),
+        ProcessorHandlers(repo, schemas, processor_types),
+        JobHandlers(repo, processor_types, reads),
+        JobRunHandlers(repo, schemas),
+    )
+    bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
+                     tracing)
+    limiters = Limiters(
+        user=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        anonymous=TokenBucketLimiter(settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst),
+        login=LoginGuard(
+            settings.login_failures_per_minute,
+            settings.login_account_failures_per_minute,
+            known_address_seconds=settings.login_known_address_days * 86400,
+        ),
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        codec=codec,
+        repo=repo,
+        bus=bus,
+        reads=reads,
+        tokens=TokenService(settings.resolve_jwt_secret(), settings.jwt_lifetime_seconds),
+        limiters=limiters,
+        metrics=metrics,
+        tracing=tracing,
+        projections=tuple(projections()),
+        processor_types=processor_types,
+        job_reads=JobReads(repo, schemas),
+    )

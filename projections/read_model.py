@@ -1,0 +1,119 @@
+"""What queries ask of a read-model store: the port every store implements.
+
+The HTTP layer serves every query through this port, so a second store
+(MongoDB) answers the same questions with the same documents, the same
+ordering and the same paging. Cursors are opaque to clients; a store refuses
+one it did not hand out with ``InvalidCursor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from projections.documents import (
+    BlobOut,
+    BookOut,
+    BookSummary,
+    BucketOut,
+    Document,
+    JobOut,
+    ProcessorOut,
+    SchemaOut,
+    UserOut,
+)
+
+D = TypeVar("D", bound=Document)
+
+MAX_LIMIT = 500
+
+
+class BadQuery(Exception):
+    """Query parameters no store can answer (the client's mistake, not the store's)."""
+
+
+class InvalidCursor(BadQuery):
+    """A list cursor this store never handed out (forged, truncated or from another list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[D]):
+    items: list[D]
+    next_cursor: str | None = None
+
+
+class ReadModel(Protocol):
+    async def user(self, user_id: str) -> UserOut | None: ...
+
+    async def user_account(self, user_id: str) -> str | None:
+        """The id of the user's aggregate (a hash of the email), for audits by public ``user_id``."""
+        ...
+
+    async def schema(self, schema_id: str) -> SchemaOut | None:
+        """``name@version``, or a bare name for its latest version."""
+        ...
+
+    async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
+        """Newest (highest semver precedence) first."""
+        ...
+
+    async def bucket(self, bucket_id: str) -> BucketOut | None: ...
+
+    async def buckets(self, owner_id: str, parent_id: str | None, limit: int, cursor: str | None) -> Page[BucketOut]:
+        """The owner's children of ``parent_id`` (None: their roots), oldest first."""
+        ...
+
+    async def bucket_is_empty(self, bucket_id: str) -> bool:
+        """No child buckets and no blobs."""
+        ...
+
+    async def blob(self, blob_id: str) -> BlobOut | None: ...
+
+    async def blobs(self, owner_id: str, bucket_id: str | None, schema_id: str | None, limit: int,
+                    cursor: str | None) -> Page[BlobOut]:
+        """The owner's blobs, oldest first, optionally in one bucket and/or of one schema
+        version (a bare name means its latest version)."""
+        ...
+
+    async def book(self, book_id: str) -> BookOut | None: ...
+
+    async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
+        """The owner's books in creation order, without chapter contents."""
+        ...
+
+
+    async def processor(self, processor_id: str) -> ProcessorOut | None: ...
+
+    async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
+        """The owner's processors, oldest first."""
+        ...
+
+    async def job(self, job_id: str) -> JobOut | None: ...
+
+    async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
+                   cursor: str | None) -> Page[JobOut]:
+        """The owner's jobs, newest first, optionally of one processor and/or in one status."""
+        ...
+
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
+        """A processor's jobs in one of ``statuses``, oldest first."""
+        ...
+
+    async def running_job_ids(self, owner_id: str) -> set[str]:
+        """A user's running jobs (every runner's): the runners' fairness count."""
+        ...
+
+
+class ProjectionPositions(Protocol):
+    """How far each projection has applied the log: what read-your-writes waits on."""
+
+    def position(self, name: str) -> int: ...
+
+    def reached(self, position: int, names: Iterable[str]) -> bool: ...
+
+    async def wait(self, position: int, names: Iterable[str], timeout: float) -> None:
+        """Return once every named projection is at ``position`` or later; raise
+        ``commands.ports.Unavailable`` when that does not happen within ``timeout``
+        or the store is unreachable."""
+        ...
