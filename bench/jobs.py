@@ -147,9 +147,11 @@ async def _new_processor(http: aiohttp.ClientSession, headers: dict[str, str]) -
 
 
 async def sandbox_limit(count: int) -> dict[str, float]:
-    from adapters.processors.sandbox_bridge import ThreadedSandbox
+    """The sandbox as a runner has it: a pool with one worker per job it runs at once."""
+    from adapters.sandbox.pool import SandboxPool
 
-    sandbox = ThreadedSandbox()
+    sandbox = SandboxPool(workers=RUNNER_CONCURRENCY, timeout_ms=30_000, max_memory_mb=64)
+    await sandbox.start()
     try:
         await sandbox.call(TRANSFORM, "process", INPUT)
         began = time.perf_counter()
@@ -166,7 +168,7 @@ async def sandbox_limit(count: int) -> dict[str, float]:
         await asyncio.gather(*(one() for _ in range(count)))
         concurrent = count / (time.perf_counter() - began)
     finally:
-        sandbox.close()
+        await sandbox.close()
     return {"serial": serial, "concurrent": concurrent}
 
 

@@ -8,13 +8,13 @@ happen inside the decision, on the very aggregate the append is based on.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from domain.blob import Blob
+from domain.blob import Blob, check_data
 from domain.errors import NotFound, invalid
 from domain.ids import is_id
+from domain.limits import MAX_BUCKETS_PER_BLOB, Limits
 from domain.schema import parse_schema_id
 
 from commands.authorization import changeable, require_actor
@@ -22,7 +22,7 @@ from commands.buckets import owned_bucket
 from commands.bus import Handler
 from commands.ports import Sandbox, SandboxError
 from commands.repository import Context, Repository, Saved
-from commands.schemas import MIGRATE_FUNCTION, SchemaRegistry
+from commands.schemas import MIGRATE_FUNCTION, ResolvedSchema, SchemaRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,28 +62,40 @@ class DeleteBlob:
 
 
 class BlobHandlers:
-    def __init__(self, repository: Repository, schemas: SchemaRegistry, sandbox: Sandbox) -> None:
+    def __init__(
+        self, repository: Repository, schemas: SchemaRegistry, sandbox: Sandbox, limits: Limits = Limits()
+    ) -> None:
         self._repo = repository
         self._schemas = schemas
         self._sandbox = sandbox
+        self._limits = limits
 
     def handlers(self) -> dict[type, Handler]:
         return {CreateBlob: self.create, UpdateBlob: self.update, MoveBlob: self.move,
                 MigrateBlob: self.migrate, DeleteBlob: self.delete}
 
+    def _ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        """Storable and within the size limit first (cheap, and the validator must not see a
+        value nested deeper than the log allows), then against the schema."""
+        check_data(data, self._limits, what)
+        self._schemas.ensure_valid(resolved, data, what)
+
     async def create(self, cmd: CreateBlob, ctx: Context) -> Saved[Blob]:
         """Nothing is appended unless the schema and every bucket exist and the data is valid."""
         owner_id = require_actor(ctx.actor)
         resolved = await self._schemas.resolve(cmd.schema_id) if cmd.schema_id is not None else None
+        if len(cmd.bucket_ids) > MAX_BUCKETS_PER_BLOB:  # before loading each of them from the log
+            raise invalid("/bucket_ids", f"a blob is filed in at most {MAX_BUCKETS_PER_BLOB} buckets")
         for bucket_id in cmd.bucket_ids:
             await owned_bucket(self._repo, ctx, bucket_id)
         if cmd.processor_id is not None and not is_id(cmd.processor_id):
             raise invalid("/processor_id", "must be a processor id")
         if resolved is not None:
-            self._schemas.ensure_valid(resolved, cmd.data)
+            self._ensure_valid(resolved, cmd.data)
         typed_as = resolved.id if resolved is not None else None
         return await self._repo.execute(
-            Blob, None, lambda _: Blob.create(owner_id, cmd.data, typed_as, cmd.processor_id, list(cmd.bucket_ids)),
+            Blob, None,
+            lambda _: Blob.create(owner_id, cmd.data, typed_as, cmd.processor_id, list(cmd.bucket_ids), self._limits),
             ctx,
         )
 
@@ -91,8 +103,8 @@ class BlobHandlers:
         async def decide(current: Blob | None) -> Blob:
             blob = changeable(ctx.actor, "blob", cmd.blob_id, current, cmd.expected_version)
             if blob.schema_id is not None:
-                self._schemas.ensure_valid(await self._schemas.resolve(blob.schema_id), cmd.data)
-            blob.update(cmd.data)
+                self._ensure_valid(await self._schemas.resolve(blob.schema_id), cmd.data)
+            blob.update(cmd.data, self._limits)
             return blob
 
         return await self._repo.execute(Blob, _checked(cmd.blob_id), decide, ctx)
@@ -125,7 +137,7 @@ class BlobHandlers:
             blob = changeable(ctx.actor, "blob", cmd.blob_id, current, cmd.expected_version)
             target = await self._schemas.resolve(cmd.schema_id)
             data = await self._migrated_data(blob, target)
-            blob.migrate(target.id, data)
+            blob.migrate(target.id, data, self._limits)
             return blob
 
         return await self._repo.execute(Blob, _checked(cmd.blob_id), decide, ctx)
@@ -146,10 +158,10 @@ class BlobHandlers:
         for step in path:
             assert step.migration is not None
             try:
-                data = await asyncio.to_thread(self._sandbox.call, step.migration["transform"], MIGRATE_FUNCTION, data)
+                data = await self._sandbox.call(step.migration["transform"], MIGRATE_FUNCTION, data)
             except SandboxError as exc:
                 raise invalid("/schema_id", f"the migration to {name}@{step.version} failed: {exc}") from None
-        self._schemas.ensure_valid(target, data, what="the migrated data")
+        self._ensure_valid(target, data, what="the migrated data")
         return data
 
 

@@ -17,6 +17,7 @@ from commands.repository import Context, Repository, Saved
 from domain.book import Book
 from domain.errors import NotFound
 from domain.ids import is_id
+from domain.limits import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +76,20 @@ class ReorderChapters:
 
 
 class BookHandlers:
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, limits: Limits = Limits()) -> None:
         self._repo = repo
+        self._limits = limits
 
     def handlers(self) -> dict[type, Handler]:
         return {
             CreateBook: self.create,
-            UpdateBook: lambda c, ctx: self._change(ctx, c, lambda b: b.update(c.title, c.metadata)),
+            UpdateBook: lambda c, ctx: self._change(ctx, c, lambda b: b.update(c.title, c.metadata, self._limits)),
             DeleteBook: lambda c, ctx: self._change(ctx, c, lambda b: b.delete()),
-            AddChapter: lambda c, ctx: self._change(ctx, c, lambda b: b.add_chapter(c.title, c.content, c.order)),
+            AddChapter: lambda c, ctx: self._change(
+                ctx, c, lambda b: b.add_chapter(c.title, c.content, c.order, self._limits)
+            ),
             EditChapter: lambda c, ctx: self._change(
-                ctx, c, lambda b: b.edit_chapter(_checked(c.chapter_id, "chapter"), c.title, c.content)
+                ctx, c, lambda b: b.edit_chapter(_checked(c.chapter_id, "chapter"), c.title, c.content, self._limits)
             ),
             RemoveChapter: lambda c, ctx: self._change(
                 ctx, c, lambda b: b.remove_chapter(_checked(c.chapter_id, "chapter"))
@@ -97,7 +101,7 @@ class BookHandlers:
         """One ``Created`` event with every chapter; any invalid chapter fails the whole command."""
         owner = require_actor(ctx.actor)
         return await self._repo.execute(
-            Book, None, lambda _: Book.create(owner, cmd.title, cmd.metadata, cmd.chapters), ctx
+            Book, None, lambda _: Book.create(owner, cmd.title, cmd.metadata, cmd.chapters, self._limits), ctx
         )
 
     async def _change(self, ctx: Context, cmd: UpdateBook | DeleteBook | AddChapter | EditChapter | RemoveChapter

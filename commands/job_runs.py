@@ -29,6 +29,7 @@ from domain.blob import Blob
 from domain.errors import ConcurrencyError, DomainError, FieldError, NotFound
 from domain.ids import hashed_id
 from domain.job import Job
+from domain.limits import Limits
 from domain.processor import Processor
 from domain.recorded import Recorded
 
@@ -116,9 +117,10 @@ class DiscardOutput:
 
 
 class JobRunHandlers:
-    def __init__(self, repository: Repository, schemas: SchemaRegistry) -> None:
+    def __init__(self, repository: Repository, schemas: SchemaRegistry, limits: Limits = Limits()) -> None:
         self._repo = repository
         self._schemas = schemas
+        self._limits = limits
 
     def handlers(self) -> dict[type, Handler]:
         return {StartAttempt: self.start, RecordAttemptFailure: self.attempt_failed, CompleteJob: self.complete,
@@ -169,8 +171,8 @@ class JobRunHandlers:
             return await self._repo.execute(
                 Blob,
                 None,
-                lambda _: Blob.create(job.owner_id, cmd.data, processor.output_schema, processor.id_str, [], source,
-                                      blob_id=blob_id),
+                lambda _: Blob.create(job.owner_id, cmd.data, processor.output_schema, processor.id_str, [],
+                                      self._limits, source=source, blob_id=blob_id),
                 ctx,
             )
         except ConcurrencyError:
@@ -207,10 +209,7 @@ class JobReads:
 
     async def job(self, job_id: str) -> Saved[Job] | None:
         """The job as the log holds it now (kept for the transition that usually follows)."""
-        saved = await self._repo.get(Job, job_id)
-        if saved is not None:
-            self._repo.remember(saved)
-        return saved
+        return await self._repo.get_and_keep(Job, job_id)
 
     async def last_event(self, job_id: str) -> Recorded | None:
         records = await self._repo.history(Job.TYPE, job_id)

@@ -21,6 +21,8 @@ class Appended:
 
     position: int
     duplicate: bool = False
+    size: int = 0
+    """Bytes of the event's payload as stored (0 when unknown)."""
 
 
 class LogCursor(Protocol):
@@ -102,15 +104,41 @@ class SandboxError(Exception):
 
 
 class Sandbox(Protocol):
-    """Runs user JavaScript with no I/O, a time limit and a memory limit.
+    """Runs user JavaScript with no I/O, a time limit and a memory limit, never in
+    a way that can take the caller's process down.
 
-    ``compile_check`` answers None when ``source`` defines ``function``, else a
-    readable reason; ``call`` raises ``SandboxError``.
+    ``source`` is the body of a function (as ``new Function(source)`` reads it)
+    that declares ``function``. ``compile_check`` answers None when it compiles
+    and declares it, else a readable reason; it runs none of the source.
+    ``call`` runs the source's top level, then ``function(argument)``, and raises
+    ``SandboxError``. ``call_many`` does the same for each argument in one round
+    trip (the top level runs once), answering a result or a ``SandboxError`` per
+    argument. Limits default to the sandbox's own; ``timeout_ms`` applies to each
+    argument. Cancelling the awaiting task stops the JavaScript. When no worker
+    is free in time, ``domain.errors.Unavailable``.
     """
 
-    def compile_check(self, source: str, function: str) -> str | None: ...
+    async def compile_check(self, source: str, function: str) -> str | None: ...
 
-    def call(self, source: str, function: str, argument: Any) -> Any: ...
+    async def call(
+        self,
+        source: str,
+        function: str,
+        argument: Any,
+        *,
+        timeout_ms: int | None = None,
+        max_memory_mb: int | None = None,
+    ) -> Any: ...
+
+    async def call_many(
+        self,
+        source: str,
+        function: str,
+        arguments: list[Any],
+        *,
+        timeout_ms: int | None = None,
+        max_memory_mb: int | None = None,
+    ) -> list[Any | SandboxError]: ...
 
 
 class PasswordHasher(Protocol):

@@ -5,6 +5,12 @@ their last event. A stale entry cannot do harm: its append fails the log's
 expected-sequence check, the entry is dropped, and the command is decided once
 more on a fresh load. Commands on one aggregate are serialised per process, so
 an in-memory aggregate is never decided on by two coroutines at once.
+
+The cache is bounded in entries and in bytes: an aggregate weighs the bytes of
+the events it was built from (never less than what it holds), the oldest
+entries leave once the total passes ``cache_bytes``, and an aggregate heavier
+than the whole budget is not kept at all. So many large books cannot fill the
+memory, whatever their count.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from domain.ids import is_id
 from domain.recorded import Recorded
 
 from commands.ports import EventStore
+
+MIB = 1024 * 1024
 
 A = TypeVar("A", bound=InkAggregate)
 
@@ -49,11 +57,16 @@ async when deciding needs I/O (resolving a schema, running a migration)."""
 
 
 class Repository:
-    def __init__(self, store: EventStore, codec: EventCodec, cache_size: int = 4096) -> None:
+    def __init__(
+        self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB
+    ) -> None:
         self._store = store
         self._codec = codec
-        self._cache: OrderedDict[tuple[str, str], tuple[InkAggregate, int]] = OrderedDict()
+        # (type, id) -> (aggregate, position of its last event, weight in bytes)
+        self._cache: OrderedDict[tuple[str, str], tuple[InkAggregate, int, int]] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self.cached_bytes = 0
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self.cache_hits = 0
 
@@ -70,35 +83,55 @@ class Repository:
 
     async def get(self, cls: type[A], aggregate_id: str, *, until_position: int | None = None) -> Saved[A] | None:
         """The aggregate as the log holds it now (or at ``until_position``), uncached."""
+        fetched = await self._fetch(cls, aggregate_id, until_position)
+        return Saved(fetched[0], fetched[1]) if fetched is not None else None
+
+    async def _fetch(self, cls: type[A], aggregate_id: str, until_position: int | None = None) -> tuple[A, int, int] | None:
+        """(aggregate, position of its last event, bytes of its events) from the log."""
         records = await self._store.load(cls.TYPE, aggregate_id, until_position=until_position)
         if not records:
             return None
         aggregate = self._codec.rebuild(records)
         assert isinstance(aggregate, cls)
-        return Saved(aggregate, records[-1].position)
+        return aggregate, records[-1].position, sum(r.size for r in records)
 
-    async def _load(self, cls: type[A], aggregate_id: str, use_cache: bool) -> tuple[A | None, int, bool]:
+    async def _load(self, cls: type[A], aggregate_id: str, use_cache: bool) -> tuple[A | None, int, int, bool]:
+        """(aggregate or None, position, weight, whether it came from the cache)."""
         key = (cls.TYPE, aggregate_id)
         if use_cache and key in self._cache:
             self._cache.move_to_end(key)
-            aggregate, position = self._cache[key]
+            aggregate, position, weight = self._cache[key]
             self.cache_hits += 1
-            return aggregate, position, True  # type: ignore[return-value]
-        saved = await self.get(cls, aggregate_id)
-        if saved is None:
-            return None, 0, False
-        return saved.aggregate, saved.position, False
+            return aggregate, position, weight, True  # type: ignore[return-value]
+        fetched = await self._fetch(cls, aggregate_id)
+        if fetched is None:
+            return None, 0, 0, False
+        return fetched[0], fetched[1], fetched[2], False
 
-    def remember(self, saved: Saved[A]) -> None:
-        """Keep an aggregate just read (``get``) for the next ``execute`` on it: a stale one
-        fails the log's check and is read again, so this only saves a read."""
-        self._remember((saved.aggregate.TYPE, saved.aggregate.id_str), saved.aggregate, saved.position)
+    async def get_and_keep(self, cls: type[A], aggregate_id: str) -> Saved[A] | None:
+        """The aggregate as the log holds it now, kept in the write-side cache for the change
+        that usually follows (a stale copy fails the log's check and is read again, so keeping
+        it only saves a read)."""
+        fetched = await self._fetch(cls, aggregate_id)
+        if fetched is None:
+            return None
+        self._remember((cls.TYPE, aggregate_id), *fetched)
+        return Saved(fetched[0], fetched[1])
 
-    def _remember(self, key: tuple[str, str], aggregate: InkAggregate, position: int) -> None:
-        self._cache[key] = (aggregate, position)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    def _remember(self, key: tuple[str, str], aggregate: InkAggregate, position: int, weight: int) -> None:
+        self._forget(key)
+        if weight > self._cache_bytes:
+            return  # heavier than the whole budget: loaded from the log each time instead
+        self._cache[key] = (aggregate, position, weight)
+        self.cached_bytes += weight
+        while len(self._cache) > self._cache_size or self.cached_bytes > self._cache_bytes:
+            _, (_, _, dropped) = self._cache.popitem(last=False)
+            self.cached_bytes -= dropped
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        entry = self._cache.pop(key, None)
+        if entry is not None:
+            self.cached_bytes -= entry[2]
 
     async def execute(
         self,
@@ -118,7 +151,7 @@ class Repository:
         """
         if aggregate_id is None:
             aggregate = await _decided(decide, None)
-            return await self._append(cls, aggregate, 0, ctx)
+            return await self._append(cls, aggregate, 0, 0, ctx)
         key = (cls.TYPE, aggregate_id)
         lock = self._locks.get(key)
         if lock is None:
@@ -127,14 +160,14 @@ class Repository:
         async with lock:
             use_cache = True
             while True:
-                current, position, cached = await self._load(cls, aggregate_id, use_cache)
+                current, position, weight, cached = await self._load(cls, aggregate_id, use_cache)
                 try:
                     aggregate = await _decided(decide, current)
-                    return await self._append(cls, aggregate, position, ctx)
+                    return await self._append(cls, aggregate, position, weight, ctx)
                 except (ConcurrencyError, DomainError):
                     # A cached copy may be stale (another process wrote since):
                     # decide once more on the log's current state before refusing.
-                    self._cache.pop(key, None)
+                    self._forget(key)
                     if not cached:
                         replayed = await self.replayed(cls, aggregate_id, ctx)
                         if replayed is not None:
@@ -142,10 +175,13 @@ class Repository:
                         raise
                     use_cache = False
                 except BaseException:
-                    self._cache.pop(key, None)
+                    self._forget(key)
                     raise
 
-    async def _append(self, cls: type[A], aggregate: A, expected_position: int, ctx: Context) -> Saved[A]:
+    async def _append(
+        self, cls: type[A], aggregate: A, expected_position: int, weight: int, ctx: Context
+    ) -> Saved[A]:
+        """Append the one pending event; ``weight`` is what the aggregate weighed before it."""
         pending = aggregate.collect_events()
         if len(pending) != 1:
             raise DomainError(f"a command must record exactly one event, got {len(pending)}")
@@ -153,7 +189,7 @@ class Repository:
         appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id)
         if appended.duplicate:
             return await self._original(cls, appended.position)
-        self._remember((cls.TYPE, aggregate.id_str), aggregate, appended.position)
+        self._remember((cls.TYPE, aggregate.id_str), aggregate, appended.position, weight + appended.size)
         return Saved(aggregate, appended.position)
 
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
@@ -174,7 +210,7 @@ class Repository:
         original = await self._store.event_at(position)
         if original is None or original.aggregate_type != cls.TYPE:
             raise ConcurrencyError("the command id was already used for another change")
-        self._cache.pop((cls.TYPE, original.aggregate_id), None)
+        self._forget((cls.TYPE, original.aggregate_id))
         saved = await self.get(cls, original.aggregate_id)
         assert saved is not None
         return Saved(saved.aggregate, position)

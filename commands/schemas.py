@@ -9,14 +9,15 @@ so the validator may cache a compiled schema per ``name@version`` forever.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import FieldError, NotFound, ValidationFailed, invalid
+from domain.limits import Limits
 from domain.schema import (
     Schema,
     SchemaVersion,
+    check_document,
     check_migration,
     check_name,
     check_version,
@@ -94,11 +95,12 @@ class SchemaRegistry:
 
 class SchemaHandlers:
     def __init__(self, repository: Repository, registry: SchemaRegistry, validator: SchemaValidator,
-                 sandbox: Sandbox) -> None:
+                 sandbox: Sandbox, limits: Limits = Limits()) -> None:
         self._repo = repository
         self._registry = registry
         self._validator = validator
         self._sandbox = sandbox
+        self._limits = limits
 
     def handlers(self) -> dict[type, Handler]:
         return {RegisterSchema: self.register, ValidateData: self.validate}
@@ -107,21 +109,22 @@ class SchemaHandlers:
         owner_id = require_actor(ctx.actor)
         check_name(cmd.name)
         check_version(cmd.version)
+        migration = check_migration(cmd.migration)
+        check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
         errors = self._validator.check_schema(cmd.document)
         if errors:
             raise ValidationFailed(
                 "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
             )
-        migration = check_migration(cmd.migration)
         if migration is not None:
-            problem = await asyncio.to_thread(self._sandbox.compile_check, migration["transform"], MIGRATE_FUNCTION)
+            problem = await self._sandbox.compile_check(migration["transform"], MIGRATE_FUNCTION)
             if problem is not None:
                 raise invalid("/migration/transform", f"does not compile: {problem}")
 
         def decide(current: Schema | None) -> Schema:
             if current is None:
-                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration)
-            current.add_version(ctx.actor, cmd.version, cmd.document, migration)
+                return Schema.register(cmd.name, owner_id, cmd.version, cmd.document, migration, self._limits)
+            current.add_version(ctx.actor, cmd.version, cmd.document, migration, self._limits)
             return current
 
         return await self._repo.execute(Schema, schema_aggregate_id(cmd.name), decide, ctx)

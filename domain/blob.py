@@ -20,7 +20,37 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import NotFound, ensure_storable, invalid
+from domain.errors import NotFound, ensure_size, ensure_storable, invalid
+from domain.ids import is_id
+from domain.limits import MAX_BUCKETS_PER_BLOB, Limits
+from domain.schema import parse_schema_id
+
+
+def check_data(data: Any, limits: Limits, what: str = "data") -> None:
+    """JSON the log can hold, within ``limits.blob_bytes``."""
+    ensure_storable(data, "/data", what)
+    ensure_size(data, "/data", what, limits.blob_bytes)
+
+
+def _check_schema_id(schema_id: object, optional: bool = False) -> None:
+    if optional and schema_id is None:
+        return
+    try:
+        _, version = parse_schema_id(schema_id)  # type: ignore[arg-type]
+    except ValueError:
+        version = None
+    if version is None:
+        raise invalid("/schema_id", "must be a schema version id (name@version)")
+
+
+def _check_bucket_ids(bucket_ids: object) -> list[str]:
+    if not isinstance(bucket_ids, list) or not all(is_id(b) for b in bucket_ids):
+        raise invalid("/bucket_ids", "must be a list of bucket ids")
+    if len(bucket_ids) > MAX_BUCKETS_PER_BLOB:
+        raise invalid("/bucket_ids", f"a blob is filed in at most {MAX_BUCKETS_PER_BLOB} buckets")
+    if len(set(bucket_ids)) != len(bucket_ids):
+        raise invalid("/bucket_ids", "must not name a bucket twice")
+    return list(bucket_ids)
 
 
 class Blob(InkAggregate):
@@ -47,13 +77,17 @@ class Blob(InkAggregate):
         schema_id: str | None,
         processor_id: str | None,
         bucket_ids: list[str],
+        limits: Limits = Limits(),
         source: dict[str, Any] | None = None,
         blob_id: UUID | None = None,
     ) -> Blob:
-        """``source`` and ``blob_id`` (derived from the job) for a processor's output."""
-        if len(set(bucket_ids)) != len(bucket_ids):
-            raise invalid("/bucket_ids", "must not name a bucket twice")
-        ensure_storable(data, "/data", "data")
+        """``schema_id`` is the resolved ``name@version`` (the handler resolved a bare name);
+        ``source`` and ``blob_id`` (derived from the job) for a processor's output."""
+        bucket_ids = _check_bucket_ids(bucket_ids)
+        _check_schema_id(schema_id, optional=True)
+        if processor_id is not None and not is_id(processor_id):
+            raise invalid("/processor_id", "must be a processor id")
+        check_data(data, limits)
         kwargs = dict(
             owner_id=owner_id, data=data, schema_id=schema_id, processor_id=processor_id,
             bucket_ids=list(bucket_ids), source=dict(source) if source is not None else None,
@@ -84,10 +118,10 @@ class Blob(InkAggregate):
         if self.deleted:
             raise NotFound(f"blob {self.id_str}")
 
-    def update(self, data: Any) -> None:
+    def update(self, data: Any, limits: Limits = Limits()) -> None:
         """New data; the handler has validated it against ``schema_id``."""
         self.ensure_live()
-        ensure_storable(data, "/data", "data")
+        check_data(data, limits)
         self._updated(data=data)
 
     @event("Updated")
@@ -97,6 +131,8 @@ class Blob(InkAggregate):
     def move(self, from_bucket_id: str, to_bucket_id: str) -> None:
         """Swap one bucket for another in place, keeping the list's order."""
         self.ensure_live()
+        if not is_id(to_bucket_id):
+            raise invalid("/to_bucket_id", "must be a bucket id")
         if from_bucket_id not in self.bucket_ids:
             raise invalid("/from_bucket_id", "the blob is not in this bucket")
         if to_bucket_id in self.bucket_ids:
@@ -108,12 +144,13 @@ class Blob(InkAggregate):
     def _moved(self, from_bucket_id: str, to_bucket_id: str, bucket_ids: list[str]) -> None:
         self.bucket_ids = list(bucket_ids)
 
-    def migrate(self, schema_id: str, data: Any) -> None:
+    def migrate(self, schema_id: str, data: Any, limits: Limits = Limits()) -> None:
         """A new schema version and the data transformed for it, as one change."""
         self.ensure_live()
+        _check_schema_id(schema_id)
         if schema_id == self.schema_id:
             raise invalid("/schema_id", "the blob already has this schema")
-        ensure_storable(data, "/data", "the migrated data")
+        check_data(data, limits, "the migrated data")
         self._migrated(schema_id=schema_id, data=data)
 
     @event("Migrated")

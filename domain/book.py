@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import FieldError, NotFound, ValidationFailed, unstorable_reason
+from domain.errors import FieldError, NotFound, ValidationFailed, size_error, storable_errors, unstorable_reason
 from domain.ids import new_id
+from domain.limits import CEILINGS, MAX_EVENT_BYTES, Limits, encoded_size
 
 MAX_TITLE = 500
-MAX_CHAPTERS = 10_000
+MAX_CHAPTERS = CEILINGS["chapters_per_book"]
+"""The most chapters any setting allows (``Limits.chapters_per_book`` is the one in force)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +39,20 @@ class Chapter:
     id: str
     title: str
     content: str
+    size: int = field(default=-1, compare=False, repr=False)
+    """Bytes of the title and content as JSON (``chapter_size``; set by ``make_chapter``)."""
 
     def as_dict(self) -> dict[str, str]:
         return {"id": self.id, "title": self.title, "content": self.content}
+
+
+def chapter_size(title: str, content: str) -> int:
+    """What a chapter weighs against ``Limits.chapter_bytes`` and ``book_bytes``: its title and content as JSON."""
+    return encoded_size(title) + encoded_size(content)
+
+
+def make_chapter(chapter_id: str, title: str, content: str) -> Chapter:
+    return Chapter(chapter_id, title, content, chapter_size(title, content))
 
 
 def title_errors(path: str, value: object, *, present: bool = True) -> list[FieldError]:
@@ -64,46 +77,46 @@ def content_errors(path: str, value: object, *, present: bool = True) -> list[Fi
     return [FieldError(path, f"content {problem}")] if problem else []
 
 
-def _json_errors(path: str, value: object) -> list[FieldError]:
-    if isinstance(value, str):
-        problem = unstorable_reason(value)
-        return [FieldError(path, f"value {problem}")] if problem else []
-    if isinstance(value, Mapping):
-        errors: list[FieldError] = []
-        for key, item in value.items():
-            key_path = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
-            if not isinstance(key, str) or unstorable_reason(key):
-                errors.append(FieldError(key_path, "keys must be strings without NUL characters"))
-            else:
-                errors.extend(_json_errors(key_path, item))
-        return errors
-    if isinstance(value, list):
-        return [e for i, item in enumerate(value) for e in _json_errors(f"{path}/{i}", item)]
-    if value is None or isinstance(value, (bool, int, float)):
+def chapter_size_errors(path: str, title: object, content: object, limits: Limits) -> list[FieldError]:
+    """The chapter's size against ``limits.chapter_bytes`` (only once title and content are valid text)."""
+    if not isinstance(title, str) or not isinstance(content, str):
         return []
-    return [FieldError(path, "must be a JSON value")]
+    error = size_error(path, "the chapter (title and content)", chapter_size(title, content), limits.chapter_bytes)
+    return [error] if error else []
 
 
-def metadata_errors(value: object) -> list[FieldError]:
+def metadata_errors(value: object, limits: Limits) -> list[FieldError]:
+    """A JSON object the log can hold (iteratively checked: any depth is safe to inspect), within ``limits``."""
     if not isinstance(value, Mapping):
         return [FieldError("/metadata", "metadata must be an object")]
-    return _json_errors("/metadata", value)
+    errors = storable_errors(dict(value), "/metadata")
+    if errors:
+        return errors
+    error = size_error("/metadata", "metadata", encoded_size(dict(value)), limits.metadata_bytes)
+    return [error] if error else []
 
 
-def chapters_errors(value: object) -> list[FieldError]:
+def chapters_errors(value: object, limits: Limits) -> list[FieldError]:
     """Every problem of every chapter, so one answer lists them all."""
     if not isinstance(value, list):
         return [FieldError("/chapters", "chapters must be an array")]
-    if len(value) > MAX_CHAPTERS:
-        return [FieldError("/chapters", f"a book has at most {MAX_CHAPTERS} chapters")]
+    if len(value) > limits.chapters_per_book:
+        return [FieldError("/chapters", f"a book has at most {limits.chapters_per_book} chapters")]
     errors: list[FieldError] = []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             errors.append(FieldError(f"/chapters/{i}", "chapter must be an object"))
             continue
-        errors += title_errors(f"/chapters/{i}/title", item.get("title"), present="title" in item)
-        errors += content_errors(f"/chapters/{i}/content", item.get("content"), present="content" in item)
+        title, content = item.get("title"), item.get("content")
+        problems = title_errors(f"/chapters/{i}/title", title, present="title" in item)
+        problems += content_errors(f"/chapters/{i}/content", content, present="content" in item)
+        errors += problems or chapter_size_errors(f"/chapters/{i}", title, content, limits)
     return errors
+
+
+def book_size_error(size: int, limits: Limits) -> list[FieldError]:
+    error = size_error("", "the book (title, metadata and every chapter)", size, limits.book_bytes)
+    return [error] if error else []
 
 
 def _fail(errors: list[FieldError]) -> None:
@@ -112,6 +125,14 @@ def _fail(errors: list[FieldError]) -> None:
 
 
 class Book(InkAggregate):
+    """A book and its chapters; ``size`` is what it weighs against ``Limits.book_bytes``.
+
+    ``size`` is kept up to date by the ``@event`` bodies (each adds or takes
+    away what its event changed), so a command checks the book's total
+    without measuring every chapter again. Every command takes the
+    ``Limits`` in force; the events never depend on them.
+    """
+
     TYPE = "book"
 
     @classmethod
@@ -121,29 +142,45 @@ class Book(InkAggregate):
         title: object,
         metadata: object = None,
         chapters: object = None,
+        limits: Limits = Limits(),
     ) -> Book:
-        """Validates everything first and reports every error: nothing is recorded unless all is valid."""
+        """Validates everything first and reports every error: nothing is recorded unless all is valid.
+
+        The book and its chapters are one ``Created`` event, which must fit in
+        one message of the log (``MAX_EVENT_BYTES``): a bigger book is created
+        with fewer chapters and grows by adding the rest.
+        """
         metadata = {} if metadata is None else metadata
         chapters = [] if chapters is None else chapters
-        errors = title_errors("/title", title) + metadata_errors(metadata) + chapters_errors(chapters)
+        errors = title_errors("/title", title) + metadata_errors(metadata, limits) + chapters_errors(chapters, limits)
         _fail(errors)
         assert isinstance(title, str) and isinstance(metadata, Mapping) and isinstance(chapters, list)
-        return cls(
-            owner_id=owner_id,
-            title=title,
-            metadata=copy.deepcopy(dict(metadata)),
-            chapters=[{"id": new_id(), "title": c["title"], "content": c["content"]} for c in chapters],
-        )
+        data = {
+            "owner_id": owner_id,
+            "title": title,
+            "metadata": copy.deepcopy(dict(metadata)),
+            "chapters": [{"id": new_id(), "title": c["title"], "content": c["content"]} for c in chapters],
+        }
+        _fail(book_size_error(encoded_size(title) + encoded_size(data["metadata"])
+                              + sum(chapter_size(c["title"], c["content"]) for c in chapters), limits))
+        size = encoded_size(data)
+        if size > MAX_EVENT_BYTES:
+            _fail([FieldError("/chapters", f"a book is created as one event of at most {MAX_EVENT_BYTES} bytes as "
+                                           f"JSON and this one takes {size}: create it with fewer chapters, then "
+                                           "add the others one by one")])
+        return cls(**data)
 
     @event("Created")
     def __init__(self, owner_id: str, title: str, metadata: dict[str, Any], chapters: list[dict[str, str]]) -> None:
         self.owner_id = owner_id
         self.title = title
         self.metadata = copy.deepcopy(metadata)
-        self._chapters = {c["id"]: Chapter(c["id"], c["title"], c["content"]) for c in chapters}
+        self._chapters = {c["id"]: make_chapter(c["id"], c["title"], c["content"]) for c in chapters}
         self._order = [c["id"] for c in chapters]
         self.last_added_chapter_id: str | None = None
         self.deleted = False
+        self.size = (encoded_size(title) + encoded_size(metadata)
+                     + sum(c.size for c in self._chapters.values()))
 
     # -- reading ---------------------------------------------------------
 
@@ -157,7 +194,7 @@ class Book(InkAggregate):
         return list(self._order)
 
     def chapter(self, chapter_id: str) -> Chapter:
-        found = self._chapters.get(chapter_id)
+        found = self._chapters.get(chapter_id) if isinstance(chapter_id, str) else None
         if found is None:
             raise NotFound(f"chapter {chapter_id}")
         return found
@@ -173,7 +210,7 @@ class Book(InkAggregate):
 
     # -- commands --------------------------------------------------------
 
-    def update(self, title: object = None, metadata: object = None) -> None:
+    def update(self, title: object = None, metadata: object = None, limits: Limits = Limits()) -> None:
         """Retitle and/or replace the metadata in one event (a PATCH is one command).
 
         ``None`` leaves a field as it is; ``metadata`` replaces the whole object.
@@ -185,29 +222,43 @@ class Book(InkAggregate):
         if title is not None:
             errors += title_errors("/title", title)
         if metadata is not None:
-            errors += metadata_errors(metadata)
+            errors += metadata_errors(metadata, limits)
         _fail(errors)
         assert (title is None or isinstance(title, str)) and (metadata is None or isinstance(metadata, Mapping))
-        self._updated(title=title, metadata=None if metadata is None else copy.deepcopy(dict(metadata)))
+        new_metadata = None if metadata is None else copy.deepcopy(dict(metadata))
+        _fail(book_size_error(self.size + self._delta(title, new_metadata), limits))
+        self._updated(title=title, metadata=new_metadata)
+
+    def _delta(self, title: str | None, metadata: dict[str, Any] | None) -> int:
+        """How much the book's size changes when its title and/or metadata are replaced."""
+        delta = 0
+        if title is not None:
+            delta += encoded_size(title) - encoded_size(self.title)
+        if metadata is not None:
+            delta += encoded_size(metadata) - encoded_size(self.metadata)
+        return delta
 
     @event("Updated")
     def _updated(self, title: str | None, metadata: dict[str, Any] | None) -> None:
+        self.size += self._delta(title, metadata)
         if title is not None:
             self.title = title
         if metadata is not None:
             self.metadata = copy.deepcopy(metadata)
 
-    def add_chapter(self, title: object, content: object, order: object = None) -> str:
+    def add_chapter(self, title: object, content: object, order: object = None, limits: Limits = Limits()) -> str:
         """Insert at the 1-based ``order`` (1 .. count+1), or append; returns the new chapter's id."""
         self.ensure_live()
         errors = title_errors("/title", title) + content_errors("/content", content)
+        errors = errors or chapter_size_errors("", title, content, limits)
         count = len(self._order)
         if order is not None and (not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= count + 1):
             errors.append(FieldError("/order", f"order must be an integer from 1 to {count + 1}"))
-        if count >= MAX_CHAPTERS:
-            errors.append(FieldError("", f"a book has at most {MAX_CHAPTERS} chapters"))
+        if count >= limits.chapters_per_book:
+            errors.append(FieldError("", f"a book has at most {limits.chapters_per_book} chapters"))
         _fail(errors)
         assert isinstance(title, str) and isinstance(content, str) and (order is None or isinstance(order, int))
+        _fail(book_size_error(self.size + chapter_size(title, content), limits))
         chapter_id = new_id()
         ids = list(self._order)
         ids.insert(count if order is None else order - 1, chapter_id)
@@ -216,14 +267,18 @@ class Book(InkAggregate):
 
     @event("ChapterAdded")
     def _chapter_added(self, chapter: dict[str, str], chapter_ids: list[str]) -> None:
-        self._chapters[chapter["id"]] = Chapter(chapter["id"], chapter["title"], chapter["content"])
+        added = make_chapter(chapter["id"], chapter["title"], chapter["content"])
+        self._chapters[added.id] = added
+        self.size += added.size
         self._order = list(chapter_ids)
         self.last_added_chapter_id = chapter["id"]
 
-    def edit_chapter(self, chapter_id: str, title: object = None, content: object = None) -> None:
+    def edit_chapter(
+        self, chapter_id: str, title: object = None, content: object = None, limits: Limits = Limits()
+    ) -> None:
         """Change a chapter's title and/or content; ``None`` leaves a field as it is."""
         self.ensure_live()
-        self.chapter(chapter_id)
+        old = self.chapter(chapter_id)
         if title is None and content is None:
             _fail([FieldError("", "title or content is required")])
         errors: list[FieldError] = []
@@ -233,16 +288,18 @@ class Book(InkAggregate):
             errors += content_errors("/content", content)
         _fail(errors)
         assert (title is None or isinstance(title, str)) and (content is None or isinstance(content, str))
+        new_title, new_content = old.title if title is None else title, old.content if content is None else content
+        _fail(chapter_size_errors("", new_title, new_content, limits))
+        _fail(book_size_error(self.size - old.size + chapter_size(new_title, new_content), limits))
         self._chapter_edited(chapter_id=chapter_id, title=title, content=content)
 
     @event("ChapterEdited")
     def _chapter_edited(self, chapter_id: str, title: str | None, content: str | None) -> None:
-        chapter = self._chapters[chapter_id]
-        if title is not None:
-            chapter = replace(chapter, title=title)
-        if content is not None:
-            chapter = replace(chapter, content=content)
-        self._chapters[chapter_id] = chapter
+        old = self._chapters[chapter_id]
+        edited = make_chapter(chapter_id, old.title if title is None else title,
+                              old.content if content is None else content)
+        self._chapters[chapter_id] = edited
+        self.size += edited.size - old.size
 
     def remove_chapter(self, chapter_id: str) -> None:
         self.ensure_live()
@@ -251,7 +308,9 @@ class Book(InkAggregate):
 
     @event("ChapterRemoved")
     def _chapter_removed(self, chapter_id: str, chapter_ids: list[str]) -> None:
-        self._chapters.pop(chapter_id, None)
+        removed = self._chapters.pop(chapter_id, None)
+        if removed is not None:
+            self.size -= removed.size
         self._order = list(chapter_ids)
 
     def reorder(self, chapter_ids: object) -> None:

@@ -16,6 +16,7 @@ from eventsourcing.domain import event
 
 from domain.base import InkAggregate
 from domain.errors import NotFound, ensure_storable, invalid
+from domain.ids import is_id
 
 MAX_NAME = 200
 MAX_TYPE = 64
@@ -36,6 +37,12 @@ def check_type(type_: object) -> str:
     return type_
 
 
+def check_parent(parent_id: object) -> None:
+    """None (the root) or a bucket id: the handler has checked that it is one of the owner's buckets."""
+    if parent_id is not None and not is_id(parent_id):
+        raise invalid("/parent_id", "must be a bucket id or null")
+
+
 def check_depth(ancestors: Sequence[str]) -> None:
     """A tree deeper than this is refused: the ancestor walk must stay bounded."""
     if len(ancestors) >= MAX_DEPTH:
@@ -50,6 +57,7 @@ class Bucket(InkAggregate):
         """``ancestors``: the new parent and its ancestors (empty at the root)."""
         check_name(name)
         check_type(type)
+        check_parent(parent_id)
         check_depth(ancestors)
         return cls(owner_id=owner_id, name=name, type=type, parent_id=parent_id)
 
@@ -74,6 +82,7 @@ class Bucket(InkAggregate):
         """
         self.ensure_live()
         check_name(name)
+        check_parent(parent_id)
         if parent_id is not None and (parent_id == self.id_str or self.id_str in ancestors):
             raise invalid("/parent_id", "a bucket cannot move under itself or one of its descendants")
         check_depth(ancestors)

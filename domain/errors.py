@@ -7,7 +7,10 @@ code and status in one table.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from domain.limits import MAX_JSON_DEPTH, MAX_JSON_INT, MIN_INT64, encoded_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,36 +80,81 @@ def unstorable_reason(text: str) -> str | None:
     return None
 
 
+def _scalar_problem(item: object) -> str | None:
+    if isinstance(item, str):
+        return unstorable_reason(item)
+    if item is None or isinstance(item, bool):
+        return None
+    if isinstance(item, int):
+        return None if MIN_INT64 <= item <= MAX_JSON_INT else f"integers must be from {MIN_INT64} to {MAX_JSON_INT}"
+    if isinstance(item, float):
+        return None if math.isfinite(item) else "numbers must be finite"
+    return "must be a JSON value"
+
+
 def storable_errors(value: object, path: str = "") -> list[FieldError]:
-    """Where ``value`` holds text the read models cannot store, sorted by path.
+    """Where ``value`` holds what the log or the read models cannot store, sorted by path.
 
     PostgreSQL ``text`` and ``jsonb`` refuse NUL characters and the JSON
-    encoder refuses lone surrogates; an event carrying either would halt its
-    projection for good, so such values are refused before they reach the log.
-    Iterative, so a deeply nested document cannot exhaust the stack.
+    encoder refuses lone surrogates, integers beyond 64 bits and containers
+    nested deeper than its recursion limit (and writes NaN as null); an event
+    carrying any of these would fail to append or halt its projection for
+    good, so such values are refused before they reach the log. Nesting is
+    bounded by ``MAX_JSON_DEPTH`` (``value`` itself, when a container, is
+    level 1). Iterative, so a deeply nested document cannot exhaust the stack;
+    a node's path is spelled out only when it is wrong.
     """
     errors: list[FieldError] = []
-    stack: list[tuple[str, object]] = [(path, value)]
+    Link = tuple[object, object] | None  # (parent link, key or index)
+
+    def where(link: Link) -> str:
+        tokens: list[str] = []
+        while link is not None:
+            link, token = link  # type: ignore[assignment]
+            tokens.append(str(token).replace("~", "~0").replace("/", "~1"))
+        return path + "".join("/" + t for t in reversed(tokens))
+
+    stack: list[tuple[object, int, Link]] = [(value, 1, None)]
     while stack:
-        at, item = stack.pop()
-        if isinstance(item, str):
-            problem = unstorable_reason(item)
+        item, depth, link = stack.pop()
+        is_dict = isinstance(item, dict)
+        if not is_dict and not isinstance(item, list):
+            problem = _scalar_problem(item)
             if problem is not None:
-                errors.append(FieldError(at, problem))
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                if not isinstance(key, str) or unstorable_reason(key) is not None:
+                errors.append(FieldError(where(link), problem))
+        elif depth > MAX_JSON_DEPTH:
+            errors.append(FieldError(where(link), f"nested deeper than {MAX_JSON_DEPTH} levels"))
+        else:
+            entries = item.items() if is_dict else enumerate(item)  # type: ignore[union-attr, arg-type]
+            for key, sub in entries:
+                if is_dict and (not isinstance(key, str) or unstorable_reason(key) is not None):
                     # The key cannot be part of a path that must itself be encodable.
-                    errors.append(FieldError(at, "keys must be strings without NUL characters or lone surrogates"))
-                    continue
-                stack.append((f"{at}/{key.replace('~', '~0').replace('/', '~1')}", sub))
-        elif isinstance(item, list):
-            stack.extend((f"{at}/{i}", sub) for i, sub in enumerate(item))
+                    errors.append(FieldError(where(link), "keys must be strings without NUL characters or lone surrogates"))
+                elif sub is None or sub is True or sub is False:
+                    continue  # always storable: no need to visit it
+                else:
+                    stack.append((sub, depth + 1, (link, key)))
     return sorted(set(errors), key=lambda e: (e.path, e.message))
 
 
 def ensure_storable(value: object, path: str, what: str) -> None:
-    """Refuse ``value`` listing every string in it the read models cannot store."""
+    """Refuse ``value``, listing every part of it the read models cannot store."""
     errors = storable_errors(value, path)
     if errors:
         raise ValidationFailed(f"{what} cannot be stored", errors)
+
+
+def size_error(path: str, what: str, size: int, limit: int) -> FieldError | None:
+    """A 422 entry naming the limit when ``size`` (bytes as JSON) is over it."""
+    if size <= limit:
+        return None
+    return FieldError(path, f"{what} takes {size} bytes as JSON, over the limit of {limit} bytes")
+
+
+def ensure_size(value: object, path: str, what: str, limit: int) -> int:
+    """``value``'s size as JSON, or 422 naming the limit. Call after ``ensure_storable``."""
+    size = encoded_size(value)
+    error = size_error(path, what, size, limit)
+    if error is not None:
+        raise ValidationFailed(error.message, [error])
+    return size

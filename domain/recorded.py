@@ -25,6 +25,8 @@ class Recorded:
     command_id: str | None = None
     traceparent: str | None = None
     headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    size: int = field(default=0, compare=False, repr=False)
+    """Bytes of the payload as the log stores it (what the write-side cache weighs)."""
 
 
 @dataclass(frozen=True, slots=True)

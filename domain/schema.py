@@ -19,8 +19,9 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import Conflict, Forbidden, ensure_storable, invalid
+from domain.errors import Conflict, Forbidden, ensure_size, ensure_storable, invalid
 from domain.ids import hashed_id
+from domain.limits import MAX_INT64, Limits
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 
@@ -88,6 +89,16 @@ class SemVer:
         parts = [f"0{len(p):03d}{p}" if p.isdigit() else f"1{p}" for p in self.pre]
         return "!".join(parts)
 
+    def sort_columns(self) -> tuple[int, int, int, str]:
+        """(major, minor, patch, pre) for the read model's ``bigint`` columns.
+
+        ``check_version`` refuses parts beyond ``MAX_INT64``; a version the log
+        held before that check existed is clamped, so that it still projects
+        (it sorts with the highest) instead of halting the projection.
+        """
+        return (min(self.major, MAX_INT64), min(self.minor, MAX_INT64), min(self.patch, MAX_INT64),
+                self.pre_sort_key())
+
     def __str__(self) -> str:
         text = f"{self.major}.{self.minor}.{self.patch}"
         if self.pre:
@@ -105,10 +116,14 @@ def check_name(name: object) -> str:
 
 
 def check_version(version: object, path: str = "/version") -> SemVer:
+    """A semantic version whose MAJOR, MINOR and PATCH each fit a 64-bit column (at most ``MAX_INT64``)."""
     try:
-        return SemVer.parse(version)  # type: ignore[arg-type]
+        semver = SemVer.parse(version)  # type: ignore[arg-type]
     except ValueError:
         raise invalid(path, "must be a semantic version such as 1.0.0 or 2.1.0-beta.1") from None
+    if max(semver.major, semver.minor, semver.patch) > MAX_INT64:
+        raise invalid(path, f"MAJOR, MINOR and PATCH must each be at most {MAX_INT64}")
+    return semver
 
 
 def parse_schema_id(schema_id: str) -> tuple[str, str | None]:
@@ -140,12 +155,21 @@ def check_migration(migration: object) -> dict[str, str] | None:
         raise invalid("/migration", "must be an object with from_version and transform")
     unknown = set(migration) - {"from_version", "transform"}
     if unknown:
-        raise invalid("/migration", f"unknown fields: {', '.join(sorted(unknown))}")
+        raise invalid("/migration", f"unknown fields: {', '.join(sorted(str(k) for k in unknown))}")
     check_version(migration.get("from_version"), "/migration/from_version")
     transform = migration.get("transform")
     if not isinstance(transform, str) or not transform.strip():
         raise invalid("/migration/transform", "must be JavaScript source defining function migrate(data)")
     return {"from_version": migration["from_version"], "transform": transform}
+
+
+def check_document(schema: object, migration: dict[str, str] | None, limits: Limits) -> None:
+    """A JSON object the log can hold, within ``limits.schema_bytes`` together with its (checked) migration."""
+    if not isinstance(schema, dict):
+        raise invalid("/schema", "must be a JSON Schema object")
+    ensure_storable({"schema": schema, "migration": migration}, "", "the schema")
+    ensure_size({"schema": schema, "migration": migration}, "/schema", "the schema with its migration",
+                limits.schema_bytes)
 
 
 @dataclass(slots=True)
@@ -176,12 +200,18 @@ class Schema(InkAggregate):
 
     @classmethod
     def register(
-        cls, name: str, owner_id: str, version: str, schema: dict[str, Any], migration: dict[str, str] | None
+        cls,
+        name: str,
+        owner_id: str,
+        version: str,
+        schema: dict[str, Any],
+        migration: dict[str, str] | None,
+        limits: Limits = Limits(),
     ) -> Schema:
         """The first version of a new name. A migration needs an earlier version, which a new name lacks."""
         check_name(name)
         check_version(version)
-        ensure_storable(schema, "/schema", "the schema")
+        check_document(schema, None, limits)
         if check_migration(migration) is not None:
             raise invalid("/migration/from_version", f"unknown version {migration['from_version']} of {name}")  # type: ignore[index]
         return cls(name=name, owner_id=owner_id, version=version, schema=schema)
@@ -193,13 +223,18 @@ class Schema(InkAggregate):
         self.versions: dict[str, SchemaVersion] = {version: SchemaVersion(version, schema, None, self.created_on)}
 
     def add_version(
-        self, actor: str | None, version: str, schema: dict[str, Any], migration: dict[str, str] | None
+        self,
+        actor: str | None,
+        version: str,
+        schema: dict[str, Any],
+        migration: dict[str, str] | None,
+        limits: Limits = Limits(),
     ) -> None:
         if actor is None or actor != self.owner_id:
             raise Forbidden(f"the schema name {self.name} belongs to another user")
         semver = check_version(version)
         migration = check_migration(migration)
-        ensure_storable({"schema": schema, "migration": migration}, "", "the schema")
+        check_document(schema, migration, limits)
         for existing in self.versions:
             if SemVer.parse(existing).same_precedence(semver):
                 raise Conflict(f"schema version exists: {self.name}@{existing}")

@@ -14,7 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import FieldError, ValidationFailed, storable_errors
+from domain.errors import FieldError, ValidationFailed, ensure_storable, storable_errors
 from domain.ids import hashed_id, new_id
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
@@ -30,15 +30,17 @@ def account_id(email: str) -> str:
     return str(hashed_id("user-email", normalise_email(email)))
 
 
-def check_registration(email: str, password: str, username: str) -> None:
+def check_registration(email: object, password: object, username: object) -> None:
+    """Every problem of a registration (422); values that are not even strings are refused the same way."""
     errors: list[FieldError] = []
-    if not _EMAIL.match(normalise_email(email)) or len(email) > 254 or storable_errors(email):
+    if (not isinstance(email, str) or len(email) > 254 or storable_errors(email)
+            or not _EMAIL.match(normalise_email(email))):
         errors.append(FieldError("/email", "email must be a valid email address"))
-    if len(password) < MIN_PASSWORD:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         errors.append(FieldError("/password", f"password must be at least {MIN_PASSWORD} characters"))
     elif len(password) > MAX_PASSWORD:
         errors.append(FieldError("/password", f"password must be at most {MAX_PASSWORD} characters"))
-    if not username.strip() or len(username) > 64:
+    if not isinstance(username, str) or not username.strip() or len(username) > 64:
         errors.append(FieldError("/username", "username must be 1 to 64 characters"))
     else:
         errors += storable_errors(username, "/username")
@@ -62,4 +64,6 @@ class User(InkAggregate):
 
     @classmethod
     def register(cls, email: str, username: str, password_hash: str) -> "User":
+        """After ``check_registration``; ``password_hash`` comes from the hasher, never from a request."""
+        ensure_storable(password_hash, "/password", "the password hash")
         return cls(user_id=new_id(), email=normalise_email(email), username=username.strip(), password_hash=password_hash)

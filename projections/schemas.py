@@ -3,7 +3,9 @@
 ``major``/``minor``/``patch`` and ``pre`` (``SemVer.pre_sort_key``, compared
 with ``COLLATE "C"``) let SQL order versions by semver precedence, newest
 first. ``version`` holds the semantic version (the API's field), so the
-aggregate's event count goes to ``aggregate_version``.
+aggregate's event count goes to ``aggregate_version``. The numeric parts come
+clamped to the ``bigint`` range (``SemVer.sort_columns``), so even a version
+the log took in before the domain bounded them projects.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ class SchemaProjection:
         if record.type not in ("Schema.Created", "Schema.VersionAdded"):
             return []
         data = record.data
-        semver = SemVer.parse(data["version"])
+        major, minor, patch, pre = SemVer.parse(data["version"]).sort_columns()
         row = {
             "id": schema_id(data["name"], data["version"]),
             "name": data["name"],
@@ -32,10 +34,10 @@ class SchemaProjection:
             "owner_id": data["owner_id"],
             "schema": data["schema"],
             "migration": data.get("migration"),
-            "major": semver.major,
-            "minor": semver.minor,
-            "patch": semver.patch,
-            "pre": semver.pre_sort_key(),
+            "major": major,
+            "minor": minor,
+            "patch": patch,
+            "pre": pre,
             "created_at": record.at,
             "aggregate_version": record.version,
             "position": record.position,

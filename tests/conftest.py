@@ -11,7 +11,7 @@ import nats
 import pytest
 
 from adapters.client import InkstreamClient
-
+from adapters.sandbox.pool import SandboxPool
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from tests.support.servers import Database, start_nats
@@ -44,6 +44,17 @@ async def database() -> AsyncIterator[Database]:
 @pytest.fixture(scope="session")
 async def pg_dsn(database: Database) -> str:
     return database.dsn
+
+
+@pytest.fixture(scope="session")
+async def sandbox() -> AsyncIterator[SandboxPool]:
+    """One JavaScript sandbox (two worker processes, 500 ms, 32 MB) for the tests that need V8 but no servers."""
+    pool = SandboxPool(workers=2, timeout_ms=500, max_memory_mb=32)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture(scope="session")

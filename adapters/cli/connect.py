@@ -19,4 +19,4 @@ async def cli_running(settings: Settings) -> AsyncIterator[Running]:
     nats_url, database_url = resolve(settings)
     async with AsyncExitStack() as stack:
         yield await start(stack, settings, nats_url=nats_url, database_url=database_url, project=False,
-                          connect_timeout=5.0)
+                          commands=False, connect_timeout=5.0)

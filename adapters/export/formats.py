@@ -1,7 +1,7 @@
 """The export formats: name -> content type, file extension and renderer.
 
-A renderer takes a book as ``adapters.postgres.queries.books.get_book`` answers
-it and yields the file as byte chunks (about one per chapter), so a large book
+A renderer takes a book as the ``BookOut`` document answers it
+(``model_dump(mode="json")``) and yields the file as byte chunks (about one per chapter), so a large book
 streams to the client instead of being built whole first.
 """
 

@@ -10,7 +10,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_POSITION = 2**63 - 1
+from domain.limits import MAX_INT64, MAX_JSON_DEPTH
+
+MAX_POSITION = MAX_INT64
+DEPTH_NOTE = (f"Every JSON body nests objects and arrays at most {MAX_JSON_DEPTH} levels deep (else 400); "
+              "text may not contain NUL or lone surrogates, numbers must be finite (else 422).")
 
 
 class Request(BaseModel):

@@ -16,13 +16,22 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, WithJsonSchema
 
 from adapters.export import FORMATS
-from adapters.http.models import Answer, ListQuery, ReadQuery, Request
+from adapters.http.models import DEPTH_NOTE, Answer, ListQuery, ReadQuery, Request
 from domain.book import MAX_CHAPTERS, MAX_TITLE
+from domain.limits import Limits
 from projections.documents import BookOut, BookSummary, ChapterOut
 
+_LIMITS = Limits()  # the defaults; the INKSTREAM_MAX_* settings may lower them
 _TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S",
           "description": "Required and not blank."}
-_CONTENT = {"type": "string", "description": "Plain text (may be empty); exports escape it, never interpret it."}
+_CONTENT = {"type": "string", "maxLength": _LIMITS.chapter_bytes - 2,
+            "description": "Plain text (may be empty); exports escape it, never interpret it. A chapter's title and "
+                           f"content take at most {_LIMITS.chapter_bytes} bytes as JSON (UTF-8, escapes included; "
+                           "`INKSTREAM_MAX_CHAPTER_BYTES`), else 422."}
+_METADATA = (f"At most {_LIMITS.metadata_bytes} bytes as JSON (`INKSTREAM_MAX_METADATA_BYTES`), else 422. "
+             + DEPTH_NOTE)
+_BOOK_SIZE = (f" A book (title, metadata, every chapter's title and content) takes at most {_LIMITS.book_bytes} "
+              "bytes as JSON (`INKSTREAM_MAX_BOOK_BYTES`): a change that would make it bigger is a 422.")
 
 RequiredTitle = Annotated[str | None, WithJsonSchema(_TITLE)]
 RequiredContent = Annotated[str | None, WithJsonSchema(_CONTENT)]
@@ -60,10 +69,14 @@ class BookIn(Request):
     model_config = _requires("title")
     title: RequiredTitle = None
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form JSON object (default `{}`); text fields such as "
-                                            "`author` and `language` go into the epub's package metadata.")
-    chapters: list[ChapterIn] | None = Field(default=None, json_schema_extra={"maxItems": MAX_CHAPTERS},
-                                             description="Initial chapters, in order. All or nothing: one invalid "
-                                                         "chapter fails the whole request (422) and records nothing.")
+                                            "`author` and `language` go into the epub's package metadata. " + _METADATA)
+    chapters: list[ChapterIn] | None = Field(
+        default=None, json_schema_extra={"maxItems": _LIMITS.chapters_per_book},
+        description="Initial chapters, in order. All or nothing: one invalid chapter fails the whole request (422) "
+                    f"and records nothing. At most {_LIMITS.chapters_per_book} chapters "
+                    "(`INKSTREAM_MAX_CHAPTERS_PER_BOOK`). The book is created as one event of the log, so the whole "
+                    "request takes at most 960 KiB as JSON; a bigger book is created with fewer chapters and grows "
+                    "by adding the others." + _BOOK_SIZE)
     user_id: str | None = _user_id()
 
 
@@ -71,7 +84,8 @@ class BookPatch(Request):
     title: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S"},
                               description="A new title; absent or null keeps the current one.")
     metadata: dict[str, Any] | None = Field(default=None, description="Replaces the whole metadata object; "
-                                            "absent or null keeps it. At least one of title and metadata is required.")
+                                            "absent or null keeps it. At least one of title and metadata is required. "
+                                            + _METADATA + _BOOK_SIZE)
     user_id: str | None = _user_id()
 
 
@@ -79,23 +93,26 @@ class ChapterAddIn(Request):
     model_config = _requires("title", "content")
     title: RequiredTitle = None
     content: RequiredContent = None
-    order: int | None = Field(default=None, ge=1, description="1-based place to insert at (1 .. count+1); "
-                              "absent: appended.")
+    order: int | None = Field(default=None, ge=1, le=MAX_CHAPTERS,
+                              description="1-based place to insert at (1 .. count+1, else 422); absent: appended. "
+                                          f"A book has at most {_LIMITS.chapters_per_book} chapters "
+                                          "(`INKSTREAM_MAX_CHAPTERS_PER_BOOK`)." + _BOOK_SIZE)
     user_id: str | None = _user_id()
 
 
 class ChapterPatch(Request):
     title: str | None = Field(default=None, json_schema_extra={"minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S"},
                               description="A new title; absent or null keeps it.")
-    content: str | None = Field(default=None, description="New content; absent or null keeps it. "
-                                "At least one of title and content is required.")
+    content: str | None = Field(default=None, json_schema_extra={"maxLength": _LIMITS.chapter_bytes - 2},
+                                description="New content; absent or null keeps it. At least one of title and content "
+                                            "is required. " + _CONTENT["description"] + _BOOK_SIZE)
     user_id: str | None = _user_id()
 
 
 class ReorderIn(Request):
     model_config = _requires("chapter_ids")
     chapter_ids: Annotated[list[str] | None, WithJsonSchema({
-        "type": "array", "items": {"type": "string"},
+        "type": "array", "items": {"type": "string"}, "maxItems": MAX_CHAPTERS,
         "description": "Every current chapter id exactly once, in the new order (else 422)."})] = None
     user_id: str | None = _user_id()
 

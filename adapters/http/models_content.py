@@ -12,8 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.http.models import MAX_POSITION, Answer, ListQuery, ReadQuery, Request
+from adapters.http.models import DEPTH_NOTE, MAX_POSITION, Answer, ListQuery, ReadQuery, Request
+from domain.limits import MAX_BUCKETS_PER_BLOB, MAX_INT64, Limits
 from projections.documents import BlobOut, BucketOut, HistoryItem, SchemaOut
+
+_LIMITS = Limits()  # the defaults; the INKSTREAM_MAX_* settings may lower them
 
 SCHEMA_NAME = {"minLength": 1, "maxLength": 64, "pattern": "^[a-z0-9][a-z0-9_-]*$"}
 SEMVER = {
@@ -22,7 +25,8 @@ SEMVER = {
     "pattern": r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
                r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
                r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
-    "description": "A semantic version: MAJOR.MINOR.PATCH[-pre][+build].",
+    "description": f"A semantic version: MAJOR.MINOR.PATCH[-pre][+build], each of MAJOR, MINOR and PATCH at most "
+                   f"{MAX_INT64} (else 422).",
 }
 
 
@@ -70,7 +74,9 @@ class MigrationIn(Request):
 class SchemaIn(Request):
     name: str = Field(json_schema_extra=SCHEMA_NAME)
     version: str = Field(json_schema_extra=SEMVER)
-    document: dict[str, Any] = Field(alias="schema", description="A JSON Schema (drafts 4 to 2020-12).")
+    document: dict[str, Any] = Field(alias="schema", description="A JSON Schema (drafts 4 to 2020-12). With the "
+                                     f"migration, at most {_LIMITS.schema_bytes} bytes as JSON "
+                                     "(`INKSTREAM_MAX_SCHEMA_BYTES`), else 422. " + DEPTH_NOTE)
     migration: MigrationIn | None = None
     user_id: str | None = None
 
@@ -85,7 +91,7 @@ class SchemaPage(Answer):
 
 
 class ValidateIn(Request):
-    data: Any = Field(description="Any JSON value.")
+    data: Any = Field(description="Any JSON value. " + DEPTH_NOTE)
     user_id: str | None = None
 
 
@@ -128,16 +134,20 @@ class BucketPage(Answer):
 # -- blobs --------------------------------------------------------------------------------
 
 
+_BLOB_DATA = (f"At most {_LIMITS.blob_bytes} bytes as JSON (`INKSTREAM_MAX_BLOB_BYTES`), else 422. " + DEPTH_NOTE)
+
+
 class BlobIn(Request):
-    data: Any = Field(description="Any JSON value; validated against `schema_id` when given.")
+    data: Any = Field(description="Any JSON value; validated against `schema_id` when given. " + _BLOB_DATA)
     schema_id: str | None = Field(default=None, description="`name@version`, or a bare name for its latest version.")
     processor_id: str | None = None
-    bucket_ids: list[str] | None = None
+    bucket_ids: list[str] | None = Field(default=None, json_schema_extra={"maxItems": MAX_BUCKETS_PER_BLOB},
+                                         description=f"At most {MAX_BUCKETS_PER_BLOB} of your buckets, each once.")
     user_id: str | None = None
 
 
 class BlobPut(Request):
-    data: Any = Field(description="The new data, validated against the blob's schema.")
+    data: Any = Field(description="The new data, validated against the blob's schema. " + _BLOB_DATA)
     user_id: str | None = None
 
 

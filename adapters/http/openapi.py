@@ -104,7 +104,9 @@ def build_document(api: Api) -> dict[str, Any]:
             "version": package_version(),
             "description": "Event-sourced backend for writing studios. Commands answer with the log `position` "
                            "(also `X-Position`); queries wait for it by default (read-your-writes), accept "
-                           "`min_position` and `consistency=eventual`. Errors are RFC 9457 problem+json.",
+                           "`min_position` and `consistency=eventual`. Errors are RFC 9457 problem+json. "
+                           "Every JSON body nests at most 64 levels (400); sizes and numbers have the limits "
+                           "stated on each field (docs/operations.md, \"Limits\").",
         },
         "paths": paths,
         "components": {

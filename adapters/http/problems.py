@@ -110,7 +110,7 @@ def problem(
 def from_error(error: Exception, path: str | None = None) -> web.Response:
     """The problem answer of a known error type (see ``PROBLEMS``)."""
     kind = kind_of(error)
-    reason = str(getattr(error, "reason", "") or "")
+    reason = str(getattr(error, "reason", None) or error)
     detail = f"{kind.phrase}: {reason}" if reason else kind.phrase
     headers: dict[str, str] = {}
     retry_after = getattr(error, "retry_after", None)

@@ -102,6 +102,7 @@ def to_recorded(subject: str, position: int, headers: dict[str, str] | None, pay
         at=_parse_time(headers.get(H_AT), position),
         data=orjson.loads(payload) if payload else {},
         headers=headers,
+        size=len(payload),
     )
 
 
@@ -186,7 +187,7 @@ class JetStreamEventStore:
                 raise Unavailable("the event log is unreachable") from exc
             if self._on_append is not None and not ack.duplicate:
                 self._on_append(event)
-            return Appended(ack.seq, duplicate=bool(ack.duplicate))
+            return Appended(ack.seq, duplicate=bool(ack.duplicate), size=len(payload))
 
     async def _last_if_mine(self, subject: str, command_id: str) -> int | None:
         try:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import asyncpg
 import orjson
 
+from domain.ids import is_id
 from domain.schema import parse_schema_id
 from projections.documents import (
     BlobOut,
@@ -117,12 +118,24 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
 
 
 def _time_cursor(cursor: str | None) -> tuple[datetime | None, str | None]:
+    """(created_at, id) of the last row of the previous page.
+
+    Exactly what ``_time_key`` hands out: an RFC 3339 time with its offset
+    and a row id. Anything else is refused here, never an error of the driver:
+    a time whose offset takes it outside ``datetime``'s years 1-9999 when
+    moved to UTC (``0001-01-01T00:00:00+14:00``) overflows in asyncpg.
+    """
     if not cursor:
         return None, None
     at, last_id = decode_cursor(cursor, 2)
+    if not isinstance(at, str) or not is_id(last_id):
+        raise InvalidCursor("invalid cursor")
     try:
-        return datetime.fromisoformat(at), str(last_id)
-    except (TypeError, ValueError):
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("a cursor's time has an offset")
+        return when.astimezone(timezone.utc), last_id
+    except (ValueError, OverflowError):
         raise InvalidCursor("invalid cursor") from None
 
 
@@ -197,7 +210,8 @@ class PostgresReadModel:
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
         limit = _limit(limit)
         after = decode_cursor(cursor, 4) if cursor else [None, None, None, None]
-        if cursor and not (all(isinstance(v, int) for v in after[:3]) and isinstance(after[3], str)):
+        if cursor and not (all(isinstance(v, int) and not isinstance(v, bool) for v in after[:3])
+                           and isinstance(after[3], str)):
             raise InvalidCursor("invalid cursor")
         rows = await self._conn.fetch(
             f"SELECT {_SCHEMA_COLUMNS}, major, minor, patch, pre FROM schemas"
@@ -287,7 +301,9 @@ class PostgresReadModel:
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
         limit = _limit(limit)
         if cursor is not None:
-            cursor = str(decode_cursor(cursor, 1)[0])
+            [cursor] = decode_cursor(cursor, 1)
+            if not is_id(cursor):
+                raise InvalidCursor("invalid cursor")
         rows = await self._conn.fetch(_LIST_BOOKS, owner_id, cursor, limit + 1)
         return _page(rows, limit, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
                      lambda r: [r["id"]])

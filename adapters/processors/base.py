@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from commands.ports import Sandbox
 from domain.errors import FieldError
 
 
@@ -71,17 +72,6 @@ class ProcessorType(Protocol):
     async def run(self, config: dict[str, Any], data: Any, ctx: RunContext) -> Output: ...
 
 
-class AsyncSandbox(Protocol):
-    """The JavaScript sandbox as processors use it: cancelling the awaiting task stops the script."""
-
-    async def call(
-        self, source: str, function: str, argument: Any, *, timeout_ms: int | None = None,
-        max_memory_mb: int | None = None,
-    ) -> Any: ...
-
-    async def compile_check(self, source: str, function: str) -> str | None: ...
-
-
 class HttpSessions:
     """One ``aiohttp.ClientSession`` per process for outgoing calls, opened on first
     use (inside the running loop) and closed with the runtime."""
@@ -105,7 +95,7 @@ class ProcessorDeps:
     """What a processor type's factory may use. ``llm_*`` come from the settings
     (``INKSTREAM_LLM_*``); an empty ``llm_base_url`` means no model endpoint."""
 
-    sandbox: AsyncSandbox
+    sandbox: Sandbox
     http: HttpSessions
     llm_base_url: str = ""
     llm_api_key: str = ""

@@ -1,10 +1,11 @@
 """``js-transform``: ``function process(data)`` in the JavaScript sandbox.
 
 The source is compiled at registration (a syntax error, or no ``process``
-function, is a 422 then, never a failed job later). Each run gets the
-processor's time and memory limits; the sandbox runs outside the event loop
-and cancelling the awaiting task stops the script, so runaway code fails its
-job within the limit and stalls nothing else.
+function, is a 422 then, never a failed job later; nothing of it runs then).
+Each run gets the processor's time and memory limits in a sandbox worker
+process (``adapters.sandbox.pool``): cancelling the awaiting task kills the
+worker, which stops the script, so runaway code fails its job within the
+limit and stalls nothing else.
 
 Failures: a thrown error is ``sandbox_error`` and retried (the job's
 ``max_attempts``); running past the time limit is ``timeout`` and retried;
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.processors.base import AsyncSandbox, Output, ProcessorDeps, ProcessorFailure, RunContext, unknown_keys
-from commands.ports import SandboxError
+from adapters.processors.base import Output, ProcessorDeps, ProcessorFailure, RunContext, unknown_keys
+from commands.ports import Sandbox, SandboxError
 from domain.errors import FieldError
 
 FUNCTION = "process"
@@ -27,7 +28,7 @@ MAX_SOURCE = 100_000
 class JsTransform:
     name = "js-transform"
 
-    def __init__(self, sandbox: AsyncSandbox) -> None:
+    def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
 
     async def check_config(self, config: dict[str, Any]) -> list[FieldError]:
@@ -60,9 +61,9 @@ def classify(message: str) -> ProcessorFailure:
     """The sandbox's reason as a job error (its messages say which limit was hit)."""
     if message.startswith("ran longer than"):
         return ProcessorFailure("timeout", f"process(data) {message}", retryable=True)
-    if message.startswith("used more than"):
-        return ProcessorFailure("sandbox_error", f"process(data) {message}", retryable=False)
-    if "returned nothing that JSON can hold" in message:
+    if message.startswith("used more than") or "may have used more than" in message:
+        return ProcessorFailure("sandbox_error", f"process(data): {message}", retryable=False)
+    if "returned nothing that JSON can hold" in message or "returned something JSON cannot hold" in message:
         return ProcessorFailure("invalid_output", message, retryable=False)
     return ProcessorFailure("sandbox_error", message, retryable=True)
 

@@ -17,7 +17,6 @@ from adapters.http.ratelimit import TokenBucketLimiter
 from adapters.http.tokens import TokenService
 from adapters.processors.base import HttpSessions, ProcessorDeps
 from adapters.processors.catalog import ProcessorCatalog
-from adapters.processors.sandbox_bridge import ThreadedSandbox
 from adapters.read_your_writes import ReadYourWrites
 from adapters.runtime.settings import Settings
 from adapters.security.passwords import Argon2Hasher
@@ -65,11 +64,10 @@ def projections() -> list[Projection]:
     ]
 
 
-def processor_deps(settings: Settings, sandbox: ThreadedSandbox | None = None,
-                   http: HttpSessions | None = None) -> ProcessorDeps:
+def processor_deps(settings: Settings, sandbox: Sandbox, http: HttpSessions | None = None) -> ProcessorDeps:
     """What processor types are made with: the sandbox, one HTTP session, the model endpoint's settings."""
     return ProcessorDeps(
-        sandbox=sandbox or ThreadedSandbox(),
+        sandbox=sandbox,
         http=http or HttpSessions(),
         llm_base_url=settings.llm_base_url,
         llm_api_key=settings.llm_api_key,
@@ -116,19 +114,20 @@ def bootstrap(
     hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                     settings.argon2_parallelism)
     codec = EventCodec(aggregates())
-    repo = Repository(store, codec)
+    repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes)
+    limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)
-    processor_types = ProcessorCatalog.discover(processors or processor_deps(settings))
+    processor_types = ProcessorCatalog.discover(processors or processor_deps(settings, sandbox))
     contexts = (
         UserHandlers(repo, hasher),
-        SchemaHandlers(repo, schemas, validator, sandbox),
+        SchemaHandlers(repo, schemas, validator, sandbox, limits),
         BucketHandlers(repo, reads),
-        BlobHandlers(repo, schemas, sandbox),
-        BookHandlers(repo),
+        BlobHandlers(repo, schemas, sandbox, limits),
+        BookHandlers(repo, limits),
         ProcessorHandlers(repo, schemas, processor_types),
         JobHandlers(repo, processor_types, reads),
-        JobRunHandlers(repo, schemas),
+        JobRunHandlers(repo, schemas, limits),
     )
     bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
                      tracing)

@@ -29,17 +29,19 @@ from adapters.postgres.projector import ProjectorRunner
 from adapters.postgres.read_model import PostgresReadModel
 from adapters.postgres.watch import ProjectionWatch
 from adapters.processors.base import HttpSessions
-from adapters.processors.sandbox_bridge import ThreadedSandbox
 from adapters.runtime.bootstrap import Services, bootstrap, processor_deps
 from adapters.runtime.jobs import JobWorkers, start_job_workers
 from adapters.runtime.settings import Settings
 from adapters.shared_log import SharedLog
-from adapters.sandbox.javascript import JavaScriptSandbox
+from adapters.sandbox.pool import SandboxPool
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.redaction import without_password
 from adapters.telemetry.tracing import Tracing
 
 log = structlog.get_logger("inkstream.runtime")
+
+JOB_SANDBOX_QUEUE_SECONDS = 3600.0
+"""A runner never starts more jobs than its pool has workers; a wait here is a replacement worker starting."""
 
 
 @dataclass
@@ -91,6 +93,7 @@ async def start(
     nats_url: str,
     database_url: str,
     project: bool,
+    commands: bool = True,
     work: bool = False,
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
@@ -117,13 +120,28 @@ async def start(
     watch = ProjectionWatch(database_url)
     await watch.start()
     stack.push_async_callback(watch.stop)
-    sandbox = JavaScriptSandbox()
-    stack.callback(sandbox.close)
+    sandbox = SandboxPool(
+        workers=settings.sandbox_workers,
+        timeout_ms=settings.sandbox_timeout_ms,
+        max_memory_mb=settings.sandbox_memory_mb,
+        queue_seconds=settings.sandbox_queue_seconds,
+    )
+    if commands:  # V8 up in each worker before commands are served; other roles start workers only if used
+        await sandbox.start()
+    stack.push_async_callback(_close_sandbox, sandbox)
 
     http = HttpSessions()
     stack.push_async_callback(http.close)
-    job_sandbox = ThreadedSandbox()
-    stack.callback(job_sandbox.close)
+    job_sandbox = sandbox
+    if work:  # js-transform jobs get workers of their own, one per job a runner may run at once
+        job_sandbox = SandboxPool(
+            workers=settings.job_concurrency,
+            timeout_ms=settings.sandbox_timeout_ms,
+            max_memory_mb=settings.sandbox_memory_mb,
+            queue_seconds=JOB_SANDBOX_QUEUE_SECONDS,
+        )
+        await job_sandbox.start()
+        stack.push_async_callback(_close_sandbox, job_sandbox)
 
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
                          sandbox=sandbox, metrics=metrics, tracing=tracing,
@@ -167,6 +185,12 @@ async def _stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
         _, stuck = await asyncio.wait(tasks, timeout=10)
         for task in stuck:  # never hang a shutdown on a task that ignored its cancellation
             log.error("runtime.task_did_not_stop", task=task.get_name())
+
+
+async def _close_sandbox(sandbox: SandboxPool) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(15):
+            await sandbox.close()
 
 
 async def _close_pool(pool: asyncpg.Pool) -> None:

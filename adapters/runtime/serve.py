@@ -77,7 +77,8 @@ async def serve(settings: Settings, role: str = "up") -> int:
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
-                              project=role in ("up", "project"), work=role in ("up", "work"))
+                              project=role in ("up", "project"), commands=role in ("up", "api"),
+                              work=role in ("up", "work"))
         if role in ("up", "api", "work"):
             await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work")
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)

@@ -9,6 +9,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.runtime.processes import read_or_create_secret
+from domain.limits import CEILINGS, MIB, Limits
+
+_DEFAULT = Limits()
+
+
+def _limit(name: str) -> int:
+    """A ``Limits`` field as a setting: its default, and never above the domain's ceiling."""
+    return Field(default=getattr(_DEFAULT, name), ge=1, le=CEILINGS[name])
 
 
 class Settings(BaseSettings):
@@ -38,6 +46,17 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     projector_batch_size: int = 500
+    sandbox_workers: int = Field(default=2, ge=1)
+    sandbox_timeout_ms: int = Field(default=1000, ge=1)
+    sandbox_memory_mb: int = Field(default=64, ge=8)
+    sandbox_queue_seconds: float = Field(default=30.0, gt=0)
+    max_chapter_bytes: int = _limit("chapter_bytes")
+    max_chapters_per_book: int = _limit("chapters_per_book")
+    max_book_bytes: int = _limit("book_bytes")
+    max_metadata_bytes: int = _limit("metadata_bytes")
+    max_blob_bytes: int = _limit("blob_bytes")
+    max_schema_bytes: int = _limit("schema_bytes")
+    write_cache_bytes: int = Field(default=256 * MIB, ge=0)
     llm_base_url: str = ""
     llm_api_key: str = ""
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
@@ -48,6 +67,17 @@ class Settings(BaseSettings):
     job_retry_backoff_seconds: float = Field(default=1.0, ge=0)
     job_retry_backoff_max_seconds: float = Field(default=60.0, ge=0)
     service_name: str = Field(default="inkstream")
+
+    def limits(self) -> Limits:
+        """The domain's limits as configured (each within its ceiling: the fields refuse more)."""
+        return Limits(
+            chapter_bytes=self.max_chapter_bytes,
+            chapters_per_book=self.max_chapters_per_book,
+            book_bytes=self.max_book_bytes,
+            metadata_bytes=self.max_metadata_bytes,
+            blob_bytes=self.max_blob_bytes,
+            schema_bytes=self.max_schema_bytes,
+        )
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

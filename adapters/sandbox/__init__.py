@@ -1,5 +1,6 @@
-"""User JavaScript in V8 (the ``Sandbox`` port)."""
+"""User JavaScript in V8 (the ``Sandbox`` port): ``pool.SandboxPool`` runs it in
+worker processes (``worker.py``), which run ``engine.py``.
 
-from adapters.sandbox.javascript import JavaScriptSandbox, SandboxError
-
-__all__ = ["JavaScriptSandbox", "SandboxError"]
+Nothing is imported here: a worker process imports this package first, and it
+should not pay for the pool's imports.
+"""

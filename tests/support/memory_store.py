@@ -57,6 +57,7 @@ class MemoryEventStore:
             raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently")
         if command_id in self._by_command:
             return Appended(self._by_command[command_id], duplicate=True)
+        payload = orjson.dumps(event.data)
         record = Recorded(
             position=len(self.records) + 1,
             aggregate_type=aggregate_type,
@@ -64,18 +65,19 @@ class MemoryEventStore:
             type=event.type,
             version=event.version,
             at=event.at,
-            data=orjson.loads(orjson.dumps(event.data)),
+            data=orjson.loads(payload),
             class_version=event.class_version,
             actor=event.actor,
             command_id=command_id,
             traceparent=event.traceparent,
+            size=len(payload),
         )
         self.records.append(record)
         self._by_subject.setdefault((aggregate_type, aggregate_id), []).append(record)
         self._by_command[command_id] = record.position
         self.appends += 1
         self._grown.set()
-        return Appended(record.position)
+        return Appended(record.position, size=record.size)
 
     @staticmethod
     def _copy(record: Recorded) -> Recorded:

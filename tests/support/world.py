@@ -2,7 +2,7 @@
 
 ``World`` is what a unit test of the command handlers needs: the whole graph
 from ``adapters.runtime.bootstrap`` on an in-memory event store, a read model
-computed from that store, and one sandbox, exactly as production wires it.
+computed from that store, and one sandbox (the session's worker pool), exactly as production wires it.
 ``world.blobs.create(ctx, ...)`` sends ``CreateBlob(...)`` through the bus.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from adapters.runtime.bootstrap import Services, bootstrap
 from adapters.runtime.settings import Settings
-from adapters.sandbox.javascript import JavaScriptSandbox
+from commands.ports import Sandbox
 from commands.blobs import CreateBlob, DeleteBlob, MigrateBlob, MoveBlob, UpdateBlob
 from commands.books import AddChapter, CreateBook, DeleteBook, EditChapter, RemoveChapter, ReorderChapters, UpdateBook
 from commands.buckets import CreateBucket, DeleteBucket, UpdateBucket
@@ -70,9 +70,9 @@ class _Commands:
 
 
 class World:
-    def __init__(self, store: MemoryEventStore | None = None, sandbox: JavaScriptSandbox | None = None) -> None:
+    def __init__(self, sandbox: Sandbox, store: MemoryEventStore | None = None) -> None:
         self.store = store or MemoryEventStore()
-        self.sandbox = sandbox or JavaScriptSandbox(timeout_ms=500)
+        self.sandbox = sandbox
         settings = Settings(jwt_secret=SECRET, argon2_time_cost=1, argon2_memory_kib=8, read_wait_seconds=1)
         self.services: Services = bootstrap(settings, store=self.store, read_model=MemoryReadModel(self.store),
                                             positions=CaughtUp(), sandbox=self.sandbox)
@@ -86,6 +86,3 @@ class World:
 
     async def run(self, command: object, ctx: Context) -> Any:
         return await self.services.bus.handle(command, ctx)
-
-    def close(self) -> None:
-        self.sandbox.close()

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
+from adapters.sandbox.pool import SandboxPool
 from tests.support.world import World
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    built = World()
-    try:
-        yield built
-    finally:
-        built.close()
+def world(sandbox: SandboxPool) -> World:
+    return World(sandbox)

@@ -93,7 +93,7 @@ def test_create_reports_every_invalid_chapter_sorted() -> None:
     [
         ([], None, [("/metadata", "metadata must be an object")]),
         (None, {"title": "x"}, [("/chapters", "chapters must be an array")]),
-        ({"a": "nul\x00"}, None, [("/metadata/a", "value must not contain NUL characters")]),
+        ({"a": "nul\x00"}, None, [("/metadata/a", "must not contain NUL characters")]),
         (
             None,
             [{"title": "t", "content": "a\x00b"}],

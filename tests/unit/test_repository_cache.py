@@ -57,3 +57,24 @@ async def test_if_match_is_checked_against_the_log_not_a_stale_cache() -> None:
     assert saved.aggregate.version == 3
     with pytest.raises(PreconditionFailed):
         await a.execute(Blob, blob_id, update({"n": 3}, expected_version=2), ctx())
+
+
+async def test_the_cache_holds_at_most_its_byte_budget_and_never_an_aggregate_heavier_than_it() -> None:
+    store = MemoryEventStore()
+    repo = Repository(store, CODEC, cache_bytes=64 * 1024)
+    ids = []
+    for _ in range(10):  # ten blobs of ~20 KB: about three fit
+        saved = await repo.execute(Blob, None, lambda _: Blob.create(OWNER, "x" * 20_000, None, None, []), ctx())
+        ids.append(saved.aggregate.id_str)
+        assert repo.cached_bytes <= 64 * 1024
+    assert 0 < repo.cached_bytes
+    hits = repo.cache_hits
+    await repo.execute(Blob, ids[-1], update("y"), ctx())  # the newest is still cached
+    await repo.execute(Blob, ids[0], update("y"), ctx())  # the oldest was evicted: loaded from the log
+    assert repo.cache_hits == hits + 1
+
+    heavy = await repo.execute(Blob, None, lambda _: Blob.create(OWNER, "z" * 100_000, None, None, []), ctx())
+    hits = repo.cache_hits
+    again = await repo.execute(Blob, heavy.aggregate.id_str, update("w"), ctx())
+    assert repo.cache_hits == hits, "an aggregate heavier than the budget is never cached"
+    assert again.aggregate.data == "w" and repo.cached_bytes <= 64 * 1024

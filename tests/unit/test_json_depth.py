@@ -1,0 +1,37 @@
+"""Nesting measured on a body's bytes agrees with the parsed value's depth, strings and escapes included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.http.json_depth import nests_deeper_than
+
+tricky = st.text(st.sampled_from('[]{}"\\/ax\n\u00e9'), max_size=8)
+values = st.recursive(
+    st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), tricky),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+def depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=values, limit=st.integers(0, 8))
+def test_the_measure_on_bytes_is_the_depth_of_the_value(value: Any, limit: int) -> None:
+    assert nests_deeper_than(orjson.dumps(value), limit) == (depth(value) > limit)
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    assert not nests_deeper_than(orjson.dumps({"a": "[" * 100 + '\\"{' * 100}), 1)
+    assert nests_deeper_than(b"[" * 65 + b"]" * 65, 64) and not nests_deeper_than(b"[" * 64 + b"]" * 64, 64)
