@@ -94,7 +94,7 @@ class ProcessorHandlers:
         _fail(name_errors(cmd.name) + type_errors(cmd.type))
         assert isinstance(cmd.type, str)
         await self._check_config(cmd.type, cmd.config)
-        limits = check_limits(cmd.limits)
+        limits = check_limits(cmd.limits)  # 422 before any lookup
         triggers = await self._triggers(ctx, cmd.triggers)
         input_id, output_id = await self._schema(cmd.input_schema), await self._schema(cmd.output_schema)
         return await self._repo.execute(
@@ -110,9 +110,8 @@ class ProcessorHandlers:
             processor = changeable(ctx.actor, "processor", cmd.processor_id, current, cmd.expected_version)
             if cmd.config is not None:
                 await self._check_config(processor.type, cmd.config)
-            limits = check_limits(cmd.limits, processor.limits) if cmd.limits is not None else None
             triggers = await self._triggers(ctx, cmd.triggers) if cmd.triggers is not None else None
-            processor.update(cmd.config, triggers, limits)
+            processor.update(cmd.config, triggers, cmd.limits)
             return processor
 
         return await self._repo.execute(Processor, _checked(cmd.processor_id), decide, ctx)

@@ -24,6 +24,7 @@ from eventsourcing.domain import event
 from domain.errors import FieldError, NotFound, ValidationFailed, storable_errors
 from domain.base import InkAggregate
 from domain.ids import is_id
+from domain.schema import parse_schema_id
 
 MAX_NAME = 200
 TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
@@ -61,6 +62,21 @@ def name_errors(name: object) -> list[FieldError]:
 def type_errors(type_: object) -> list[FieldError]:
     if not isinstance(type_, str) or not TYPE_RE.match(type_):
         return [FieldError("/type", "type must be a processor type name such as js-transform")]
+    return []
+
+
+def schema_ref_errors(path: str, value: object, *, resolved: bool) -> list[FieldError]:
+    """None, or a schema id: ``name@version`` when ``resolved``, else a bare name too."""
+    if value is None:
+        return []
+    try:
+        _, version = parse_schema_id(value)  # type: ignore[arg-type]
+    except ValueError:
+        version, ok = None, False
+    else:
+        ok = len(value) <= MAX_SCHEMA_ID  # type: ignore[arg-type]
+    if not ok or (resolved and version is None):
+        return [FieldError(path, "must be a schema version id (name@version)" if resolved else "must be a schema id")]
     return []
 
 
@@ -104,11 +120,12 @@ def check_limits(limits: object, base: dict[str, int] | None = None) -> dict[str
     return merged
 
 
-def check_triggers(triggers: object) -> list[dict[str, Any]]:
+def check_triggers(triggers: object, *, resolved: bool = False) -> list[dict[str, Any]]:
     """Normalised ``[{on, bucket_id, schema_id}]`` (absent filters are None).
 
     Whether the bucket is the owner's and the schema exists needs the log, so
-    the handler checks that; here only the shape.
+    the handler checks that; here only the shape (``resolved``: each schema id
+    is ``name@version``, as the handler recorded it).
     """
     if triggers is None:
         return []
@@ -133,8 +150,7 @@ def check_triggers(triggers: object) -> list[dict[str, Any]]:
         if bucket_id is not None and not is_id(bucket_id):
             errors.append(FieldError(f"{path}/bucket_id", "bucket_id must be a bucket id"))
         schema_id = trigger.get("schema_id")
-        if schema_id is not None and (not isinstance(schema_id, str) or not 0 < len(schema_id) <= MAX_SCHEMA_ID):
-            errors.append(FieldError(f"{path}/schema_id", "schema_id must be a schema id"))
+        errors += schema_ref_errors(f"{path}/schema_id", schema_id, resolved=resolved)
         out.append({"on": on, "bucket_id": bucket_id, "schema_id": schema_id})
     _fail(errors)
     return out
@@ -149,15 +165,18 @@ class Processor(InkAggregate):
         owner_id: str,
         name: object,
         type: object,
-        input_schema: str | None,
-        output_schema: str | None,
+        input_schema: object,
+        output_schema: object,
         config: object,
-        triggers: list[dict[str, Any]],
-        limits: dict[str, int],
+        triggers: object,
+        limits: object,
     ) -> Processor:
-        """``triggers`` and ``limits`` come normalised (``check_triggers``, ``check_limits``),
-        schema ids resolved to ``name@version``."""
-        _fail(name_errors(name) + type_errors(type) + config_errors(config))
+        """Schema ids as the handler resolved them (``name@version``); ``limits`` over the defaults."""
+        _fail(name_errors(name) + type_errors(type) + config_errors(config)
+              + schema_ref_errors("/input_schema", input_schema, resolved=True)
+              + schema_ref_errors("/output_schema", output_schema, resolved=True))
+        checked_triggers = check_triggers(triggers, resolved=True)
+        checked_limits = check_limits(limits)
         assert isinstance(name, str) and isinstance(type, str) and isinstance(config, dict)
         return cls(
             owner_id=owner_id,
@@ -166,8 +185,8 @@ class Processor(InkAggregate):
             input_schema=input_schema,
             output_schema=output_schema,
             config=copy.deepcopy(config),
-            triggers=copy.deepcopy(triggers),
-            limits=dict(limits),
+            triggers=checked_triggers,
+            limits=checked_limits,
         )
 
     @event("Registered")
@@ -196,13 +215,9 @@ class Processor(InkAggregate):
         if self.deleted:
             raise NotFound(f"processor {self.id_str}")
 
-    def update(
-        self,
-        config: object = None,
-        triggers: list[dict[str, Any]] | None = None,
-        limits: dict[str, int] | None = None,
-    ) -> None:
-        """A PATCH: ``None`` keeps a field; one event carries the resulting values."""
+    def update(self, config: object = None, triggers: object = None, limits: object = None) -> None:
+        """A PATCH: ``None`` keeps a field (``limits`` change the ones they name); one event
+        carries the resulting values."""
         self.ensure_live()
         if config is None and triggers is None and limits is None:
             _fail([FieldError("", "config, triggers or limits is required")])
@@ -211,8 +226,8 @@ class Processor(InkAggregate):
         assert config is None or isinstance(config, dict)
         self._updated(
             config=copy.deepcopy(self.config if config is None else config),
-            triggers=copy.deepcopy(self.triggers if triggers is None else triggers),
-            limits=dict(self.limits if limits is None else limits),
+            triggers=copy.deepcopy(self.triggers) if triggers is None else check_triggers(triggers, resolved=True),
+            limits=check_limits(limits, self.limits),
         )
 
     @event("Updated")

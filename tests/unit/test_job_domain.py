@@ -19,6 +19,7 @@ from domain.recorded import Recorded
 from projections.jobs import job_row
 
 CODEC = EventCodec([Job, Processor])
+OUT = new_id()
 BOOM = {"code": "sandbox_error", "message": "boom"}
 
 
@@ -38,8 +39,9 @@ def test_a_job_runs_pending_running_completed() -> None:
     assert (job.status, job.attempts, job.run) == ("pending", 0, 1)
     job.start("r1")
     assert (job.status, job.attempts, job.runner) == ("running", 1, "r1")
-    job.complete(1, "blob")
-    assert (job.status, job.output_blob_id, job.finished) == ("completed", "blob", True)
+    output = new_id()
+    job.complete(1, output)
+    assert (job.status, job.output_blob_id, job.finished) == ("completed", output, True)
     with pytest.raises(Conflict):
         job.cancel()
     with pytest.raises(Conflict):
@@ -55,7 +57,7 @@ def test_a_failed_attempt_leaves_the_job_pending_and_only_its_attempt_may_record
     assert (job.status, job.attempts, job.last_error, job.error) == ("pending", 1, BOOM, None)
     job.start("r1")
     with pytest.raises(Conflict):
-        job.complete(1, "late")  # attempt 1 is over: its result cannot land
+        job.complete(1, new_id())  # attempt 1 is over: its result cannot land
     job.fail(BOOM, 2)
     assert (job.status, job.error) == ("failed", BOOM)
 
@@ -92,13 +94,23 @@ def test_a_chain_too_deep_fails_before_any_attempt() -> None:
 
 def test_a_triggered_job_has_the_derived_id() -> None:
     job_id = hashed_id("job-trigger", "p:42")
-    assert new_job(job_id=job_id, trigger={"on": "blob.created"}, depth=1).id == job_id
+    trigger = {"on": "blob.created", "blob_id": new_id(), "position": 42}
+    assert new_job(job_id=job_id, trigger=trigger, depth=1).id == job_id
+    for bad in ({"on": "blob.created"}, {**trigger, "position": 2**63}, {**trigger, "on": "blob.moved"}):
+        with pytest.raises(ValidationFailed):
+            new_job(trigger=bad, depth=1)
 
 
 def test_errors_are_bounded_storable_and_coded() -> None:
-    error = job_error("nonsense", "a\x00b" + "x" * 5000)
-    assert error["code"] == "internal" and "\x00" not in error["message"]
+    error = job_error("nonsense", "a\x00b\ud800" + "x" * 5000)
+    assert error["code"] == "internal" and "\x00" not in error["message"] and "\ud800" not in error["message"]
     assert len(error["message"]) == MAX_ERROR_MESSAGE
+    job = new_job()
+    job.start("r\x00")
+    with pytest.raises(ValidationFailed):
+        job.attempt_failed(1, BOOM, float("nan"))
+    job.attempt_failed(1, "not a dict", 1)
+    assert job.last_error == {"code": "internal", "message": "not a dict"}
 
 
 def test_limits_default_merge_and_stay_in_range() -> None:
@@ -150,7 +162,7 @@ def test_the_projection_of_any_history_agrees_with_the_aggregate(plan: list[str]
             elif step == "fail_attempt":
                 job.attempt_failed(job.attempts, BOOM, 0.5)
             elif step == "complete":
-                job.complete(job.attempts, "out")
+                job.complete(job.attempts, OUT)
             elif step == "fail":
                 job.fail(BOOM, job.attempts if job.status == "running" else None)
             elif step == "cancel":
