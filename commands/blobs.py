@@ -74,11 +74,11 @@ class BlobHandlers:
         return {CreateBlob: self.create, UpdateBlob: self.update, MoveBlob: self.move,
                 MigrateBlob: self.migrate, DeleteBlob: self.delete}
 
-    def _ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+    async def _ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
         """Storable and within the size limit first (cheap, and the validator must not see a
         value nested deeper than the log allows), then against the schema."""
         check_data(data, self._limits, what)
-        self._schemas.ensure_valid(resolved, data, what)
+        await self._schemas.ensure_valid(resolved, data, what)
 
     async def create(self, cmd: CreateBlob, ctx: Context) -> Saved[Blob]:
         """Nothing is appended unless the schema and every bucket exist and the data is valid."""
@@ -91,7 +91,7 @@ class BlobHandlers:
         if cmd.processor_id is not None and not is_id(cmd.processor_id):
             raise invalid("/processor_id", "must be a processor id")
         if resolved is not None:
-            self._ensure_valid(resolved, cmd.data)
+            await self._ensure_valid(resolved, cmd.data)
         typed_as = resolved.id if resolved is not None else None
         return await self._repo.execute(
             Blob, None,
@@ -103,7 +103,7 @@ class BlobHandlers:
         async def decide(current: Blob | None) -> Blob:
             blob = changeable(ctx.actor, "blob", cmd.blob_id, current, cmd.expected_version)
             if blob.schema_id is not None:
-                self._ensure_valid(await self._schemas.resolve(blob.schema_id), cmd.data)
+                await self._ensure_valid(await self._schemas.resolve(blob.schema_id), cmd.data)
             blob.update(cmd.data, self._limits)
             return blob
 
@@ -161,7 +161,7 @@ class BlobHandlers:
                 data = await self._sandbox.call(step.migration["transform"], MIGRATE_FUNCTION, data)
             except SandboxError as exc:
                 raise invalid("/schema_id", f"the migration to {name}@{step.version} failed: {exc}") from None
-        self._ensure_valid(target, data, what="the migrated data")
+        await self._ensure_valid(target, data, what="the migrated data")
         return data
 
 

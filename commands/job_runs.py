@@ -163,7 +163,7 @@ class JobRunHandlers:
     async def write_output(self, cmd: WriteOutput, ctx: Context) -> Saved[Blob]:
         job, processor = cmd.job, cmd.processor
         if processor.output_schema is not None:
-            self._schemas.ensure_valid(await self._schemas.resolve(processor.output_schema), cmd.data,
+            await self._schemas.ensure_valid(await self._schemas.resolve(processor.output_schema), cmd.data,
                                        what="the output")
         blob_id = output_blob_id(job.id_str, job.run)
         source = {"job_id": job.id_str, "processor_id": processor.id_str, "depth": job.depth, "run": job.run}
@@ -251,4 +251,4 @@ class JobReads:
         return await self._at_version(Blob, blob_id, version)
 
     async def validate_output(self, schema_id: str, data: Any) -> list[FieldError]:
-        return self._schemas.check(await self._schemas.resolve(schema_id), data)
+        return await self._schemas.check(await self._schemas.resolve(schema_id), data)

@@ -91,11 +91,18 @@ class EventTooLarge(Exception):
 
 
 class SchemaValidator(Protocol):
-    """Checks documents against registered JSON Schemas."""
+    """Checks documents against registered JSON Schemas.
 
-    def check_schema(self, schema: dict[str, Any]) -> list[FieldError]: ...
+    Schemas are user code, so both calls are bounded (time, memory) and run
+    off the event loop. ``validate`` answers the data's errors; it raises
+    ``ValidationFailed`` when the data could not be judged (the schema cannot
+    be used, or the call went over its budget) and ``Unavailable`` when no
+    validator is free.
+    """
 
-    def validate(self, schema_key: str, schema: dict[str, Any], data: Any) -> list[FieldError]: ...
+    async def check_schema(self, schema: dict[str, Any]) -> list[FieldError]: ...
+
+    async def validate(self, schema_key: str, schema: dict[str, Any], data: Any) -> list[FieldError]: ...
 
 
 class SandboxError(Exception):

@@ -84,11 +84,11 @@ class SchemaRegistry:
             raise NotFound(f"schema {id_or_name}")
         return ResolvedSchema(schema_id(name, entry.version), saved.aggregate, entry)
 
-    def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
-        return self._validator.validate(resolved.id, resolved.entry.schema, data)
+    async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
+        return await self._validator.validate(resolved.id, resolved.entry.schema, data)
 
-    def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
-        errors = self.check(resolved, data)
+    async def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
+        errors = await self.check(resolved, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
 
@@ -111,7 +111,7 @@ class SchemaHandlers:
         check_version(cmd.version)
         migration = check_migration(cmd.migration)
         check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
-        errors = self._validator.check_schema(cmd.document)
+        errors = await self._validator.check_schema(cmd.document)
         if errors:
             raise ValidationFailed(
                 "not a valid JSON Schema", [FieldError("/schema" + e.path, e.message) for e in errors]
@@ -131,4 +131,4 @@ class SchemaHandlers:
 
     async def validate(self, cmd: ValidateData, ctx: Context) -> list[FieldError]:
         """Every error of ``data`` against the schema (any user may validate against any schema)."""
-        return self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)
+        return await self._registry.check(await self._registry.resolve(cmd.schema_id), cmd.data)

@@ -22,7 +22,6 @@ from adapters.runtime.settings import Settings
 from adapters.security.passwords import Argon2Hasher
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing
-from adapters.validation.json_schema import JsonSchemaValidator
 from commands.blobs import BlobHandlers
 from commands.books import BookHandlers
 from commands.buckets import BucketHandlers
@@ -102,7 +101,7 @@ def bootstrap(
     read_model: ReadModel,
     positions: ProjectionPositions,
     sandbox: Sandbox,
-    validator: SchemaValidator | None = None,
+    validator: SchemaValidator,
     hasher: PasswordHasher | None = None,
     metrics: Metrics | None = None,
     tracing: Tracing | None = None,
@@ -110,7 +109,6 @@ def bootstrap(
 ) -> Services:
     metrics = metrics or Metrics()
     tracing = tracing or Tracing(settings.service_name)
-    validator = validator or JsonSchemaValidator()
     hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                     settings.argon2_parallelism)
     codec = EventCodec(aggregates())

@@ -34,6 +34,7 @@ from adapters.runtime.jobs import JobWorkers, start_job_workers
 from adapters.runtime.settings import Settings
 from adapters.shared_log import SharedLog
 from adapters.sandbox.pool import SandboxPool
+from adapters.validation.pool import ValidatorPool
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.redaction import without_password
 from adapters.telemetry.tracing import Tracing
@@ -129,6 +130,9 @@ async def start(
     if commands:  # V8 up in each worker before commands are served; other roles start workers only if used
         await sandbox.start()
     stack.push_async_callback(_close_sandbox, sandbox)
+    validators = ValidatorPool(settings.validation_workers, settings.validation_budget_ms,
+                               settings.validation_memory_mib)
+    stack.push_async_callback(validators.aclose)
 
     http = HttpSessions()
     stack.push_async_callback(http.close)
@@ -144,7 +148,7 @@ async def start(
         stack.push_async_callback(_close_sandbox, job_sandbox)
 
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
-                         sandbox=sandbox, metrics=metrics, tracing=tracing,
+                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
                          processors=processor_deps(settings, job_sandbox, http))
     shared_log = SharedLog(store)
     running = Running(services, nats_url, database_url, nc, pool, watch, shared_log)

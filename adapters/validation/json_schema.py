@@ -9,18 +9,48 @@
   in a bounded LRU, so a hot schema compiles once.
 * Every error is reported, with the instance location as a JSON Pointer and a
   readable message; messages for ``required`` and ``type`` are rewritten, the
-  others are jsonschema-rs's own.
+  others are jsonschema-rs's own, cut to ``MAX_MESSAGE_CHARS`` (they quote the
+  value, which may be a megabyte). At most ``MAX_LISTED_ERRORS`` are listed:
+  the first ones by path, after a root note that says how many there were.
+* Patterns (``pattern``, ``patternProperties``, ``propertyNames`` with a
+  ``pattern``, at any depth, through any ``$ref``) run on Rust's ``regex``
+  engine, which matches in time linear in the input: a pattern cannot be
+  catastrophic. jsonschema-rs's default engine (fancy-regex) backtracks for
+  look-around and back-references: ``^((a)\\2?)*b`` took 41 ms per 26-byte
+  string, so a 9 KB document of such strings froze the server for 23 s, and its
+  backtrack limit bounds one match, not a document (25 ms per string at the
+  default limit). Look-around and back-references are therefore refused, at
+  registration with the pattern's path and the reason, and a schema already
+  in the log that uses them fails validation with that reason (422). One
+  compiled pattern may take ``PATTERN_SIZE_LIMIT`` bytes. ``format: regex``
+  only checks that a string is a regex (it never runs it). Figures and the
+  other options measured: docs/benchmarks.md, "Validation".
+
+This class is synchronous and unbounded: the server runs it in worker
+processes with a time budget (``adapters/validation/pool.py``), since
+jsonschema-rs holds the GIL and other keywords (a ``$ref`` fan-out, a huge
+``enum``) can be expensive with no regex at all.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import jsonschema_rs
 
-from domain.errors import FieldError
+from domain.errors import FieldError, ValidationFailed
+
+PATTERN_SIZE_LIMIT = 1 << 20
+"""Bytes one compiled pattern may take (the ``regex`` crate's default is 10 MiB)."""
+PATTERN_OPTIONS = jsonschema_rs.RegexOptions(size_limit=PATTERN_SIZE_LIMIT)
+MAX_LISTED_ERRORS = 1000
+MAX_MESSAGE_CHARS = 300
+
+# Syntax only a backtracking engine runs: look-ahead/behind, back-references by number or name.
+_BACKTRACKING_SYNTAX = re.compile(r"(?<!\\)\(\?<?[=!]|\\[1-9]|\\k<")
 
 # Canonical meta-schema URIs, keyed by the $schema value without scheme and "#".
 _DRAFTS: dict[str, str] = {
@@ -38,22 +68,66 @@ def pointer(parts: list[str | int]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
 def _message(error: jsonschema_rs.ValidationError, path: str) -> str:
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
-        return f"{kind.property} is required"
+        return _cut(f"{kind.property} is required")
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Type):
         return f"{path or 'value'} must be {' or '.join(kind.types)}"
-    return error.message
+    return _cut(error.message)
 
 
 def field_errors(errors: Any) -> list[FieldError]:
-    """jsonschema-rs errors as API errors, sorted by path (then message)."""
+    """jsonschema-rs errors as API errors, sorted by path (then message), at most ``MAX_LISTED_ERRORS``.
+
+    Beyond that a list only costs (each error is parsed, sorted and sent by
+    the server, and read by nobody), so the first ones by path are kept and a
+    root note says how many there were.
+    """
     out = []
     for error in errors:
         path = pointer(error.instance_path)
         out.append(FieldError(path, _message(error, path)))
-    return sorted(out, key=lambda e: (e.path, e.message))
+    out.sort(key=lambda e: (e.path, e.message))
+    if len(out) > MAX_LISTED_ERRORS:
+        note = FieldError("", f"{len(out)} errors; only the first {MAX_LISTED_ERRORS} by path are listed")
+        out = sorted([note, *out[:MAX_LISTED_ERRORS]], key=lambda e: (e.path, e.message))
+    return out
+
+
+def pattern_problem(pattern: str) -> str:
+    """Why ``pattern`` is refused, in words its author can act on."""
+
+    def compiles(options: Any) -> bool:
+        try:
+            jsonschema_rs.validator_for({"pattern": pattern}, pattern_options=options)
+        except jsonschema_rs.ValidationError:
+            return False
+        return True
+
+    too_large = f"is too large once compiled (a pattern may take {PATTERN_SIZE_LIMIT / (1 << 20):g} MiB)"
+    if compiles(jsonschema_rs.RegexOptions()):
+        return too_large
+    if compiles(jsonschema_rs.FancyRegexOptions()):
+        if _BACKTRACKING_SYNTAX.search(pattern):
+            return (
+                "uses look-around or a back-reference, which only a backtracking engine runs; "
+                "patterns here must match in linear time, so these are not supported"
+            )
+        return too_large
+    return "is not a valid regular expression"
+
+
+def _compile_problem(exc: jsonschema_rs.ValidationError) -> FieldError:
+    """A schema that fails to compile: where, and why (a refused pattern says why it is refused)."""
+    kind = exc.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Format) and kind.format == "regex":
+        return FieldError(pointer(exc.instance_path), f"pattern {_cut(repr(exc.instance))} {pattern_problem(str(exc.instance))}")
+    return FieldError(pointer(exc.instance_path), exc.message.splitlines()[0])
 
 
 def meta_schema_uri(schema: dict[str, Any]) -> str | None:
@@ -68,7 +142,7 @@ def meta_schema_uri(schema: dict[str, Any]) -> str | None:
 
 
 def _compile(schema: Any) -> jsonschema_rs.Validator:
-    return jsonschema_rs.validator_for(schema, validate_formats=True, offline=True)
+    return jsonschema_rs.validator_for(schema, validate_formats=True, offline=True, pattern_options=PATTERN_OPTIONS)
 
 
 class JsonSchemaValidator:
@@ -91,8 +165,8 @@ class JsonSchemaValidator:
         """Errors of the document against its draft's meta-schema, paths inside the document.
 
         A document the meta-schema accepts can still fail to compile (an
-        unresolvable or remote ``$ref``, a regex jsonschema-rs rejects): that
-        is reported too, since it could never validate anything.
+        unresolvable or remote ``$ref``, a pattern the linear engine refuses):
+        that is reported too, since it could never validate anything.
         """
         if not isinstance(schema, dict):
             return [FieldError("", "a JSON Schema must be an object")]
@@ -105,7 +179,7 @@ class JsonSchemaValidator:
         try:
             _compile(schema)
         except jsonschema_rs.ValidationError as exc:
-            return [FieldError(pointer(exc.instance_path), exc.message.splitlines()[0])]
+            return [_compile_problem(exc)]
         except (jsonschema_rs.ReferencingError, ValueError) as exc:
             return [FieldError("", str(exc).splitlines()[0])]
         return []
@@ -126,11 +200,24 @@ class JsonSchemaValidator:
     def validate(self, schema_key: str, schema: dict[str, Any], data: Any) -> list[FieldError]:
         """Every error of ``data``; ``schema_key`` must name one immutable schema (``name@version``).
 
-        A schema that cannot compile (registration refuses those) fails every
-        document with one root error rather than with an exception.
+        A schema that cannot compile raises ``ValidationFailed`` (422) saying
+        why: registration refuses those, but the log may hold one registered
+        under older rules (a look-around pattern), and its documents are
+        neither valid nor invalid.
         """
         try:
             validator = self._validator(schema_key, schema)
-        except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError, ValueError) as exc:
-            return [FieldError("", f"schema {schema_key} cannot be used: {str(exc).splitlines()[0]}")]
+        except jsonschema_rs.ValidationError as exc:
+            problem = _compile_problem(exc)
+            where = f" at {problem.path}" if problem.path else ""
+            raise unusable(schema_key, f"{problem.message}{where}") from None
+        except (jsonschema_rs.ReferencingError, ValueError) as exc:
+            raise unusable(schema_key, str(exc).splitlines()[0]) from None
+        if validator.is_valid(data):  # the common case, and it stops at the first failure
+            return []
         return field_errors(validator.iter_errors(data))
+
+
+def unusable(schema_key: str, reason: str) -> ValidationFailed:
+    message = f"schema {schema_key} cannot be used: {reason}"
+    return ValidationFailed(message, [FieldError("", message)])

@@ -2,7 +2,8 @@
 
 ``World`` is what a unit test of the command handlers needs: the whole graph
 from ``adapters.runtime.bootstrap`` on an in-memory event store, a read model
-computed from that store, and one sandbox (the session's worker pool), exactly as production wires it.
+computed from that store, the sandbox and the validation worker processes
+(the session's pools), exactly as production wires it.
 ``world.blobs.create(ctx, ...)`` sends ``CreateBlob(...)`` through the bus.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from adapters.runtime.bootstrap import Services, bootstrap
 from adapters.runtime.settings import Settings
-from commands.ports import Sandbox
+from commands.ports import Sandbox, SchemaValidator
 from commands.blobs import CreateBlob, DeleteBlob, MigrateBlob, MoveBlob, UpdateBlob
 from commands.books import AddChapter, CreateBook, DeleteBook, EditChapter, RemoveChapter, ReorderChapters, UpdateBook
 from commands.buckets import CreateBucket, DeleteBucket, UpdateBucket
@@ -70,12 +71,13 @@ class _Commands:
 
 
 class World:
-    def __init__(self, sandbox: Sandbox, store: MemoryEventStore | None = None) -> None:
+    def __init__(self, sandbox: Sandbox, validators: SchemaValidator, store: MemoryEventStore | None = None) -> None:
         self.store = store or MemoryEventStore()
         self.sandbox = sandbox
+        self.validators = validators
         settings = Settings(jwt_secret=SECRET, argon2_time_cost=1, argon2_memory_kib=8, read_wait_seconds=1)
         self.services: Services = bootstrap(settings, store=self.store, read_model=MemoryReadModel(self.store),
-                                            positions=CaughtUp(), sandbox=self.sandbox)
+                                            positions=CaughtUp(), sandbox=self.sandbox, validator=self.validators)
         self.repo = self.services.repo
         self.schemas = _Commands(self, register=RegisterSchema, validate=ValidateData)
         self.buckets = _Commands(self, create=CreateBucket, update=UpdateBucket, delete=DeleteBucket)

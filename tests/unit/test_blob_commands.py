@@ -154,7 +154,7 @@ async def test_a_decision_on_a_stale_copy_is_taken_again_on_the_log(world: World
     again on the log's state, validated against the schema the blob has now (v2), and refused."""
     await book_schemas(world)
     blob = (await world.blobs.create(ctx(), {"title": "T", "chapters": []}, schema_id="book@1.0.0")).aggregate
-    other = World(world.sandbox, store=world.store)  # a second process on the same log
+    other = World(world.sandbox, world.validators, store=world.store)  # a second process on the same log
     await other.blobs.migrate(ctx(), blob.id_str, "book@2.0.0")
     err = await refused(world, ValidationFailed, world.blobs.update(ctx(), blob.id_str, {"title": "U", "chapters": []}))
     assert "book@2.0.0" in err.reason

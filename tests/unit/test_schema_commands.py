@@ -82,7 +82,7 @@ async def test_bare_name_is_the_highest_version_not_the_last_registered(world: W
     await world.schemas.register(ctx(), "book", "1.0.0", BOOK_V1)
     await world.schemas.register(ctx(), "book", "2.0.0-rc.1", BOOK_V2)
     await world.schemas.register(ctx(), "book", "1.5.0", BOOK_V1)
-    registry = SchemaRegistry(world.repo, JsonSchemaValidator())
+    registry = SchemaRegistry(world.repo, world.validators)
     assert (await registry.resolve("book")).id == "book@2.0.0-rc.1"
     await world.schemas.register(ctx(), "book", "2.0.0", BOOK_V3)
     assert (await registry.resolve("book")).id == "book@2.0.0"

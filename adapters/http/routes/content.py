@@ -256,21 +256,31 @@ _SCHEMA_OWNER = (
 _OWNER_ONLY = "Only the owner may read or change it (403 for someone else's, 404 when unknown)."
 _IF_MATCH = " `If-Match` with the ETag (the version) makes a stale write fail with 412."
 _PAGING = " Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`."
+_PATTERNS = (
+    " Patterns (`pattern`, `patternProperties`, `propertyNames`) must match in linear time: look-around and "
+    "back-references are refused (422, the error at the pattern's path)."
+)
+_ERROR_LIST = " (beyond 1,000 errors, the first 1,000 by path, after a root note giving the total)."
+_UNJUDGED = (
+    " 422 when the data cannot be judged: the schema cannot be used (a pattern refused since it was registered) "
+    "or validation took longer than its time budget."
+)
 
 
 def register_routes(api: Api) -> None:
     op = api.operation
     # schemas
     op("POST", "/v1/schemas", summary="Register a schema version", tag="schemas", body=SchemaIn,
-       response=SchemaCreated, status=201, errors=(403, 404, 409, 422), description=_SCHEMA_OWNER)(create_schema)
+       response=SchemaCreated, status=201, errors=(403, 404, 409, 422),
+       description=_SCHEMA_OWNER + _PATTERNS)(create_schema)
     op("GET", "/v1/schemas", summary="The versions of a schema name, newest first", tag="schemas",
        query=SchemaListQuery, response=SchemaPage, errors=(400,),
        description=_SCHEMA_READS + " `name` is required." + _PAGING)(list_schemas)
     op("GET", "/v1/schemas/{id}", summary="A schema version (`name@version`, or a bare name: its latest)",
        tag="schemas", query=ReadQuery, response=SchemaOut, errors=(400, 404), description=_SCHEMA_READS)(get_schema)
     op("POST", "/v1/schemas/{id}/validate", summary="Validate data against a schema version", tag="schemas",
-       body=ValidateIn, response=ValidateOut, errors=(403, 404),
-       description=_SCHEMA_READS + " Every error is reported, sorted by path.")(validate_against_schema)
+       body=ValidateIn, response=ValidateOut, errors=(403, 404, 422),
+       description=_SCHEMA_READS + " Every error is reported, sorted by path" + _ERROR_LIST + _UNJUDGED)(validate_against_schema)
     # buckets
     op("POST", "/v1/buckets", summary="Create a bucket", tag="buckets", body=BucketIn, response=BucketChanged,
        status=201, errors=(403, 404, 409, 422),
