@@ -23,7 +23,7 @@ from uuid import UUID
 
 from domain.blob import Blob
 from domain.errors import Conflict, ConcurrencyError, DomainError, NotFound, ValidationFailed, invalid
-from domain.ids import hashed_id, is_id, new_id
+from domain.ids import hashed_id, is_id
 from domain.job import FAILED, PENDING, RUNNING, Job
 from domain.processor import Processor
 
