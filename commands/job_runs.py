@@ -26,9 +26,9 @@ from uuid import UUID
 
 from domain.base import InkAggregate
 from domain.blob import Blob
-from domain.errors import ConcurrencyError, DomainError, FieldError, NotFound
+from domain.errors import ConcurrencyError, Conflict, DomainError, FieldError, NotFound
 from domain.ids import hashed_id
-from domain.job import Job
+from domain.job import RUNNING, Job
 from domain.limits import Limits
 from domain.processor import Processor
 from domain.recorded import Recorded
@@ -60,11 +60,13 @@ class Stale(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StartAttempt:
-    """The next attempt of ``run`` (a takeover when the job is already running)."""
+    """The next attempt of ``run``. ``takeover``: the runner found the job running and abandoned,
+    and starts over it; without it, a job another runner started meanwhile is refused (Conflict)."""
 
     job_id: str
     run: int
     runner: str
+    takeover: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,8 @@ class JobRunHandlers:
         def change(job: Job) -> None:
             if job.run != cmd.run or job.finished:
                 raise Stale(job)
+            if job.status == RUNNING and not cmd.takeover:
+                raise Conflict(f"job {job.id_str} was started by another runner")
             job.start(cmd.runner)
 
         return await self._transition(cmd.job_id, ctx, change)

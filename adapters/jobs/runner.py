@@ -26,6 +26,9 @@ delivered while the log says ``running`` is a redelivery: the runner that
 held it stopped heartbeating (it crashed, or lost NATS for longer than
 ``ack_wait``), so this runner takes the job over as a new attempt (an
 abandoned attempt counts, so a processor that kills its runner cannot loop).
+A consumer redelivers only after ``ack_wait`` without a heartbeat, so an
+attempt that started less than ``ack_wait`` ago is not abandoned: such a
+delivery is a duplicate, and the runner lets it go.
 While a processor runs, the runner looks at the job's last event every
 ``watch_interval``: a ``Cancelled`` (a user, or the deleted-processor policy)
 cancels the processor's task (the sandbox stops its script, the HTTP call is
@@ -34,8 +37,8 @@ took over, and this one lets go without writing anything.
 
 Fairness: at most ``max_running_per_user`` jobs of one user run at once
 across every runner (this process's own count, plus the read model's
-running jobs of that user in other processes). Each process holds a short
-queue per user and starts jobs round-robin across users; beyond that queue a
+running jobs of that user in other processes). Each process holds a queue of
+up to 256 messages per user and starts jobs round-robin across users; beyond that a
 user's further messages are negatively acknowledged with a growing delay, so
 the consumer moves on to other users' messages and one user's 10,000 jobs
 cannot keep another's one waiting behind them.
@@ -52,6 +55,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import orjson
@@ -455,12 +459,15 @@ class JobRunner:
             return await self._final_failure(job, error, None)
         processor = await self._durably(lambda: self._runs.processor_at(job.processor_id, job.processor_version))
         assert processor is not None
+        if job.status == RUNNING and _age(job) < self._options.ack_wait:
+            return Outcome.LET_GO, 0  # its runner holds it (a duplicate delivery): not abandoned yet
         if job.status == RUNNING and job.run_attempts >= processor.limits["max_attempts"]:
             error = job_error("internal", f"attempt {job.attempts} stopped answering (its runner was lost) and "
                                           f"all {processor.limits['max_attempts']} attempts are used")
             return await self._final_failure(job, error, None)
         try:
-            started = await self._record(StartAttempt(job.id_str, work.run, self.runner_id))
+            started = await self._record(StartAttempt(job.id_str, work.run, self.runner_id,
+                                                      takeover=job.status == RUNNING))
         except Stale:
             return Outcome.ACK, 0
         except DomainError:
@@ -608,6 +615,11 @@ class JobRunner:
     def _observe(self, processor_type: str, outcome: str, began: float) -> None:
         if self._metrics is not None:
             self._metrics.job_duration.labels(processor_type, outcome).observe(time.perf_counter() - began)
+
+
+def _age(job: Job) -> float:
+    """Seconds since the job's last event (for a running job: its ``Started``), by this machine's clock."""
+    return (datetime.now(timezone.utc) - job.modified_on).total_seconds()
 
 
 def _summary(exc: ValidationFailed) -> str:
