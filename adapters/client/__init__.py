@@ -1,6 +1,7 @@
 """The async Python SDK for the inkstream v1 HTTP contract (see README.md here)."""
 
 from adapters.client.client import FINISHED, UNSET, InkstreamClient
+from adapters.client.live import LiveEvent
 from adapters.client.errors import (
     BadRequestError,
     ConflictError,
@@ -20,6 +21,7 @@ __all__ = [
     "FINISHED",
     "UNSET",
     "InkstreamClient",
+    "LiveEvent",
     "InkstreamError",
     "BadRequestError",
     "UnauthorizedError",

@@ -53,7 +53,8 @@ def web_app(running: Running) -> web.Application:
     """The HTTP application on a started process's services."""
     s = running.services
     return build_app(bus=s.bus, reads=s.reads, repository=s.repo, tokens=s.tokens, limiters=s.limiters,
-                     probes=running, metrics=s.metrics, tracing=s.tracing, max_body_bytes=s.settings.max_body_bytes)
+                     probes=running, metrics=s.metrics, tracing=s.tracing, live=running.live,
+                     max_body_bytes=s.settings.max_body_bytes)
 
 
 async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int, *, ops_only: bool = False) -> None:
@@ -78,7 +79,7 @@ async def serve(settings: Settings, role: str = "up") -> int:
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
                               project=role in ("up", "project"), commands=role in ("up", "api"),
-                              work=role in ("up", "work"))
+                              live=role in ("up", "api"), work=role in ("up", "work"))
         if role in ("up", "api", "work"):
             await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work")
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)

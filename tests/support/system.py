@@ -46,7 +46,7 @@ async def start_system(
     settings = Settings(**values)
     stack = AsyncExitStack()
     try:
-        running = await start(stack, settings, nats_url=nats_url, database_url=database_url, project=True,
+        running = await start(stack, settings, nats_url=nats_url, database_url=database_url, project=True, live=True,
                               work=run_jobs, tracing=tracing)
         await serve_http(stack, running, "127.0.0.1", port)
     except BaseException:
