@@ -34,6 +34,7 @@ server wait for the log's head (every write anyone made before the query).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -47,7 +48,7 @@ import orjson
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel
 
-from adapters.client.errors import UnavailableError, error_from_answer
+from adapters.client.errors import InkstreamError, UnavailableError, error_from_answer
 from adapters.client.live import LiveEvent, subscribe
 from adapters.http.models import HealthOut, LoginOut, ReadyOut, RegisterOut
 from adapters.http.models_books import (
@@ -571,28 +572,51 @@ class InkstreamClient:
         return await self._model(BulkRetryOut, "POST", "/v1/jobs/retry", body={"processor_id": processor_id},
                                  idempotency_key=idempotency_key)
 
-    async def wait_for_job(self, job_id: str, *, timeout: float = 60.0, interval: float = 0.05,
-                           max_interval: float = 1.0) -> JobOut:
+    async def wait_for_job(self, job_id: str, *, timeout: float = 60.0, live: bool = True,
+                           interval: float = 0.05, max_interval: float = 1.0) -> JobOut:
         """The job once it has finished (``completed``, ``failed`` or ``cancelled``: check ``status``).
 
-        Polls ``GET /v1/jobs/{id}`` with a growing interval: the first read waits until the
-        read model has caught up with the log (``consistency=strong``: the job is found even
-        when another client requested it), later ones answer at once (``eventual``). Live
-        updates will replace the polling once the server pushes job events. Raises
+        Reads the job first (``consistency=strong``: found even when another client
+        requested it); unless it has finished, follows the job's live updates (``/ws``,
+        ``job.completed|failed|cancelled``) and reads it again once one arrives (``strong``:
+        as of that event at least; an earlier run's failure of a retried job is read as the
+        pending job it now is, and waited past). Without live updates (``live=False``, or when the
+        connection fails again and again) it polls with a growing ``interval``. Raises
         ``TimeoutError`` when the job has not finished within ``timeout``.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        consistency: Consistency = "strong"
+        try:
+            async with asyncio.timeout(timeout):
+                job = await self.get_job(job_id, consistency="strong")
+                if job.status in FINISHED:
+                    return job
+                if live:
+                    try:
+                        return await self._follow_job(job_id)
+                    except InkstreamError as exc:
+                        if exc.status is not None and exc.code != "unavailable":
+                            raise
+                        log.debug("inkstream.wait_for_job live updates failed (%s); polling", exc)
+                return await self._poll_job(job_id, interval, max_interval)
+        except TimeoutError:
+            raise TimeoutError(f"job {job_id} has not finished after {timeout:g} s") from None
+
+    async def _follow_job(self, job_id: str) -> JobOut:
+        async with contextlib.aclosing(self.subscribe(job_id=job_id, since=0, max_reconnects=3)) as events:
+            async for event in events:
+                if event.type not in ("job.completed", "job.failed", "job.cancelled"):
+                    continue
+                job = await self.get_job(job_id, consistency="strong")  # the read model has the event
+                if job.status in FINISHED:
+                    return job
+        raise InkstreamError(f"unavailable: the live updates of job {job_id} ended", status=None,
+                             code="unavailable")
+
+    async def _poll_job(self, job_id: str, interval: float, max_interval: float) -> JobOut:
         while True:
-            job = await self.get_job(job_id, consistency=consistency)
+            job = await self.get_job(job_id, consistency="eventual")
             if job.status in FINISHED:
                 return job
-            consistency = "eventual"
-            left = deadline - loop.time()
-            if left <= 0:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout:g} s")
-            await asyncio.sleep(min(interval, left))
+            await asyncio.sleep(interval)
             interval = min(interval * 1.5, max_interval)
 
     # -- live updates ------------------------------------------------------------------------------

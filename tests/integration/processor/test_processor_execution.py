@@ -57,3 +57,26 @@ async def test_task11_an_async_processor_is_eventually_consistent(sign_up: SignU
     assert "processed" in output.data
     assert output.data["content"] == "processed: Original content"
     assert (await ink.get_blob(blob.id)).data == {"content": "Original content"}  # the input is untouched
+
+
+async def test_a_jobs_pushes_reach_a_subscriber_and_wait_for_job_follows_them(sign_up: SignUp) -> None:
+    ink: InkstreamClient = await sign_up("pushes")
+    processor_id = await js_processor(ink, "function process(d) { var t = Date.now() + 300; while (Date.now() < t) {} "
+                                           "return {done: d.n}; }")
+    job = await ink.request_job(processor_id, (await ink.create_blob({"n": 1})).id)
+    seen = []
+    async for event in ink.subscribe(job_id=job.id, since=job.position):
+        seen.append(event)
+        if event.type == "job.completed":
+            break
+    assert [e.type for e in seen] == ["job.started", "job.completed"]
+    assert seen[-1].data["status"] == "completed" and seen[-1].data["output_blob_id"]
+    assert seen[-1].data["input_blob_id"] == job.input_blob_id
+
+    second = await ink.request_job(processor_id, (await ink.create_blob({"n": 2})).id)
+    done = await ink.wait_for_job(second.id)  # through the live updates
+    assert done.status == "completed"
+    assert (await ink.get_blob(done.output_blob_id)).data == {"done": 2}
+    polled = await ink.wait_for_job((await ink.request_job(processor_id, (await ink.create_blob({"n": 3})).id)).id,
+                                    live=False)
+    assert polled.status == "completed"
