@@ -247,6 +247,8 @@ class JobOut(Document):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime
+    position: int = Field(description="The log position of the job's last change: pass it as `min_position` to "
+                                      "read what that change made (a completed job's output blob) at once.")
 
     @classmethod
     def from_history(cls, records: Iterable[Recorded]) -> JobOut:

@@ -581,24 +581,30 @@ class InkstreamClient:
         ``job.completed|failed|cancelled``) and reads it again once one arrives (``strong``:
         as of that event at least; an earlier run's failure of a retried job is read as the
         pending job it now is, and waited past). Without live updates (``live=False``, or when the
-        connection fails again and again) it polls with a growing ``interval``. Raises
-        ``TimeoutError`` when the job has not finished within ``timeout``.
+        connection fails again and again) it polls with a growing ``interval``. The client's
+        read-your-writes position moves to the job's, so reading its output blob next sees
+        it. Raises ``TimeoutError`` when the job has not finished within ``timeout``.
         """
         try:
             async with asyncio.timeout(timeout):
-                job = await self.get_job(job_id, consistency="strong")
-                if job.status in FINISHED:
-                    return job
-                if live:
-                    try:
-                        return await self._follow_job(job_id)
-                    except InkstreamError as exc:
-                        if exc.status is not None and exc.code != "unavailable":
-                            raise
-                        log.debug("inkstream.wait_for_job live updates failed (%s); polling", exc)
-                return await self._poll_job(job_id, interval, max_interval)
+                job = await self._finished(job_id, live, interval, max_interval)
         except TimeoutError:
             raise TimeoutError(f"job {job_id} has not finished after {timeout:g} s") from None
+        self.observe_position(job.position)  # the next reads see what the job made (its output blob)
+        return job
+
+    async def _finished(self, job_id: str, live: bool, interval: float, max_interval: float) -> JobOut:
+        job = await self.get_job(job_id, consistency="strong")
+        if job.status in FINISHED:
+            return job
+        if live:
+            try:
+                return await self._follow_job(job_id)
+            except InkstreamError as exc:
+                if exc.status is not None and exc.code != "unavailable":
+                    raise
+                log.debug("inkstream.wait_for_job live updates failed (%s); polling", exc)
+        return await self._poll_job(job_id, interval, max_interval)
 
     async def _follow_job(self, job_id: str) -> JobOut:
         async with contextlib.aclosing(self.subscribe(job_id=job_id, since=0, max_reconnects=3)) as events:

@@ -109,7 +109,7 @@ class ProcessorPage(Answer):
 
 
 class JobChanged(JobOut):
-    position: int
+    """A command's answer: ``position`` is that command's (the job's last change)."""
 
 
 class JobPage(Answer):

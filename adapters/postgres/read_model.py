@@ -53,7 +53,7 @@ _PROCESSOR_COLUMNS = (
 )
 _JOB_COLUMNS = (
     "id, owner_id, processor_id, processor_version, processor_type, input_blob_id, output_blob_id, status, error, "
-    'last_error, attempts, "trigger", depth, created_at, started_at, finished_at, updated_at, version'
+    'last_error, attempts, "trigger", depth, created_at, started_at, finished_at, updated_at, version, position'
 )
 
 _GET_BOOK = """

@@ -50,6 +50,7 @@ async def test_task11_an_async_processor_is_eventually_consistent(sign_up: SignU
     for _ in range(300):  # poll, as the seed does (its 10 polls a second apart, here faster)
         current = await ink.get_job(job.id)  # read-your-writes: the job is there; its status is eventual
         if current.status == "completed":
+            ink.observe_position(current.position)  # read what the job made: its output blob
             output = await ink.get_blob(current.output_blob_id)
             break
         await asyncio.sleep(0.1)
