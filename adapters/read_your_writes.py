@@ -89,6 +89,11 @@ class ReadYourWrites:
         await self.positions.wait(last if min_position is None else min_position, projections, self._wait)
         return self.model
 
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...], position: int) -> list[str]:
+        """``commands.ports.JobFinder``: a processor's jobs in ``statuses`` once the jobs projection reached ``position``."""
+        model = await self.read(("jobs",), min_position=position)
+        return await model.job_ids(processor_id, statuses)
+
     async def is_empty(self, bucket_id: str) -> bool:
         """``commands.buckets.BucketContents``: decided on the read model once it has caught up with the log."""
         model = await self.read(("buckets", "blobs"))

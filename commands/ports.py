@@ -167,3 +167,26 @@ class PasswordHasher(Protocol):
     async def verify_dummy(self, password: str) -> None:
         """Spend the time of a verification when there is no account, so timing reveals nothing."""
         ...
+
+
+class ProcessorTypes(Protocol):
+    """The processor types this deployment knows (``adapters.processors``).
+
+    ``check_config`` answers every problem of a type's ``config`` (paths
+    under ``/config``), compiling what must compile; ``check_input`` every
+    problem of an input document for a job of that type (paths under ``/data``).
+    """
+
+    def names(self) -> list[str]: ...
+
+    async def check_config(self, type_name: str, config: dict[str, Any]) -> list[FieldError]: ...
+
+    def check_input(self, type_name: str, config: dict[str, Any], data: Any) -> list[FieldError]: ...
+
+
+class JobFinder(Protocol):
+    """Which jobs of a processor are in a state, from the read model once it has
+    reached ``position`` (the commands that need a set of jobs act on each one
+    through the log, which decides)."""
+
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...], position: int) -> list[str]: ...

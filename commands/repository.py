@@ -74,6 +74,10 @@ class Repository:
     def codec(self) -> EventCodec:
         return self._codec
 
+    async def last_position(self) -> int:
+        """The log's last position (what a read-your-writes wait targets)."""
+        return await self._store.last_position()
+
     async def history(self, aggregate_type: str, aggregate_id: str, until_position: int | None = None) -> list[Recorded]:
         return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
 
@@ -103,6 +107,16 @@ class Repository:
         if fetched is None:
             return None, 0, 0, False
         return fetched[0], fetched[1], fetched[2], False
+
+    async def get_and_keep(self, cls: type[A], aggregate_id: str) -> Saved[A] | None:
+        """The aggregate as the log holds it now, kept in the write-side cache for the change
+        that usually follows (a stale copy fails the log's check and is read again, so keeping
+        it only saves a read)."""
+        fetched = await self._fetch(cls, aggregate_id)
+        if fetched is None:
+            return None
+        self._remember((cls.TYPE, aggregate_id), *fetched)
+        return Saved(fetched[0], fetched[1])
 
     def _remember(self, key: tuple[str, str], aggregate: InkAggregate, position: int, weight: int) -> None:
         self._forget(key)

@@ -4,11 +4,18 @@ The blob owns its list of buckets, so filing, moving and unfiling are events of
 the blob alone (one command, one event, one subject). A move is one event that
 carries the resulting list too, so that a pure projector can write it without
 reading the row it is about to change.
+
+A processor's output blob records where it came from (``source``: the job,
+its processor and the job's depth in a chain of triggered jobs): the trigger
+dispatcher reads it to keep a processor from triggering itself and to stop a
+chain. A user's blob has no source. ``processor_id`` is not provenance: a user
+may set it on any blob (the seed files an input blob under its processor).
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import event
 
@@ -49,6 +56,19 @@ def _check_bucket_ids(bucket_ids: object) -> list[str]:
 class Blob(InkAggregate):
     TYPE = "blob"
 
+    class Created(InkAggregate.Created):
+        class_version = 2
+        owner_id: str
+        data: Any
+        schema_id: str | None
+        processor_id: str | None
+        bucket_ids: list[str]
+        source: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["source"] = None
+
     @classmethod
     def create(
         cls,
@@ -58,26 +78,40 @@ class Blob(InkAggregate):
         processor_id: str | None,
         bucket_ids: list[str],
         limits: Limits = Limits(),
+        source: dict[str, Any] | None = None,
+        blob_id: UUID | None = None,
     ) -> Blob:
-        """``schema_id`` is the resolved ``name@version`` (the handler resolved a bare name)."""
+        """``schema_id`` is the resolved ``name@version`` (the handler resolved a bare name);
+        ``source`` and ``blob_id`` (derived from the job) for a processor's output."""
         bucket_ids = _check_bucket_ids(bucket_ids)
         _check_schema_id(schema_id, optional=True)
         if processor_id is not None and not is_id(processor_id):
             raise invalid("/processor_id", "must be a processor id")
         check_data(data, limits)
-        return cls(
-            owner_id=owner_id, data=data, schema_id=schema_id, processor_id=processor_id, bucket_ids=list(bucket_ids)
+        kwargs = dict(
+            owner_id=owner_id, data=data, schema_id=schema_id, processor_id=processor_id,
+            bucket_ids=list(bucket_ids), source=dict(source) if source is not None else None,
         )
+        if blob_id is None:
+            return cls(**kwargs)
+        return cls._create(cls.Created, id=blob_id, **kwargs)
 
-    @event("Created")
+    @event(Created)
     def __init__(
-        self, owner_id: str, data: Any, schema_id: str | None, processor_id: str | None, bucket_ids: list[str]
+        self,
+        owner_id: str,
+        data: Any,
+        schema_id: str | None,
+        processor_id: str | None,
+        bucket_ids: list[str],
+        source: dict[str, Any] | None,
     ) -> None:
         self.owner_id = owner_id
         self.data = data
         self.schema_id = schema_id
         self.processor_id = processor_id
         self.bucket_ids = list(bucket_ids)
+        self.source = dict(source) if source is not None else None
         self.deleted = False
 
     def ensure_live(self) -> None:

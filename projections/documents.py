@@ -10,6 +10,7 @@ SDK use the same class. Timestamps are ``datetime``s; they serialise as RFC
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.blob import Blob
 from domain.book import Book
 from domain.bucket import Bucket
+from domain.job import ERROR_CODES, STATUSES
+from domain.processor import Processor
 from domain.recorded import Recorded
 from domain.schema import Schema, schema_id
+from projections.jobs import job_row
 
 
 class Document(BaseModel):
@@ -166,3 +170,90 @@ class BookOut(_BookFields):
 class BookSummary(_BookFields):
     chapters: list[ChapterSummary] = Field(description="In order, without their contents.")
     chapter_count: int
+
+
+class TriggerOut(Document):
+    on: str = Field(description="`blob.created` or `blob.updated`.")
+    bucket_id: str | None = None
+    schema_id: str | None = None
+
+
+class LimitsOut(Document):
+    timeout_seconds: int
+    max_attempts: int
+    max_memory_mb: int
+
+
+class ProcessorOut(Document):
+    id: str
+    name: str
+    type: str
+    input_schema: str | None
+    output_schema: str | None
+    config: dict[str, Any]
+    triggers: list[TriggerOut]
+    limits: LimitsOut
+    owner_id: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_aggregate(cls, processor: Processor) -> ProcessorOut:
+        return cls(
+            id=processor.id_str,
+            name=processor.name,
+            type=processor.type,
+            input_schema=processor.input_schema,
+            output_schema=processor.output_schema,
+            config=processor.config,
+            triggers=[TriggerOut.model_validate(t) for t in processor.triggers],
+            limits=LimitsOut.model_validate(processor.limits),
+            owner_id=processor.owner_id,
+            version=processor.version,
+            created_at=processor.created_on,
+            updated_at=processor.modified_on,
+        )
+
+
+class JobError(Document):
+    code: str = Field(json_schema_extra={"enum": list(ERROR_CODES)})
+    message: str
+
+
+class JobTrigger(Document):
+    on: str
+    blob_id: str
+    position: int
+
+
+class JobOut(Document):
+    id: str
+    status: str = Field(json_schema_extra={"enum": list(STATUSES)})
+    processor_id: str
+    processor_version: int = Field(description="The processor's version the job runs with.")
+    processor_type: str
+    input_blob_id: str
+    output_blob_id: str | None = None
+    error: JobError | None = Field(default=None, description="Why a `failed` job failed.")
+    last_error: JobError | None = Field(default=None, description="Why the last attempt failed, while a retry is "
+                                                                  "pending.")
+    attempts: int
+    trigger: JobTrigger | None = Field(default=None, description="The blob event that requested the job.")
+    depth: int = Field(description="0 for a job you requested; n for the n-th job of a chain of triggers.")
+    owner_id: str
+    version: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime
+    position: int = Field(description="The log position of the job's last change: pass it as `min_position` to "
+                                      "read what that change made (a completed job's output blob) at once.")
+
+    @classmethod
+    def from_history(cls, records: Iterable[Recorded]) -> JobOut:
+        """The job as the jobs projection holds it after ``records`` (its history up to a command)."""
+        row = job_row(records)
+        if row is None:
+            raise ValueError("no job in these records")
+        return cls.model_validate(row)

@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from projections.documents import BlobOut, BookOut, BookSummary, BucketOut, Document, SchemaOut, UserOut
+from projections.documents import (
+    BlobOut,
+    BookOut,
+    BookSummary,
+    BucketOut,
+    Document,
+    JobOut,
+    ProcessorOut,
+    SchemaOut,
+    UserOut,
+)
 
 D = TypeVar("D", bound=Document)
 
@@ -70,6 +80,28 @@ class ReadModel(Protocol):
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
         """The owner's books in creation order, without chapter contents."""
+        ...
+
+
+    async def processor(self, processor_id: str) -> ProcessorOut | None: ...
+
+    async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
+        """The owner's processors, oldest first."""
+        ...
+
+    async def job(self, job_id: str) -> JobOut | None: ...
+
+    async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
+                   cursor: str | None) -> Page[JobOut]:
+        """The owner's jobs, newest first, optionally of one processor and/or in one status."""
+        ...
+
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
+        """A processor's jobs in one of ``statuses``, oldest first."""
+        ...
+
+    async def running_job_ids(self, owner_id: str) -> set[str]:
+        """A user's running jobs (every runner's): the runners' fairness count."""
         ...
 
 

@@ -1,7 +1,8 @@
 """``inkstream audit KIND ID``: an aggregate's history, straight from the log.
 
-``ID`` is what a user of the API knows: a blob, bucket or book id; a schema's
-name (or ``name@version``); a user's ``user_id`` or email address. Password
+``ID`` is what a user of the API knows: a blob, bucket, book, processor or job
+id; a schema's name (or ``name@version``); a user's ``user_id`` or email
+address. Password
 hashes never leave the log through here.
 """
 
@@ -17,7 +18,7 @@ from domain.ids import is_id
 from domain.schema import schema_aggregate_id
 from domain.user import account_id
 
-KINDS = ("user", "blob", "bucket", "schema", "book")
+KINDS = ("user", "blob", "bucket", "schema", "book", "processor", "job")
 
 
 def _shown(data: dict[str, object]) -> dict[str, object]:

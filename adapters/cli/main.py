@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     project.add_argument("--store", action="append", choices=["postgres", "mongo"],
                          help="project into this store only (repeatable; default: PostgreSQL, and MongoDB "
                               "when MONGO_URL is set)")
+    sub.add_parser("work", help="run jobs: the job runner and the trigger dispatcher, with /health and /metrics "
+                                "on HTTP_PORT (needs NATS_URL and DATABASE_URL)")
     streams = sub.add_parser("streams", help="JetStream streams")
     streams_sub = streams.add_subparsers(dest="streams_command", required=True)
     streams_sub.add_parser("apply", help="apply streams.yaml idempotently")
@@ -54,9 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     from adapters.telemetry.logging import configure_logging
 
-    serving = args.command in ("up", "api", "project")
+    serving = args.command in ("up", "api", "project", "work")
     configure_logging(settings.log_format, settings.log_level, None if serving else sys.stderr)
-    if args.command in ("up", "api", "project"):
+    if serving:
         from adapters.runtime.serve import serve
 
         return _run_server(serve(settings, role=args.command, stores=getattr(args, "store", None)))

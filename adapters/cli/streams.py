@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from adapters.jetstream.connection import connect_nats
-from adapters.jetstream.streams import StreamConfigError, apply_streams, load_stream_specs
+from adapters.jetstream.streams import (
+    StreamConfigError,
+    apply_consumers,
+    apply_streams,
+    load_consumer_specs,
+    load_stream_specs,
+)
 from adapters.runtime.settings import Settings
 
 
@@ -14,6 +20,7 @@ async def apply_command(settings: Settings) -> int:
     nc = await connect_nats(settings.nats_url)
     try:
         report = await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
+        await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds), report)
     except StreamConfigError as exc:
         print(f"error: {exc}")
         return 1

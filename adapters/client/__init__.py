@@ -1,6 +1,6 @@
 """The async Python SDK for the inkstream v1 HTTP contract (see README.md here)."""
 
-from adapters.client.client import UNSET, InkstreamClient
+from adapters.client.client import FINISHED, UNSET, InkstreamClient
 from adapters.client.live import LiveEvent
 from adapters.client.errors import (
     BadRequestError,
@@ -18,6 +18,7 @@ from adapters.client.errors import (
 )
 
 __all__ = [
+    "FINISHED",
     "UNSET",
     "InkstreamClient",
     "LiveEvent",

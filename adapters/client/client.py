@@ -34,6 +34,7 @@ server wait for the log's head (every write anyone made before the query).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -47,7 +48,7 @@ import orjson
 from multidict import CIMultiDictProxy
 from pydantic import BaseModel
 
-from adapters.client.errors import UnavailableError, error_from_answer
+from adapters.client.errors import InkstreamError, UnavailableError, error_from_answer
 from adapters.client.live import LiveEvent, subscribe
 from adapters.http.models import HealthOut, LoginOut, ReadyOut, RegisterOut
 from adapters.http.models_books import (
@@ -56,6 +57,14 @@ from adapters.http.models_books import (
     BookPage,
     ChapterChanged,
     ChapterRemoved,
+)
+from adapters.http.models_jobs import (
+    BulkRetryOut,
+    JobChanged,
+    JobPage,
+    ProcessorChanged,
+    ProcessorDeleted,
+    ProcessorPage,
 )
 from adapters.http.models_content import (
     BlobChanged,
@@ -69,13 +78,15 @@ from adapters.http.models_content import (
     SchemaPage,
     ValidateOut,
 )
-from projections.documents import BlobOut, BookOut, BucketOut, SchemaOut, UserOut
+from projections.documents import BlobOut, BookOut, BucketOut, JobOut, ProcessorOut, SchemaOut, UserOut
 
-__all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat"]
+__all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat", "FINISHED"]
 
 log = logging.getLogger("inkstream.client")
 
 Consistency = Literal["eventual", "strong"]
+#: The statuses a job ends in.
+FINISHED: Final = frozenset({"completed", "failed", "cancelled"})
 ExportFormat = Literal["text", "markdown", "html", "epub"]
 M = TypeVar("M", bound=BaseModel)
 
@@ -490,6 +501,129 @@ class InkstreamClient:
         answer = await self._send("GET", f"/v1/books/{_seg(book_id)}/export", params={"format": format},
                                   query=True, consistency=consistency)
         return answer.body
+
+    # -- processors ---------------------------------------------------------------------------------
+
+    async def register_processor(self, name: str, type: str, config: dict[str, Any], *,  # noqa: A002
+                                 input_schema: str | None = None, output_schema: str | None = None,
+                                 triggers: list[dict[str, Any]] | None = None,
+                                 limits: dict[str, int] | None = None,
+                                 idempotency_key: str | None = None) -> ProcessorChanged:
+        """``type``: ``text-expansion`` (config ``{model, prompt?}``) or ``js-transform`` (config ``{source}``
+        defining ``function process(data)``). ``triggers``: ``[{"on": "blob.created" | "blob.updated",
+        "bucket_id"?, "schema_id"?}]``; ``limits``: ``{timeout_seconds?, max_attempts?, max_memory_mb?}``."""
+        body = {"name": name, "type": type, "config": config,
+                **_drop_none({"input_schema": input_schema, "output_schema": output_schema, "triggers": triggers,
+                              "limits": limits})}
+        return await self._model(ProcessorChanged, "POST", "/v1/processors", body=body,
+                                 idempotency_key=idempotency_key)
+
+    async def list_processors(self, *, limit: int | None = None, cursor: str | None = None,
+                              consistency: Consistency | None = None) -> ProcessorPage:
+        """Your processors, oldest first."""
+        return await self._get(ProcessorPage, "/v1/processors", consistency, limit=limit, cursor=cursor)
+
+    async def get_processor(self, processor_id: str, *, consistency: Consistency | None = None) -> ProcessorOut:
+        return await self._get(ProcessorOut, f"/v1/processors/{_seg(processor_id)}", consistency)
+
+    async def update_processor(self, processor_id: str, *, config: dict[str, Any] | None = None,
+                               triggers: list[dict[str, Any]] | None = None, limits: dict[str, int] | None = None,
+                               if_match: int | str | None = None) -> ProcessorChanged:
+        """Replace the config and/or the triggers, change some limits; ``version`` goes up by one."""
+        body = _drop_none({"config": config, "triggers": triggers, "limits": limits})
+        return await self._model(ProcessorChanged, "PATCH", f"/v1/processors/{_seg(processor_id)}", body=body,
+                                 if_match=if_match)
+
+    async def delete_processor(self, processor_id: str, *, if_match: int | str | None = None) -> ProcessorDeleted:
+        """Its pending and running jobs are cancelled."""
+        return await self._model(ProcessorDeleted, "DELETE", f"/v1/processors/{_seg(processor_id)}",
+                                 if_match=if_match)
+
+    # -- jobs -----------------------------------------------------------------------------------------
+
+    async def request_job(self, processor_id: str, input_blob_id: str, *,
+                          idempotency_key: str | None = None) -> JobChanged:
+        """Run a processor on a blob: the job, ``pending`` (202). See ``wait_for_job``."""
+        return await self._model(JobChanged, "POST", "/v1/jobs", idempotency_key=idempotency_key,
+                                 body={"processor_id": processor_id, "input_blob_id": input_blob_id})
+
+    async def get_job(self, job_id: str, *, consistency: Consistency | None = None) -> JobOut:
+        return await self._get(JobOut, f"/v1/jobs/{_seg(job_id)}", consistency)
+
+    async def list_jobs(self, processor_id: str | None = None, status: str | None = None, *,
+                        limit: int | None = None, cursor: str | None = None,
+                        consistency: Consistency | None = None) -> JobPage:
+        """Your jobs, newest first; optionally of one processor and/or in one status."""
+        return await self._get(JobPage, "/v1/jobs", consistency, processor_id=processor_id, status=status,
+                               limit=limit, cursor=cursor)
+
+    async def cancel_job(self, job_id: str, *, idempotency_key: str | None = None) -> JobChanged:
+        """Cancel a pending or running job (a running one is stopped, its result discarded); 409 once finished."""
+        return await self._model(JobChanged, "POST", f"/v1/jobs/{_seg(job_id)}/cancel",
+                                 idempotency_key=idempotency_key)
+
+    async def retry_job(self, job_id: str, *, idempotency_key: str | None = None) -> JobChanged:
+        """A failed or cancelled job runs again (202, ``pending``); 409 otherwise."""
+        return await self._model(JobChanged, "POST", f"/v1/jobs/{_seg(job_id)}/retry",
+                                 idempotency_key=idempotency_key)
+
+    async def retry_failed_jobs(self, processor_id: str, *, idempotency_key: str | None = None) -> BulkRetryOut:
+        """Every failed job of the processor runs again; ``retried`` counts them."""
+        return await self._model(BulkRetryOut, "POST", "/v1/jobs/retry", body={"processor_id": processor_id},
+                                 idempotency_key=idempotency_key)
+
+    async def wait_for_job(self, job_id: str, *, timeout: float = 60.0, live: bool = True,
+                           interval: float = 0.05, max_interval: float = 1.0) -> JobOut:
+        """The job once it has finished (``completed``, ``failed`` or ``cancelled``: check ``status``).
+
+        Reads the job first (``consistency=strong``: found even when another client
+        requested it); unless it has finished, follows the job's live updates (``/ws``,
+        ``job.completed|failed|cancelled``) and reads it again once one arrives (``strong``:
+        as of that event at least; an earlier run's failure of a retried job is read as the
+        pending job it now is, and waited past). Without live updates (``live=False``, or when the
+        connection fails again and again) it polls with a growing ``interval``. The client's
+        read-your-writes position moves to the job's, so reading its output blob next sees
+        it. Raises ``TimeoutError`` when the job has not finished within ``timeout``.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                job = await self._finished(job_id, live, interval, max_interval)
+        except TimeoutError:
+            raise TimeoutError(f"job {job_id} has not finished after {timeout:g} s") from None
+        self.observe_position(job.position)  # the next reads see what the job made (its output blob)
+        return job
+
+    async def _finished(self, job_id: str, live: bool, interval: float, max_interval: float) -> JobOut:
+        job = await self.get_job(job_id, consistency="strong")
+        if job.status in FINISHED:
+            return job
+        if live:
+            try:
+                return await self._follow_job(job_id)
+            except InkstreamError as exc:
+                if exc.status is not None and exc.code != "unavailable":
+                    raise
+                log.debug("inkstream.wait_for_job live updates failed (%s); polling", exc)
+        return await self._poll_job(job_id, interval, max_interval)
+
+    async def _follow_job(self, job_id: str) -> JobOut:
+        async with contextlib.aclosing(self.subscribe(job_id=job_id, since=0, max_reconnects=3)) as events:
+            async for event in events:
+                if event.type not in ("job.completed", "job.failed", "job.cancelled"):
+                    continue
+                job = await self.get_job(job_id, consistency="strong")  # the read model has the event
+                if job.status in FINISHED:
+                    return job
+        raise InkstreamError(f"unavailable: the live updates of job {job_id} ended", status=None,
+                             code="unavailable")
+
+    async def _poll_job(self, job_id: str, interval: float, max_interval: float) -> JobOut:
+        while True:
+            job = await self.get_job(job_id, consistency="eventual")
+            if job.status in FINISHED:
+                return job
+            await asyncio.sleep(interval)
+            interval = min(interval * 1.5, max_interval)
 
     # -- live updates ------------------------------------------------------------------------------
 

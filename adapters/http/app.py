@@ -15,7 +15,7 @@ from adapters.http.middleware import access_middleware, observability_middleware
 from adapters.http.probes import Probes
 from adapters.http.problems import problem_middleware
 from adapters.http.limits import Limiters
-from adapters.http.routes import auth, books, content, live as live_routes
+from adapters.http.routes import auth, books, content, jobs, live as live_routes
 from adapters.live.hub import LiveHub
 from adapters.http.tokens import TokenService
 from adapters.read_your_writes import ReadYourWrites
@@ -28,7 +28,7 @@ from commands.repository import Repository
 def build_api() -> Api:
     """Every route of the v1 contract (and the operations routes), declared once."""
     api = Api()
-    for routes in (operations, auth, content, books, live_routes):
+    for routes in (operations, auth, content, books, jobs, live_routes):
         routes.register_routes(api)
     return api
 
@@ -58,4 +58,15 @@ def build_app(
     openapi.install(app, api)
     api.install(app)
     live_routes.install_websocket(app)
+    return app
+
+
+def build_ops_app(*, probes: Probes, metrics: Metrics, tracing: Tracing) -> web.Application:
+    """``/health``, ``/ready`` and ``/metrics`` only: what a ``work`` process serves."""
+    app = web.Application(middlewares=[observability_middleware, problem_middleware])
+    app[PROBES], app[METRICS], app[TRACING] = probes, metrics, tracing
+    api = Api()
+    operations.register_routes(api)
+    app[API] = api
+    api.install(app)
     return app

@@ -1,4 +1,4 @@
-"""Applying ``streams.yaml`` to a JetStream server, idempotently."""
+"""Applying ``streams.yaml`` (streams, then durable consumers) to a JetStream server, idempotently."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from nats.aio.client import Client
 from nats.js import api
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 DEFAULT_STREAMS_FILE = Path(__file__).resolve().parents[2] / "streams.yaml"
 
@@ -52,6 +52,66 @@ def _to_config(spec: dict[str, Any], replicas: int | None) -> api.StreamConfig:
         deny_purge=bool(spec.get("deny_purge", True)),
         num_replicas=int(replicas if replicas is not None else spec.get("replicas", 1)),
     )
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    config: api.ConsumerConfig
+
+    @property
+    def label(self) -> str:
+        return f"consumer {self.stream}/{self.config.durable_name}"
+
+
+def load_consumer_specs(path: Path | None = None, ack_wait: float | None = None) -> list[ConsumerSpec]:
+    """The durable consumers of ``streams.yaml``; ``ack_wait`` overrides the jobs consumer's."""
+    raw = yaml.safe_load((path or DEFAULT_STREAMS_FILE).read_text())
+    specs = []
+    for spec in raw.get("consumers", []):
+        config = api.ConsumerConfig(
+            durable_name=spec["name"],
+            filter_subject=spec.get("filter_subject"),
+            deliver_policy=api.DeliverPolicy(spec.get("deliver_policy", "all")),
+            ack_policy=api.AckPolicy(spec.get("ack_policy", "explicit")),
+            ack_wait=float(ack_wait if ack_wait is not None and spec["name"] == "jobs"
+                           else spec.get("ack_wait_seconds", 30)),
+            max_deliver=int(spec.get("max_deliver", -1)),
+            max_ack_pending=int(spec.get("max_ack_pending", 1000)),
+        )
+        specs.append(ConsumerSpec(spec["stream"], config))
+    return specs
+
+
+_CONSUMER_FIELDS = ("filter_subject", "deliver_policy", "ack_policy", "ack_wait", "max_deliver", "max_ack_pending")
+
+
+async def apply_consumers(nc: Client, specs: list[ConsumerSpec], report: ApplyReport | None = None) -> ApplyReport:
+    """Create each durable consumer, or update it in place when its settings differ."""
+    js = nc.jetstream()
+    report = report or ApplyReport()
+    for spec in specs:
+        want = spec.config
+        try:
+            have = (await js.consumer_info(spec.stream, want.durable_name or "")).config
+        except NotFoundError:
+            await js.add_consumer(spec.stream, want)
+            report.created.append(spec.label)
+            continue
+        diffs = [f for f in _CONSUMER_FIELDS if _norm(getattr(want, f)) != _norm(getattr(have, f))]
+        if not diffs:
+            report.unchanged.append(spec.label)
+            continue
+        try:
+            await js.add_consumer(spec.stream, want)  # an existing durable is updated in place
+        except APIError as exc:
+            raise StreamConfigError(f"{spec.label} cannot be changed in place ({', '.join(diffs)}): {exc}") from exc
+        report.updated[spec.label] = diffs
+    return report
+
+
+def _norm(value: Any) -> Any:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def _differences(want: api.StreamConfig, have: api.StreamConfig) -> list[str]:

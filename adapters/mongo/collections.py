@@ -57,6 +57,12 @@ COLLECTIONS: dict[str, CollectionSpec] = {
     "books": CollectionSpec(("id",), ((("owner_id", UP), ("_id", UP)),)),
     # a book's chapters; Delete where book_id
     "book_chapters": CollectionSpec(("id",), ((("book_id", UP),),)),
+    # processors(owner): oldest first
+    "processors": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", UP), ("_id", UP)),)),
+    # jobs(owner[, processor][, status]): newest first; job_ids(processor, statuses); running_job_ids(owner)
+    "jobs": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", DOWN), ("_id", DOWN)),
+                                     (("owner_id", UP), ("status", UP)),
+                                     (("processor_id", UP), ("status", UP), ("created_at", UP), ("_id", UP)))),
 }
 
 

@@ -35,7 +35,8 @@ from adapters.mongo.encoding import decode_document, timestamp
 from commands.ports import Unavailable
 from domain.schema import parse_schema_id
 from projections.documents import (
-    BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, ChapterSummary, Document, SchemaOut, UserOut,
+    BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, ChapterSummary, Document, JobOut, ProcessorOut, SchemaOut,
+    UserOut,
 )
 from projections.read_model import Page
 
@@ -45,6 +46,7 @@ R = TypeVar("R")
 
 _LATEST = [("major", DESCENDING), ("minor", DESCENDING), ("patch", DESCENDING), ("pre", DESCENDING)]
 _OLDEST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+_NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -64,6 +66,15 @@ def _after_time(cursor: str | None) -> dict[str, Any]:
         return {}
     stamp = timestamp(at)
     return {"$or": [{"created_at": {"$gt": stamp}}, {"created_at": stamp, "_id": {"$gt": last_id}}]}
+
+
+def _before_time(cursor: str | None) -> dict[str, Any]:
+    """Rows after the cursor in a newest-first list."""
+    at, last_id = time_cursor(cursor)
+    if at is None:
+        return {}
+    stamp = timestamp(at)
+    return {"$or": [{"created_at": {"$lt": stamp}}, {"created_at": stamp, "_id": {"$lt": last_id}}]}
 
 
 def _time_key(doc: dict[str, Any]) -> list[Any]:
@@ -100,6 +111,14 @@ def _bucket(doc: dict[str, Any]) -> BucketOut:
 
 def _blob(doc: dict[str, Any]) -> BlobOut:
     return BlobOut.model_validate(decode_document(doc))
+
+
+def _processor(doc: dict[str, Any]) -> ProcessorOut:
+    return ProcessorOut.model_validate(decode_document(doc))
+
+
+def _job(doc: dict[str, Any]) -> JobOut:
+    return JobOut.model_validate(decode_document(doc))
 
 
 def _in_order(book: dict[str, Any], chapters: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
@@ -248,3 +267,42 @@ class MongoReadModel:
             return BookSummary.model_validate({**book, "chapters": chapters})
 
         return _page(docs, limit, summary, lambda d: [d["_id"]])
+
+    @_reachable
+    async def processor(self, processor_id: str) -> ProcessorOut | None:
+        doc = await self._db.processors.find_one({"_id": processor_id, **LIVE})
+        return _processor(doc) if doc is not None else None
+
+    @_reachable
+    async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
+        limit = clamp_limit(limit)
+        docs = await self._find("processors", {"owner_id": owner_id, **_after_time(cursor)}, _OLDEST, limit + 1)
+        return _page(docs, limit, _processor, _time_key)
+
+    @_reachable
+    async def job(self, job_id: str) -> JobOut | None:
+        doc = await self._db.jobs.find_one({"_id": job_id, **LIVE})
+        return _job(doc) if doc is not None else None
+
+    @_reachable
+    async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
+                   cursor: str | None) -> Page[JobOut]:
+        limit = clamp_limit(limit)
+        query: dict[str, Any] = {"owner_id": owner_id, **_before_time(cursor)}
+        if processor_id is not None:
+            query["processor_id"] = processor_id
+        if status is not None:
+            query["status"] = status
+        docs = await self._find("jobs", query, _NEWEST, limit + 1)
+        return _page(docs, limit, _job, _time_key)
+
+    @_reachable
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
+        docs = await self._find("jobs", {"processor_id": processor_id, "status": {"$in": list(statuses)}}, _OLDEST,
+                                0, {"_id": 1})
+        return [d["_id"] for d in docs]
+
+    @_reachable
+    async def running_job_ids(self, owner_id: str) -> set[str]:
+        docs = await self._find("jobs", {"owner_id": owner_id, "status": "running"}, _OLDEST, 0, {"_id": 1})
+        return {d["_id"] for d in docs}

@@ -2,9 +2,10 @@
 
 Rows are validated into the documents of ``projections.documents`` (the
 columns carry the fields' names), so no query maps fields by hand. Lists are
-keyset-paged (cursors in ``adapters/cursors.py``). Blobs and
-buckets list oldest first by (created_at, id), schema versions newest first by
-semver precedence, books by id (UUIDv7: creation order).
+keyset-paged (cursors in ``adapters/cursors.py``): paging stays stable while
+rows are added. Blobs, buckets and processors list oldest first by
+(created_at, id), jobs newest first by (created_at, id), schema versions
+newest first by semver precedence, books by id (UUIDv7: creation order).
 
 A book is read in one SQL statement, so it sees one committed state even while
 the projector commits a batch: the book row's ``chapter_ids`` and the chapter
@@ -22,7 +23,18 @@ import orjson
 
 from adapters.cursors import clamp_limit, encode_cursor, id_cursor, semver_cursor, time_cursor
 from domain.schema import parse_schema_id
-from projections.documents import BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, Document, SchemaOut, UserOut
+from projections.documents import (
+    BlobOut,
+    BookOut,
+    BookSummary,
+    BucketOut,
+    ChapterOut,
+    Document,
+    JobOut,
+    ProcessorOut,
+    SchemaOut,
+    UserOut,
+)
 from projections.read_model import Page
 
 D = TypeVar("D", bound=Document)
@@ -31,6 +43,14 @@ _SCHEMA_COLUMNS = "id, name, version, owner_id, schema, migration, created_at"
 _LATEST = "ORDER BY major DESC, minor DESC, patch DESC, pre DESC"
 _BUCKET_COLUMNS = "id, name, type, parent_id, owner_id, created_at, updated_at, version"
 _BLOB_COLUMNS = "b.id, b.owner_id, b.schema_id, b.processor_id, b.data, b.bucket_ids, b.version, b.created_at, b.updated_at"
+
+_PROCESSOR_COLUMNS = (
+    "id, owner_id, name, type, input_schema, output_schema, config, triggers, limits, created_at, updated_at, version"
+)
+_JOB_COLUMNS = (
+    "id, owner_id, processor_id, processor_version, processor_type, input_blob_id, output_blob_id, status, error, "
+    'last_error, attempts, "trigger", depth, created_at, started_at, finished_at, updated_at, version, position'
+)
 
 _GET_BOOK = """
 SELECT b.id, b.owner_id, b.title, b.metadata, b.version, b.created_at, b.updated_at,
@@ -97,6 +117,18 @@ def _bucket(row: asyncpg.Record) -> BucketOut:
 def _blob(row: asyncpg.Record) -> BlobOut:
     # ``data`` may be any JSON value, a string included: decoded by the pool's codec.
     return BlobOut.model_validate(_row(row, "bucket_ids"))
+
+
+def _processor(row: asyncpg.Record) -> ProcessorOut:
+    return ProcessorOut.model_validate(_row(row, "config", "triggers", "limits"))
+
+
+def _job(row: asyncpg.Record) -> JobOut:
+    fields = dict(row)
+    for column in ("error", "last_error", "trigger"):
+        if fields[column] is not None:
+            fields[column] = _json(fields[column])
+    return JobOut.model_validate(fields)
 
 
 class PostgresReadModel:
@@ -220,3 +252,45 @@ class PostgresReadModel:
         rows = await self._conn.fetch(_LIST_BOOKS, owner_id, id_cursor(cursor), limit + 1)
         return _page(rows, limit, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
                      lambda r: [r["id"]])
+
+    async def processor(self, processor_id: str) -> ProcessorOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE id = $1", processor_id)
+        return _processor(row) if row is not None else None
+
+    async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
+        limit = clamp_limit(limit)
+        at, last_id = time_cursor(cursor)
+        rows = await self._conn.fetch(
+            f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE owner_id = $1"
+            " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
+            owner_id, at, last_id, limit + 1,
+        )  # fmt: skip
+        return _page(rows, limit, _processor, _time_key)
+
+    async def job(self, job_id: str) -> JobOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
+        return _job(row) if row is not None else None
+
+    async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
+                   cursor: str | None) -> Page[JobOut]:
+        limit = clamp_limit(limit)
+        at, last_id = time_cursor(cursor)
+        rows = await self._conn.fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = $1"
+            " AND ($2::text IS NULL OR processor_id = $2) AND ($3::text IS NULL OR status = $3)"
+            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
+            " ORDER BY created_at DESC, id DESC LIMIT $6",
+            owner_id, processor_id, status, at, last_id, limit + 1,
+        )  # fmt: skip
+        return _page(rows, limit, _job, _time_key)
+
+    async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
+        rows = await self._conn.fetch(
+            "SELECT id FROM jobs WHERE processor_id = $1 AND status = ANY($2::text[]) ORDER BY created_at, id",
+            processor_id, list(statuses),
+        )  # fmt: skip
+        return [r["id"] for r in rows]
+
+    async def running_job_ids(self, owner_id: str) -> set[str]:
+        rows = await self._conn.fetch("SELECT id FROM jobs WHERE owner_id = $1 AND status = 'running'", owner_id)
+        return {r["id"] for r in rows}

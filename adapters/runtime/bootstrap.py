@@ -15,6 +15,8 @@ from adapters.http.limits import Limiters
 from adapters.http.login_guard import LoginGuard
 from adapters.http.ratelimit import TokenBucketLimiter
 from adapters.http.tokens import TokenService
+from adapters.processors.base import HttpSessions, ProcessorDeps
+from adapters.processors.catalog import ProcessorCatalog
 from adapters.read_your_writes import ReadYourWrites
 from adapters.runtime.settings import Settings
 from adapters.security.passwords import Argon2Hasher
@@ -24,7 +26,10 @@ from commands.blobs import BlobHandlers
 from commands.books import BookHandlers
 from commands.buckets import BucketHandlers
 from commands.bus import CommandBus
+from commands.job_runs import JobReads, JobRunHandlers
+from commands.jobs import JobHandlers
 from commands.ports import EventStore, PasswordHasher, Sandbox, SchemaValidator
+from commands.processors import ProcessorHandlers
 from commands.repository import Repository
 from commands.schemas import SchemaHandlers, SchemaRegistry
 from commands.users import UserHandlers
@@ -32,23 +37,42 @@ from domain.base import EventCodec, InkAggregate
 from domain.blob import Blob
 from domain.book import Book
 from domain.bucket import Bucket
+from domain.job import Job
+from domain.processor import Processor
 from domain.schema import Schema
 from domain.user import User
 from projections.blobs import BlobProjection
 from projections.books import BooksProjection
 from projections.buckets import BucketProjection
 from projections.changes import Projection
+from projections.jobs import JobProjection
+from projections.processors import ProcessorProjection
 from projections.read_model import ProjectionPositions, ReadModel
 from projections.schemas import SchemaProjection
 from projections.users import UsersProjection
 
 
 def aggregates() -> list[type[InkAggregate]]:
-    return [User, Schema, Bucket, Blob, Book]
+    return [User, Schema, Bucket, Blob, Book, Processor, Job]
 
 
 def projections() -> list[Projection]:
-    return [UsersProjection(), SchemaProjection(), BucketProjection(), BlobProjection(), BooksProjection()]
+    return [
+        UsersProjection(), SchemaProjection(), BucketProjection(), BlobProjection(), BooksProjection(),
+        ProcessorProjection(), JobProjection(),
+    ]
+
+
+def processor_deps(settings: Settings, sandbox: Sandbox, http: HttpSessions | None = None) -> ProcessorDeps:
+    """What processor types are made with: the sandbox, one HTTP session, the model endpoint's settings."""
+    return ProcessorDeps(
+        sandbox=sandbox,
+        http=http or HttpSessions(),
+        llm_base_url=settings.llm_base_url,
+        llm_api_key=settings.llm_api_key,
+        llm_timeout_seconds=settings.llm_timeout_seconds,
+        llm_max_retries=settings.llm_max_retries,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,8 @@ class Services:
     metrics: Metrics
     tracing: Tracing
     projections: tuple[Projection, ...]
+    processor_types: ProcessorCatalog
+    job_reads: JobReads
 
 
 def bootstrap(
@@ -79,6 +105,7 @@ def bootstrap(
     hasher: PasswordHasher | None = None,
     metrics: Metrics | None = None,
     tracing: Tracing | None = None,
+    processors: ProcessorDeps | None = None,
 ) -> Services:
     metrics = metrics or Metrics()
     tracing = tracing or Tracing(settings.service_name)
@@ -89,12 +116,16 @@ def bootstrap(
     limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)
+    processor_types = ProcessorCatalog.discover(processors or processor_deps(settings, sandbox))
     contexts = (
         UserHandlers(repo, hasher),
         SchemaHandlers(repo, schemas, validator, sandbox, limits),
         BucketHandlers(repo, reads),
         BlobHandlers(repo, schemas, sandbox, limits),
         BookHandlers(repo, limits),
+        ProcessorHandlers(repo, schemas, processor_types),
+        JobHandlers(repo, processor_types, reads),
+        JobRunHandlers(repo, schemas, limits),
     )
     bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
                      tracing)
@@ -119,4 +150,6 @@ def bootstrap(
         metrics=metrics,
         tracing=tracing,
         projections=tuple(projections()),
+        processor_types=processor_types,
+        job_reads=JobReads(repo, schemas),
     )

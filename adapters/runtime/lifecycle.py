@@ -1,14 +1,16 @@
 """Starting and stopping a role's I/O, in order, on one ``AsyncExitStack``.
 
-``start`` connects to NATS, applies the streams, opens the read-model stores
-the role uses (``adapters/runtime/stores.py``: PostgreSQL migrated, MongoDB
-indexed, each with its pool or client and its positions watch), starts the
-sandbox, builds the graph with ``bootstrap`` (queries go to the store named by
-``INKSTREAM_READ_STORE``), and starts the one shared reader of the log for
-the roles that need it: one projector runner per projection and store (roles
-that project) and the live fan-out to /ws and /v1/events (roles that serve
-the API) follow it. Each step pushes its own cleanup, so the stack stops
-everything in reverse order, also when a later step fails.
+``start`` connects to NATS, applies the streams and the durable consumers,
+opens the read-model stores the role uses (``adapters/runtime/stores.py``:
+PostgreSQL migrated, MongoDB indexed, each with its pool or client and its
+positions watch), starts the sandbox, builds the graph with ``bootstrap``
+(queries go to the store named by ``INKSTREAM_READ_STORE``), and starts the
+one shared reader of the log for the roles that need it: one projector runner
+per projection and store (roles that project), the live fan-out to /ws and
+/v1/events (roles that serve the API) and the trigger dispatcher (roles that
+work, which also run the job runner) follow it. Each step pushes its own
+cleanup, so the stack stops everything in reverse order, also when a later
+step fails.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from nats.aio.client import Client
 from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
-from adapters.jetstream.streams import apply_streams, load_stream_specs
+from adapters.jetstream.streams import apply_consumers, apply_streams, load_consumer_specs, load_stream_specs
 from adapters.live.hub import LiveHub, LiveLimits
 from adapters.positions import PositionBoard
+from adapters.processors.base import HttpSessions
 from adapters.projector import ProjectorRunner
-from adapters.runtime.bootstrap import Services, bootstrap, projections
+from adapters.runtime.bootstrap import Services, bootstrap, processor_deps, projections
+from adapters.runtime.jobs import JobWorkers, start_job_workers
 from adapters.runtime.settings import Settings
 from adapters.runtime.stores import STORE_KINDS, ReadStore, StoreKind, open_mongo_store, open_postgres
 from adapters.shared_log import SharedLog
@@ -40,6 +44,9 @@ from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing
 
 log = structlog.get_logger("inkstream.runtime")
+
+JOB_SANDBOX_QUEUE_SECONDS = 3600.0
+"""A runner never starts more jobs than its pool has workers; a wait here is a replacement worker starting."""
 
 
 def configured_stores(settings: Settings) -> tuple[StoreKind, ...]:
@@ -73,6 +80,7 @@ class Running:
     live: LiveHub
     mongo_url: str = ""
     runners: list[ProjectorRunner] = field(default_factory=list)
+    jobs: JobWorkers | None = None
     ready_target: int = 0
     _ready: bool = False
 
@@ -131,6 +139,7 @@ async def start(
     queries: bool = True,
     project_into: Sequence[StoreKind] | None = None,
     also_open: Sequence[StoreKind] = (),
+    work: bool = False,
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
 ) -> Running:
@@ -147,6 +156,7 @@ async def start(
     nc = await connect_nats(nats_url)
     stack.push_async_callback(close_nats, nc)
     await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
+    await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds))
     store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc())
 
     stores: dict[StoreKind, ReadStore] = {}
@@ -168,17 +178,31 @@ async def start(
                                settings.validation_memory_mib)
     stack.push_async_callback(validators.aclose)
 
+    http = HttpSessions()
+    stack.push_async_callback(http.close)
+    job_sandbox = sandbox
+    if work:  # js-transform jobs get workers of their own, one per job a runner may run at once
+        job_sandbox = SandboxPool(
+            workers=settings.job_concurrency,
+            timeout_ms=settings.sandbox_timeout_ms,
+            max_memory_mb=settings.sandbox_memory_mb,
+            queue_seconds=JOB_SANDBOX_QUEUE_SECONDS,
+        )
+        await job_sandbox.start()
+        stack.push_async_callback(_close_sandbox, job_sandbox)
+
     # A role that answers no queries (``project --store mongo``) reads, if at all, from what it opened.
     read_store = settings.read_store if settings.read_store in stores else kinds[0]
     reads = stores[read_store]
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
-                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing)
+                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
+                         processors=processor_deps(settings, job_sandbox, http))
     shared_log = SharedLog(store)
     hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
     running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log, hub,
                       mongo_url=settings.mongo_url)
     running.ready_target = await store.last_position()
-    if project or live:
+    if project or live or work:
         # One reader of the log for every subscriber of this process (see adapters/shared_log.py).
         stack.push_async_callback(_stop_tasks, [asyncio.create_task(shared_log.run(), name="shared-log")])
     if live:
@@ -188,6 +212,8 @@ async def start(
     if project:
         into = configured_stores(settings) if project_into is None else project_into
         await _start_projectors(stack, running, [k for k in kinds if k in into])
+    if work:
+        running.jobs = start_job_workers(stack, services, nc, shared_log, database_url, _stop_tasks)
     return running
 
 

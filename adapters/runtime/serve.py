@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 import structlog
 from aiohttp import web
 
-from adapters.http.app import build_app
+from adapters.http.app import build_app, build_ops_app
 from adapters.runtime import discovery
 from adapters.runtime.lifecycle import Running, start, stores_to_open
 from adapters.runtime.stores import StoreKind
@@ -62,8 +62,11 @@ def web_app(running: Running) -> web.Application:
                      max_body_bytes=s.settings.max_body_bytes)
 
 
-async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int) -> None:
-    runner = web.AppRunner(web_app(running), access_log=None)
+async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int, *, ops_only: bool = False) -> None:
+    """The API on ``host:port`` (``ops_only``: ``/health``, ``/ready`` and ``/metrics``, for a ``work`` process)."""
+    s = running.services
+    app = build_ops_app(probes=running, metrics=s.metrics, tracing=s.tracing) if ops_only else web_app(running)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     await web.TCPSite(runner, host, port).start()
@@ -76,18 +79,18 @@ async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        project, queries = role in ("up", "project"), role in ("up", "api")
-        kinds = stores_to_open(settings, project=project, queries=queries, project_into=stores)
+        project, api, work = role in ("up", "project"), role in ("up", "api"), role in ("up", "work")
+        kinds = stores_to_open(settings, project=project, queries=api or work, project_into=stores)
         nats_url, database_url = await server_urls(settings, stack, embedded=(role == "up"),
                                                    postgres="postgres" in kinds)
         if role == "up":
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
-                              project=project, project_into=stores, commands=queries, queries=queries,
-                              live=queries)
-        if role in ("up", "api"):
-            await serve_http(stack, running, settings.http_host, settings.http_port)
+                              project=project, project_into=stores, commands=api, queries=api or work,
+                              live=api, work=work)
+        if role in ("up", "api", "work"):
+            await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work")
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)
         else:
             log.info("inkstream.projecting", projections=[p.name for p in running.services.projections],

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     validation_workers: int = Field(default=2, ge=1)
     validation_budget_ms: int = Field(default=1000, ge=10)
     validation_memory_mib: int = Field(default=512, ge=128)
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    job_concurrency: int = Field(default=8, ge=1, le=256)
+    job_max_running_per_user: int = Field(default=4, ge=1)
+    job_ack_wait_seconds: float = Field(default=30.0, ge=1)
+    job_retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    job_retry_backoff_max_seconds: float = Field(default=60.0, ge=0)
     service_name: str = Field(default="inkstream")
 
     def limits(self) -> Limits:

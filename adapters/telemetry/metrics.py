@@ -42,7 +42,19 @@ class Metrics:
         self.projection_events = Counter(
             "projection_events_total", "Events applied by a projection", ["projection", "store"], registry=r
         )
-        self.jobs = Counter("jobs_total", "Jobs by outcome", ["status"], registry=r)
+        self.jobs = Counter(
+            "jobs_total", "Job transitions recorded by this process, by processor type and the status reached "
+            "(pending, running, retrying, completed, failed, cancelled)", ["type", "status"], registry=r,
+        )
+        self.job_duration = Histogram(
+            "job_duration_seconds", "Time of one attempt, from its start to its outcome", ["type", "outcome"],
+            registry=r, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+        )
+        self.jobs_running = Gauge("jobs_running", "Jobs running in this process", ["type"], registry=r)
+        self.jobs_queue = Gauge(
+            "jobs_queue_depth", "The jobs consumer's messages: undelivered, and delivered but not yet acknowledged "
+            "(running, queued for a fair turn, or waiting out a retry's backoff)", ["state"], registry=r,
+        )
         self.websocket_connections.set(0)
         self.sse_connections.set(0)
 

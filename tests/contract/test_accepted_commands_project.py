@@ -1,6 +1,6 @@
 """Property (issue 9, defect 2): a command the domain accepts produces events that every projection applies.
 
-For each aggregate (User, Schema, Bucket, Blob, Book) hypothesis draws a
+For each aggregate (User, Schema, Bucket, Blob, Book, Processor, Job) hypothesis draws a
 sequence of its commands with hostile arguments: any code point (NUL, lone
 surrogates, bidi controls), integers far beyond 64 bits, NaN and infinities,
 JSON nested just under, at and over the limit, and text and documents sized
@@ -60,8 +60,10 @@ from domain.blob import Blob
 from domain.book import Book
 from domain.bucket import Bucket
 from domain.errors import DomainError
-from domain.ids import new_id
+from domain.ids import hashed_id, new_id
+from domain.job import Job
 from domain.limits import KIB, MAX_EVENT_BYTES, MAX_JSON_DEPTH, Limits
+from domain.processor import TRIGGER_EVENTS, Processor
 from domain.recorded import Recorded
 from domain.schema import Schema
 from domain.user import User, check_registration
@@ -479,3 +481,121 @@ async def test_book_commands_project(stores: list[ReadModelStore], args: tuple[A
         if book is not None:
             rebuilt: Any = run.rebuilt(book.id_str)
             assert rebuilt is not None and rebuilt.size == book.size
+
+
+# -- Processor -----------------------------------------------------------------------------------
+
+processor_types = st.sampled_from(["js-transform", "text-expansion", "team.type_2"])
+bad_processor_types = st.one_of(bad_texts, st.sampled_from(["Bad Type", "x" * 65, "-lead", "a/b"]))
+schema_refs = st.one_of(st.none(), schema_ids)
+triggers = st.lists(st.fixed_dictionaries({"on": st.sampled_from(TRIGGER_EVENTS), "bucket_id": st.one_of(st.none(), ids),
+                                           "schema_id": schema_refs}), max_size=3)
+bad_triggers = st.one_of(
+    json_values.filter(lambda v: not isinstance(v, list)),
+    st.lists(st.fixed_dictionaries({"on": st.one_of(bad_texts, st.just("blob.moved"))}), min_size=1, max_size=2),
+    st.lists(st.fixed_dictionaries({"on": st.just("blob.created"), "schema_id": bad_schema_ids}), min_size=1,
+             max_size=2),
+    st.lists(st.fixed_dictionaries({"on": st.just("blob.created"), "bucket_id": bad_ids}), min_size=1, max_size=2),
+    st.just([{"on": "blob.created"}] * 17),
+)
+limit_values = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+    "timeout_seconds": st.integers(1, 3600), "max_attempts": st.integers(1, 100), "max_memory_mb": st.integers(16, 1024)}))
+bad_limit_values = st.one_of(
+    st.fixed_dictionaries({"timeout_seconds": st.one_of(bad_numbers, st.integers(3601, 2**70), st.just(0), texts)}),
+    st.fixed_dictionaries({"max_attempts": st.one_of(st.booleans(), numbers.filter(lambda n: not (1 <= n <= 100)))}),
+    st.dictionaries(bad_texts.filter(lambda t: isinstance(t, str)), st.integers(1, 5), min_size=1, max_size=2),
+    json_values.filter(lambda v: v is not None and not isinstance(v, dict)),
+)
+configs = st.one_of(objects, st.just({"source": "function process(d) { return d; }"}), st.just({"model": "m"}))
+bad_configs = st.one_of(bad_json, st.just({"source": sized(300 * KIB)}), json_values.filter(lambda v: not isinstance(v, dict)))
+processor_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("update"), probe(pair(st.one_of(st.none(), configs), bad_configs),
+                                           pair(st.one_of(st.none(), triggers), bad_triggers),
+                                           pair(limit_values, bad_limit_values))),
+        st.tuples(st.just("delete"), st.just(())),
+    ),
+    min_size=1, max_size=4,
+)
+
+
+@PROPERTY
+@given(args=probe(pair(texts, bad_texts), pair(processor_types, bad_processor_types), pair(schema_refs, bad_schema_ids),
+                  pair(schema_refs, bad_schema_ids), pair(configs, bad_configs), pair(triggers, bad_triggers),
+                  pair(limit_values, bad_limit_values)),
+       steps=processor_steps)
+async def test_processor_commands_project(stores: list[ReadModelStore], args: tuple[Any, ...],
+                                          steps: list[tuple[Any, ...]]) -> None:
+    async with isolated(stores) as run:
+        processor: Any = await run.attempt(lambda: Processor.register(OWNER, *args))
+        for name, step in steps if processor is not None else []:
+            if name == "update":
+                await run.attempt(lambda s=step: (processor.update(*s), processor)[1])
+            else:
+                await run.attempt(lambda: (processor.delete(), processor)[1])
+
+
+# -- Job -----------------------------------------------------------------------------------------
+
+job_versions = st.integers(1, 2**31 - 1)
+bad_job_versions = st.one_of(st.sampled_from([0, -1, 2**31, 2**63]), bad_numbers, texts, st.booleans())
+job_triggers = st.one_of(st.none(), st.fixed_dictionaries({"on": st.sampled_from(TRIGGER_EVENTS), "blob_id": ids,
+                                                           "position": st.integers(1, 2**63 - 1)}))
+bad_job_triggers = st.one_of(
+    st.fixed_dictionaries({"on": st.sampled_from(TRIGGER_EVENTS), "blob_id": ids,
+                           "position": st.one_of(st.integers(2**63, 2**70), st.just(0), texts)}),
+    st.fixed_dictionaries({"on": bad_texts, "blob_id": bad_ids, "position": st.integers(1, 9)}),
+    json_values.filter(lambda v: v is not None),
+)
+depths = st.integers(0, 9)
+bad_depths = st.one_of(st.integers(10, 2**70), st.integers(-(2**70), -1), texts, st.booleans())
+errors = st.fixed_dictionaries({"code": st.sampled_from(["timeout", "sandbox_error", "internal"]), "message": contents})
+bad_errors = st.one_of(bad_texts, bad_json, st.fixed_dictionaries({"code": bad_texts, "message": bad_texts}),
+                       st.fixed_dictionaries({"message": st.sampled_from(OVER)}))
+attempts = st.one_of(st.just("current"), st.integers(-1, 3))
+retry_ins = st.floats(0, 86_400)
+bad_retry_ins = st.one_of(bad_numbers, st.floats(86_401, 1e300), texts, st.booleans())
+job_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("start"), probe(pair(texts, bad_texts))),
+        st.tuples(st.just("attempt_failed"), probe(pair(attempts, bad_numbers), pair(errors, bad_errors),
+                                                   pair(retry_ins, bad_retry_ins))),
+        st.tuples(st.just("complete"), probe(pair(attempts, bad_numbers), pair(ids, bad_ids),
+                                             pair(st.one_of(st.none(), texts), bad_texts))),
+        st.tuples(st.just("fail"), probe(pair(errors, bad_errors), pair(st.one_of(st.none(), attempts), bad_numbers))),
+        st.tuples(st.just("cancel"), probe(pair(texts, bad_texts))),
+        st.tuples(st.just("retry"), st.just(())),
+    ),
+    min_size=2, max_size=10,
+)
+
+
+@PROPERTY
+@given(args=probe(pair(ids, bad_ids), pair(job_versions, bad_job_versions), pair(processor_types, bad_processor_types),
+                  pair(ids, bad_ids), pair(job_versions, bad_job_versions), pair(job_triggers, bad_job_triggers),
+                  pair(depths, bad_depths)),
+       derived=st.booleans(), steps=job_steps)
+async def test_job_commands_project(stores: list[ReadModelStore], args: tuple[Any, ...], derived: bool,
+                                    steps: list[tuple[Any, ...]]) -> None:
+    job_id = hashed_id("job-trigger", f"{args[0]}:{args[5]}") if derived else None
+    async with isolated(stores) as run:
+        job: Any = await run.attempt(lambda: Job.request(OWNER, *args, job_id=job_id))
+        for name, step in steps if job is not None else []:
+            def attempt(value: Any) -> Any:
+                return job.attempts if value == "current" else value
+
+            if name == "start":
+                await run.attempt(lambda s=step: (job.start(s[0]), job)[1])
+            elif name == "attempt_failed":
+                await run.attempt(lambda s=step: (job.attempt_failed(attempt(s[0]), s[1], s[2]), job)[1])
+            elif name == "complete":
+                await run.attempt(lambda s=step: (job.complete(attempt(s[0]), s[1], s[2]), job)[1])
+            elif name == "fail":
+                await run.attempt(lambda s=step: (job.fail(s[0], attempt(s[1])), job)[1])
+            elif name == "cancel":
+                await run.attempt(lambda s=step: (job.cancel(s[0]), job)[1])
+            else:
+                await run.attempt(lambda: (job.retry(), job)[1])
+        if job is not None:
+            rebuilt: Any = run.rebuilt(job.id_str)
+            assert rebuilt is not None and (rebuilt.status, rebuilt.attempts) == (job.status, job.attempts)

@@ -141,8 +141,14 @@ def _calls(world: World) -> list[tuple[str, Callable[[ReadModel], Awaitable[Any]
     for bid in every_bucket:
         calls.append((f"bucket {bid}", lambda m, bid=bid: m.bucket(bid)))
         calls.append((f"bucket_is_empty {bid}", lambda m, bid=bid: m.bucket_is_empty(bid)))
-    for bid in [*made.blobs, *made.deleted_blobs]:
+    for bid in [*made.blobs, *made.deleted_blobs, *made.output_blobs]:
         calls.append((f"blob {bid}", lambda m, bid=bid: m.blob(bid)))
+    for pid in [*made.processors, *made.deleted_processors]:
+        calls.append((f"processor {pid}", lambda m, pid=pid: m.processor(pid)))
+        calls.append((f"job_ids {pid}", lambda m, pid=pid: m.job_ids(pid, ("completed", "failed", "pending"))))
+    for jid in made.jobs:
+        calls.append((f"job {jid}", lambda m, jid=jid: m.job(jid)))
+    calls.append(("running_job_ids", lambda m: m.running_job_ids(owner)))
     for bid in [*made.books, *made.deleted_books]:
         calls.append((f"book {bid}", lambda m, bid=bid: m.book(bid)))
     for limit in (1, 2, 500):
@@ -156,6 +162,12 @@ def _calls(world: World) -> list[tuple[str, Callable[[ReadModel], Awaitable[Any]
                 calls.append((f"blobs {bucket} {schema}/{limit}", lambda m, n=limit, b=bucket, s=schema: _all_pages(
                     lambda lim, c: m.blobs(owner, b, s, lim, c), n)))
         calls.append((f"books/{limit}", lambda m, n=limit: _all_pages(lambda lim, c: m.books(owner, lim, c), n)))
+        calls.append((f"processors/{limit}", lambda m, n=limit: _all_pages(
+            lambda lim, c: m.processors(owner, lim, c), n)))
+        for pid in (None, *made.processors):
+            for status in (None, "completed", "failed"):
+                calls.append((f"jobs {pid} {status}/{limit}", lambda m, n=limit, p=pid, st=status: _all_pages(
+                    lambda lim, c: m.jobs(owner, p, st, lim, c), n)))
     return calls
 
 
@@ -177,8 +189,9 @@ def model(request: pytest.FixtureRequest, world: World) -> ReadModel:
 
 async def test_paging_visits_every_item_once_in_order(world: World, model: ReadModel) -> None:
     everything = (await model.blobs(world.owner, None, None, 500, None)).items
-    assert [b.id for b in everything] == sorted(world.made.blobs, key=lambda i: everything[[b.id for b in everything].index(i)].created_at)
-    assert len(everything) == len(world.made.blobs)
+    made = [*world.made.blobs, *world.made.output_blobs]
+    assert [b.id for b in everything] == sorted(made, key=lambda i: everything[[b.id for b in everything].index(i)].created_at)
+    assert len(everything) == len(made)
     for limit in (1, 2, 3):
         items, cursors = await _all_pages(lambda lim, c: model.blobs(world.owner, None, None, lim, c), limit)
         assert items == everything and len(set(cursors)) == len(cursors)
@@ -280,7 +293,7 @@ async def test_replay_into_mongo_equals_the_live_collections_while_queries_answe
         outcomes = await querying
         await reader.close()
     assert proc.returncode == 0, (out, err)
-    assert "rebuilt users, schemas, buckets, blobs, books in mongo" in " ".join(err.decode().split())
+    assert "rebuilt users, schemas, buckets, blobs, books, processors, jobs in mongo" in " ".join(err.decode().split())
     assert set(outcomes) == {"ok"} and len(outcomes) > 4, outcomes
     assert await _dump(system) == before
 

@@ -48,7 +48,10 @@ class RunningSystem:
         await self.stack.aclose()
 
 
-async def start_system(nats_url: str, database_url: str, tracing: Tracing | None = None, **overrides: Any) -> RunningSystem:
+async def start_system(
+    nats_url: str, database_url: str, tracing: Tracing | None = None, *, run_jobs: bool = True, **overrides: Any
+) -> RunningSystem:
+    """The API, the projectors and (unless ``run_jobs`` is False) a job runner and the trigger dispatcher."""
     port = free_port()
     values: dict[str, Any] = {"http_port": port, "jwt_secret": TEST_SECRET, "nats_url": nats_url, "database_url": database_url}
     values.update(overrides)
@@ -56,7 +59,7 @@ async def start_system(nats_url: str, database_url: str, tracing: Tracing | None
     stack = AsyncExitStack()
     try:
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url, project=True, live=True,
-                              tracing=tracing)
+                              work=run_jobs, tracing=tracing)
         await serve_http(stack, running, "127.0.0.1", port)
     except BaseException:
         await stack.aclose()

@@ -40,6 +40,10 @@ class Made:
     deleted_blobs: list[str] = field(default_factory=list)
     books: list[str] = field(default_factory=list)  # live
     deleted_books: list[str] = field(default_factory=list)
+    processors: list[str] = field(default_factory=list)  # live
+    deleted_processors: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)
+    output_blobs: list[str] = field(default_factory=list)  # what the jobs wrote, the owner's too
     last_position: int = 0
 
 
@@ -110,6 +114,25 @@ async def studio_workload(ink: InkstreamClient) -> Made:
     await ink.delete_book(gone.id)
     made.books = [book.id, second.id, empty.id]
     made.deleted_books = [gone.id]
+
+    # Task 5: processors and jobs, every job finished before the stores are compared.
+    upper = await ink.register_processor(f"upper-{name}", "js-transform",
+                                         {"source": "function process(d) { return {title: String(d && d.title)}; }"})
+    failing = await ink.register_processor(f"fails-{name}", "js-transform",
+                                           {"source": "function process(d) { throw new Error('no'); }"},
+                                           limits={"max_attempts": 1})
+    dropped = await ink.register_processor(f"dropped-{name}", "js-transform",
+                                           {"source": "function process(d) { return d; }"})
+    await ink.update_processor(upper.id, limits={"timeout_seconds": 20})
+    await ink.delete_processor(dropped.id)
+    made.processors, made.deleted_processors = [upper.id, failing.id], [dropped.id]
+    jobs = [await ink.request_job(upper.id, made.blobs[i]) for i in range(3)]
+    jobs.append(await ink.request_job(failing.id, made.blobs[0]))
+    for job in jobs:
+        done = await ink.wait_for_job(job.id)
+        if done.output_blob_id is not None:  # the owner's too: blob lists show them
+            made.output_blobs.append(done.output_blob_id)
+    made.jobs = [j.id for j in jobs]
     made.last_position = ink.last_position
     return made
 
@@ -134,7 +157,7 @@ def queries_of(made: Made, user_id: str) -> list[tuple[str, str, dict[str, Any]]
     for f in filters:
         for limit in (1, 3, 50):
             q.append(("/v1/blobs", "/v1/blobs", {**f, "limit": limit}))
-    for bid in [*made.blobs, *made.deleted_blobs]:
+    for bid in [*made.blobs, *made.deleted_blobs, *made.output_blobs]:
         q.append(("/v1/blobs/{id}", f"/v1/blobs/{bid}", {}))
         q.append(("/v1/blobs/{id}/history", f"/v1/blobs/{bid}/history", {}))
     for limit in (1, 2, 50):
@@ -143,6 +166,16 @@ def queries_of(made: Made, user_id: str) -> list[tuple[str, str, dict[str, Any]]
         q.append(("/v1/books/{id}", f"/v1/books/{bid}", {}))
         for fmt in ("text", "markdown", "html"):
             q.append(("/v1/books/{id}/export", f"/v1/books/{bid}/export", {"format": fmt}))
-    for path in ("/v1/blobs", "/v1/buckets", "/v1/books"):  # forged cursors are refused alike
+    for limit in (1, 50):
+        q.append(("/v1/processors", "/v1/processors", {"limit": limit}))
+    for pid in [*made.processors, *made.deleted_processors]:
+        q.append(("/v1/processors/{id}", f"/v1/processors/{pid}", {}))
+    for f in [{}, *({"processor_id": p} for p in made.processors), {"status": "completed"}, {"status": "failed"},
+              {"processor_id": made.processors[0], "status": "completed"}]:
+        for limit in (1, 50):
+            q.append(("/v1/jobs", "/v1/jobs", {**f, "limit": limit}))
+    for jid in made.jobs:
+        q.append(("/v1/jobs/{id}", f"/v1/jobs/{jid}", {}))
+    for path in ("/v1/blobs", "/v1/buckets", "/v1/books", "/v1/processors", "/v1/jobs"):  # forged cursors alike
         q.append((path, path, {"cursor": "bm90IGEgY3Vyc29y"}))
     return q

@@ -55,12 +55,20 @@ async def test_every_route_with_a_resource_id_refuses_another_user(http: aiohttp
     blob = await post(http, owner, "/v1/blobs", {"data": {"a": 1}, "bucket_ids": [bucket["id"]], "schema_id": schema["id"]})
     book = await post(http, owner, "/v1/books", {"title": "t", "chapters": [{"title": "c", "content": "x"}]})
     chapter_ids = [c["id"] for c in book["chapters"]]
-    path_ids = {"buckets": bucket["id"], "blobs": blob["id"], "books": book["id"], "schemas": schema["id"]}
+    processor = await post(http, owner, "/v1/processors", {"name": "p", "type": "js-transform",
+                                                           "config": {"source": "function process(d) { return d; }"}})
+    async with http.post("/v1/jobs", json={"processor_id": processor["id"], "input_blob_id": blob["id"]},
+                         headers=owner.headers) as r:
+        job = await r.json()
+        assert r.status == 202, job
+    path_ids = {"buckets": bucket["id"], "blobs": blob["id"], "books": book["id"], "schemas": schema["id"],
+                "processors": processor["id"], "jobs": job["id"]}
     body_ids = {
         "bucket_id": second["id"], "from_bucket_id": bucket["id"], "to_bucket_id": second["id"],
         "parent_id": second["id"], "bucket_ids": [bucket["id"]], "schema_id": schema["id"],
-        "chapter_ids": chapter_ids, "input_blob_id": blob["id"],
+        "chapter_ids": chapter_ids, "input_blob_id": blob["id"], "processor_id": processor["id"],
     }
+    query_ids = {"bucket_id": bucket["id"], "parent_id": bucket["id"], "processor_id": processor["id"]}
     async with http.get("/openapi.json") as r:
         doc = await r.json()
     swept, failures = [], []
@@ -68,13 +76,22 @@ async def test_every_route_with_a_resource_id_refuses_another_user(http: aiohttp
         if "{" not in path:
             for method, op in operations.items():  # lists filtered by someone else's resource
                 for param in op.get("parameters", []):
-                    if param["in"] == "query" and param["name"] in ("bucket_id", "parent_id"):
-                        query = {param["name"]: bucket["id"]}
+                    if param["in"] == "query" and param["name"] in query_ids:
+                        query = {param["name"]: query_ids[param["name"]]}
                         async with http.request(method.upper(), path, params=query, headers=other.headers) as r:
                             status = r.status
                         swept.append(f"{method.upper()} {path}?{param['name']}= → {status}")
                         if status != 403:
                             failures.append(f"{method.upper()} {path}?{param['name']}=: {status}, expected 403")
+                if "requestBody" in op and method == "post":  # commands that name someone else's resource
+                    body_schema = op["requestBody"]["content"]["application/json"]["schema"]
+                    body = sample("", body_schema, doc, body_ids)
+                    if isinstance(body, dict) and {"processor_id", "input_blob_id"} & set(body):
+                        async with http.post(path, json=body, headers=other.headers) as r:
+                            status, code = r.status, (await r.json()).get("code")
+                        swept.append(f"POST {path} (someone else's ids in the body) → {status}")
+                        if status != 403 or code != "forbidden":
+                            failures.append(f"POST {path} with someone else's ids: {status} {code}, expected 403")
             continue
         collection = path.split("/")[2]
         assert collection in path_ids, f"the sweep does not know how to make a {collection!r} resource: add it"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from adapters.mongo.client import open_mongo
 from adapters.mongo.collections import CHECKPOINTS
+from adapters.runtime.bootstrap import projections
 from tests.support.sdk import new_client
 from tests.support.system import RunningSystem
 
@@ -43,7 +44,7 @@ async def test_two_mongo_projector_processes_lead_and_stand_by_without_postgres(
             async with asyncio.timeout(60):
                 while True:
                     docs = {d["_id"]: d async for d in checkpoints.find({})}
-                    if len(docs) == 5 and all(d["position"] >= position for d in docs.values()):
+                    if len(docs) == len(projections()) and all(d["position"] >= position for d in docs.values()):
                         return docs
                     await asyncio.sleep(0.2)
 

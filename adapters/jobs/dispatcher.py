@@ -1,0 +1,252 @@
+"""The trigger dispatcher: blob events of a processor's owner request jobs by themselves.
+
+``TriggerDispatcher.handle(records)`` is the subscriber: it sees every event
+in log order, keeps an index of the processors (rebuilt from their own
+events, so it knows each processor's triggers and version at every
+position) and, for each matching blob change, requests exactly one job
+(``commands.jobs.JobCommands.request_triggered``: the job id is derived from
+the processor and the event's position and created with expected sequence
+0, so a replayed or redelivered event requests nothing new). It also carries
+the policy of ``DELETE /v1/processors/{id}``: a ``Processor.Deleted`` cancels
+that processor's pending and running jobs.
+
+Matching, for a processor of the blob's owner that is not deleted:
+
+* ``blob.created`` is ``Blob.Created``; ``blob.updated`` is ``Blob.Updated``
+  and ``Blob.Migrated`` (the data changed);
+* a trigger's ``bucket_id`` must be one of the blob's buckets and its
+  ``schema_id`` the blob's schema, as of that event;
+* the processor's ``input_schema``, when it has one, must be the blob's
+  schema (a trigger never requests a job its processor would refuse);
+* a blob that a processor made (``source.processor_id``) never triggers that
+  processor; any other processor's trigger runs at the output's ``depth`` + 1,
+  and a job deeper than ``MAX_DEPTH`` fails with ``chain_too_deep``.
+
+``DispatcherLoop`` drives it from the process's shared reader of the log
+(``adapters.shared_log``) from position 1 (the index is rebuilt on every
+start, reading on its own cursor until it reaches the shared window) and acts
+only after its checkpoint (``subscriber_checkpoints``, saved after each
+batch); one process acts at a time (a PostgreSQL advisory lock), others stand
+by. Every write is a command through the bus, sent as the system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from typing import Any
+
+import asyncpg
+import structlog
+
+from adapters.postgres.pool import connect
+from adapters.shared_log import SharedLog
+from adapters.telemetry.metrics import Metrics
+from adapters.telemetry.tracing import Tracing, extract
+from commands.bus import CommandBus
+from commands.jobs import POLICY_ACTOR, TRIGGER_ACTOR, CancelUnfinishedJobs, RequestTriggeredJob
+from commands.ports import Unavailable
+from commands.repository import Context, Repository
+from domain.base import EventCodec
+from domain.blob import Blob
+from domain.ids import new_id
+from domain.processor import Processor
+from domain.recorded import Recorded
+
+log = structlog.get_logger("inkstream.triggers")
+
+BLOB_EVENTS = {"Blob.Created": "blob.created", "Blob.Updated": "blob.updated", "Blob.Migrated": "blob.updated"}
+
+
+def matches(processor: Processor, on: str, blob: dict[str, Any]) -> dict[str, Any] | None:
+    """The first trigger of ``processor`` that ``blob`` (``{schema_id, bucket_ids, source}``) fires, if any."""
+    if processor.deleted:
+        return None
+    if (blob.get("source") or {}).get("processor_id") == processor.id_str:
+        return None  # a processor's own output never triggers it
+    if processor.input_schema is not None and blob.get("schema_id") != processor.input_schema:
+        return None
+    for trigger in processor.triggers:
+        if trigger["on"] != on:
+            continue
+        if trigger.get("bucket_id") is not None and trigger["bucket_id"] not in blob.get("bucket_ids", []):
+            continue
+        if trigger.get("schema_id") is not None and trigger["schema_id"] != blob.get("schema_id"):
+            continue
+        return trigger
+    return None
+
+
+class TriggerDispatcher:
+    name = "triggers"
+
+    def __init__(
+        self,
+        bus: CommandBus,
+        repository: Repository,
+        codec: EventCodec,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self._bus = bus
+        self._repo = repository
+        self._codec = codec
+        self._metrics = metrics
+        self._tracing = tracing
+        self._processors: dict[str, Processor] = {}
+        self._by_owner: dict[str, set[str]] = {}
+        self.position = 0  # the last event seen
+        self.acted_through = 0  # events up to here were acted on before (a restart only re-reads them)
+        self.requested = 0
+
+    def reset(self, acted_through: int) -> None:
+        self._processors.clear()
+        self._by_owner.clear()
+        self.position = 0
+        self.acted_through = acted_through
+
+    async def handle(self, records: list[Recorded]) -> None:
+        for record in records:
+            if record.position <= self.position:
+                continue
+            act = record.position > self.acted_through
+            if record.aggregate_type == Processor.TYPE:
+                await self._processor_event(record, act)
+            elif act and record.type in BLOB_EVENTS:
+                await self._blob_event(record)
+            self.position = record.position
+
+    async def _processor_event(self, record: Recorded, act: bool) -> None:
+        current = self._processors.get(record.aggregate_id)
+        processor = self._codec.decode(record).mutate(current)
+        assert isinstance(processor, Processor)
+        self._processors[record.aggregate_id] = processor
+        owned = self._by_owner.setdefault(processor.owner_id, set())
+        if processor.deleted:
+            owned.discard(processor.id_str)
+            del self._processors[record.aggregate_id]
+            if act:
+                await self._cancel_jobs_of(processor, record.position)
+        elif processor.triggers:
+            owned.add(processor.id_str)
+        else:
+            owned.discard(processor.id_str)
+
+    async def _cancel_jobs_of(self, processor: Processor, position: int) -> None:
+        command = CancelUnfinishedJobs(processor.id_str, position, "its processor was deleted")
+        try:
+            cancelled = await self._bus.handle(command, Context(POLICY_ACTOR, new_id()))
+        except Unavailable as exc:
+            # the runner cancels such a job itself when it reaches it
+            log.warning("triggers.cancel_deferred", processor_id=processor.id_str, error=str(exc))
+            return
+        if cancelled and self._metrics is not None:
+            self._metrics.jobs.labels(processor.type, "cancelled").inc(cancelled)
+
+    async def _blob_event(self, record: Recorded) -> None:
+        on = BLOB_EVENTS[record.type]
+        if record.type == "Blob.Created":
+            blob: dict[str, Any] = record.data
+        else:
+            if not any(t["on"] == on for p in self._processors.values() for t in p.triggers):
+                return  # nobody listens to updates: no need to read the blob
+            saved = await self._repo.get(Blob, record.aggregate_id, until_position=record.position)
+            if saved is None:
+                return
+            found = saved.aggregate
+            blob = {"owner_id": found.owner_id, "schema_id": found.schema_id, "bucket_ids": found.bucket_ids,
+                    "source": found.source}
+        depth = int((blob.get("source") or {}).get("depth", 0)) + 1
+        for processor in self._candidates(blob["owner_id"]):
+            if matches(processor, on, blob) is not None:
+                await self._request(processor, record, on, depth)
+
+    def _candidates(self, owner_id: str) -> list[Processor]:
+        return [self._processors[p] for p in sorted(self._by_owner.get(owner_id, ()))]
+
+    async def _request(self, processor: Processor, record: Recorded, on: str, depth: int) -> None:
+        trigger = {"on": on, "blob_id": record.aggregate_id, "position": record.position}
+        parent = extract({"traceparent": record.traceparent or ""})
+        span = self._tracing.span("trigger", parent, **{"ink.processor_id": processor.id_str}) if self._tracing else None
+        command = RequestTriggeredJob(processor, {"id": record.aggregate_id, "version": record.version}, trigger,
+                                      depth, record.position)
+        with span if span is not None else contextlib.nullcontext():
+            saved = await self._bus.handle(command, Context(TRIGGER_ACTOR, new_id(), record.traceparent))
+        if saved is not None:
+            self.requested += 1
+            if self._metrics is not None:
+                self._metrics.jobs.labels(processor.type, "pending").inc()
+
+
+def _lock_key(name: str) -> int:
+    return zlib.crc32(f"subscriber:{name}".encode())
+
+
+class DispatcherLoop:
+    """Feeds the dispatcher the log in order, from the shared reader, with a checkpoint in PostgreSQL."""
+
+    def __init__(self, dispatcher: TriggerDispatcher, shared_log: SharedLog, dsn: str, *, batch_size: int = 500) -> None:
+        self.dispatcher = dispatcher
+        self._shared = shared_log
+        self._dsn = dsn
+        self._batch_size = batch_size
+        self.status = "starting"
+
+    async def run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an outage (NATS, PostgreSQL): wait and start over
+                self.status = "waiting"
+                log.warning("triggers.outage", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _run_once(self) -> None:
+        conn = await connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self.dispatcher.name)):
+                self.status = "standby"
+                await asyncio.sleep(1.0)
+            checkpoint = await self._checkpoint(conn)
+            self.dispatcher.reset(checkpoint)
+            self.status = "running"
+            log.info("triggers.started", checkpoint=checkpoint)
+            await self._consume(conn)
+        finally:
+            try:
+                async with asyncio.timeout(2):
+                    await conn.close()
+            except Exception:  # noqa: BLE001
+                conn.terminate()
+
+    async def _checkpoint(self, conn: asyncpg.Connection) -> int:
+        await conn.execute(
+            "INSERT INTO subscriber_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", self.dispatcher.name
+        )
+        return int(await conn.fetchval("SELECT position FROM subscriber_checkpoints WHERE name = $1",
+                                       self.dispatcher.name))
+
+    async def _consume(self, conn: asyncpg.Connection) -> None:
+        follower = self._shared.follow(1, max_batch=self._batch_size)
+        saved = self.dispatcher.acted_through
+        try:
+            while True:
+                batch = await follower.next_batch()
+                if not batch:
+                    await conn.fetchval("SELECT 1")  # notice a dead connection while idle
+                    continue
+                await self.dispatcher.handle(batch)
+                if self.dispatcher.position > max(saved, self.dispatcher.acted_through):
+                    await conn.execute(
+                        "UPDATE subscriber_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+                        self.dispatcher.name, self.dispatcher.position,
+                    )  # fmt: skip
+                    saved = self.dispatcher.position
+        finally:
+            await follower.close()

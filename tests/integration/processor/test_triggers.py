@@ -1,0 +1,105 @@
+"""Triggers: each matching blob event requests exactly one job, others none; a processor's own
+output never triggers it; a chain of triggered jobs stops at depth 8 with chain_too_deep."""
+
+from __future__ import annotations
+
+from adapters.client import InkstreamClient
+from adapters.jobs.dispatcher import TriggerDispatcher
+from tests.integration.processor.helpers import ECHO, all_jobs, eventually, js_processor, schema
+from tests.support.sdk import SignUp
+from tests.support.system import RunningSystem
+
+ANY_OBJECT = {"type": "object"}
+
+
+async def jobs_of(ink: InkstreamClient, processor_id: str) -> list:  # type: ignore[type-arg]
+    return await all_jobs(ink, processor_id=processor_id)
+
+
+async def test_each_matching_event_requests_exactly_one_job_and_others_none(
+    sign_up: SignUp, system: RunningSystem
+) -> None:
+    ink = await sign_up("triggers")
+    s1, s2 = await schema(ink, "s1", ANY_OBJECT), await schema(ink, "s2", ANY_OBJECT)
+    b1, b2 = (await ink.create_bucket("b1", "folder")).id, (await ink.create_bucket("b2", "folder")).id
+    created = await js_processor(ink, ECHO, triggers=[{"on": "blob.created", "schema_id": s1, "bucket_id": b1}])
+    updated = await js_processor(ink, ECHO, triggers=[{"on": "blob.updated", "bucket_id": b1}])
+
+    match = await ink.create_blob({"n": 1}, schema_id=s1, bucket_ids=[b1])
+    await ink.create_blob({"n": 2}, schema_id=s2, bucket_ids=[b1])  # other schema
+    await ink.create_blob({"n": 3}, schema_id=s1, bucket_ids=[b2])  # other bucket
+    elsewhere = await ink.create_blob({"n": 4}, schema_id=s1)  # no bucket
+    await ink.update_blob(match.id, {"n": 10})  # an update: only the blob.updated processor
+    await ink.update_blob(match.id, {"n": 11})
+    await ink.update_blob(elsewhere.id, {"n": 12})  # an update outside b1
+    sentinel = await ink.create_blob({"n": 5}, schema_id=s1, bucket_ids=[b1])
+
+    # the dispatcher works in log order: once the sentinel's job exists, every earlier event was handled
+    await eventually(lambda: _has_job_for(ink, created, sentinel.id), timeout=20)
+    by_created = await jobs_of(ink, created)
+    assert sorted(j.input_blob_id for j in by_created) == sorted([match.id, sentinel.id])
+    assert all(j.trigger is not None and j.trigger.on == "blob.created" and j.depth == 1 for j in by_created)
+    by_updated = await eventually(lambda: _count_at_least(ink, updated, 2), timeout=20)
+    assert [j.input_blob_id for j in by_updated] == [match.id, match.id]
+    assert sorted(j.trigger.position for j in by_updated) == sorted({j.trigger.position for j in by_updated})
+    for job in by_created + by_updated:
+        assert (await ink.wait_for_job(job.id)).status == "completed"
+
+    # the same events read again (a restart, a redelivery) request nothing new
+    services = system.services
+    replay = TriggerDispatcher(services.bus, services.repo, services.codec)
+    last = await services.store.last_position()
+    records = []
+    async for record in services.store.read_all(1):
+        records.append(record)
+        if record.position >= last:
+            break
+    await replay.handle(records)
+    assert replay.requested == 0
+    assert len(await jobs_of(ink, created)) == 2 and len(await jobs_of(ink, updated)) == 2
+
+
+async def test_a_processors_output_never_triggers_it(sign_up: SignUp) -> None:
+    ink = await sign_up("self")
+    processor_id = await js_processor(ink, ECHO, triggers=[{"on": "blob.created"}])
+    first = await ink.create_blob({"n": 1})
+    job = await eventually(lambda: _has_job_for(ink, processor_id, first.id), timeout=20)
+    done = await ink.wait_for_job(job.id)
+    assert done.status == "completed"
+    output = await ink.get_blob(done.output_blob_id)
+    assert output.processor_id == processor_id and output.data == {"echo": {"n": 1}}
+    sentinel = await ink.create_blob({"n": 2})  # after the output in the log
+    await eventually(lambda: _has_job_for(ink, processor_id, sentinel.id), timeout=20)
+    assert sorted(j.input_blob_id for j in await jobs_of(ink, processor_id)) == sorted([first.id, sentinel.id])
+
+
+async def test_a_chain_of_triggered_jobs_stops_at_depth_8_with_chain_too_deep(sign_up: SignUp) -> None:
+    ink = await sign_up("chain")
+    a, b = await schema(ink, "chain-a", ANY_OBJECT), await schema(ink, "chain-b", ANY_OBJECT)
+    hop = "function process(data) { return {hop: (data.hop || 0) + 1}; }"
+    a_to_b = await js_processor(ink, hop, output_schema=b, triggers=[{"on": "blob.created", "schema_id": a}])
+    b_to_a = await js_processor(ink, hop, output_schema=a, triggers=[{"on": "blob.created", "schema_id": b}])
+    await ink.create_blob({"hop": 0}, schema_id=a)
+
+    async def chain_ended() -> list | None:  # type: ignore[type-arg]
+        jobs = await jobs_of(ink, a_to_b) + await jobs_of(ink, b_to_a)
+        return jobs if any(j.status == "failed" for j in jobs) else None
+
+    jobs = await eventually(chain_ended, timeout=60)
+    jobs = [await ink.wait_for_job(j.id) for j in sorted(jobs, key=lambda j: j.depth)]
+    assert [j.depth for j in jobs] == list(range(1, 10))
+    assert [j.status for j in jobs] == ["completed"] * 8 + ["failed"]
+    assert jobs[-1].error is not None and jobs[-1].error.code == "chain_too_deep" and jobs[-1].attempts == 0
+    assert [j.processor_id for j in jobs] == [a_to_b, b_to_a] * 4 + [a_to_b]
+    last_output = await ink.get_blob(jobs[7].output_blob_id)
+    assert last_output.data == {"hop": 8}
+    assert len(await jobs_of(ink, a_to_b)) + len(await jobs_of(ink, b_to_a)) == 9  # and nothing after
+
+
+async def _has_job_for(ink: InkstreamClient, processor_id: str, blob_id: str):  # type: ignore[no-untyped-def]
+    return next((j for j in await jobs_of(ink, processor_id) if j.input_blob_id == blob_id), None)
+
+
+async def _count_at_least(ink: InkstreamClient, processor_id: str, n: int):  # type: ignore[no-untyped-def]
+    jobs = await jobs_of(ink, processor_id)
+    return sorted(jobs, key=lambda j: j.trigger.position) if len(jobs) >= n else None
