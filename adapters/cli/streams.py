@@ -13,7 +13,7 @@ async def apply_command(settings: Settings) -> int:
         return 2
     nc = await connect_nats(settings.nats_url)
     try:
-        report = await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
+        report = await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas, overrides=settings.stream_overrides()))
     except StreamConfigError as exc:
         print(f"error: {exc}")
         return 1

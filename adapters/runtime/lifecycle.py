@@ -96,8 +96,9 @@ async def start(
     stack.callback(tracing.shutdown)
     nc = await connect_nats(nats_url)
     stack.push_async_callback(close_nats, nc)
-    await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
-    store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc())
+    await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas, overrides=settings.stream_overrides()))
+    store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc(),
+                                wait_seconds=settings.log_wait_seconds)
 
     await _wait_for_postgres(database_url, connect_timeout)
     conn = await connect(database_url)

@@ -19,6 +19,16 @@ def _limit(name: str) -> int:
     return Field(default=getattr(_DEFAULT, name), ge=1, le=CEILINGS[name])
 
 
+MAX_WINDOW_SECONDS = 86400.0
+
+
+def window_seconds(rate_per_second: float, burst: float) -> float:
+    """How long a token bucket of ``burst`` takes to refill at ``rate_per_second`` (at most a day)."""
+    if rate_per_second <= 0:
+        return MAX_WINDOW_SECONDS
+    return min(MAX_WINDOW_SECONDS, max(burst, 1.0) / rate_per_second)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INKSTREAM_", extra="ignore")
 
@@ -40,6 +50,13 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     stream_replicas: int = 1
+    # Nats-Msg-Id dedupe of the log: a command retried within it lands once (see docs/operations.md for its cost)
+    duplicate_window_seconds: float = Field(default=86400.0, gt=0)
+    # how long a command or query waits for the log (a leader election, a reconnect) before it answers 503
+    log_wait_seconds: float = Field(default=10.0, ge=0)
+    # rate-limit and login counts shared through NATS: how long a request waits for them before it
+    # falls back to the process's own buckets
+    shared_limits_timeout_seconds: float = Field(default=0.5, gt=0)
     max_body_bytes: int = 1024 * 1024
     read_wait_seconds: float = 5.0
     argon2_time_cost: int = 2
@@ -72,6 +89,24 @@ class Settings(BaseSettings):
             blob_bytes=self.max_blob_bytes,
             schema_bytes=self.max_schema_bytes,
         )
+
+    def rate_windows(self) -> dict[str, float]:
+        """The window of each shared limit: the time its bucket takes to refill (burst / rate)."""
+        return {
+            "user": window_seconds(self.rate_limit_per_second, self.rate_limit_burst),
+            "anonymous": window_seconds(self.anonymous_rate_limit_per_second, self.anonymous_rate_limit_burst),
+            "login-pair": 60.0,  # the login limits are per minute, their bucket holds one minute's tries
+            "login-account": 60.0,
+        }
+
+    def stream_overrides(self) -> dict[str, dict[str, float]]:
+        """What the settings change in streams.yaml, by stream (see adapters.jetstream.streams)."""
+        return {
+            "INK": {"duplicate_window_seconds": self.duplicate_window_seconds},
+            # a window's counter is read until the end of the next window: twice the longest, and a margin
+            "INK_LIMITS": {"max_age_seconds": 2 * max(self.rate_windows().values()) + 30},
+            "INK_KNOWN_ADDRESSES": {"max_age_seconds": self.login_known_address_days * 86400},
+        }
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
