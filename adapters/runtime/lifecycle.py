@@ -21,6 +21,7 @@ from nats.aio.client import Client
 from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
+from adapters.jetstream.shared_limits import JetStreamCounters, JetStreamMarks
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from adapters.postgres.migrations import migrate
 from adapters.postgres.pool import OUTAGE_ERRORS, connect, create_pool
@@ -126,8 +127,10 @@ async def start(
                                settings.validation_memory_mib)
     stack.push_async_callback(validators.aclose)
 
+    timeout = settings.shared_limits_timeout_seconds
     services = bootstrap(settings, store=store, read_model=PostgresReadModel(pool), positions=watch,
-                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing)
+                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
+                         counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout))
     shared_log = SharedLog(store)
     running = Running(services, nats_url, database_url, nc, pool, watch, shared_log)
     running.ready_target = await store.last_position()

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.http.ratelimit import window_seconds
 from adapters.runtime.processes import read_or_create_secret
 from domain.limits import CEILINGS, MIB, Limits
 
@@ -17,16 +18,6 @@ _DEFAULT = Limits()
 def _limit(name: str) -> int:
     """A ``Limits`` field as a setting: its default, and never above the domain's ceiling."""
     return Field(default=getattr(_DEFAULT, name), ge=1, le=CEILINGS[name])
-
-
-MAX_WINDOW_SECONDS = 86400.0
-
-
-def window_seconds(rate_per_second: float, burst: float) -> float:
-    """How long a token bucket of ``burst`` takes to refill at ``rate_per_second`` (at most a day)."""
-    if rate_per_second <= 0:
-        return MAX_WINDOW_SECONDS
-    return min(MAX_WINDOW_SECONDS, max(burst, 1.0) / rate_per_second)
 
 
 class Settings(BaseSettings):

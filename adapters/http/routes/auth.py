@@ -42,13 +42,13 @@ async def login(request: web.Request) -> web.Response:
     """A try is reserved before the password is checked (see ``LoginGuard``)."""
     body = await read_body(request, LoginIn)
     guard = request.app[LIMITERS].login
-    attempt = guard.reserve(account_id(body.email), request.remote or "unknown")
+    attempt = await guard.reserve(account_id(body.email), request.remote or "unknown")
     try:
         user = await request.app[BUS].handle(LogIn(body.email, body.password), context(request))
     except Unavailable:
-        guard.undecided(attempt)
+        await guard.undecided(attempt)
         raise
-    guard.succeeded(attempt)
+    await guard.succeeded(attempt)
     return resource_answer(_issued(request, user.user_id))
 
 
