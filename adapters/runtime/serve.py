@@ -25,6 +25,9 @@ from adapters.telemetry.redaction import without_password
 
 log = structlog.get_logger("inkstream.serve")
 
+# What ``serve`` runs: everything in one process, or one role each.
+ROLES = ("up", "api", "project")
+
 
 async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bool) -> tuple[str, str]:
     """NATS and PostgreSQL URLs: the configured ones, or embedded servers under DATA_DIR."""
