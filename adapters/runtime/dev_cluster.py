@@ -214,6 +214,22 @@ class DevCluster:
             await self.stop()
             raise
 
+    async def add(self, role: str, settings: Mapping[str, str] | None = None) -> RoleProcess:
+        """One more process of ``role`` (with ``settings`` of its own), started and ready."""
+        index = len(self.of(role)) + 1
+        (port,) = self._ports(role, 1) if self._api_port is None else [self._api_port + 200 + len(self.roles)]
+        process = RoleProcess(role, index, {**self._env(), **(settings or {})},
+                              self.root / "logs" / f"{role}-{index}.log", port if role in HTTP_ROLES else None,
+                              self.host)
+        self.roles.append(process)
+        process.start()
+        await process.wait_ready()
+        return process
+
+    async def remove(self, process: RoleProcess) -> None:
+        await process.stop()
+        self.roles.remove(process)
+
     async def stop(self) -> None:
         for group in (("api", "work"), ("project",)):
             await asyncio.gather(*(r.stop() for r in self.roles if r.role in group), return_exceptions=True)
