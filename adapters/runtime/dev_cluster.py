@@ -76,6 +76,8 @@ class RoleProcess:
         if self.port is not None:
             env["INKSTREAM_HTTP_PORT"] = str(self.port)
             env["INKSTREAM_HTTP_HOST"] = self.host
+        elif env.get("INKSTREAM_LOG_LEVEL", "info").lower() not in ("debug", "info"):
+            env["INKSTREAM_LOG_LEVEL"] = "info"  # a role without HTTP shows it is ready by its "projecting" line
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as out:
