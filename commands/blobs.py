@@ -151,7 +151,7 @@ class BlobHandlers:
         name, version = parse_schema_id(blob.schema_id)
         if name != target.name or version is None:
             raise no_path
-        path = target.aggregate.migration_path(version, target.version)
+        path = await self._schemas.migration_path(name, version, target.version)
         if path is None:
             raise no_path
         data = blob.data

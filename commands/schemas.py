@@ -9,6 +9,7 @@ so the validator may cache a compiled schema per ``name@version`` forever.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +54,8 @@ class ResolvedSchema:
     """One concrete version: ``id`` is always ``name@version``, never a bare name."""
 
     id: str
-    aggregate: Schema
+    name: str
     entry: SchemaVersion
-
-    @property
-    def name(self) -> str:
-        return self.aggregate.name
 
     @property
     def version(self) -> str:
@@ -66,14 +63,27 @@ class ResolvedSchema:
 
 
 class SchemaRegistry:
-    """Schemas as the write side sees them: resolved from the log, checked by the validator."""
+    """Schemas as the write side sees them: resolved from the log, checked by the validator.
 
-    def __init__(self, repository: Repository, validator: SchemaValidator) -> None:
+    A schema version never changes once it is in the log, so an exact
+    ``name@version`` is remembered once resolved (a bounded LRU of the
+    versions only, not of whole aggregates): creating and updating typed
+    blobs then costs no read of the log for their schema. A bare name (the
+    latest version) and anything unknown are always asked of the log.
+    """
+
+    def __init__(self, repository: Repository, validator: SchemaValidator, cache_size: int = 1024) -> None:
         self._repo = repository
         self._validator = validator
+        self._versions: OrderedDict[str, ResolvedSchema] = OrderedDict()
+        self._cache_size = cache_size
 
     async def resolve(self, id_or_name: str) -> ResolvedSchema:
         """``name@version`` or a bare name (its latest), from the log; NotFound when unknown."""
+        known = self._versions.get(id_or_name)
+        if known is not None:
+            self._versions.move_to_end(id_or_name)
+            return known
         try:
             name, version = parse_schema_id(id_or_name)
         except ValueError:
@@ -82,7 +92,17 @@ class SchemaRegistry:
         entry = saved.aggregate.resolve(version) if saved is not None else None
         if saved is None or entry is None:
             raise NotFound(f"schema {id_or_name}")
-        return ResolvedSchema(schema_id(name, entry.version), saved.aggregate, entry)
+        resolved = ResolvedSchema(schema_id(name, entry.version), name, entry)
+        if version is not None:
+            self._versions[id_or_name] = resolved
+            if len(self._versions) > self._cache_size:
+                self._versions.popitem(last=False)
+        return resolved
+
+    async def migration_path(self, name: str, from_version: str, to_version: str) -> list[SchemaVersion] | None:
+        """The versions whose transforms lead from one version to the other, in order (from the log)."""
+        saved = await self._repo.get(Schema, schema_aggregate_id(name))
+        return saved.aggregate.migration_path(from_version, to_version) if saved is not None else None
 
     async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
         return await self._validator.validate(resolved.id, resolved.entry.schema, data)

@@ -100,3 +100,30 @@ async def test_validate_reports_every_error_sorted(world: World) -> None:
         FieldError("/chapters/2/title", "/chapters/2/title must be string"),
     ]
     assert await world.schemas.validate(ctx(BOB), "book", {"title": "T", "chapters": []}) == []
+
+
+async def test_an_exact_version_is_read_from_the_log_once(world: World) -> None:
+    """Versions never change, so `name@version` is remembered; a bare name and unknown ids always ask the log."""
+    await world.schemas.register(ctx(), "book", "1.0.0", BOOK_V1)
+    registry = SchemaRegistry(world.repo, JsonSchemaValidator())
+    loads = 0
+    original = world.store.load
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal loads
+        loads += 1
+        return await original(*args, **kwargs)
+
+    world.store.load = counting  # type: ignore[method-assign]
+    for _ in range(3):
+        assert (await registry.resolve("book@1.0.0")).id == "book@1.0.0"
+    assert loads == 1
+    await registry.resolve("book")
+    await registry.resolve("book")
+    assert loads == 3
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            await registry.resolve("book@2.0.0")
+    assert loads == 5
+    await world.schemas.register(ctx(), "book", "2.0.0", BOOK_V2)  # now it exists: found at once
+    assert (await registry.resolve("book@2.0.0")).id == "book@2.0.0"
