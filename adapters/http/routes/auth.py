@@ -22,7 +22,7 @@ _LOGIN_LIMITS = (
     "address the account logged in from successfully in the last `INKSTREAM_LOGIN_KNOWN_ADDRESS_DAYS` (30): "
     "guesses from elsewhere cannot lock the owner out where they usually log in. A successful login counts "
     "nothing. Every request from the address also counts against the per-address limit of unauthenticated "
-    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`)."
+    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`). Every limit is counted across all API processes."
 )
 
 
