@@ -40,6 +40,7 @@ class JetStreamCounters:
     """Implements ``adapters.http.ratelimit.Counters``."""
 
     def __init__(self, nc: Client, *, stream: str = "INK_LIMITS", prefix: str = "inklimit", timeout: float = 0.5) -> None:
+        self._nc = nc
         self._js = nc.jetstream(timeout=timeout)
         self._stream = stream
         self._prefix = prefix
@@ -53,6 +54,8 @@ class JetStreamCounters:
 
     async def add(self, key: str, delta: int) -> int:
         """Add ``delta`` to the counter ``key``; its total right after this add."""
+        if not self._nc.is_connected:  # an add now would only wait in the client's buffer
+            raise ConnectionError("NATS is not connected")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         queued = self._queued.setdefault(key, _Queued())
         queued.deltas.append(delta)

@@ -96,7 +96,8 @@ class Settings(BaseSettings):
             "INK": {"duplicate_window_seconds": self.duplicate_window_seconds},
             # a window's counter is read until the end of the next window: twice the longest, and a margin
             "INK_LIMITS": {"max_age_seconds": 2 * max(self.rate_windows().values()) + 30},
-            "INK_KNOWN_ADDRESSES": {"max_age_seconds": self.login_known_address_days * 86400},
+            # (a max_age of 0 would keep them for ever)
+            "INK_KNOWN_ADDRESSES": {"max_age_seconds": max(1.0, self.login_known_address_days * 86400)},
         }
 
     def resolved_data_dir(self) -> Path:
