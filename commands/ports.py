@@ -66,6 +66,15 @@ class EventStore(Protocol):
         """The log from ``from_position`` on, in order, then live events, read in batches."""
         ...
 
+    async def read_range(
+        self, aggregate_type: str, from_position: int, until_position: int, *,
+        aggregate_id: str | None = None, limit: int = 1000,
+    ) -> list[Recorded]:
+        """Up to ``limit`` events of one aggregate type (or of one aggregate), in order, with
+        positions from ``from_position`` to ``until_position`` inclusive: a bounded stretch of
+        the log read through a subject filter (what a live subscription replays after ``since``)."""
+        ...
+
     async def last_position(self) -> int: ...
 
     async def event_at(self, position: int) -> Recorded | None: ...

@@ -61,6 +61,10 @@ class EventCodec:
                 if isinstance(value, type) and issubclass(value, Aggregate.Event):
                     self._events[event_name(value)] = value
 
+    def knows(self, event_type: str) -> bool:
+        """Whether ``event_type`` (``Blob.Created``) is an event of one of the codec's aggregates."""
+        return event_type in self._events
+
     def encode(self, event: Aggregate.Event, *, actor: str | None, traceparent: str | None = None) -> NewEvent:
         state = {k: v for k, v in event.__dict__.items() if k not in _ENVELOPE_FIELDS}
         return NewEvent(

@@ -1,6 +1,7 @@
 """The async Python SDK for the inkstream v1 HTTP contract (see README.md here)."""
 
 from adapters.client.client import UNSET, InkstreamClient
+from adapters.client.live import LiveEvent
 from adapters.client.errors import (
     BadRequestError,
     ConflictError,
@@ -19,6 +20,7 @@ from adapters.client.errors import (
 __all__ = [
     "UNSET",
     "InkstreamClient",
+    "LiveEvent",
     "InkstreamError",
     "BadRequestError",
     "UnauthorizedError",

@@ -48,6 +48,7 @@ from multidict import CIMultiDictProxy
 from pydantic import BaseModel
 
 from adapters.client.errors import UnavailableError, error_from_answer
+from adapters.client.live import LiveEvent, subscribe
 from adapters.http.models import HealthOut, LoginOut, ReadyOut, RegisterOut
 from adapters.http.models_books import (
     BookChanged,
@@ -187,6 +188,14 @@ class InkstreamClient:
             self._session = aiohttp.ClientSession()
             self._owns_session = True
         return self._session
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session calls (and live subscriptions) go through."""
+        return self._ensure_session()
+
+    def backoff_delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """The wait before retry number ``attempt`` (from 0), as the module docstring says."""
+        return self._delay(attempt, retry_after)
 
     def observe_position(self, position: int | None) -> None:
         """Raise ``last_position`` to ``position`` (never lowers it)."""
@@ -481,6 +490,24 @@ class InkstreamClient:
         answer = await self._send("GET", f"/v1/books/{_seg(book_id)}/export", params={"format": format},
                                   query=True, consistency=consistency)
         return answer.body
+
+    # -- live updates ------------------------------------------------------------------------------
+
+    def subscribe(self, *, bucket_id: str | None = None, job_id: str | None = None, since: int | None = None,
+                  heartbeat: float = 20.0, max_reconnects: int | None = None) -> AsyncIterator[LiveEvent]:
+        """Every change of one of your buckets (or jobs), live: ``async for event in ink.subscribe(bucket_id=B)``.
+
+        Over ``/ws``. ``since``: start after this log position (a command answer's ``position``),
+        replaying what happened since from the log; without it, from the moment of subscribing.
+        A dropped connection (or a close for reading too slowly) reconnects by itself with
+        backoff and resumes with ``since`` = the last position delivered; events are delivered
+        in order and exactly once (de-duplicated by position). ``max_reconnects``: give up
+        after this many failures in a row (None: never). The iteration ends when the bucket is
+        deleted; it raises ``UnauthorizedError``/``TokenExpiredError``, ``ForbiddenError`` or
+        ``NotFoundError`` when the server refuses.
+        """
+        return subscribe(self, bucket_id=bucket_id, job_id=job_id, since=since, heartbeat=heartbeat,
+                         max_reconnects=max_reconnects)
 
     # -- paging -------------------------------------------------------------------------------------
 

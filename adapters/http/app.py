@@ -10,12 +10,13 @@ from aiohttp import web
 
 from adapters.http import openapi, operations
 from adapters.http.api import Api
-from adapters.http.keys import API, BUS, LIMITERS, METRICS, PROBES, READS, REPOSITORY, TOKENS, TRACING
+from adapters.http.keys import API, BUS, LIMITERS, LIVE, METRICS, PROBES, READS, REPOSITORY, TOKENS, TRACING
 from adapters.http.middleware import access_middleware, observability_middleware
 from adapters.http.probes import Probes
 from adapters.http.problems import problem_middleware
 from adapters.http.limits import Limiters
-from adapters.http.routes import auth, books, content
+from adapters.http.routes import auth, books, content, live as live_routes
+from adapters.live.hub import LiveHub
 from adapters.http.tokens import TokenService
 from adapters.read_your_writes import ReadYourWrites
 from adapters.telemetry.metrics import Metrics
@@ -27,7 +28,7 @@ from commands.repository import Repository
 def build_api() -> Api:
     """Every route of the v1 contract (and the operations routes), declared once."""
     api = Api()
-    for routes in (operations, auth, content, books):
+    for routes in (operations, auth, content, books, live_routes):
         routes.register_routes(api)
     return api
 
@@ -42,6 +43,7 @@ def build_app(
     probes: Probes,
     metrics: Metrics,
     tracing: Tracing,
+    live: LiveHub,
     max_body_bytes: int,
 ) -> web.Application:
     app = web.Application(
@@ -50,9 +52,10 @@ def build_app(
     )
     app[BUS], app[READS], app[REPOSITORY] = bus, reads, repository
     app[TOKENS], app[LIMITERS], app[PROBES] = tokens, limiters, probes
-    app[METRICS], app[TRACING] = metrics, tracing
+    app[METRICS], app[TRACING], app[LIVE] = metrics, tracing, live
     api = build_api()
     app[API] = api
     openapi.install(app, api)
     api.install(app)
+    live_routes.install_websocket(app)
     return app

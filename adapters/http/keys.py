@@ -18,6 +18,7 @@ from commands.repository import Repository
 
 if TYPE_CHECKING:
     from adapters.http.api import Api
+    from adapters.live.hub import LiveHub
     from adapters.http.probes import Probes
     from adapters.http.limits import Limiters
     from adapters.http.tokens import TokenService
@@ -31,3 +32,4 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 TRACING: web.AppKey[Tracing] = web.AppKey("tracing", Tracing)
 PROBES: web.AppKey["Probes"] = web.AppKey("probes")
 API: web.AppKey["Api"] = web.AppKey("api")
+LIVE: web.AppKey["LiveHub"] = web.AppKey("live")

@@ -16,6 +16,9 @@ from adapters.http.errors import RateLimited, TokenExpired, Unauthorized
 
 log = structlog.get_logger("inkstream.http")
 
+LONG_LIVED = frozenset({"/ws", "/v1/events"})
+"""Live connections last minutes or hours: their duration would drown the request histogram."""
+
 
 def route_template(request: web.Request) -> str:
     resource = request.match_info.route.resource
@@ -46,7 +49,8 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
         elapsed = time.perf_counter() - started
         if template not in ("/metrics",):
             metrics.http_requests.labels(request.method, template, str(status)).inc()
-            metrics.http_duration.labels(request.method, template).observe(elapsed)
+            if template not in LONG_LIVED:
+                metrics.http_duration.labels(request.method, template).observe(elapsed)
         if template not in ("/metrics", "/health", "/ready"):
             log.info("http.request", method=request.method, route=template, status=status,
                      ms=round(elapsed * 1000, 2))
@@ -61,7 +65,7 @@ def _needs_auth(request: web.Request) -> bool:
     return op.auth if op is not None else request.path.startswith("/v1")
 
 
-def _bearer(request: web.Request) -> str:
+def bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -87,7 +91,7 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
     failure: Unauthorized | TokenExpired | None = None
     if _needs_auth(request):
         try:
-            user = request.app[TOKENS].verify(_bearer(request))
+            user = request.app[TOKENS].verify(bearer(request))
         except (Unauthorized, TokenExpired) as exc:
             failure = exc
     if user is not None:

@@ -107,7 +107,9 @@ def build_document(api: Api) -> dict[str, Any]:
                            "(also `X-Position`); queries wait for it by default (read-your-writes), accept "
                            "`min_position` and `consistency=eventual`. Errors are RFC 9457 problem+json. "
                            "Every JSON body nests at most 64 levels (400); sizes and numbers have the limits "
-                           "stated on each field (docs/operations.md, \"Limits\").",
+                           "stated on each field (docs/operations.md, \"Limits\"). "
+                           "Live changes: `GET /v1/events` (server-sent events, below) and the WebSocket `/ws` "
+                           "at the root, whose message protocol OpenAPI cannot describe (docs/live.md).",
         },
         "paths": paths,
         "components": {

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from adapters.http.errors import BadRequest, PayloadTooLarge, RateLimited, TokenExpired, Unauthorized
+from adapters.live.hub import AlreadySubscribed, SinceOutOfRange, TooManyLive
 from adapters.postgres.pool import OUTAGE_ERRORS
 from commands.ports import EventTooLarge, Unavailable
 from domain import errors as domain
@@ -59,6 +60,9 @@ PROBLEMS: tuple[tuple[type[Exception], Kind], ...] = (
     (Unauthorized, UNAUTHORIZED),
     (TokenExpired, TOKEN_EXPIRED),
     (RateLimited, RATE_LIMITED),
+    (SinceOutOfRange, BAD_REQUEST),
+    (TooManyLive, RATE_LIMITED),
+    (AlreadySubscribed, CONFLICT),
     (PayloadTooLarge, PAYLOAD_TOO_LARGE),
     (EventTooLarge, PAYLOAD_TOO_LARGE),
     (Unavailable, UNAVAILABLE),

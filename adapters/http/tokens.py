@@ -46,19 +46,24 @@ class TokenService:
 
     def verify(self, token: str, now: float | None = None) -> str:
         """The token's subject; ``TokenExpired`` or ``Unauthorized`` otherwise."""
+        return self.verify_until(token, now)[0]
+
+    def verify_until(self, token: str, now: float | None = None) -> tuple[str, float]:
+        """The token's subject and the moment (epoch seconds) it stops being valid: a live
+        connection authenticated with it ends then."""
         known = self._verified.get(token)
         if known is not None:
             subject, exp = known
             if (time.time() if now is None else now) < exp + self._leeway:
                 self._verified.move_to_end(token)
-                return subject
+                return subject, float(exp + self._leeway)
             del self._verified[token]
             raise TokenExpired("the token is past its expiry")
         subject, exp = self._decode(token)
         self._verified[token] = (subject, exp)
         if len(self._verified) > self._cache_size:
             self._verified.popitem(last=False)
-        return subject
+        return subject, float(exp + self._leeway)
 
     def _decode(self, token: str) -> tuple[str, int]:
         try:

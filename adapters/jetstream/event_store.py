@@ -301,6 +301,21 @@ class JetStreamEventStore:
                 return records
             start = records[-1].position + 1
 
+    async def read_range(
+        self, aggregate_type: str, from_position: int, until_position: int, *,
+        aggregate_id: str | None = None, limit: int = 1000,
+    ) -> list[Recorded]:
+        """One batched Direct Get with a subject filter (``ink.blob.>`` or one subject) and ``up_to_seq``."""
+        if from_position > until_position:
+            return []
+        subject = subject_for(aggregate_type, aggregate_id if aggregate_id is not None else ">", self._prefix)
+        request = {"seq": max(from_position, 1), "next_by_subj": subject, "batch": limit, "up_to_seq": until_position}
+        try:
+            records, _ = await self._patiently("read_range", lambda timeout: self._direct_get(request, timeout))
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        return [r for r in records if r.position <= until_position]
+
     async def _direct_get(self, request: dict[str, Any], timeout: float) -> tuple[list[Recorded], bool]:
         """One batched Direct Get: (records, more pending). Replies come to one
         shared inbox subscription (no SUB/UNSUB per load) and are collected by a

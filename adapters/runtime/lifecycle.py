@@ -2,8 +2,10 @@
 
 ``start`` connects to NATS, applies the streams, waits for PostgreSQL and
 migrates it, opens the pool and the read-your-writes watch, starts the
-sandbox, builds the graph with ``bootstrap``, and (for the roles that
-project) starts the projector runners. Each step pushes its own cleanup, so
+sandbox, builds the graph with ``bootstrap``, and starts the one shared
+reader of the log for the roles that need it: the projector runners (roles
+that project) and the live fan-out to /ws and /v1/events (roles that serve
+the API) follow it. Each step pushes its own cleanup, so
 the stack stops everything in reverse order, also when a later step fails.
 """
 
@@ -23,6 +25,7 @@ from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.shared_limits import JetStreamCounters, JetStreamMarks
 from adapters.jetstream.streams import apply_streams, load_stream_specs
+from adapters.live.hub import LiveHub, LiveLimits
 from adapters.postgres.migrations import migrate
 from adapters.postgres.pool import OUTAGE_ERRORS, connect, create_pool
 from adapters.postgres.projector import ProjectorRunner
@@ -51,6 +54,7 @@ class Running:
     pool: asyncpg.Pool
     watch: ProjectionWatch
     shared_log: SharedLog
+    live: LiveHub
     runners: list[ProjectorRunner] = field(default_factory=list)
     ready_target: int = 0
     _ready: bool = False
@@ -88,6 +92,7 @@ async def start(
     nats_url: str,
     database_url: str,
     project: bool,
+    live: bool = False,
     commands: bool = True,
     tracing: Tracing | None = None,
     connect_timeout: float = 30.0,
@@ -132,13 +137,31 @@ async def start(
                          sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
                          counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout))
     shared_log = SharedLog(store)
-    running = Running(services, nats_url, database_url, nc, pool, watch, shared_log)
+    hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
+    running = Running(services, nats_url, database_url, nc, pool, watch, shared_log, hub)
     running.ready_target = await store.last_position()
-    if project:
+    if project or live:
         # One reader of the log for every subscriber of this process (see adapters/shared_log.py).
         stack.push_async_callback(_stop_tasks, [asyncio.create_task(shared_log.run(), name="shared-log")])
+    if live:
+        stack.push_async_callback(_stop_tasks, [asyncio.create_task(hub.run(), name="live-router")])
+        async with asyncio.timeout(connect_timeout):
+            await hub.started.wait()
+    if project:
         await _start_projectors(stack, running)
     return running
+
+
+def live_limits(settings: Settings) -> LiveLimits:
+    return LiveLimits(
+        queue_size=settings.live_queue_size,
+        max_connections_per_user=settings.live_max_connections_per_user,
+        max_subscriptions_per_user=settings.live_max_subscriptions_per_user,
+        heartbeat_seconds=settings.ws_heartbeat_seconds,
+        max_message_bytes=settings.ws_max_message_bytes,
+        auth_timeout_seconds=settings.ws_auth_timeout_seconds,
+        keepalive_seconds=settings.sse_keepalive_seconds,
+    )
 
 
 async def _start_projectors(stack: AsyncExitStack, running: Running) -> None:

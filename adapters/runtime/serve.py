@@ -56,7 +56,8 @@ def web_app(running: Running) -> web.Application:
     """The HTTP application on a started process's services."""
     s = running.services
     return build_app(bus=s.bus, reads=s.reads, repository=s.repo, tokens=s.tokens, limiters=s.limiters,
-                     probes=running, metrics=s.metrics, tracing=s.tracing, max_body_bytes=s.settings.max_body_bytes)
+                     probes=running, metrics=s.metrics, tracing=s.tracing, live=running.live,
+                     max_body_bytes=s.settings.max_body_bytes)
 
 
 async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int) -> None:
@@ -77,7 +78,8 @@ async def serve(settings: Settings, role: str = "up") -> int:
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
-                              project=role in ("up", "project"), commands=role in ("up", "api"))
+                              project=role in ("up", "project"), commands=role in ("up", "api"),
+                              live=role in ("up", "api"))
         if role in ("up", "api"):
             await serve_http(stack, running, settings.http_host, settings.http_port)
             log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
     projector_batch_size: int = 500
+    live_queue_size: int = 1000  # messages waiting for one live connection; more closes it (4408)
+    live_max_connections_per_user: int = 20  # WebSocket and SSE together, per API process
+    live_max_subscriptions_per_user: int = 200  # per API process
+    ws_heartbeat_seconds: float = 20.0  # ping interval; no pong within half of it closes the connection
+    ws_max_message_bytes: int = 64 * 1024  # a bigger client message closes the connection (1009)
+    ws_auth_timeout_seconds: float = 10.0  # the first message (auth) must arrive within this
+    sse_keepalive_seconds: float = 15.0
     sandbox_workers: int = Field(default=2, ge=1)
     sandbox_timeout_ms: int = Field(default=1000, ge=1)
     sandbox_memory_mb: int = Field(default=64, ge=8)

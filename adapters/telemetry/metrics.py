@@ -21,6 +21,16 @@ class Metrics:
         self.websocket_connections = Gauge(
             "websocket_connections_active", "Open WebSocket connections", registry=r
         )
+        self.sse_connections = Gauge(
+            "sse_connections_active", "Open server-sent event streams (GET /v1/events)", registry=r
+        )
+        self.live_pushes = Counter(
+            "live_pushes_total", "Pushes sent to live connections", ["transport", "type"], registry=r
+        )
+        self.live_overflows = Counter(
+            "live_overflows_total", "Live connections closed because they could not keep up", ["transport"],
+            registry=r,
+        )
         self.projection_lag = Gauge(
             "projection_lag_events", "Events in the log not yet applied by a projection", ["projection"], registry=r
         )
@@ -32,6 +42,7 @@ class Metrics:
         )
         self.jobs = Counter("jobs_total", "Jobs by outcome", ["status"], registry=r)
         self.websocket_connections.set(0)
+        self.sse_connections.set(0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -93,6 +93,19 @@ class MemoryEventStore:
             if until_position is None or r.position <= until_position
         ]
 
+    async def read_range(
+        self, aggregate_type: str, from_position: int, until_position: int, *,
+        aggregate_id: str | None = None, limit: int = 1000,
+    ) -> list[Recorded]:
+        self._check_available()
+        out: list[Recorded] = []
+        for record in self.records[max(from_position, 1) - 1:max(until_position, 0)]:
+            if record.aggregate_type == aggregate_type and aggregate_id in (None, record.aggregate_id):
+                out.append(self._copy(record))
+                if len(out) >= limit:
+                    break
+        return out
+
     async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:
         """Every event from ``from_position`` on, then live ones; never ends (like the ordered consumer)."""
         position = max(from_position, 1)

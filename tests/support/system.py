@@ -43,7 +43,7 @@ async def start_system(nats_url: str, database_url: str, tracing: Tracing | None
     settings = Settings(**values)
     stack = AsyncExitStack()
     try:
-        running = await start(stack, settings, nats_url=nats_url, database_url=database_url, project=True,
+        running = await start(stack, settings, nats_url=nats_url, database_url=database_url, project=True, live=True,
                               tracing=tracing)
         await serve_http(stack, running, "127.0.0.1", port)
     except BaseException:

@@ -1,0 +1,337 @@
+"""The live fan-out of one API process: one reader of the log, routing to every connection.
+
+One ``Follower`` of the process's ``SharedLog`` (never one consumer per
+connection) reads each event once; the router turns it into pushes
+(``projections.pushes``) and hands each push to the subscriptions of its
+topic, through each connection's bounded ``Outbox``.
+
+The seam between history and live
+----------------------------------
+``position`` is the first position the router has not yet dispatched. Batches
+are prepared (aggregate states may need a load: an await) and then dispatched
+with no await in between, so registering a subscription, which reads
+``position`` synchronously, falls cleanly between two dispatches. A
+subscription registered at ``live_from = position`` receives from the router
+every push at ``live_from`` or later, and nothing earlier; a subscription with
+``since`` replays ``since + 1 .. live_from - 1`` from the log (a subject
+filter: ``read_range``). Until the replay ends, the router's pushes wait in the
+subscription's ``pending`` list (bounded like the queue), and the switch-over
+flushes them and sends ``caught_up`` in one synchronous step. Every push is
+also dropped when its position is not after the subscription's ``after`` (its
+``since``), so a client resuming from a position this process has not routed
+yet (it came from a node further ahead) gets no duplicate either.
+
+Ownership is checked when subscribing (from the log, never behind), and again
+whenever a routed bucket event names an owner other than the subscriber or
+deletes the bucket: the subscription ends with ``unsubscribed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+
+import structlog
+
+from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
+from adapters.live.states import AggregateStates
+from adapters.shared_log import SharedLog
+from commands.authorization import ensure_owner
+from commands.ports import EventStore, Unavailable
+from domain.base import EventCodec
+from domain.errors import NotFound
+from domain.recorded import Recorded
+from projections.documents import BlobOut
+from projections.pushes import BUCKET, JOB, Push, Topic, blob_pushes, bucket_access, job_pushes
+
+log = structlog.get_logger("inkstream.live")
+
+REPLAY_BATCH = 500
+
+
+class LiveError(Exception):
+    def __init__(self, reason: str = "", retry_after: float | None = None) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class SinceOutOfRange(LiveError):
+    """``since`` is negative or beyond the log's end (400 ``bad_request``)."""
+
+
+class TooManyLive(LiveError):
+    """A per-user limit on connections or subscriptions (429 ``rate_limited``)."""
+
+
+class AlreadySubscribed(LiveError):
+    """The connection already follows this topic (409 ``conflict``)."""
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    """Every limit of the live endpoints (settings ``INKSTREAM_LIVE_*`` / ``INKSTREAM_WS_*``)."""
+
+    queue_size: int = 1000
+    max_connections_per_user: int = 20
+    max_subscriptions_per_user: int = 200
+    heartbeat_seconds: float = 20.0
+    max_message_bytes: int = 64 * 1024
+    auth_timeout_seconds: float = 10.0
+    keepalive_seconds: float = 15.0
+
+
+@dataclass
+class _TopicState:
+    owner: str | None = None
+    subscriptions: set[Subscription] = field(default_factory=set)
+
+
+class LiveHub:
+    def __init__(self, shared: SharedLog, store: EventStore, codec: EventCodec,
+                 limits: LiveLimits | None = None) -> None:
+        self._shared = shared
+        self._store = store
+        self._codec = codec
+        self.limits = limits or LiveLimits()
+        self.position = 0
+        self._states = AggregateStates(store, codec)
+        self._topics: dict[Topic, _TopicState] = {}
+        self._connections: Counter[str] = Counter()
+        self._outboxes: set[Outbox] = set()
+        self._subscriptions: Counter[str] = Counter()
+        self.started = asyncio.Event()
+
+    # -- the router -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Route every event from the log's tail on, until cancelled; outages are waited out."""
+        self.position = await self._store.last_position() + 1
+        self.started.set()
+        delay = 0.1
+        while True:
+            # a batch is dispatched at once: never more pushes than a queue holds
+            follower = self._shared.follow(self.position, max_batch=min(REPLAY_BATCH, self.limits.queue_size),
+                                           idle=1.0)
+            try:
+                while True:
+                    batch = await follower.next_batch()
+                    if batch:
+                        await self._route(batch)
+                        delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - an outage: resume where we stopped
+                log.warning("live.router_outage", error=str(exc) or type(exc).__name__, position=self.position)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                await follower.close()
+
+    async def _route(self, batch: list[Recorded]) -> None:
+        prepared = [(record, await self._prepare(record)) for record in batch]
+        # no await from here on: a subscription registers before or after the whole batch
+        for record, pushes in prepared:
+            self._dispatch(record, pushes)
+        self.position = batch[-1].position + 1
+
+    async def _prepare(self, record: Recorded) -> list[Push]:
+        delay = 0.1
+        while True:
+            try:
+                return await pushes_or_none(record, self._states)
+            except OUTAGES as exc:  # the log went away mid-load: a push must not be lost
+                log.warning("live.state_unavailable", error=str(exc) or type(exc).__name__, position=record.position)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _dispatch(self, record: Recorded, pushes: list[Push]) -> None:
+        access = bucket_access(record)
+        if access is not None and access.topic in self._topics:
+            state = self._topics[access.topic]
+            if access.owner_id is not None:
+                state.owner = access.owner_id
+            for sub in list(state.subscriptions):
+                if access.deleted:
+                    self._end(sub, "deleted", record.position)
+                elif access.owner_id is not None and access.owner_id != sub.outbox.user_id:
+                    self._end(sub, "forbidden", record.position)
+        for push in pushes:
+            state = self._topics.get(push.topic)
+            if state is None or not state.subscriptions:
+                continue
+            message = Message.of(push)
+            for sub in list(state.subscriptions):
+                self._deliver(sub, message)
+
+    def _deliver(self, sub: Subscription, message: Message) -> None:
+        if sub.ended or message.position is None or message.position <= sub.after:
+            return
+        if sub.pending is None:
+            sub.outbox.offer(message)
+        elif len(sub.pending) < self.limits.queue_size:
+            sub.pending.append(message)
+        else:
+            sub.outbox.overflow()
+
+    def _end(self, sub: Subscription, reason: str, position: int) -> None:
+        """The subscription stops: its bucket is gone, or no longer the subscriber's."""
+        if sub.pending is not None:
+            sub.pending.append(End(reason, position))
+            sub.ended = True
+            return
+        self._drop(sub)
+        sub.outbox.offer(Message("unsubscribed", {**topic_field(sub.topic), "position": position, "reason": reason},
+                                 position))
+
+    # -- connections and subscriptions -----------------------------------------------------
+
+    def connect(self, user_id: str, transport: str) -> Outbox:
+        if self._connections[user_id] >= self.limits.max_connections_per_user:
+            raise TooManyLive(f"at most {self.limits.max_connections_per_user} live connections per user",
+                              retry_after=5.0)
+        self._connections[user_id] += 1
+        outbox = Outbox(user_id, self.limits.queue_size, transport)
+        self._outboxes.add(outbox)
+        return outbox
+
+    def disconnect(self, outbox: Outbox) -> None:
+        for sub in list(outbox.subscriptions.values()):
+            self._drop(sub)
+        outbox.close()
+        if outbox not in self._outboxes:
+            return
+        self._outboxes.discard(outbox)
+        self._connections[outbox.user_id] -= 1
+        if self._connections[outbox.user_id] <= 0:
+            del self._connections[outbox.user_id]
+
+    async def open(self, outbox: Outbox, topic: Topic, since: int | None) -> Subscription:
+        """Check and register a subscription; it goes live (after its replay) with ``catch_up``.
+
+        Raises ``SinceOutOfRange``, ``TooManyLive``, ``AlreadySubscribed``, ``NotFound``,
+        ``Forbidden`` or ``Unavailable``; nothing is registered then.
+        """
+        user = outbox.user_id
+        if topic in outbox.subscriptions:
+            raise AlreadySubscribed(f"this connection already follows {topic[0]} {topic[1]}")
+        if self._subscriptions[user] >= self.limits.max_subscriptions_per_user:
+            raise TooManyLive(f"at most {self.limits.max_subscriptions_per_user} live subscriptions per user")
+        if since is not None:
+            if since < 0:
+                raise SinceOutOfRange("since must be a log position (0 or more)")
+            last = await self._store.last_position()
+            if since > last:
+                raise SinceOutOfRange(f"since {since} is beyond the log's end ({last})")
+        # registered before the ownership check reads the log: nothing routed meanwhile is missed
+        sub = Subscription(outbox, topic, after=since if since is not None else self.position - 1,
+                           live_from=self.position, replay=since is not None)
+        self._topics.setdefault(topic, _TopicState()).subscriptions.add(sub)
+        outbox.subscriptions[topic] = sub
+        self._subscriptions[user] += 1
+        try:
+            owner = await self._owner(topic)
+            ensure_owner(user, owner, topic[0])
+        except BaseException:
+            self._drop(sub)
+            raise
+        self._topics[topic].owner = owner
+        return sub
+
+    async def catch_up(self, sub: Subscription) -> None:
+        """``subscribed``, the replay from the log (with ``since``), then live: no gap, no duplicate."""
+        outbox = sub.outbox
+        if not await outbox.put(Message("subscribed", {**topic_field(sub.topic), "position": sub.after}, sub.after)):
+            return
+        if sub.replay:
+            states = AggregateStates(self._store, self._codec)
+            start, end = sub.after + 1, sub.live_from - 1
+            kind, topic_id = sub.topic
+            while start <= end:
+                batch = await self._store.read_range(
+                    "blob" if kind == BUCKET else kind, start, end,
+                    aggregate_id=None if kind == BUCKET else topic_id, limit=REPLAY_BATCH)
+                if not batch:
+                    break
+                for record in batch:
+                    for push in await pushes_or_none(record, states):
+                        if push.topic == sub.topic and not await outbox.put(Message.of(push)):
+                            return
+                start = batch[-1].position + 1
+        self._go_live(sub)
+
+    def _go_live(self, sub: Subscription) -> None:
+        pending, sub.pending = sub.pending or [], None
+        outbox = sub.outbox
+        for item in pending:
+            if isinstance(item, End):
+                sub.ended = False
+                self._end(sub, item.reason, item.position)
+                return
+            if not outbox.offer(item):
+                return
+        if sub.replay:
+            position = max(sub.after, self.position - 1)
+            outbox.offer(Message("caught_up", {**topic_field(sub.topic), "position": position}, position))
+
+    def close(self, sub: Subscription) -> None:
+        """The client unsubscribed."""
+        self._drop(sub)
+
+    def _drop(self, sub: Subscription) -> None:
+        outbox = sub.outbox
+        if outbox.subscriptions.get(sub.topic) is not sub:
+            return
+        del outbox.subscriptions[sub.topic]
+        self._subscriptions[outbox.user_id] -= 1
+        if self._subscriptions[outbox.user_id] <= 0:
+            del self._subscriptions[outbox.user_id]
+        state = self._topics.get(sub.topic)
+        if state is not None:
+            state.subscriptions.discard(sub)
+            if not state.subscriptions:
+                del self._topics[sub.topic]
+
+    async def _owner(self, topic: Topic) -> str:
+        kind, topic_id = topic
+        history = await self._store.load(kind, topic_id)
+        aggregate = self._codec.rebuild(history) if history and self._codec.knows(history[0].type) else None
+        if aggregate is None or getattr(aggregate, "deleted", False):
+            raise NotFound(f"{kind} {topic_id}")
+        return str(aggregate.owner_id)  # type: ignore[attr-defined]
+
+    def shutdown(self) -> None:
+        """The process is stopping: every connection's transport ends (a WebSocket closes with 1001)."""
+        for outbox in list(self._outboxes):
+            outbox.close()
+
+    def connection_count(self) -> int:
+        return len(self._outboxes)
+
+
+OUTAGES = (Unavailable, OSError, TimeoutError)
+
+
+async def pushes_or_none(record: Recorded, states: AggregateStates) -> list[Push]:
+    """``pushes_for``, except that an event that cannot be turned into pushes (corrupt, an
+    unknown shape) is logged and skipped instead of stopping everyone's pushes; outages raise."""
+    try:
+        return await pushes_for(record, states)
+    except OUTAGES:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("live.push_failed", position=record.position, type=record.type)
+        return []
+
+
+async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:
+    """The pushes of one event, with the aggregate's state after it (kept current for every blob and job event)."""
+    if record.aggregate_type not in ("blob", JOB):
+        return []
+    state = await states.after(record)
+    if state is None:
+        return []
+    if record.aggregate_type == "blob":
+        return blob_pushes(record, BlobOut.from_aggregate(state))  # type: ignore[arg-type]
+    return job_pushes(record, state)  # type: ignore[arg-type]

@@ -1,0 +1,236 @@
+"""The live router on the in-memory log: job pushes (against the event names of the Job aggregate
+of the processors work: Requested, Started, AttemptFailed, Completed, Failed, Cancelled, Retried),
+the seam of a subscription with ``since`` under concurrent writes, ownership, and overflow.
+
+``Job`` here is a stand-in with those event names and the fields a push reports; the router
+needs nothing else of it (``projections.pushes.JOB_PUSHES`` is the one mapping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from eventsourcing.domain import event
+
+from adapters.live.hub import LiveHub, LiveLimits, SinceOutOfRange
+from adapters.live.outbox import Message, Outbox
+from adapters.shared_log import SharedLog
+from commands.repository import Context, Repository
+from domain.base import EventCodec, InkAggregate
+from domain.blob import Blob
+from domain.bucket import Bucket
+from domain.errors import Forbidden, NotFound
+from domain.ids import new_id
+from tests.support.memory_store import MemoryEventStore
+
+ALICE, BOB = new_id(), new_id()
+
+
+class Job(InkAggregate):
+    TYPE = "job"
+
+    @event("Requested")
+    def __init__(self, owner_id: str, processor_id: str, input_blob_id: str) -> None:
+        self.owner_id, self.processor_id, self.input_blob_id = owner_id, processor_id, input_blob_id
+        self.status, self.output_blob_id, self.error, self.deleted = "pending", None, None, False
+
+    @event("Started")
+    def start(self, attempt: int) -> None:
+        self.status = "running"
+
+    @event("AttemptFailed")
+    def attempt_failed(self, attempt: int, error: dict[str, str]) -> None:
+        self.status = "pending"
+
+    @event("Completed")
+    def complete(self, attempt: int, output_blob_id: str) -> None:
+        self.status, self.output_blob_id = "completed", output_blob_id
+
+    @event("Failed")
+    def fail(self, attempt: int, error: dict[str, str]) -> None:
+        self.status, self.error = "failed", dict(error)
+
+    @event("Cancelled")
+    def cancel(self, reason: str) -> None:
+        self.status = "cancelled"
+
+
+class Rig:
+    def __init__(self, limits: LiveLimits | None = None) -> None:
+        self.store = MemoryEventStore()
+        self.codec = EventCodec([Bucket, Blob, Job])
+        self.repo = Repository(self.store, self.codec)
+        self.shared = SharedLog(self.store)
+        self.hub = LiveHub(self.shared, self.store, self.codec, limits)
+
+    async def new(self, cls: type[Any], make: Any, user: str = ALICE) -> Any:
+        return await self.repo.execute(cls, None, lambda _: make(), Context(user, new_id()))
+
+    async def change(self, cls: type[Any], aggregate_id: str, act: Any, user: str = ALICE) -> int:
+        def decide(current: Any) -> Any:
+            act(current)
+            return current
+
+        return (await self.repo.execute(cls, aggregate_id, decide, Context(user, new_id()))).position
+
+
+@contextlib.asynccontextmanager
+async def running(limits: LiveLimits | None = None) -> AsyncIterator[Rig]:
+    rig = Rig(limits)
+    tasks = [asyncio.create_task(rig.shared.run()), asyncio.create_task(rig.hub.run())]
+    try:
+        async with asyncio.timeout(5):
+            await rig.hub.started.wait()
+        yield rig
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def take(outbox: Outbox, n: int) -> list[Message]:
+    out = []
+    for _ in range(n):
+        message = await outbox.get(timeout=5)
+        assert message is not None, [m.type for m in out]
+        out.append(message)
+    return out
+
+
+async def test_job_events_are_pushed_with_the_jobs_state_and_only_the_four_named_ones() -> None:
+    async with running() as rig:
+        blob = await rig.new(Blob, lambda: Blob.create(ALICE, {"in": 1}, None, None, []))
+        job = await rig.new(Job, lambda: Job(owner_id=ALICE, processor_id=new_id(), input_blob_id=blob.aggregate.id_str))
+        job_id = job.aggregate.id_str
+        outbox = rig.hub.connect(ALICE, "test")
+        sub = await rig.hub.open(outbox, ("job", job_id), since=job.position)
+        await rig.hub.catch_up(sub)
+        assert [m.type for m in await take(outbox, 2)] == ["subscribed", "caught_up"]
+        started = await rig.change(Job, job_id, lambda j: j.start(attempt=1))
+        await rig.change(Job, job_id, lambda j: j.attempt_failed(attempt=1, error={"code": "timeout", "message": "t"}))
+        await rig.change(Job, job_id, lambda j: j.start(attempt=2))
+        output = new_id()
+        completed = await rig.change(Job, job_id, lambda j: j.complete(attempt=2, output_blob_id=output))
+        pushes = await take(outbox, 3)
+        assert [(m.type, m.position) for m in pushes] == [("job.started", started), ("job.started", started + 2),
+                                                           ("job.completed", completed)]
+        assert pushes[0].data == {"job_id": job_id, "status": "running", "input_blob_id": blob.aggregate.id_str,
+                                  "position": started}
+        assert pushes[2].data == {"job_id": job_id, "status": "completed", "input_blob_id": blob.aggregate.id_str,
+                                  "output_blob_id": output, "position": completed}
+
+        failing = await rig.new(Job, lambda: Job(owner_id=ALICE, processor_id=new_id(), input_blob_id=blob.aggregate.id_str))
+        fid = failing.aggregate.id_str
+        await rig.change(Job, fid, lambda j: j.start(attempt=1))
+        failed = await rig.change(Job, fid, lambda j: j.fail(attempt=1, error={"code": "sandbox_error", "message": "x"}))
+        cancelled_job = await rig.new(Job, lambda: Job(owner_id=ALICE, processor_id=new_id(), input_blob_id=blob.aggregate.id_str))
+        cid = cancelled_job.aggregate.id_str
+        cancelled = await rig.change(Job, cid, lambda j: j.cancel(reason="by its owner"))
+        # replayed from the log with since: the same pushes the live router sends
+        other = rig.hub.connect(ALICE, "test")
+        for topic in (("job", fid), ("job", cid)):
+            sub = await rig.hub.open(other, topic, since=0)
+            await rig.hub.catch_up(sub)
+        replayed = [m for m in await take(other, 7) if m.is_push]
+        assert [(m.type, m.position) for m in replayed] == [("job.started", failed - 1), ("job.failed", failed),
+                                                             ("job.cancelled", cancelled)]
+        assert replayed[1].data["error"] == {"code": "sandbox_error", "message": "x"}
+        assert replayed[2].data["status"] == "cancelled"
+
+
+async def test_someone_elses_job_or_bucket_is_forbidden_and_an_unknown_one_not_found() -> None:
+    async with running() as rig:
+        blob = await rig.new(Blob, lambda: Blob.create(BOB, 1, None, None, []), BOB)
+        job = await rig.new(Job, lambda: Job(owner_id=BOB, processor_id=new_id(), input_blob_id=blob.aggregate.id_str), BOB)
+        bucket = await rig.new(Bucket, lambda: Bucket.create(BOB, "b", "folder", None), BOB)
+        outbox = rig.hub.connect(ALICE, "test")
+        for topic in (("job", job.aggregate.id_str), ("bucket", bucket.aggregate.id_str)):
+            with pytest.raises(Forbidden):
+                await rig.hub.open(outbox, topic, None)
+        with pytest.raises(NotFound):
+            await rig.hub.open(outbox, ("job", new_id()), None)
+        with pytest.raises(SinceOutOfRange):
+            await rig.hub.open(outbox, ("bucket", bucket.aggregate.id_str), 10_000)
+        assert outbox.subscriptions == {}
+
+
+async def test_the_seam_under_concurrent_writes_has_no_gap_and_no_duplicate() -> None:
+    """Subscriptions opened at every moment of a stream of writes, each from an earlier ``since``."""
+    async with running(LiveLimits(max_connections_per_user=10_000, max_subscriptions_per_user=10_000)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        positions: list[int] = []
+
+        async def write() -> None:
+            for i in range(200):
+                saved = await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i}, None, None, [bucket_id]))
+                positions.append(saved.position)
+                if i % 7 == 0:
+                    await asyncio.sleep(0)
+
+        writing = asyncio.create_task(write())
+        subscribers: list[tuple[int, Outbox]] = []
+        while not writing.done():
+            since = positions[len(positions) // 2] if positions else bucket.position
+            outbox = rig.hub.connect(ALICE, "test")
+            sub = await rig.hub.open(outbox, ("bucket", bucket_id), since)
+            asyncio.create_task(rig.hub.catch_up(sub))
+            subscribers.append((since, outbox))
+            await asyncio.sleep(0)
+        await writing
+        assert len(subscribers) > 5
+        for since, outbox in subscribers:
+            seen: list[int] = []
+            caught_up = None
+            while not seen or seen[-1] < positions[-1]:
+                message = await outbox.get(timeout=5)
+                assert message is not None
+                if message.type == "caught_up":
+                    caught_up = message.position
+                elif message.is_push:
+                    seen.append(message.position)  # type: ignore[arg-type]
+            assert seen == [p for p in positions if p > since]
+            assert caught_up is not None
+
+
+async def test_a_full_queue_overflows_the_connection_instead_of_holding_the_router() -> None:
+    async with running(LiveLimits(queue_size=3)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        slow, fast = rig.hub.connect(ALICE, "test"), rig.hub.connect(ALICE, "test")
+        for outbox in (slow, fast):
+            await rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket.aggregate.id_str), None))
+        await take(fast, 1)
+        written, got = [], []
+        for i in range(10):
+            saved = await rig.new(Blob, lambda: Blob.create(ALICE, i, None, None, [bucket.aggregate.id_str]))
+            written.append(saved.position)
+            got += [m.position for m in await take(fast, 1)]
+        assert got == written  # the reader that keeps up is not held back by the one that does not
+        assert slow.overflowed and slow.failed.is_set()
+
+
+async def test_a_blob_created_before_the_router_started_is_pushed_whole_when_it_changes() -> None:
+    rig = Rig()
+    bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+    bucket_id = bucket.aggregate.id_str
+    blob = await rig.new(Blob, lambda: Blob.create(ALICE, {"v": 1}, None, None, [bucket_id]))
+    blob_id = blob.aggregate.id_str
+    tasks = [asyncio.create_task(rig.shared.run()), asyncio.create_task(rig.hub.run())]
+    try:
+        await asyncio.wait_for(rig.hub.started.wait(), 5)
+        outbox = rig.hub.connect(ALICE, "test")
+        await rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket_id), None))
+        await take(outbox, 1)
+        updated = await rig.change(Blob, blob_id, lambda b: b.update({"v": 2}))
+        [push] = await take(outbox, 1)
+        assert (push.type, push.position) == ("blob.updated", updated)
+        assert push.data["blob"]["data"] == {"v": 2} and push.data["blob"]["bucket_ids"] == [bucket_id]
+        assert push.data["blob"]["version"] == 2 and push.data["blob"]["owner_id"] == ALICE
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
