@@ -219,10 +219,11 @@ class DevCluster:
     async def add(self, role: str, settings: Mapping[str, str] | None = None) -> RoleProcess:
         """One more process of ``role`` (with ``settings`` of its own), started and ready."""
         index = len(self.of(role)) + 1
-        (port,) = self._ports(role, 1) if self._api_port is None else [self._api_port + 200 + len(self.roles)]
+        port = None
+        if role in HTTP_ROLES:
+            port = find_free_port(self.host) if self._api_port is None else self._api_port + 200 + len(self.roles)
         process = RoleProcess(role, index, {**self._env(), **(settings or {})},
-                              self.root / "logs" / f"{role}-{index}.log", port if role in HTTP_ROLES else None,
-                              self.host)
+                              self.root / "logs" / f"{role}-{index}.log", port, self.host)
         self.roles.append(process)
         process.start()
         await process.wait_ready()
