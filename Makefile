@@ -1,10 +1,10 @@
-# The two commands of the README: `make up` and `make test`. Both rely on `install`.
+# The commands of the README: `make up`, `make cluster` and `make test`. All rely on `install`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test bench clean
+.PHONY: install up cluster test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(STAMP)
 
 up: install
 	$(BIN)/inkstream up
+
+# The production topology as local processes (3 NATS nodes, PostgreSQL, the roles twice each).
+cluster: install
+	$(BIN)/inkstream dev-cluster
 
 test: install
 	$(BIN)/lint-imports

@@ -24,6 +24,21 @@ def _parser() -> argparse.ArgumentParser:
                               "when MONGO_URL is set)")
     sub.add_parser("work", help="run jobs: the job runner and the trigger dispatcher, with /health and /metrics "
                                 "on HTTP_PORT (needs NATS_URL and DATABASE_URL)")
+    cluster = sub.add_parser(
+        "dev-cluster",
+        help="the production topology on this machine: 3 NATS nodes, PostgreSQL, and each role as processes",
+        description="A three-node JetStream cluster (every stream at 3 replicas), PostgreSQL, two api processes "
+        "on consecutive ports, two project processes (leader and standby) and two work processes where that role "
+        "exists, all local processes under DATA_DIR/cluster; prints where each listens; Ctrl-C stops them all. "
+        "The local stand-in for compose.yaml (`make cluster`).",
+    )
+    cluster.add_argument("--port", type=int, default=None, help="the first API's port (default INKSTREAM_HTTP_PORT)")
+    cluster.add_argument("--apis", type=int, default=2, help="api processes (default 2)")
+    cluster.add_argument("--projectors", type=int, default=2, help="project processes (default 2)")
+    cluster.add_argument("--workers", type=int, default=2, help="work processes, where the role exists (default 2)")
+    cluster.add_argument("--sync-always", action="store_true",
+                         help="every node syncs each write to disk (default: JetStream's 2-minute sync; a quorum "
+                         "of nodes holds each acknowledged write)")
     streams = sub.add_parser("streams", help="JetStream streams")
     streams_sub = streams.add_subparsers(dest="streams_command", required=True)
     streams_sub.add_parser("apply", help="apply streams.yaml idempotently")
@@ -56,12 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     from adapters.telemetry.logging import configure_logging
 
-    serving = args.command in ("up", "api", "project", "work")
+    serving = args.command in ("up", "api", "project", "work", "dev-cluster")
     configure_logging(settings.log_format, settings.log_level, None if serving else sys.stderr)
-    if serving:
+    if args.command in ("up", "api", "project", "work"):
         from adapters.runtime.serve import serve
 
         return _run_server(serve(settings, role=args.command, stores=getattr(args, "store", None)))
+    if args.command == "dev-cluster":
+        from adapters.cli.dev_cluster import dev_cluster_command
+
+        port = args.port if args.port is not None else settings.http_port
+        return _run_server(dev_cluster_command(settings, port, args.apis, args.projectors, args.workers,
+                                               args.sync_always))
     if args.command == "streams":
         from adapters.cli.streams import apply_command
 

@@ -19,7 +19,8 @@ async def apply_command(settings: Settings) -> int:
         return 2
     nc = await connect_nats(settings.nats_url)
     try:
-        report = await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
+        report = await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas,
+                                                          overrides=settings.stream_overrides()))
         await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds), report)
     except StreamConfigError as exc:
         print(f"error: {exc}")

@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from adapters.http.login_guard import LoginGuard
-from adapters.http.ratelimit import TokenBucketLimiter
+from adapters.http.login_guard import KnownAddresses, LoginGuard, Marks
+from adapters.http.ratelimit import Counters, Limiter, LocalLimiter, SharedLimiter
 
 
 @dataclass(frozen=True, slots=True)
 class Limiters:
     """Per user (valid token), per client address (everything else), and the login guard."""
 
-    user: TokenBucketLimiter
-    anonymous: TokenBucketLimiter
+    user: Limiter
+    anonymous: Limiter
     login: LoginGuard
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    rate_per_second: float
+    burst: float
+    anonymous_rate_per_second: float
+    anonymous_burst: float
+    login_failures_per_minute: float
+    login_account_failures_per_minute: float
+    known_address_seconds: float
+
+
+def local_limiters(s: LimitSettings) -> Limiters:
+    """Limits kept in this process: right for one API process, and for tools without NATS."""
+    return Limiters(
+        user=LocalLimiter(s.rate_per_second, s.burst),
+        anonymous=LocalLimiter(s.anonymous_rate_per_second, s.anonymous_burst),
+        login=LoginGuard.local(s.login_failures_per_minute, s.login_account_failures_per_minute,
+                               s.known_address_seconds),
+    )
+
+
+def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: str, timeout: float) -> Limiters:
+    """The same limits held across every API process that shares ``counters`` and ``marks``.
+
+    ``secret`` (every API process has the same: the JWT secret) keys the hashes
+    under which users, addresses and accounts are counted."""
+    key = hashlib.sha256(b"inkstream shared limits\x00" + secret.encode()).digest()
+
+    def limiter(name: str, rate: float, burst: float) -> SharedLimiter:
+        return SharedLimiter(name, rate, burst, counters, key, timeout=timeout)
+
+    per_pair, per_account = s.login_failures_per_minute, s.login_account_failures_per_minute
+    return Limiters(
+        user=limiter("user", s.rate_per_second, s.burst),
+        anonymous=limiter("anonymous", s.anonymous_rate_per_second, s.anonymous_burst),
+        login=LoginGuard(
+            limiter("login-pair", per_pair / 60.0, per_pair),
+            limiter("login-account", per_account / 60.0, per_account),
+            KnownAddresses(s.known_address_seconds, marks, key, timeout=timeout),
+        ),
+    )

@@ -96,9 +96,9 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
             failure = exc
     if user is not None:
         request[ACTOR_KEY] = user
-        wait = limiters.user.take(f"user:{user}") if request.path.startswith("/v1") else 0.0
+        wait = (await limiters.user.take(f"user:{user}")).wait if request.path.startswith("/v1") else 0.0
     elif request.path.startswith("/v1") or failure is not None:
-        wait = limiters.anonymous.take(f"addr:{request.remote}")
+        wait = (await limiters.anonymous.take(f"addr:{request.remote}")).wait
     else:
         wait = 0.0
     if wait > 0:

@@ -50,7 +50,8 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
     if op.method in ("POST",) and op.auth:
         params.append({"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                       "description": "A retry with the same key returns the original answer and changes nothing."})
+                       "description": "A retry with the same key returns the original answer and changes nothing "
+                                      "(for INKSTREAM_DUPLICATE_WINDOW_SECONDS, 24 h by default)."})
     if op.method in ("PUT", "PATCH", "DELETE") or (op.method == "POST" and "{" in op.path):
         params.append({"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
                        "description": "The resource's ETag (its version); a stale value fails with 412."})

@@ -1,15 +1,63 @@
-"""Token-bucket rate limits, in process.
+"""Rate limits: a token bucket in the process, and the same limit shared by every API process.
 
-A deployment with several API nodes can share the counts on JetStream (a
-counter stream with ``Nats-Incr`` measured 31k increments/s here), see
-docs/operations.md.
+``TokenBucketLimiter`` is the bucket of one process: ``burst`` tokens,
+refilled continuously at ``rate`` per second.
+
+``SharedLimiter`` holds the same limit across processes on counters that all
+of them see (``Counters``, on a JetStream counter stream). A bucket needs a
+compare-and-set of (tokens, time), which a shared store does slowly under
+contention, so the limit is kept as a sliding window over counters instead:
+time is cut into windows of ``burst / rate`` seconds (the time the bucket
+takes to refill), a request adds its cost to its window's counter, and it is
+allowed while
+
+    previous window's count x (share of the previous window still inside the
+    sliding window) + this window's count (ours included)  <=  burst
+
+the estimate Cloudflare described for its edge ("How we built rate limiting
+capable of scaling to millions of domains", 2017). Like the bucket it
+allows a burst of ``burst`` and ``rate`` per second after it; unlike the
+bucket, what was spent early in a window is only refilled once that window
+is over, so after a burst the first token returns up to one window later
+than a bucket would give it: never more than the bucket allows. The
+increment and the check are one step on the counter (its total comes back
+with the add), so concurrent requests cannot all pass one check; a refused
+request takes its add back.
+
+When the counters do not answer within ``timeout`` (an election of the
+counter stream's leader, NATS unreachable), the process's own bucket
+decides, for one second before the counters are asked again: the limit
+then holds per process, and nobody is refused because the limit store is
+down.
+
+Keys (user ids, client addresses, account hashes) go to the counters as an
+HMAC under a secret every API process shares, so the stream holds no
+address or id in the clear.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("inkstream.ratelimit")
+
+MAX_WINDOW_SECONDS = 86400.0
+
+
+def window_seconds(rate_per_second: float, burst: float) -> float:
+    """How long a token bucket of ``burst`` takes to refill at ``rate_per_second`` (at most a day)."""
+    if rate_per_second <= 0:
+        return MAX_WINDOW_SECONDS
+    return min(MAX_WINDOW_SECONDS, max(burst, 1.0) / rate_per_second)
 
 
 @dataclass
@@ -48,3 +96,146 @@ class TokenBucketLimiter:
         bucket = self._buckets.get(key)
         if bucket is not None:
             bucket.tokens = min(self.burst, bucket.tokens + cost)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The answer to ``take``: ``wait`` 0 when allowed; what to name to give it back."""
+
+    wait: float
+    key: str = ""
+    cost: int = 1
+    shared: bool = False  # spent on the shared counter ``key``, else on the local bucket ``key``
+
+    @property
+    def allowed(self) -> bool:
+        return self.wait <= 0
+
+
+class Limiter(Protocol):
+    async def take(self, key: str, cost: int = 1) -> Grant: ...
+
+    async def refund(self, grant: Grant) -> None: ...
+
+
+class Counters(Protocol):
+    """Counters every API process sees (``adapters.jetstream.shared_limits.JetStreamCounters``)."""
+
+    async def add(self, key: str, delta: int) -> int:
+        """Add ``delta`` to ``key``; the total right after this add, atomically."""
+        ...
+
+    async def get(self, key: str) -> int: ...
+
+
+class LocalLimiter:
+    """A ``Limiter`` on this process's own token bucket."""
+
+    def __init__(self, rate_per_second: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bucket = TokenBucketLimiter(rate_per_second, burst)
+        self._clock = clock
+
+    def take_now(self, key: str, cost: int = 1) -> Grant:
+        wait = self.bucket.take(key, cost, now=self._clock())
+        return Grant(wait, key, cost) if wait > 0 else Grant(0.0, key, cost)
+
+    async def take(self, key: str, cost: int = 1) -> Grant:
+        return self.take_now(key, cost)
+
+    async def refund(self, grant: Grant) -> None:
+        if grant.allowed and not grant.shared:
+            self.bucket.refund(grant.key, grant.cost)
+
+
+def keyed_hash(secret: bytes, key: str) -> str:
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class SharedLimiter:
+    """``rate`` per second with bursts of ``burst``, over every process that shares ``counters``."""
+
+    def __init__(
+        self,
+        name: str,
+        rate_per_second: float,
+        burst: float,
+        counters: Counters,
+        secret: bytes,
+        *,
+        timeout: float = 0.5,
+        clock: Callable[[], float] = time.time,
+        fallback: LocalLimiter | None = None,
+        max_cached: int = 100_000,
+    ) -> None:
+        self.name = name
+        self.burst = float(burst)
+        self.window = window_seconds(rate_per_second, burst)
+        self._counters = counters
+        self._secret = secret
+        self._timeout = timeout
+        self._clock = clock
+        self.local = fallback or LocalLimiter(rate_per_second, burst)
+        self._previous: OrderedDict[str, int] = OrderedDict()  # closed windows' totals, read once each
+        self._max_cached = max_cached
+        self._broken_until = 0.0
+
+    def _counter(self, key: str, window: int) -> str:
+        return f"{self.name}.{window}.{keyed_hash(self._secret, key)}"
+
+    async def take(self, key: str, cost: int = 1) -> Grant:
+        if time.monotonic() < self._broken_until:
+            return self.local.take_now(key, cost)
+        now = self._clock()
+        window = int(now // self.window)
+        elapsed = now - window * self.window
+        counter = self._counter(key, window)
+        try:
+            async with asyncio.timeout(self._timeout):
+                current = await self._counters.add(counter, cost)
+                previous = await self._closed_total(self._counter(key, window - 1))
+        except Exception as exc:  # noqa: BLE001 - the counters are unreachable: this process decides
+            self._broken_until = time.monotonic() + 1.0
+            log.warning("ratelimit.local_fallback", limit=self.name, error=type(exc).__name__)
+            return self.local.take_now(key, cost)
+        weight = 1.0 - elapsed / self.window
+        if previous * weight + current <= self.burst:
+            return Grant(0.0, counter, cost, shared=True)
+        await self._give_back(counter, cost)
+        return Grant(self._wait(previous, current, cost, elapsed))
+
+    async def refund(self, grant: Grant) -> None:
+        if not grant.allowed:
+            return
+        if grant.shared:
+            await self._give_back(grant.key, grant.cost)
+        else:
+            await self.local.refund(grant)
+
+    async def _give_back(self, counter: str, cost: int) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._counters.add(counter, -cost)
+        except Exception as exc:  # noqa: BLE001 - a lost refund only makes the limit stricter for a window
+            log.warning("ratelimit.refund_lost", limit=self.name, error=type(exc).__name__)
+
+    async def _closed_total(self, counter: str) -> int:
+        """A closed window's total: read once, then kept (only refunds could still change it)."""
+        total = self._previous.get(counter)
+        if total is None:
+            total = await self._counters.get(counter)
+            self._previous[counter] = total
+            if len(self._previous) > self._max_cached:
+                self._previous.popitem(last=False)
+        return total
+
+    def _wait(self, previous: int, current: int, cost: int, elapsed: float) -> float:
+        """Seconds until a request of ``cost`` would be allowed, if nothing else is spent meanwhile."""
+        spent = current - cost  # what the windows hold once this request's add is given back
+        if spent + cost <= self.burst and previous > 0:
+            # the previous window's share has to shrink: p * (1 - (e + x) / W) + spent + cost <= burst
+            wait = self.window * (1 - (self.burst - spent - cost) / previous) - elapsed
+        else:
+            # this window alone is over: wait for it to become the previous one and shrink enough
+            share = 1 - (self.burst - cost) / spent if spent > 0 else 0.0
+            wait = (self.window - elapsed) + self.window * max(0.0, share)
+        return max(wait, 0.01)

@@ -14,6 +14,16 @@
   client's problem (``EventTooLarge``, 413), checked before publishing:
   the server would otherwise close the connection on it, and the publish
   would look like an outage.
+* An election is not an outage. When the stream's leader is lost, its
+  followers wait 4 to 9 s (nats-server's Raft election timeout, not
+  configurable) before one of them leads; meanwhile a publish answers "no
+  responders" and requests to the leader time out. So every call to the log
+  waits and retries for up to ``wait_seconds`` (``INKSTREAM_LOG_WAIT_SECONDS``)
+  before it gives up with ``Unavailable`` (503). An append is retried with the
+  same ``Nats-Msg-Id`` and the same expected sequence: an attempt that had
+  landed makes the retry a duplicate or a "wrong last sequence" whose last
+  message is ours, so none lands twice. While the client is reconnecting
+  nothing is published (it would only pile up in its buffer).
 """
 
 from __future__ import annotations
@@ -21,18 +31,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, MaxPayloadError
 from nats.errors import Error as NatsError
-from nats.errors import MaxPayloadError
 from nats.js import api
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended, EventTooLarge, Unavailable
@@ -40,6 +51,7 @@ from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
 
 WRONG_LAST_SEQUENCE = 10071
+T = TypeVar("T")
 
 H_TYPE = "Ink-Type"
 H_VERSION = "Ink-Version"
@@ -49,6 +61,24 @@ H_COMMAND = "Ink-Command-Id"
 H_AT = "Ink-At"
 H_TRACEPARENT = "traceparent"
 H_MSG_ID = "Nats-Msg-Id"
+
+
+log = structlog.get_logger("inkstream.eventstore")
+
+
+class _Transient(Exception):
+    """The log could not answer now (no leader, no responders): worth another try."""
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failure talking to NATS may pass by itself: a timeout, no responders (no stream
+    leader), a 503 from the JetStream API, a connection being re-established. A request the
+    server refused (400, 404, 413) or a client closed on purpose is not."""
+    if isinstance(exc, (ConnectionClosedError, MaxPayloadError)):
+        return False
+    if isinstance(exc, APIError):
+        return isinstance(exc, ServiceUnavailableError) or exc.code == 503
+    return isinstance(exc, (_Transient, NatsError, asyncio.TimeoutError, OSError))
 
 
 @dataclass
@@ -119,6 +149,7 @@ class JetStreamEventStore:
         load_batch: int = 1000,
         on_append: Callable[[NewEvent], None] | None = None,
         tracing: Tracing | None = None,
+        wait_seconds: float = 0.0,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=publish_timeout)
@@ -132,10 +163,48 @@ class JetStreamEventStore:
         self._inbox = ""
         self._tokens = itertools.count(1)
         self._waiting: dict[str, _Batch] = {}
+        self._wait_seconds = wait_seconds
 
     @property
     def stream(self) -> str:
         return self._stream
+
+    async def _patiently(self, what: str, attempt: Callable[[float], Awaitable[T]]) -> T:
+        """``attempt(timeout)`` until it succeeds, fails for good, or ``wait_seconds`` have passed.
+
+        Transient failures are retried after 50 ms, doubling to 500 ms; while
+        the client is reconnecting it is not asked at all. The last transient
+        failure after the deadline becomes ``Unavailable``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_seconds
+        delay, tries = 0.05, 0
+        while True:
+            if self._nc.is_closed:
+                raise Unavailable("the event log connection is closed")
+            remaining = deadline - loop.time()
+            if not self._nc.is_connected:
+                if remaining > 0:
+                    await asyncio.sleep(min(delay, remaining))
+                    continue
+                if tries or self._wait_seconds > 0:
+                    raise Unavailable("the event log is unreachable")
+            tries += 1
+            try:
+                timeout = min(self._publish_timeout, max(0.25, remaining)) if self._wait_seconds else self._publish_timeout
+                return await attempt(timeout)
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    if tries > 1:
+                        log.warning("eventstore.gave_up", call=what, tries=tries, error=type(exc).__name__)
+                    raise Unavailable("the event log is unreachable") from exc
+                if tries == 1:
+                    log.info("eventstore.waiting", call=what, error=type(exc).__name__, wait=self._wait_seconds)
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.5)
 
     async def append(
         self,
@@ -172,13 +241,19 @@ class JetStreamEventStore:
             size, limit = message_size(payload, headers), self._nc.max_payload
             if size > limit:
                 raise _too_large(size, limit)
+
+            async def publish(timeout: float) -> api.PubAck:
+                # every attempt the same message: same Msg-Id, same expected sequence
+                return await self._js.publish(subject, payload, timeout=timeout, headers=headers)
+
             try:
-                ack = await self._js.publish(subject, payload, timeout=self._publish_timeout, headers=headers)
+                ack = await self._patiently("append", publish)
             except MaxPayloadError as exc:  # the limit changed under us (a reconnect to another server)
                 raise _too_large(size, self._nc.max_payload) from exc
             except BadRequestError as exc:
                 if exc.err_code != WRONG_LAST_SEQUENCE:
                     raise Unavailable(f"the log refused the event: {exc.description}") from exc
+                # our own earlier attempt (an ack lost in a leader change), or another writer
                 mine = await self._last_if_mine(subject, command_id)
                 if mine is not None:
                     return Appended(mine, duplicate=True)
@@ -191,7 +266,9 @@ class JetStreamEventStore:
 
     async def _last_if_mine(self, subject: str, command_id: str) -> int | None:
         try:
-            last = await self._js.get_last_msg(self._stream, subject, direct=True)
+            last = await self._patiently(
+                "last", lambda timeout: self._js.get_last_msg(self._stream, subject, direct=True)
+            )
         except NotFoundError:
             return None
         except (NatsError, APIError, asyncio.TimeoutError) as exc:
@@ -205,18 +282,18 @@ class JetStreamEventStore:
     ) -> list[Recorded]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         try:
-            return await self._direct_get_batches(subject, until_position)
+            return await self._patiently("load", lambda timeout: self._direct_get_batches(subject, until_position, timeout))
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
 
-    async def _direct_get_batches(self, subject: str, until_position: int | None) -> list[Recorded]:
+    async def _direct_get_batches(self, subject: str, until_position: int | None, timeout: float) -> list[Recorded]:
         records: list[Recorded] = []
         start = 1
         while True:
             request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
             if until_position is not None:
                 request["up_to_seq"] = until_position
-            batch, more = await self._direct_get(request)
+            batch, more = await self._direct_get(request, timeout)
             if until_position is not None:
                 batch = [r for r in batch if r.position <= until_position]
             records.extend(batch)
@@ -234,12 +311,12 @@ class JetStreamEventStore:
         subject = subject_for(aggregate_type, aggregate_id if aggregate_id is not None else ">", self._prefix)
         request = {"seq": max(from_position, 1), "next_by_subj": subject, "batch": limit, "up_to_seq": until_position}
         try:
-            records, _ = await self._direct_get(request)
+            records, _ = await self._patiently("read_range", lambda timeout: self._direct_get(request, timeout))
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
         return [r for r in records if r.position <= until_position]
 
-    async def _direct_get(self, request: dict[str, Any]) -> tuple[list[Recorded], bool]:
+    async def _direct_get(self, request: dict[str, Any], timeout: float) -> tuple[list[Recorded], bool]:
         """One batched Direct Get: (records, more pending). Replies come to one
         shared inbox subscription (no SUB/UNSUB per load) and are collected by a
         callback, not a task per message."""
@@ -253,12 +330,12 @@ class JetStreamEventStore:
             await self._nc.publish(
                 f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
             )
-            async with asyncio.timeout(self._publish_timeout):
+            async with asyncio.timeout(timeout):
                 await asyncio.shield(batch.done)
         finally:
             self._waiting.pop(token, None)
         if batch.error:
-            raise Unavailable(batch.error)
+            raise _Transient(batch.error)
         return batch.records, batch.more
 
     async def _on_reply(self, msg: Msg) -> None:
@@ -282,7 +359,7 @@ class JetStreamEventStore:
 
     async def event_at(self, position: int) -> Recorded | None:
         try:
-            raw = await self._js.get_msg(self._stream, seq=position, direct=True)
+            raw = await self._patiently("event_at", lambda timeout: self._js.get_msg(self._stream, seq=position, direct=True))
         except NotFoundError:
             return None
         except (NatsError, APIError, asyncio.TimeoutError) as exc:
@@ -290,8 +367,9 @@ class JetStreamEventStore:
         return to_recorded(raw.subject or "", int(raw.seq or position), raw.headers, raw.data or b"")
 
     async def last_position(self) -> int:
+        """The stream's last sequence, from its leader (a follower may not have the latest write yet)."""
         try:
-            info = await self._js.stream_info(self._stream)
+            info = await self._patiently("last_position", lambda timeout: self._js.stream_info(self._stream))
         except (NatsError, APIError, asyncio.TimeoutError) as exc:
             raise Unavailable("the event log is unreachable") from exc
         return int(info.state.last_seq)

@@ -1,4 +1,10 @@
-"""Applying ``streams.yaml`` (streams, then durable consumers) to a JetStream server, idempotently."""
+"""Applying ``streams.yaml`` (streams, then durable consumers) to a JetStream server, idempotently.
+
+Settings that depend on the deployment (replicas, the duplicate window, how
+long counters and known addresses live) come from the process's settings as
+overrides by stream name; the file keeps the defaults and says what overrides
+them.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from nats.js.errors import APIError, NotFoundError
 DEFAULT_STREAMS_FILE = Path(__file__).resolve().parents[2] / "streams.yaml"
 
 # What JetStream cannot change on an existing stream.
-_IMMUTABLE = ("storage", "retention")
+_IMMUTABLE = ("storage", "retention", "allow_msg_counter")
 
 
 class StreamConfigError(Exception):
@@ -34,12 +40,19 @@ class ApplyReport:
         return out
 
 
-def load_stream_specs(path: Path | None = None, replicas: int | None = None) -> list[api.StreamConfig]:
+def load_stream_specs(
+    path: Path | None = None,
+    replicas: int | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> list[api.StreamConfig]:
+    """The streams of ``streams.yaml``; ``overrides`` replaces fields of the file (its spelling) by stream name."""
     raw = yaml.safe_load((path or DEFAULT_STREAMS_FILE).read_text())
-    return [_to_config(spec, replicas) for spec in raw.get("streams", [])]
+    overrides = overrides or {}
+    return [_to_config({**spec, **overrides.get(spec["name"], {})}, replicas) for spec in raw.get("streams", [])]
 
 
 def _to_config(spec: dict[str, Any], replicas: int | None) -> api.StreamConfig:
+    counter = bool(spec.get("counter", False))
     return api.StreamConfig(
         name=spec["name"],
         subjects=list(spec["subjects"]),
@@ -51,6 +64,9 @@ def _to_config(spec: dict[str, Any], replicas: int | None) -> api.StreamConfig:
         deny_delete=bool(spec.get("deny_delete", True)),
         deny_purge=bool(spec.get("deny_purge", True)),
         num_replicas=int(replicas if replicas is not None else spec.get("replicas", 1)),
+        max_msgs_per_subject=int(spec.get("max_msgs_per_subject", -1)),
+        # a counter stream (ADR-49): ``Nats-Incr`` adds to a subject's total, the ack carries the new total
+        allow_msg_counter=True if counter else None,
     )
 
 
@@ -117,7 +133,8 @@ def _norm(value: Any) -> Any:
 def _differences(want: api.StreamConfig, have: api.StreamConfig) -> list[str]:
     fields = (
         "subjects", "storage", "retention", "max_age", "duplicate_window",
-        "allow_direct", "deny_delete", "deny_purge", "num_replicas",
+        "allow_direct", "deny_delete", "deny_purge", "num_replicas", "max_msgs_per_subject",
+        "allow_msg_counter",
     )
     diffs = []
     for name in fields:
@@ -126,6 +143,10 @@ def _differences(want: api.StreamConfig, have: api.StreamConfig) -> list[str]:
             a, b = float(a or 0), float(b or 0)
         if name == "subjects":
             a, b = sorted(a or []), sorted(b or [])
+        if name == "allow_msg_counter":
+            a, b = bool(a), bool(b)
+        if name == "max_msgs_per_subject":
+            a, b = int(a if a is not None else -1), int(b if b is not None else -1)
         if a != b:
             diffs.append(name)
     return diffs

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.http.limits import Limiters
-from adapters.http.login_guard import LoginGuard
-from adapters.http.ratelimit import TokenBucketLimiter
+from adapters.http.limits import Limiters, LimitSettings, local_limiters, shared_limiters
+from adapters.http.login_guard import Marks
+from adapters.http.ratelimit import Counters
 from adapters.http.tokens import TokenService
 from adapters.processors.base import HttpSessions, ProcessorDeps
 from adapters.processors.catalog import ProcessorCatalog
@@ -106,7 +106,11 @@ def bootstrap(
     metrics: Metrics | None = None,
     tracing: Tracing | None = None,
     processors: ProcessorDeps | None = None,
+    counters: Counters | None = None,
+    marks: Marks | None = None,
 ) -> Services:
+    """``counters`` and ``marks`` (shared through NATS) make the rate and login limits hold across
+    every API process; without them each process keeps its own."""
     metrics = metrics or Metrics()
     tracing = tracing or Tracing(settings.service_name)
     hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
@@ -129,14 +133,17 @@ def bootstrap(
     )
     bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
                      tracing)
-    limiters = Limiters(
-        user=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-        anonymous=TokenBucketLimiter(settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst),
-        login=LoginGuard(
-            settings.login_failures_per_minute,
-            settings.login_account_failures_per_minute,
-            known_address_seconds=settings.login_known_address_days * 86400,
-        ),
+    limits_settings = LimitSettings(
+        settings.rate_limit_per_second, settings.rate_limit_burst,
+        settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst,
+        settings.login_failures_per_minute, settings.login_account_failures_per_minute,
+        settings.login_known_address_days * 86400,
+    )  # fmt: skip
+    jwt_secret = settings.resolve_jwt_secret()
+    limiters = (
+        shared_limiters(limits_settings, counters, marks, jwt_secret, settings.shared_limits_timeout_seconds)
+        if counters is not None and marks is not None
+        else local_limiters(limits_settings)
     )
     return Services(
         settings=settings,
@@ -145,7 +152,7 @@ def bootstrap(
         repo=repo,
         bus=bus,
         reads=reads,
-        tokens=TokenService(settings.resolve_jwt_secret(), settings.jwt_lifetime_seconds),
+        tokens=TokenService(jwt_secret, settings.jwt_lifetime_seconds),
         limiters=limiters,
         metrics=metrics,
         tracing=tracing,

@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
+from adapters.jetstream.shared_limits import JetStreamCounters, JetStreamMarks
 from adapters.jetstream.streams import apply_consumers, apply_streams, load_consumer_specs, load_stream_specs
 from adapters.live.hub import LiveHub, LiveLimits
 from adapters.positions import PositionBoard
@@ -155,9 +156,10 @@ async def start(
     stack.callback(tracing.shutdown)
     nc = await connect_nats(nats_url)
     stack.push_async_callback(close_nats, nc)
-    await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas))
+    await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas, overrides=settings.stream_overrides()))
     await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds))
-    store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc())
+    store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc(),
+                                wait_seconds=settings.log_wait_seconds)
 
     stores: dict[StoreKind, ReadStore] = {}
     for kind in kinds:
@@ -191,12 +193,14 @@ async def start(
         await job_sandbox.start()
         stack.push_async_callback(_close_sandbox, job_sandbox)
 
+    timeout = settings.shared_limits_timeout_seconds
     # A role that answers no queries (``project --store mongo``) reads, if at all, from what it opened.
     read_store = settings.read_store if settings.read_store in stores else kinds[0]
     reads = stores[read_store]
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
                          sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
-                         processors=processor_deps(settings, job_sandbox, http))
+                         processors=processor_deps(settings, job_sandbox, http),
+                         counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout))
     shared_log = SharedLog(store)
     hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
     running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log, hub,

@@ -6,6 +6,11 @@ the whole system, so JetStream syncs every write to disk before acknowledging
 accepts only clients that present the password generated into the store
 directory on first start (``password``, mode 0600); the client URL carries it.
 There is no module-level mutable state: every server is owned by an instance.
+
+A node of a cluster (``NatsCluster`` in ``nats_cluster.py``) is the same
+server with a fixed name (its Raft identity must survive restarts), a
+``cluster`` block (routes to its peers, which must present their own
+password), and the client password shared by every node.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,7 +37,18 @@ from adapters.runtime.processes import (
     write_private,
 )
 
-__all__ = ["EmbeddedNats", "find_nats_server"]
+__all__ = ["ClusterRoutes", "EmbeddedNats", "find_nats_server"]
+
+
+@dataclass(frozen=True)
+class ClusterRoutes:
+    """How a node joins its cluster: its own route port, every node's, the routes' credentials."""
+
+    name: str
+    port: int
+    peers: tuple[int, ...]
+    user: str
+    password: str
 
 
 def find_nats_server() -> Path:
@@ -73,7 +90,13 @@ class EmbeddedNats:
         *,
         binary: Path | None = None,
         user: str = "inkstream",
+        server_name: str | None = None,
+        cluster: ClusterRoutes | None = None,
+        password_path: Path | None = None,
+        sync_always: bool = True,
     ) -> None:
+        if cluster is not None and not server_name:
+            raise ValueError("a cluster node needs a fixed server_name (its identity in the cluster)")
         self.store_dir = Path(store_dir).absolute()
         self.host = host
         self.user = user
@@ -82,8 +105,11 @@ class EmbeddedNats:
         self.binary = binary
         self.config_path = self.store_dir / "nats-server.conf"
         self.log_path = self.store_dir / "nats-server.log"
-        self.password_path = self.store_dir / "password"
+        self.password_path = Path(password_path) if password_path else self.store_dir / "password"
         self.pid: int | None = None
+        self.fixed_name = server_name
+        self.cluster = cluster
+        self.sync_always = sync_always
         self._proc: subprocess.Popen[bytes] | None = None
         self._server_name = ""
 
@@ -123,9 +149,31 @@ class EmbeddedNats:
             "}\n"
             "jetstream {\n"
             f"  store_dir: {json.dumps(str(self.store_dir))}\n"
-            "  # An acknowledged event must already be on disk.\n"
-            "  sync_interval: always\n"
-            "}\n",
+            + (
+                "  # An acknowledged event must already be on disk.\n  sync_interval: always\n"
+                if self.sync_always
+                else "  # A quorum of nodes holds an acknowledged event; each syncs to disk every 2 minutes.\n"
+            )
+            + "}\n"
+            + self._cluster_block(),
+        )
+
+    def _cluster_block(self) -> str:
+        c = self.cluster
+        if c is None:
+            return ""
+        auth = f"{quote(c.user, safe='')}:{quote(c.password, safe='')}"
+        routes = ", ".join(json.dumps(f"nats-route://{auth}@{self.host}:{port}") for port in c.peers if port != c.port)
+        return (
+            "cluster {\n"
+            f"  name: {json.dumps(c.name)}\n"
+            f"  listen: {json.dumps(f'{self.host}:{c.port}')}\n"
+            "  authorization {\n"
+            f"    user: {json.dumps(c.user)}\n"
+            f"    password: {json.dumps(c.password)}\n"
+            "  }\n"
+            f"  routes: [{routes}]\n"
+            "}\n"
         )
 
     async def start(self) -> str:
@@ -149,7 +197,8 @@ class EmbeddedNats:
         # process already listening on the port (which would otherwise answer INFO
         # while ours is dying with "address already in use").  Standalone JetStream
         # storage does not depend on the server name.
-        self._server_name = f"inkstream-{secrets.token_hex(6)}"
+        # A cluster node keeps its name: it is the node's identity in the cluster's Raft groups.
+        self._server_name = self.fixed_name or f"inkstream-{secrets.token_hex(6)}"
         self._write_config()
 
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0

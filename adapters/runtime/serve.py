@@ -28,6 +28,9 @@ from adapters.telemetry.redaction import without_password
 
 log = structlog.get_logger("inkstream.serve")
 
+# What ``serve`` runs: everything in one process, or one role each.
+ROLES = ("up", "api", "project", "work")
+
 
 async def server_urls(settings: Settings, stack: AsyncExitStack, *, embedded: bool,
                       postgres: bool = True) -> tuple[str, str]:

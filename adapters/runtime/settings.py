@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.http.ratelimit import window_seconds
 from adapters.runtime.processes import read_or_create_secret
 from domain.limits import CEILINGS, MIB, Limits
 
@@ -41,6 +42,13 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     stream_replicas: int = 1
+    # Nats-Msg-Id dedupe of the log: a command retried within it lands once (see docs/operations.md for its cost)
+    duplicate_window_seconds: float = Field(default=86400.0, gt=0)
+    # how long a command or query waits for the log (a leader election, a reconnect) before it answers 503
+    log_wait_seconds: float = Field(default=10.0, ge=0)
+    # rate-limit and login counts shared through NATS: how long a request waits for them before it
+    # falls back to the process's own buckets
+    shared_limits_timeout_seconds: float = Field(default=0.5, gt=0)
     max_body_bytes: int = 1024 * 1024
     read_wait_seconds: float = 5.0
     argon2_time_cost: int = 2
@@ -89,6 +97,25 @@ class Settings(BaseSettings):
             blob_bytes=self.max_blob_bytes,
             schema_bytes=self.max_schema_bytes,
         )
+
+    def rate_windows(self) -> dict[str, float]:
+        """The window of each shared limit: the time its bucket takes to refill (burst / rate)."""
+        return {
+            "user": window_seconds(self.rate_limit_per_second, self.rate_limit_burst),
+            "anonymous": window_seconds(self.anonymous_rate_limit_per_second, self.anonymous_rate_limit_burst),
+            "login-pair": 60.0,  # the login limits are per minute, their bucket holds one minute's tries
+            "login-account": 60.0,
+        }
+
+    def stream_overrides(self) -> dict[str, dict[str, float]]:
+        """What the settings change in streams.yaml, by stream (see adapters.jetstream.streams)."""
+        return {
+            "INK": {"duplicate_window_seconds": self.duplicate_window_seconds},
+            # a window's counter is read until the end of the next window: twice the longest, and a margin
+            "INK_LIMITS": {"max_age_seconds": 2 * max(self.rate_windows().values()) + 30},
+            # (a max_age of 0 would keep them for ever)
+            "INK_KNOWN_ADDRESSES": {"max_age_seconds": max(1.0, self.login_known_address_days * 86400)},
+        }
 
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

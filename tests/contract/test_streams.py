@@ -24,7 +24,7 @@ async def test_the_ink_stream_has_the_settings_of_streams_yaml(nc: nats.aio.clie
     c = info.config
     assert c.subjects == ["ink.>"] and c.storage == api.StorageType.FILE
     assert c.allow_direct and c.deny_delete and c.deny_purge and not c.max_age
-    assert c.duplicate_window == 120
+    assert c.duplicate_window == 86400  # 24 h: INKSTREAM_DUPLICATE_WINDOW_SECONDS
 
 
 async def test_apply_is_idempotent_updates_what_it_can_and_reports_what_it_cannot(nc: nats.aio.client.Client) -> None:

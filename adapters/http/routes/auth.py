@@ -22,7 +22,7 @@ _LOGIN_LIMITS = (
     "address the account logged in from successfully in the last `INKSTREAM_LOGIN_KNOWN_ADDRESS_DAYS` (30): "
     "guesses from elsewhere cannot lock the owner out where they usually log in. A successful login counts "
     "nothing. Every request from the address also counts against the per-address limit of unauthenticated "
-    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`)."
+    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`). Every limit is counted across all API processes."
 )
 
 
@@ -42,13 +42,13 @@ async def login(request: web.Request) -> web.Response:
     """A try is reserved before the password is checked (see ``LoginGuard``)."""
     body = await read_body(request, LoginIn)
     guard = request.app[LIMITERS].login
-    attempt = guard.reserve(account_id(body.email), request.remote or "unknown")
+    attempt = await guard.reserve(account_id(body.email), request.remote or "unknown")
     try:
         user = await request.app[BUS].handle(LogIn(body.email, body.password), context(request))
     except Unavailable:
-        guard.undecided(attempt)
+        await guard.undecided(attempt)
         raise
-    guard.succeeded(attempt)
+    await guard.succeeded(attempt)
     return resource_answer(_issued(request, user.user_id))
 
 

@@ -139,7 +139,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse,
         user, expires_at = request.app[TOKENS].verify_until(token)
     except (Unauthorized, TokenExpired) as exc:
         # as on HTTP: a failed token spends the client address's anonymous limit first
-        wait = request.app[LIMITERS].anonymous.take(f"addr:{request.remote}")
+        wait = (await request.app[LIMITERS].anonymous.take(f"addr:{request.remote}")).wait
         if wait > 0:
             await _refuse(ws, RateLimited("too many failed authentications, slow down", retry_after=wait), TOO_MANY)
         else:
@@ -219,7 +219,7 @@ async def _read_ws(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub
                     return
                 outbox.offer(error_message(BadRequest("messages are JSON text")))
                 continue
-            wait = limiter.take(f"user:{outbox.user_id}")
+            wait = (await limiter.take(f"user:{outbox.user_id}")).wait
             if wait > 0:
                 outbox.offer(error_message(RateLimited("too many messages, slow down", retry_after=wait)))
                 continue

@@ -64,7 +64,8 @@ async def health(base_url: str) -> tuple[int, dict]:
 
 async def test_nats_killed_during_commands_loses_nothing_acknowledged(own_nats: EmbeddedNats, database: Database) -> None:
     assert own_nats.url
-    system = await start_system(own_nats.url, await database.new_database(), **OPEN_LIMITS)
+    # an outage longer than the log wait (1 s here, 10 s by default) answers 503
+    system = await start_system(own_nats.url, await database.new_database(), **OPEN_LIMITS, log_wait_seconds=1.0)
     stream = CommandStream(system.base_url, workers=4)
     try:
         stream.start()

@@ -1,0 +1,36 @@
+"""One dev cluster for the package: three nats-server nodes, two ``api`` and two ``project`` processes
+on a database of their own (adapters/runtime/dev_cluster.py, what ``inkstream dev-cluster`` runs)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.runtime.dev_cluster import DevCluster
+from tests.integration.cluster.load import install_write_audit
+from tests.support.servers import Database, scratch_dir
+
+OPEN = "1000000"
+SETTINGS = {
+    "INKSTREAM_RATE_LIMIT_PER_SECOND": OPEN, "INKSTREAM_RATE_LIMIT_BURST": OPEN,
+    "INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND": OPEN, "INKSTREAM_ANONYMOUS_RATE_LIMIT_BURST": OPEN,
+    "INKSTREAM_LOGIN_FAILURES_PER_MINUTE": OPEN,
+    # two cores for everything: one worker each is enough for these tests
+    "INKSTREAM_SANDBOX_WORKERS": "1", "INKSTREAM_VALIDATION_WORKERS": "1",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="package")
+async def cluster(database: Database) -> AsyncIterator[DevCluster]:
+    root = scratch_dir("ink-cluster-")
+    dev = DevCluster(root, database_url=await database.new_database(), settings=SETTINGS, inherit_settings=False,
+                     workers=0)
+    await dev.start()
+    await install_write_audit(dev.database_url)
+    try:
+        yield dev
+    finally:
+        await dev.stop()
+        shutil.rmtree(root, ignore_errors=True)

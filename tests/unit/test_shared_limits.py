@@ -1,0 +1,154 @@
+"""Shared rate limits as arithmetic: several limiters (as several API processes would) on one set of
+counters, on a wall clock the test controls. The counters here are a dict with the same contract as
+the JetStream counter stream (an add returns the new total); tests/integration/cluster runs the real one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.http.errors import RateLimited
+from adapters.http.login_guard import KnownAddresses, LoginGuard
+from adapters.http.ratelimit import SharedLimiter
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryCounters:
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.down = False
+        self.adds = 0
+
+    async def add(self, key: str, delta: int) -> int:
+        if self.down:
+            raise ConnectionError("counters unreachable")
+        await asyncio.sleep(0)  # let concurrent callers interleave, as a round trip would
+        self.adds += 1
+        self.totals[key] = self.totals.get(key, 0) + delta
+        return self.totals[key]
+
+    async def get(self, key: str) -> int:
+        if self.down:
+            raise ConnectionError("counters unreachable")
+        return self.totals.get(key, 0)
+
+
+class MemoryMarks:
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    async def mark(self, key: str) -> None:
+        self.keys.add(key)
+
+    async def seen(self, key: str) -> bool:
+        return key in self.keys
+
+
+def processes(n: int, rate: float, burst: float, counters: MemoryCounters, clock: Clock) -> list[SharedLimiter]:
+    return [SharedLimiter("user", rate, burst, counters, b"k", clock=clock) for _ in range(n)]
+
+
+async def admitted_over(limiters: list[SharedLimiter], clock: Clock, seconds: float, per_second: int) -> int:
+    """Every limiter asks ``per_second`` times a second (evenly) for ``seconds``; how many were allowed."""
+    allowed, step = 0, 1.0 / per_second
+    for _ in range(int(seconds * per_second)):
+        for limiter in limiters:
+            allowed += (await limiter.take("ada")).allowed
+        clock.now += step
+    return allowed
+
+
+async def test_a_burst_then_the_rate_whatever_the_number_of_processes() -> None:
+    for n in (1, 2, 3):
+        clock, counters = Clock(), MemoryCounters()
+        limiters = processes(n, rate=10, burst=20, counters=counters, clock=clock)
+        allowed = await admitted_over(limiters, clock, seconds=10, per_second=100)
+        # a bucket would allow 20 + 10 x 10 = 120; the window gives the rate, and never more than the bucket
+        print(f"{n} process(es) asking 100/s each for 10 s at 10/s, burst 20: {allowed} allowed")
+        assert 90 <= allowed <= 120
+
+
+async def test_the_burst_is_allowed_at_once_and_the_next_request_waits() -> None:
+    clock, counters = Clock(), MemoryCounters()
+    a, b = processes(2, rate=2, burst=5, counters=counters, clock=clock)
+    grants = [await (a if i % 2 else b).take("ada") for i in range(6)]
+    assert [g.allowed for g in grants] == [True] * 5 + [False]
+    # a bucket would refill one try in 0.5 s; the window, having spent it all at its start, a window later
+    assert 0.5 <= grants[-1].wait <= 2 * 2.5
+    assert (await a.take("grace")).allowed, "another key has its own limit"
+
+
+async def test_concurrent_requests_cannot_all_pass_one_check() -> None:
+    clock, counters = Clock(), MemoryCounters()
+    a, b = processes(2, rate=1, burst=3, counters=counters, clock=clock)
+    grants = await asyncio.gather(*((a if i % 2 else b).take("ada") for i in range(40)))
+    assert sum(g.allowed for g in grants) == 3
+
+
+async def test_a_refund_gives_the_try_back_to_every_process() -> None:
+    clock, counters = Clock(), MemoryCounters()
+    a, b = processes(2, rate=1, burst=2, counters=counters, clock=clock)
+    first = await a.take("ada")
+    await a.take("ada")
+    assert not (await b.take("ada")).allowed
+    await a.refund(first)
+    assert (await b.take("ada")).allowed
+
+
+async def test_without_the_counters_each_process_keeps_its_own_limit() -> None:
+    clock, counters = Clock(), MemoryCounters()
+    counters.down = True
+    a, b = processes(2, rate=1, burst=3, counters=counters, clock=clock)
+    allowed_a = [(await a.take("ada")).allowed for _ in range(5)]
+    allowed_b = [(await b.take("ada")).allowed for _ in range(5)]
+    assert allowed_a == allowed_b == [True] * 3 + [False] * 2  # no one locked out, no one unlimited
+
+
+async def test_a_closed_window_is_read_once_per_process() -> None:
+    clock, counters = Clock(), MemoryCounters()
+    (a,) = processes(1, rate=100, burst=100, counters=counters, clock=clock)
+    reads = 0
+    get = counters.get
+
+    async def counting_get(key: str) -> int:
+        nonlocal reads
+        reads += 1
+        return await get(key)
+
+    counters.get = counting_get  # type: ignore[method-assign]
+    for _ in range(50):
+        await a.take("ada")
+    assert reads == 1 and counters.adds == 50
+
+
+def shared_guard(counters: MemoryCounters, marks: MemoryMarks, clock: Clock) -> LoginGuard:
+    def limiter(name: str, per_minute: float) -> SharedLimiter:
+        return SharedLimiter(name, per_minute / 60.0, per_minute, counters, b"k", clock=clock)
+
+    return LoginGuard(limiter("login-pair", 3), limiter("login-account", 8), KnownAddresses(3600, marks, b"k"))
+
+
+async def test_failed_logins_count_across_processes_and_known_addresses_are_shared() -> None:
+    clock, counters, marks = Clock(), MemoryCounters(), MemoryMarks()
+    one, two = shared_guard(counters, marks, clock), shared_guard(counters, marks, clock)
+    await one.succeeded(await one.reserve("acct", "home"))  # the owner, through process one
+    await one.reserve("acct", "x")
+    await two.reserve("acct", "x")
+    await one.reserve("acct", "x")
+    with pytest.raises(RateLimited, match="from this address"):
+        await two.reserve("acct", "x")  # 3 per address, whichever process counted them
+    for address in ("y", "y", "y", "z", "z"):  # the account's ceiling of 8, across processes
+        await (one if address == "y" else two).reserve("acct", address)
+    with pytest.raises(RateLimited, match="for this account$"):
+        await two.reserve("acct", "new-place")
+    attempt = await two.reserve("acct", "home")  # known through process one: exempt from the ceiling
+    assert attempt.account_grant is None
+    assert not marks.keys & {"acct|home"}, "marks hold keyed hashes, not accounts and addresses"
