@@ -119,6 +119,12 @@ class ProjectionWriter(Protocol):
         the runner (a rebuild swapped in further-along tables): then nothing is applied."""
         ...
 
+    async def advance(self, events: list[Projected]) -> Committed:
+        """Move the checkpoint past events that change nothing in this projection (most
+        events, for most projections): nothing to apply, so no transaction, only the
+        checkpoint and the positions watch. Never moves the checkpoint back."""
+        ...
+
     async def halt(self, position: int, error: str) -> None:
         """Record that the projection stopped on the event at ``position``."""
         ...
@@ -273,7 +279,10 @@ class ProjectorRunner:
 
     async def _commit(self, writer: ProjectionWriter, batch: list[Recorded]) -> None:
         events = [Projected(r, self.projection.changes(self._codec.upcast(r))) for r in batch]
-        committed = await writer.commit(events, self._before_checkpoint)
+        if any(e.changes for e in events) or self._before_checkpoint is not None:
+            committed = await writer.commit(events, self._before_checkpoint)
+        else:  # nothing for this projection in the batch (a blob event, for the users projection)
+            committed = await writer.advance(events)
         self.state.position = max(self.state.position, committed.position)
         if self._metrics is not None and committed.applied:
             self._metrics.projection_events.labels(self.name, self.store_kind).inc(len(committed.applied))

@@ -179,6 +179,12 @@ class NoStore:
                 store.checkpoints[projection.name] = events[-1].position
                 return Committed(events[-1].position, [e.record for e in events])
 
+            async def advance(self, events: list[Any]) -> Any:
+                from adapters.projector import Committed
+
+                store.checkpoints[projection.name] = events[-1].position
+                return Committed(events[-1].position)
+
             async def halt(self, position: int, error: str) -> None:
                 raise RuntimeError(error)
 

@@ -25,10 +25,12 @@ with the add), so concurrent requests cannot all pass one check; a refused
 request takes its add back.
 
 When the counters do not answer within ``timeout`` (an election of the
-counter stream's leader, NATS unreachable), the process's own bucket
-decides, for one second before the counters are asked again: the limit
-then holds per process, and nobody is refused because the limit store is
-down.
+counter stream's leader, NATS unreachable, a process too busy to read the
+answer in time), the process's own bucket decides, for one second before the
+counters are asked again: the limit then holds per process, and nobody is
+refused because the limit store is down. That bucket is charged with every
+request the counters let through too, so a fallback continues from what this
+process already spent instead of starting a fresh burst.
 
 Keys (user ids, client addresses, account hashes) go to the counters as an
 HMAC under a secret every API process shares, so the stream holds no
@@ -199,6 +201,9 @@ class SharedLimiter:
             return self.local.take_now(key, cost)
         weight = 1.0 - elapsed / self.window
         if previous * weight + current <= self.burst:
+            # The process's own bucket follows what it let through, so that falling back to it
+            # (counters too slow to answer) does not hand out a fresh burst on top of the shared one.
+            self.local.take_now(key, cost)
             return Grant(0.0, counter, cost, shared=True)
         await self._give_back(counter, cost)
         return Grant(self._wait(previous, current, cost, elapsed))

@@ -142,6 +142,10 @@ class MongoWriter:
             async with await session.start_transaction():
                 return await self._commit(events, before_checkpoint, session)
 
+    async def advance(self, events: list[Projected]) -> Committed:
+        """Events that change nothing here: the same guarded checkpoint move as a batch's, no writes."""
+        return await self.commit(events, None)
+
     async def _commit(
         self, events: list[Projected], before_checkpoint: BeforeCheckpoint | None, session: AsyncClientSession | None
     ) -> Committed:

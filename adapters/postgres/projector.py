@@ -59,6 +59,16 @@ class PostgresProjectionStore:
                 conn.terminate()
 
 
+# Moves the checkpoint forward (never back) and notifies the positions watch, in one round trip.
+_MOVE_CHECKPOINT = """
+WITH moved AS (
+    UPDATE projection_checkpoints SET position = $2, updated_at = now()
+    WHERE name = $1 AND position < $2 RETURNING position
+)
+SELECT pg_notify($3, $1 || ':' || $2::text) FROM moved
+"""
+
+
 class PostgresWriter:
     def __init__(self, conn: asyncpg.Connection, name: str) -> None:
         self._conn = conn
@@ -82,11 +92,13 @@ class PostgresWriter:
     async def commit(self, events: list[Projected], before_checkpoint: BeforeCheckpoint | None) -> Committed:
         conn = self._conn
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", swap_lock_key(self._name))
-            # The checkpoint may have moved under us (a rebuild swapped in tables
-            # that are further along): never apply an event twice.
+            # The swap lock, shared (a blue/green swap takes it exclusively between two batches), and the
+            # checkpoint, which may have moved under us (a rebuild swapped in tables that are further
+            # along): never apply an event twice. One round trip for both.
             stored = int(await conn.fetchval(
-                "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", self._name
+                "SELECT position FROM projection_checkpoints, pg_advisory_xact_lock_shared($2)"
+                " WHERE name = $1 FOR UPDATE OF projection_checkpoints",
+                self._name, swap_lock_key(self._name),
             ) or 0)
             events = [e for e in events if e.position > stored]
             if not events:
@@ -98,11 +110,15 @@ class PostgresWriter:
                 if maybe is not None:
                     await maybe
             last = events[-1].position
-            await conn.execute(
-                "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1", self._name, last
-            )
-            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{self._name}:{last}")
+            await conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL)
         return Committed(last, applied)
+
+    async def advance(self, events: list[Projected]) -> Committed:
+        """One statement, no transaction of ours: the checkpoint moves forward only, and the
+        NOTIFY (delivered when the statement commits) wakes read-your-writes waits."""
+        last = events[-1].position
+        await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL)
+        return Committed(last)
 
     async def halt(self, position: int, error: str) -> None:
         await self._conn.execute(

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     job_ack_wait_seconds: float = Field(default=30.0, ge=1)
     job_retry_backoff_seconds: float = Field(default=1.0, ge=0)
     job_retry_backoff_max_seconds: float = Field(default=60.0, ge=0)
+    up_separate_roles: bool = False
     service_name: str = Field(default="inkstream")
 
     def limits(self) -> Limits:

@@ -112,6 +112,17 @@ async def test_without_the_counters_each_process_keeps_its_own_limit() -> None:
     assert allowed_a == allowed_b == [True] * 3 + [False] * 2  # no one locked out, no one unlimited
 
 
+async def test_a_fallback_goes_on_from_what_the_process_spent_not_from_a_fresh_burst() -> None:
+    """The counters stop answering halfway through a burst (as when the process is too busy to read
+    them in time): the process's own bucket has followed what the counters let through."""
+    clock, counters = Clock(), MemoryCounters()
+    [a] = processes(1, rate=0.5, burst=10, counters=counters, clock=clock)
+    first = [(await a.take("ada")).allowed for _ in range(6)]
+    counters.down = True
+    rest = [(await a.take("ada")).allowed for _ in range(10)]
+    assert first == [True] * 6 and sum(rest) == 4, (first, rest)
+
+
 async def test_a_closed_window_is_read_once_per_process() -> None:
     clock, counters = Clock(), MemoryCounters()
     (a,) = processes(1, rate=100, burst=100, counters=counters, clock=clock)
