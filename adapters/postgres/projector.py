@@ -42,6 +42,7 @@ class PostgresProjectionStore:
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
+        self._moves = CheckpointMoves()
 
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, OUTAGE_ERRORS)
@@ -50,7 +51,7 @@ class PostgresProjectionStore:
     async def writer(self, projection: Projection) -> AsyncIterator[PostgresWriter]:
         conn = await connect(self._dsn)
         try:
-            yield PostgresWriter(conn, projection.name)
+            yield PostgresWriter(conn, projection.name, self._moves)
         finally:
             try:
                 async with asyncio.timeout(2):
@@ -68,11 +69,72 @@ WITH moved AS (
 SELECT pg_notify($3, $1 || ':' || $2::text) FROM moved
 """
 
+# The same for several projections at once.
+_MOVE_CHECKPOINTS = """
+WITH moved AS (
+    UPDATE projection_checkpoints c SET position = m.position, updated_at = now()
+    FROM unnest($1::text[], $2::bigint[]) AS m(name, position)
+    WHERE c.name = m.name AND c.position < m.position
+    RETURNING c.name, c.position
+)
+SELECT pg_notify($3, name || ':' || position::text) FROM moved
+"""
+
+
+class CheckpointMoves:
+    """The checkpoint moves of every projection of one process for batches that change
+    nothing in them, made together: one statement for all, not one per projection.
+
+    Every runner receives the same batch from the process's shared log reader at the
+    same moment, and most of them have nothing to apply (a blob event changes only the
+    blobs projection), so each batch used to cost one round trip per projection. The
+    first runner to arrive yields once to the loop, so that the others that received the
+    batch queue their moves, and then moves them all on its own connection; moves that
+    arrive meanwhile go in the next statement. A move only ever goes forward, over
+    events that change nothing in its projection, so whose connection makes it does not
+    matter. If the statement fails, the runners whose moves it carried make theirs
+    themselves, on their own connections (the flushing runner gets the error).
+    """
+
+    def __init__(self) -> None:
+        self._queued: dict[str, int] = {}
+        self._waiters: list[asyncio.Future[bool]] = []
+        self._flushing = False
+
+    async def move(self, conn: asyncpg.Connection, name: str, position: int) -> None:
+        self._queued[name] = max(position, self._queued.get(name, 0))
+        if self._flushing:
+            done = asyncio.get_running_loop().create_future()
+            self._waiters.append(done)
+            if not await done:
+                await conn.execute(_MOVE_CHECKPOINT, name, position, NOTIFY_CHANNEL)
+            return
+        self._flushing = True
+        waiters: list[asyncio.Future[bool]] = []
+        try:
+            await asyncio.sleep(0)  # let the runners that received the same batch queue theirs
+            while self._queued:
+                moves, waiters = self._queued, self._waiters
+                self._queued, self._waiters = {}, []
+                await conn.execute(_MOVE_CHECKPOINTS, list(moves), list(moves.values()), NOTIFY_CHANNEL)
+                _settle(waiters, True)
+        finally:
+            self._flushing = False
+            _settle(waiters + self._waiters, False)  # after a failure: each makes its own move
+            self._queued, self._waiters = {}, []
+
+
+def _settle(waiters: list[asyncio.Future[bool]], result: bool) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(result)
+
 
 class PostgresWriter:
-    def __init__(self, conn: asyncpg.Connection, name: str) -> None:
+    def __init__(self, conn: asyncpg.Connection, name: str, moves: CheckpointMoves | None = None) -> None:
         self._conn = conn
         self._name = name
+        self._moves = moves
 
     async def lead(self) -> bool:
         return bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(self._name)))
@@ -117,7 +179,10 @@ class PostgresWriter:
         """One statement, no transaction of ours: the checkpoint moves forward only, and the
         NOTIFY (delivered when the statement commits) wakes read-your-writes waits."""
         last = events[-1].position
-        await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL)
+        if self._moves is not None:
+            await self._moves.move(self._conn, self._name, last)
+        else:
+            await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL)
         return Committed(last)
 
     async def halt(self, position: int, error: str) -> None:
