@@ -26,7 +26,10 @@ Matching, for a processor of the blob's owner that is not deleted:
 (``adapters.shared_log``) from position 1 (the index is rebuilt on every
 start, reading on its own cursor until it reaches the shared window) and acts
 only after its checkpoint (``subscriber_checkpoints``, saved after each
-batch); one process acts at a time (a PostgreSQL advisory lock), others stand
+batch in which it acted, and otherwise at most once a second and when the log
+goes quiet: acting again on an event is harmless, since every request is
+derived from its event, so a checkpoint that trails by a second costs a
+restart a second of re-reading and nothing else); one process acts at a time (a PostgreSQL advisory lock), others stand
 by. Every write is a command through the bus, sent as the system.
 """
 
@@ -100,6 +103,7 @@ class TriggerDispatcher:
         self.position = 0  # the last event seen
         self.acted_through = 0  # events up to here were acted on before (a restart only re-reads them)
         self.requested = 0
+        self.actions = 0  # jobs requested or cancelled (attempts included): what a checkpoint must cover
 
     def reset(self, acted_through: int) -> None:
         self._processors.clear()
@@ -135,6 +139,7 @@ class TriggerDispatcher:
             owned.discard(processor.id_str)
 
     async def _cancel_jobs_of(self, processor: Processor, position: int) -> None:
+        self.actions += 1
         command = CancelUnfinishedJobs(processor.id_str, position, "its processor was deleted")
         try:
             cancelled = await self._bus.handle(command, Context(POLICY_ACTOR, new_id()))
@@ -167,6 +172,7 @@ class TriggerDispatcher:
         return [self._processors[p] for p in sorted(self._by_owner.get(owner_id, ()))]
 
     async def _request(self, processor: Processor, record: Recorded, on: str, depth: int) -> None:
+        self.actions += 1
         trigger = {"on": on, "blob_id": record.aggregate_id, "position": record.position}
         parent = extract({"traceparent": record.traceparent or ""})
         span = self._tracing.span("trigger", parent, **{"ink.processor_id": processor.id_str}) if self._tracing else None
@@ -234,19 +240,23 @@ class DispatcherLoop:
 
     async def _consume(self, conn: asyncpg.Connection) -> None:
         follower = self._shared.follow(1, max_batch=self._batch_size)
-        saved = self.dispatcher.acted_through
+        loop = asyncio.get_running_loop()
+        saved, saved_at = self.dispatcher.acted_through, loop.time()
         try:
             while True:
                 batch = await follower.next_batch()
-                if not batch:
-                    await conn.fetchval("SELECT 1")  # notice a dead connection while idle
-                    continue
-                await self.dispatcher.handle(batch)
-                if self.dispatcher.position > max(saved, self.dispatcher.acted_through):
+                actions = self.dispatcher.actions
+                if batch:
+                    await self.dispatcher.handle(batch)
+                position = self.dispatcher.position
+                due = self.dispatcher.actions != actions or not batch or loop.time() - saved_at >= 1.0
+                if position > max(saved, self.dispatcher.acted_through) and due:
                     await conn.execute(
                         "UPDATE subscriber_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-                        self.dispatcher.name, self.dispatcher.position,
+                        self.dispatcher.name, position,
                     )  # fmt: skip
-                    saved = self.dispatcher.position
+                    saved, saved_at = position, loop.time()
+                elif not batch:
+                    await conn.fetchval("SELECT 1")  # notice a dead connection while idle
         finally:
             await follower.close()
