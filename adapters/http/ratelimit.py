@@ -180,9 +180,15 @@ class SharedLimiter:
         self._previous: OrderedDict[str, int] = OrderedDict()  # closed windows' totals, read once each
         self._max_cached = max_cached
         self._broken_until = 0.0
+        self._hashed: dict[str, str] = {}  # key -> its keyed hash (two HMACs per request otherwise)
 
     def _counter(self, key: str, window: int) -> str:
-        return f"{self.name}.{window}.{keyed_hash(self._secret, key)}"
+        hashed = self._hashed.get(key)
+        if hashed is None:
+            if len(self._hashed) >= self._max_cached:
+                self._hashed.clear()
+            hashed = self._hashed[key] = keyed_hash(self._secret, key)
+        return f"{self.name}.{window}.{hashed}"
 
     async def take(self, key: str, cost: int = 1) -> Grant:
         if time.monotonic() < self._broken_until:
