@@ -148,3 +148,14 @@ async def test_an_event_over_the_log_limit_is_payload_too_large_and_nothing_is_s
     # the connection is still fine: the next event lands
     assert nc.is_connected
     assert (await store.append("thing", new_id(), ev(1, n=1), 0, new_id())).position == before + 1
+
+
+async def test_a_span_of_the_log_reads_exactly_its_events_in_order(private_store: JetStreamEventStore) -> None:
+    agg = new_id()
+    position = 0
+    for n in range(1, 8):
+        position = (await private_store.append("thing", agg, ev(n, n=n), position, new_id())).position
+    first = position - 6
+    span = [r async for batch in private_store.read_span(first + 2, first + 5) for r in batch]
+    assert [(r.position, r.data["n"]) for r in span] == [(first + i, i + 1) for i in range(2, 6)]
+    assert [r async for r in private_store.read_span(first + 5, first + 4)] == []
