@@ -28,6 +28,7 @@ Why it is fast (``bench.content``, ``bench.read_stores``):
 from __future__ import annotations
 
 import asyncio
+from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,14 @@ class _Entry:
     fields: dict[str, Any] | None = None
 
 
+def _tuple_getter(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of ``columns`` in a row, as a tuple (``itemgetter`` gives a bare value for one column)."""
+    if len(columns) == 1:
+        column = columns[0]
+        return lambda row: (row[column],)
+    return itemgetter(*columns)  # type: ignore[return-value]
+
+
 class _Table:
     """One fresh table's pending changes since its last flush."""
 
@@ -73,6 +82,7 @@ class _Table:
         self.target = name + SUFFIX
         self.key = key
         self._key_set = frozenset(key)
+        self._key_of = _tuple_getter(key)
         self.entries: dict[tuple[Any, ...], _Entry] = {}
         self.deletes_by: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []  # deletes by other columns
         self.written = False  # rows went into the table: COPY straight in no longer safe
@@ -83,7 +93,7 @@ class _Table:
         if isinstance(change, Upsert):
             if tuple(change.key) != self.key and set(change.key) != self._key_set:
                 return False
-            k = tuple(change.row[c] for c in self.key)
+            k = self._key_of(change.row)
             entry = self.entries.get(k)
             if entry is None:
                 self.entries[k] = _Entry(row=dict(change.row))
@@ -101,7 +111,7 @@ class _Table:
                 return True
             if change.where.keys() != self._key_set or self._key_set & change.fields.keys():
                 return False
-            k = tuple(change.where[c] for c in self.key)
+            k = self._key_of(change.where)
             entry = self.entries.get(k)
             if entry is None:
                 self.entries[k] = _Entry(fields=dict(change.fields))
@@ -113,7 +123,7 @@ class _Table:
             return True
         if isinstance(change, Delete):
             if change.where.keys() == self._key_set:
-                self.entries[tuple(change.where[c] for c in self.key)] = _Entry(deleted=True)
+                self.entries[self._key_of(change.where)] = _Entry(deleted=True)
                 return True
             return self._delete_by(change.where)
         raise TypeError(f"unknown change {change!r}")  # pragma: no cover - the Change union is closed
