@@ -46,6 +46,7 @@ from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from adapters.jetstream.decoding import install, stream_sequence
+from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended, EventTooLarge, Unavailable
 from domain.errors import ConcurrencyError
@@ -319,10 +320,23 @@ class JetStreamEventStore:
         return [r for r in records if r.position <= until_position]
 
     async def read_span(self, from_position: int, to_position: int) -> AsyncIterator[list[Recorded]]:
-        """One ordered consumer, read in batches of up to 1,000 until ``to_position``. (Pipelined
-        batched Direct Gets, and a second consumer opened ahead on the next segment, both
-        measured slower: docs/benchmarks.md.)"""
+        """On a raw connection of its own (``span_reader.py``: nats-py's per-message work was
+        most of a rebuild's time), else, or for what it did not read, one ordered consumer
+        in batches of up to 1,000. (Pipelined batched Direct Gets, and a second ordered
+        consumer opened ahead on the next segment, both measured slower.)"""
         position = max(from_position, 1) - 1
+        if position >= to_position:
+            return
+        raw = await open_span(self._nc, self._stream, position + 1, to_position, to_recorded)
+        if raw is not None:
+            try:
+                async for batch in raw:
+                    position = batch[-1].position
+                    yield batch
+            except SpanBroken as exc:
+                log.warning("eventstore.span_fallback", reason=str(exc), position=position)
+            finally:
+                await raw.aclose()  # type: ignore[attr-defined]
         if position >= to_position:
             return
         cursor = await self.open_cursor(position + 1)
