@@ -128,6 +128,9 @@ class _Frames:
                     expected += 1
                     if expected > end:
                         break
+                elif buf.startswith(b"MSG ", pos):  # no headers: not an event this store wrote
+                    broken = SpanBroken(expected - 1, "a message without headers")
+                    break
                 elif buf.startswith(b"PING", pos):
                     write(b"PONG\r\n")
                     pos = eol + 2
