@@ -47,6 +47,8 @@ from projections.changes import Change, Delete, Projection, Update, Upsert
 SUFFIX = "__rebuild"
 CHUNK_EVENTS = 20_000
 """Events folded in memory before their net rows are written (bounds the rebuild's memory)."""
+KNOWN_KEYS = 500_000
+"""Keys remembered per table (about 100-200 bytes each); past this, upserts merge through a staging table."""
 STAGED_UPDATES = 64
 """Above this many updates of rows written by earlier chunks, they go through a staging table."""
 
@@ -85,7 +87,10 @@ class _Table:
         self._key_of = _tuple_getter(key)
         self.entries: dict[tuple[Any, ...], _Entry] = {}
         self.deletes_by: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []  # deletes by other columns
-        self.written = False  # rows went into the table: COPY straight in no longer safe
+        self.written = False  # rows went into the table
+        # The keys written so far, while there are at most KNOWN_KEYS: a key not among them has no
+        # row, so its upsert is a plain COPY and its updates and deletes are no-ops. None: unknown.
+        self.known: set[tuple[Any, ...]] | None = set()
         self.stage: str | None = None
 
     def fold(self, change: Change) -> bool:
@@ -182,22 +187,32 @@ async def _staging(conn: asyncpg.Connection, table: _Table) -> str:
 
 
 async def _write(conn: asyncpg.Connection, pending: _Pending) -> None:
-    """One table's chunk: deletes by other columns, then deletes by key, upserts, updates."""
+    """One table's chunk: deletes by other columns, then deletes by key, upserts, updates.
+    Rows whose key the table cannot hold yet go in with a plain COPY; the others (or all,
+    once the table's keys are no longer tracked) through a staging table merged with
+    ``INSERT ... ON CONFLICT``."""
     table, entries = pending.table, pending.entries
+    known = table.known
+
+    def may_exist(k: tuple[Any, ...]) -> bool:
+        return table.written and (known is None or k in known)
+
     for columns, rows in _groups_by_columns(pending.deletes_by).items():
         await conn.executemany(_delete_sql(table.target, columns), rows)
-    if table.written:
-        deleted = [k for k, e in entries.items() if e.deleted]
-        if deleted:
-            await conn.executemany(_delete_sql(table.target, table.key), deleted)
-    for columns, rows in _groups(e.row for e in entries.values() if e.row is not None).items():
-        records = [tuple(r.values()) for r in rows]
-        if not table.written:
-            await conn.copy_records_to_table(table.target, records=records, columns=columns)
-            continue
+    deleted = [k for k, e in entries.items() if e.deleted and may_exist(k)]
+    if deleted:
+        await conn.executemany(_delete_sql(table.target, table.key), deleted)
+    fresh: list[dict[str, Any]] = []
+    merged: list[dict[str, Any]] = []
+    for k, e in entries.items():
+        if e.row is not None:
+            (merged if may_exist(k) else fresh).append(e.row)
+    for columns, rows in _groups(fresh).items():
+        await conn.copy_records_to_table(table.target, records=[tuple(r.values()) for r in rows], columns=columns)
+    for columns, rows in _groups(merged).items():
         stage = await _staging(conn, table)
         await conn.execute(f"TRUNCATE {_q(stage)}")
-        await conn.copy_records_to_table(stage, records=records, columns=columns)
+        await conn.copy_records_to_table(stage, records=[tuple(r.values()) for r in rows], columns=columns)
         cols = ", ".join(_q(c) for c in columns)
         sets = ", ".join(f"{_q(c)} = EXCLUDED.{_q(c)}" for c in columns if c not in table.key)
         conflict = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
@@ -205,14 +220,18 @@ async def _write(conn: asyncpg.Connection, pending: _Pending) -> None:
             f"INSERT INTO {_q(table.target)} ({cols}) SELECT {cols} FROM {_q(stage)}"
             f" ON CONFLICT ({', '.join(_q(k) for k in table.key)}) {conflict}"
         )
-    if table.written:
-        updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for k, e in entries.items():
-            if e.fields is not None and e.row is None and not e.deleted:
-                updates.setdefault(tuple(e.fields), []).append((*e.fields.values(), *k))
-        for fields, rows in updates.items():
-            await _update(conn, table, fields, rows)
-    table.written = table.written or any(e.row is not None for e in entries.values())
+    updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for k, e in entries.items():
+        if e.fields is not None and e.row is None and not e.deleted and may_exist(k):
+            updates.setdefault(tuple(e.fields), []).append((*e.fields.values(), *k))
+    for fields, rows in updates.items():
+        await _update(conn, table, fields, rows)
+    if fresh or merged:
+        table.written = True
+        if known is not None:
+            known.update(k for k, e in entries.items() if e.row is not None)
+            if len(known) > KNOWN_KEYS:
+                table.known = None
 
 
 def _groups_by_columns(
@@ -279,7 +298,8 @@ class _Folder:
         """A change the fold cannot take: write what is pending, then apply it as the live projector would."""
         await self.flush(wait=True)
         await apply_changes(self._conn, [change], SUFFIX)
-        self.tables[change.table].written = True
+        table = self.tables[change.table]
+        table.written, table.known = True, None  # which keys it wrote is not followed here
 
     async def flush(self, *, wait: bool = False) -> None:
         """Start writing what is pending (after the chunk before it); ``wait``: until written."""
