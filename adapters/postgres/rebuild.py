@@ -87,11 +87,28 @@ class _Table:
         self._key_of = _tuple_getter(key)
         self.entries: dict[tuple[Any, ...], _Entry] = {}
         self.deletes_by: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []  # deletes by other columns
+        self._reset()
         self.written = False  # rows went into the table
         # The keys written so far, while there are at most KNOWN_KEYS: a key not among them has no
         # row, so its upsert is a plain COPY and its updates and deletes are no-ops. None: unknown.
         self.known: set[tuple[Any, ...]] | None = set()
         self.stage: str | None = None
+
+    def _reset(self) -> None:
+        # What deletes by other columns need, kept as rows change: the columns every pending row
+        # has (None: no row yet), the columns pending updates of earlier rows set, and per column
+        # set a delete matched on, the pending keys by those columns' values (checked on use).
+        self._row_columns: set[str] | None = None
+        self._updated_columns: set[str] = set()
+        self._indexes: dict[tuple[str, ...], dict[tuple[Any, ...], set[tuple[Any, ...]]]] = {}
+
+    def _new_row(self, k: tuple[Any, ...], row: dict[str, Any]) -> None:
+        self._row_columns = set(row) if self._row_columns is None else self._row_columns & row.keys()
+        self._indexed(k, row)
+
+    def _indexed(self, k: tuple[Any, ...], row: dict[str, Any]) -> None:
+        for columns, index in self._indexes.items():
+            index.setdefault(tuple(row.get(c) for c in columns), set()).add(k)
 
     def fold(self, change: Change) -> bool:
         """Fold ``change`` into the pending state; False when it cannot be folded exactly."""
@@ -101,15 +118,19 @@ class _Table:
             k = self._key_of(change.row)
             entry = self.entries.get(k)
             if entry is None:
-                self.entries[k] = _Entry(row=dict(change.row))
+                self.entries[k] = entry = _Entry(row=dict(change.row))
+                self._new_row(k, entry.row)  # type: ignore[arg-type]
             elif entry.row is not None:
                 entry.row.update(change.row)  # upsert(a) then upsert(b) = upsert(a | b)
+                self._indexed(k, entry.row)
             elif entry.fields is not None:
                 if not entry.fields.keys() <= change.row.keys():
                     return False  # the update reached only an existing row: not one upsert
                 entry.fields, entry.row = None, dict(change.row)
+                self._new_row(k, entry.row)
             else:
                 entry.row = dict(change.row)  # deleted, then inserted again
+                self._new_row(k, entry.row)
             return True
         if isinstance(change, Update):
             if not change.fields:
@@ -120,10 +141,14 @@ class _Table:
             entry = self.entries.get(k)
             if entry is None:
                 self.entries[k] = _Entry(fields=dict(change.fields))
+                self._updated_columns.update(change.fields)
             elif entry.row is not None:
                 entry.row.update(change.fields)  # upsert(a) then update(f) = upsert(a | f)
+                if self._indexes:
+                    self._indexed(k, entry.row)
             elif entry.fields is not None:
                 entry.fields.update(change.fields)
+                self._updated_columns.update(change.fields)
             # else: the row is deleted; updating it changes nothing
             return True
         if isinstance(change, Delete):
@@ -138,13 +163,18 @@ class _Table:
         the flush, and the pending rows it matches are deleted here. Pending updates of rows an
         earlier chunk wrote may follow it: they must not touch the columns it matches on."""
         columns = tuple(where)
-        for entry in self.entries.values():
-            if entry.fields is not None and not entry.fields.keys().isdisjoint(columns):
-                return False
-            if entry.row is not None:
-                if not all(c in entry.row for c in columns):
-                    return False
-        for entry in self.entries.values():
+        if not self._updated_columns.isdisjoint(columns):
+            return False
+        if self._row_columns is not None and not self._row_columns.issuperset(columns):
+            return False  # a pending row without one of the columns: cannot say whether it matches
+        index = self._indexes.get(columns)
+        if index is None:
+            self._indexes[columns] = index = {}
+            for k, entry in self.entries.items():
+                if entry.row is not None:
+                    index.setdefault(tuple(entry.row[c] for c in columns), set()).add(k)
+        for k in index.pop(tuple(where[c] for c in columns), ()):
+            entry = self.entries[k]
             if entry.row is not None and all(entry.row[c] == where[c] for c in columns):
                 entry.deleted, entry.row = True, None
         self.deletes_by.append((columns, tuple(where.values())))
@@ -153,6 +183,7 @@ class _Table:
     def take(self) -> _Pending:
         pending = _Pending(self, self.entries, self.deletes_by)
         self.entries, self.deletes_by = {}, []
+        self._reset()
         return pending
 
 
