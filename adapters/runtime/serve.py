@@ -120,10 +120,12 @@ async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | 
         if role in ("up", "api", "work"):
             await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work",
                              reuse_port=workers)
-        if workers and settings.api_worker_index == 0:  # after our own listener: a taken port stops us first
-            await start_api_workers(stack, settings, {"INKSTREAM_NATS_URL": nats_url,
-                                                      "INKSTREAM_DATABASE_URL": database_url})
-            log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)
+            if workers and settings.api_worker_index == 0:  # after our own listener: a taken port stops us first
+                await start_api_workers(stack, settings, {"INKSTREAM_NATS_URL": nats_url,
+                                                          "INKSTREAM_DATABASE_URL": database_url})
+            worker = {"worker": settings.api_worker_index} if workers else {}
+            log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role,
+                     **worker)
         else:
             log.info("inkstream.projecting", projections=[p.name for p in running.services.projections],
                      stores=sorted({r.store_kind for r in running.runners}))
