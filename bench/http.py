@@ -17,6 +17,10 @@ Rows, side by side with their baselines:
 * ``POST /v1/auth/register`` with unique emails vs argon2 hashing with the
   app's parameters (its floor): ms per hash, and hashes/s with 50 concurrent
   ``Argon2Hasher.hash`` calls (threads, as the app does).
+* ``inkstream api --workers 2`` (two API processes on one port, SO_REUSEPORT)
+  vs ``inkstream api`` (one process), each a child process against the same
+  servers with one ``inkstream project`` beside them, measured in interleaved
+  rounds: ``GET /v1/auth/me`` and ``POST /v1/blobs`` (untyped).
 Rows also go to bench/results/http.json.
 """
 
@@ -52,7 +56,7 @@ def _registration() -> dict[str, str]:
 
 
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
-    body = _registration if spec.get("body") == "register" else None
+    body = {"register": _registration, "blob": lambda: {"data": {"n": 1}}}.get(spec.get("body") or "")
     return await closed_loop(spec, spec["method"], body, lambda status: 200 <= status < 300)
 
 
@@ -70,6 +74,77 @@ def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- servers
+
+
+@contextlib.asynccontextmanager
+async def inkstream(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``inkstream <args>`` as a child process, stopped with SIGTERM afterwards."""
+    import signal
+    import sys
+    from pathlib import Path
+
+    proc = await asyncio.create_subprocess_exec(str(Path(sys.executable).parent / "inkstream"), *args, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 60)
+
+
+async def wait_answering(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"{url}/health") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer")
+            await asyncio.sleep(0.2)
+
+
+async def api_workers(nats_url: str, dsn: str, rounds: int, warmup: float, duration: float) -> dict[str, Any]:
+    """``inkstream api`` (one process) vs ``inkstream api --workers 2``, interleaved rounds: median runs."""
+    from adapters.runtime.processes import find_free_port
+
+    data_dir = scratch_dir("ink-bench-workers-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INKSTREAM_")}
+    env.update(INKSTREAM_NATS_URL=nats_url, INKSTREAM_DATABASE_URL=dsn, INKSTREAM_LOG_LEVEL="error",
+               INKSTREAM_DATA_DIR=str(data_dir), INKSTREAM_JWT_SECRET="bench-workers-" + "s" * 40,
+               INKSTREAM_RATE_LIMIT_PER_SECOND="1e9", INKSTREAM_RATE_LIMIT_BURST=str(10**9),
+               INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND="1e9", INKSTREAM_ANONYMOUS_RATE_LIMIT_BURST=str(10**9))
+    runs: dict[str, list[dict[str, Any]]] = {"me_1": [], "me_2": [], "blob_1": [], "blob_2": []}
+    token = ""
+    try:
+        async with inkstream("project", env=env):
+            for _ in range(rounds):
+                for workers in (1, 2):
+                    port = find_free_port()
+                    url = f"http://127.0.0.1:{port}"
+                    async with inkstream("api", "--workers", str(workers), env={**env, "INKSTREAM_HTTP_PORT": str(port)}):
+                        await wait_answering(url)
+                        if workers == 2:
+                            await asyncio.sleep(3)  # the second worker starts after the first listens
+                        async with aiohttp.ClientSession() as http:
+                            if not token:
+                                body = {"email": f"w{uuid.uuid4().hex}@bench.example.com", "password": PASSWORD,
+                                        "username": "w"}
+                                async with http.post(f"{url}/v1/auth/register", json=body) as r:
+                                    assert r.status == 201, await r.text()
+                                    token = (await r.json())["token"]
+                        auth = {"Authorization": f"Bearer {token}"}
+                        common = {"concurrency": CONCURRENCY, "warmup": warmup, "duration": duration, "headers": auth}
+                        runs[f"me_{workers}"].append(await drive({"url": f"{url}/v1/auth/me", "method": "GET", **common}))
+                        runs[f"blob_{workers}"].append(await drive({"url": f"{url}/v1/blobs", "method": "POST",
+                                                                    "body": "blob", **common}))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return {k: _median_run(v) for k, v in runs.items()}
 
 
 @contextlib.asynccontextmanager
@@ -200,6 +275,8 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
                                "warmup": max(warmup, 1.0), "duration": duration * 1.5})  # fmt: skip
         finally:
             await system.stop()
+        print("  api --workers 2 vs one api process ...", flush=True)
+        workers = await api_workers(nats_server.url, dsn, rounds + 1, warmup, duration)
 
     def row(case: str, got: dict[str, Any], base_case: str, base: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -213,6 +290,10 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
         row("GET /v1/auth/me (token)", me, "bare aiohttp JSON handler", bare),
         row("GET /v1/auth/me?consistency=eventual", me_eventual, "bare aiohttp JSON handler", bare),
         row("POST /v1/auth/register (unique emails)", reg, "argon2 hash (p50/p99 seq; /s at 50 conc)", floor),
+        row("GET /v1/auth/me, inkstream api --workers 2", workers["me_2"], "the same, inkstream api (1 process)",
+            workers["me_1"]),
+        row("POST /v1/blobs untyped, inkstream api --workers 2", workers["blob_2"],
+            "the same, inkstream api (1 process)", workers["blob_1"]),
     ]
     meta = {
         "quick": quick,

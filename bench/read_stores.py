@@ -20,6 +20,8 @@ a chapter added and one edited, a blob deleted now and then.
     first, then MongoDB, so they never compete.
     Attribution: the same runners into a store that keeps nothing (reading the
     log, one cursor per projection while it is behind, and the pure projections).
+(c) replay: ``rebuild_all`` (what ``inkstream replay`` runs) of every projection
+    from position 0 into fresh PostgreSQL tables: one reader, COPY.
 (b) baseline, same run: each store's driver inserting as many plain documents
     (the blob rows of the log, ~350 bytes of JSON) as the catch-up made writes,
     500 per transaction (asyncpg ``executemany`` INSERT into a jsonb table;
@@ -194,6 +196,12 @@ class NoStore:
         yield Writer()
 
 
+def _names() -> list[str]:
+    from adapters.runtime.bootstrap import projections
+
+    return [p.name for p in projections()]
+
+
 def raw_document(i: int) -> dict[str, Any]:
     return {"id": f"doc-{i:09d}", "owner_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
             "data": {"title": f"note {i}", "tags": ["bench", str(i % 7)], "body": "text " * 40, "n": i},
@@ -289,6 +297,12 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
                 await conn.close()
             print("  (a) catch-up into PostgreSQL ...", flush=True)
             res["pg_s"] = await catch_up(PostgresProjectionStore(dsn), store, codec, last)
+            print("  (c) replay: rebuild_all of every projection from 0 ...", flush=True)
+            from adapters.postgres.rebuild import rebuild_all
+
+            t = time.perf_counter()
+            await rebuild_all(projections(), dsn=dsn, store=store, codec=codec)
+            res["rebuild_s"] = time.perf_counter() - t
             print(f"  (b) asyncpg: {res['writes']:,} plain inserts ...", flush=True)
             res["pg_raw_s"] = await asyncpg_inserts(dsn, res["writes"])
 
@@ -319,6 +333,11 @@ def report(res: dict[str, Any], quick: bool, pg_desc: str, mongo_desc: str, star
                      "value": round(ours, 1), "unit": "events/s",
                      "baseline_case": f"{driver}, {BATCH}/tx, {writes:,} docs", "baseline_rows": round(raw_rows, 1),
                      "baseline": round(equivalent, 1), "ratio": round(ours / equivalent, 3)})
+    equivalent = events / res["pg_raw_s"]
+    rows.append({"case": f"replay (rebuild_all, COPY) of all {len(_names())} projections into PostgreSQL from 0",
+                 "value": round(events / res["rebuild_s"], 1), "unit": "events/s",
+                 "baseline_case": "asyncpg executemany INSERT (as above)", "baseline_rows": round(writes / res["pg_raw_s"], 1),
+                 "baseline": round(equivalent, 1), "ratio": round(events / res["rebuild_s"] / equivalent, 3)})
     rows.append({"case": "  of which: reading the log and projecting, into no store", "value": round(events / res["none_s"], 1),
                  "unit": "events/s", "baseline_case": None, "baseline_rows": None, "baseline": None, "ratio": None})
     meta = {

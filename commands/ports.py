@@ -66,6 +66,11 @@ class EventStore(Protocol):
         """The log from ``from_position`` on, in order, then live events, read in batches."""
         ...
 
+    def read_span(self, from_position: int, to_position: int) -> AsyncIterator[list[Recorded]]:
+        """Every event from ``from_position`` to ``to_position`` (already in the log), in order,
+        in batches; then it ends. The fastest way through a known stretch (a rebuild)."""
+        ...
+
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
         aggregate_id: str | None = None, limit: int = 1000,

@@ -16,8 +16,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inkstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start everything (embedded nats-server and PostgreSQL unless URLs are set)")
-    sub.add_parser("api", help="serve the HTTP API only (needs NATS_URL, and DATABASE_URL or MONGO_URL "
-                              "for the READ_STORE)")
+    api = sub.add_parser("api", help="serve the HTTP API only (needs NATS_URL, and DATABASE_URL or MONGO_URL "
+                                    "for the READ_STORE)")
+    api.add_argument("--workers", type=int, default=None,
+                     help="API processes sharing the port (SO_REUSEPORT; default INKSTREAM_API_WORKERS, 1)")
     project = sub.add_parser("project", help="run the projectors only (needs NATS_URL and each store's URL)")
     project.add_argument("--store", action="append", choices=["postgres", "mongo"],
                          help="project into this store only (repeatable; default: PostgreSQL, and MongoDB "
@@ -75,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level, None if serving else sys.stderr)
     if args.command in ("up", "api", "project", "work"):
         from adapters.runtime.serve import serve
+
+        if getattr(args, "workers", None) is not None:
+            if args.workers < 1:
+                print("--workers must be at least 1", file=sys.stderr)
+                return 2
+            settings = settings.model_copy(update={"api_workers": args.workers})
 
         return _run_server(serve(settings, role=args.command, stores=getattr(args, "store", None)))
     if args.command == "dev-cluster":

@@ -1,14 +1,16 @@
 """``inkstream replay [--store postgres|mongo]``: rebuild read models from the log with a progress bar.
 
 Each projection is replayed into fresh tables (PostgreSQL) or collections
-(MongoDB) and swapped in; the live ones keep answering meanwhile."""
+(MongoDB) and swapped in; the live ones keep answering meanwhile. PostgreSQL's
+projections are rebuilt together from one read of the log (each event decoded
+once), their fresh tables written with COPY (``adapters/postgres/rebuild.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from adapters.cli.connect import cli_running
 from adapters.mongo import rebuild as mongo_rebuild
@@ -20,14 +22,12 @@ from adapters.runtime.stores import StoreKind
 from projections.changes import Projection
 
 
-async def _rebuild(running: Running, kind: StoreKind, projection: Projection, report: Callable[[int, int], None]) -> int:
-    store, codec = running.services.store, running.services.codec
-    if kind == "mongo":
-        mongo = running.stores["mongo"].mongo
-        assert mongo is not None
-        return await mongo_rebuild.rebuild(projection, mongo=mongo, store=store, codec=codec, progress=report)
-    return await postgres_rebuild.rebuild(projection, dsn=running.database_url, store=store, codec=codec,
-                                          progress=report)
+async def _rebuild(running: Running, projection: Projection, report: Callable[[int, int], None]) -> int:
+    """MongoDB: one projection at a time, on its own cursor."""
+    mongo = running.stores["mongo"].mongo
+    assert mongo is not None
+    return await mongo_rebuild.rebuild(projection, mongo=mongo, store=running.services.store,
+                                       codec=running.services.codec, progress=report)
 
 
 async def replay_command(settings: Settings, only: list[str] | None, kind: StoreKind = "postgres") -> int:
@@ -47,16 +47,25 @@ async def replay_command(settings: Settings, only: list[str] | None, kind: Store
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
         ) as progress:
-            for projection in chosen:
-                task = progress.add_task(projection.name, total=max(total, 1), rate="")
-
-                def report(position: int, target: int, task=task) -> None:  # type: ignore[no-untyped-def]
+            def reporter(task: TaskID) -> Callable[[int, int], None]:
+                def report(position: int, target: int) -> None:
                     progress.update(task, completed=position, total=max(target, 1))
                     t = progress.tasks[task]
                     if t.speed:
                         progress.update(task, rate=f"{t.speed:,.0f} events/s")
+                return report
 
-                reached = await _rebuild(running, kind, projection, report)
-                progress.update(task, completed=max(reached, 1), total=max(reached, 1))
+            if kind == "postgres":  # every projection from one read of the log
+                task = progress.add_task(", ".join(p.name for p in chosen), total=max(total, 1), rate="")
+                reached = await postgres_rebuild.rebuild_all(
+                    chosen, dsn=running.database_url, store=running.services.store, codec=running.services.codec,
+                    progress=reporter(task))
+                top = max(reached.values(), default=total)
+                progress.update(task, completed=max(top, 1), total=max(top, 1))
+            else:
+                for projection in chosen:
+                    task = progress.add_task(projection.name, total=max(total, 1), rate="")
+                    done = await _rebuild(running, projection, reporter(task))
+                    progress.update(task, completed=max(done, 1), total=max(done, 1))
     console.print(f"rebuilt {', '.join(p.name for p in chosen)} in {kind} up to position {total}")
     return 0

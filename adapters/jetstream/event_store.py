@@ -45,6 +45,8 @@ from nats.errors import Error as NatsError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
+from adapters.jetstream.decoding import install, stream_sequence
+from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended, EventTooLarge, Unavailable
 from domain.errors import ConcurrencyError
@@ -152,6 +154,7 @@ class JetStreamEventStore:
         wait_seconds: float = 0.0,
     ) -> None:
         self._nc = nc
+        install(nc)  # faster header parsing, the same headers
         self._js = nc.jetstream(timeout=publish_timeout)
         self._stream = stream
         self._prefix = prefix
@@ -316,6 +319,38 @@ class JetStreamEventStore:
             raise Unavailable("the event log is unreachable") from exc
         return [r for r in records if r.position <= until_position]
 
+    async def read_span(self, from_position: int, to_position: int) -> AsyncIterator[list[Recorded]]:
+        """On a raw connection of its own (``span_reader.py``: nats-py's per-message work was
+        most of a rebuild's time), else, or for what it did not read, one ordered consumer
+        in batches of up to 1,000. (Pipelined batched Direct Gets, and a second ordered
+        consumer opened ahead on the next segment, both measured slower.)"""
+        position = max(from_position, 1) - 1
+        if position >= to_position:
+            return
+        raw = await open_span(self._nc, self._stream, position + 1, to_position, to_recorded)
+        if raw is not None:
+            try:
+                async for batch in raw:
+                    position = batch[-1].position
+                    yield batch
+            except SpanBroken as exc:
+                log.warning("eventstore.span_fallback", reason=str(exc), position=position)
+            finally:
+                await raw.aclose()  # type: ignore[attr-defined]
+        if position >= to_position:
+            return
+        cursor = await self.open_cursor(position + 1)
+        try:
+            while position < to_position:
+                batch = await cursor.next_batch(1000, timeout=None)
+                if batch and batch[-1].position > to_position:
+                    batch = [r for r in batch if r.position <= to_position]
+                if batch:
+                    position = batch[-1].position
+                    yield batch
+        finally:
+            await cursor.close()
+
     async def _direct_get(self, request: dict[str, Any], timeout: float) -> tuple[list[Recorded], bool]:
         """One batched Direct Get: (records, more pending). Replies come to one
         shared inbox subscription (no SUB/UNSUB per load) and are collected by a
@@ -428,7 +463,7 @@ class JetStreamCursor:
         msgs = [first]
         while len(msgs) < max_size and not self._queue.empty():
             msgs.append(self._queue.get_nowait())
-        return [to_recorded(m.subject, m.metadata.sequence.stream, m.headers, m.data) for m in msgs]
+        return [to_recorded(m.subject, stream_sequence(m), m.headers, m.data) for m in msgs]
 
     async def close(self) -> None:
         if self.sub is not None:

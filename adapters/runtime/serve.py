@@ -66,14 +66,31 @@ def web_app(running: Running) -> web.Application:
                      max_body_bytes=s.settings.max_body_bytes)
 
 
-async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int, *, ops_only: bool = False) -> None:
-    """The API on ``host:port`` (``ops_only``: ``/health``, ``/ready`` and ``/metrics``, for a ``work`` process)."""
+async def serve_http(stack: AsyncExitStack, running: Running, host: str, port: int, *, ops_only: bool = False,
+                     reuse_port: bool = False) -> None:
+    """The API on ``host:port`` (``ops_only``: ``/health``, ``/ready`` and ``/metrics``, for a ``work`` process;
+    ``reuse_port``: one of several processes listening on the port, the kernel spreading connections)."""
     s = running.services
     app = build_ops_app(probes=running, metrics=s.metrics, tracing=s.tracing) if ops_only else web_app(running)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+
+
+async def start_api_workers(stack: AsyncExitStack, settings: Settings, env: dict[str, str]) -> None:
+    """The API workers after the first (``INKSTREAM_API_WORKERS``): ``inkstream api`` processes on the
+    same port with SO_REUSEPORT, so every core serves HTTP. They share what the cluster's API
+    processes share (rate limits on JetStream counters, read-your-writes through the log and the
+    projections' positions); stopped with this process (SIGTERM, then SIGKILL after a grace; the
+    kernel kills them if it dies)."""
+    n = settings.api_workers
+    env = {**env, "INKSTREAM_API_WORKERS": str(n)}
+    labels = ["api"] + [f"api.{i}" for i in range(2, n)]
+    workers = RoleProcesses(["api"] * (n - 1), env,
+                            {label: {"INKSTREAM_API_WORKER_INDEX": str(i)} for i, label in enumerate(labels, 1)})
+    await workers.start()
+    stack.push_async_callback(workers.stop)
 
 
 async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | None = None) -> int:
@@ -99,9 +116,16 @@ async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | 
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
                               project=project, project_into=stores, commands=api, queries=api or work,
                               live=api, work=work)
+        workers = api and settings.api_workers > 1
         if role in ("up", "api", "work"):
-            await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work")
-            log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role)
+            await serve_http(stack, running, settings.http_host, settings.http_port, ops_only=role == "work",
+                             reuse_port=workers)
+            if workers and settings.api_worker_index == 0:  # after our own listener: a taken port stops us first
+                await start_api_workers(stack, settings, {"INKSTREAM_NATS_URL": nats_url,
+                                                          "INKSTREAM_DATABASE_URL": database_url})
+            worker = {"worker": settings.api_worker_index} if workers else {}
+            log.info("inkstream.listening", url=f"http://{settings.http_host}:{settings.http_port}", role=role,
+                     **worker)
         else:
             log.info("inkstream.projecting", projections=[p.name for p in running.services.projections],
                      stores=sorted({r.store_kind for r in running.runners}))

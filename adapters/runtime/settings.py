@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     job_retry_backoff_seconds: float = Field(default=1.0, ge=0)
     job_retry_backoff_max_seconds: float = Field(default=60.0, ge=0)
     up_separate_roles: bool = False
+    api_workers: int = Field(default=1, ge=1, le=64)
+    api_worker_index: int = Field(default=0, ge=0)
+    """Set by the first API process on the others it starts (1, 2, ...): they start none themselves."""
     service_name: str = Field(default="inkstream")
 
     def limits(self) -> Limits:

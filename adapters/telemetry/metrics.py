@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -9,6 +11,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # With ``api --workers N`` each worker answers /metrics for itself: the pid tells the answers apart.
+        Gauge("inkstream_process_info", "This process (1)", ["pid"], registry=r).labels(str(os.getpid())).set(1)
         self.http_requests = Counter(
             "http_requests_total", "HTTP requests answered", ["method", "route", "status"], registry=r
         )

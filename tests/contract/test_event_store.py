@@ -148,3 +148,65 @@ async def test_an_event_over_the_log_limit_is_payload_too_large_and_nothing_is_s
     # the connection is still fine: the next event lands
     assert nc.is_connected
     assert (await store.append("thing", new_id(), ev(1, n=1), 0, new_id())).position == before + 1
+
+
+async def test_a_span_of_the_log_reads_exactly_its_events_in_order(private_store: JetStreamEventStore) -> None:
+    agg = new_id()
+    position = 0
+    for n in range(1, 8):
+        position = (await private_store.append("thing", agg, ev(n, n=n), position, new_id())).position
+    first = position - 6
+    span = [r async for batch in private_store.read_span(first + 2, first + 5) for r in batch]
+    assert [(r.position, r.data["n"]) for r in span] == [(first + i, i + 1) for i in range(2, 6)]
+    assert [r async for r in private_store.read_span(first + 5, first + 4)] == []
+
+
+async def _span_of(store: JetStreamEventStore, first: int, last: int) -> list[tuple[int, str, object, str]]:
+    return [(r.position, r.type, r.data, r.aggregate_id) async for batch in store.read_span(first, last) for r in batch]
+
+
+async def test_a_long_span_read_raw_equals_the_ordered_consumers_and_leaves_no_consumer(
+    private_store: JetStreamEventStore, nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several megabytes, so the server's flow control pauses the raw read and is answered."""
+    from adapters.jetstream import span_reader
+
+    aggs = [new_id() for _ in range(20)]
+    positions = {a: 0 for a in aggs}
+    for n in range(3000):
+        agg = aggs[n % 20]
+        positions[agg] = (await private_store.append("thing", agg, ev(n // 20 + 1, n=n, pad="x" * 1500),
+                                                     positions[agg], new_id())).position
+    last = max(positions.values())
+    first = last - 2999
+    js = nc.jetstream()
+    name = private_store._stream
+    assert span_reader.usable(nc)  # the session's server: plain TCP, a password
+    raw = await _span_of(private_store, first + 5, last)
+    assert [p for p, *_ in raw] == list(range(first + 5, last + 1))
+    assert (await js.stream_info(name)).state.consumer_count == 0
+
+    monkeypatch.setattr(span_reader, "usable", lambda nc: False)  # the ordered consumer alone
+    assert await _span_of(private_store, first + 5, last) == raw
+
+
+async def test_a_raw_span_that_breaks_is_finished_by_an_ordered_consumer(
+    private_store: JetStreamEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.jetstream import span_reader
+
+    agg, position = new_id(), 0
+    for n in range(1, 2501):
+        position = (await private_store.append("thing", agg, ev(n, n=n), position, new_id())).position
+    first = position - 2499
+    whole = await _span_of(private_store, first, position)
+    real = span_reader._Frames.messages
+
+    async def breaks(self, expected, end):  # type: ignore[no-untyped-def]
+        async for batch in real(self, expected, end):
+            yield batch[:7]
+            raise span_reader.SpanBroken(batch[6].position, "cut short by the test")
+
+    monkeypatch.setattr(span_reader._Frames, "messages", breaks)
+    assert await _span_of(private_store, first, position) == whole
+    assert [p for p, *_ in whole] == list(range(first, position + 1))

@@ -117,6 +117,14 @@ class MemoryEventStore:
             self._grown.clear()
             await self._grown.wait()
 
+    async def read_span(self, from_position: int, to_position: int) -> AsyncIterator[list[Recorded]]:
+        self._check_available()
+        position = max(from_position, 1)
+        while position <= min(to_position, len(self.records)):
+            end = min(position + 999, to_position, len(self.records))
+            yield [self._copy(r) for r in self.records[position - 1:end]]
+            position = end + 1
+
     async def open_cursor(self, from_position: int = 1) -> MemoryCursor:
         return MemoryCursor(self, max(from_position, 1))
 
