@@ -45,7 +45,7 @@ async def profile_schema(ink: InkstreamClient, *, v3: bool = False) -> str:
 async def profiles(ink: InkstreamClient, name: str, count: int, *, bucket_ids: list[str] | None = None,
                    start: int = 0) -> list[Any]:
     """``count`` blobs on ``name@1.0.0``: person i is ``20 + i % 50`` years old."""
-    gate = asyncio.Semaphore(32)
+    gate = asyncio.Semaphore(8)
 
     async def one(i: int) -> Any:
         async with gate:
