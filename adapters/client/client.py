@@ -691,8 +691,9 @@ class InkstreamClient:
     # -- live updates ------------------------------------------------------------------------------
 
     def subscribe(self, *, bucket_id: str | None = None, job_id: str | None = None, since: int | None = None,
-                  heartbeat: float = 20.0, max_reconnects: int | None = None) -> AsyncIterator[LiveEvent]:
-        """Every change of one of your buckets (or jobs), live: ``async for event in ink.subscribe(bucket_id=B)``.
+                  heartbeat: float = 20.0, max_reconnects: int | None = None,
+                  migration_id: str | None = None) -> AsyncIterator[LiveEvent]:
+        """Every change of one of your buckets (or jobs, or migration runs), live: ``async for event in ink.subscribe(bucket_id=B)``.
 
         Over ``/ws``. ``since``: start after this log position (a command answer's ``position``),
         replaying what happened since from the log; without it, from the moment of subscribing.
@@ -704,7 +705,7 @@ class InkstreamClient:
         ``NotFoundError`` when the server refuses.
         """
         return subscribe(self, bucket_id=bucket_id, job_id=job_id, since=since, heartbeat=heartbeat,
-                         max_reconnects=max_reconnects)
+                         max_reconnects=max_reconnects, migration_id=migration_id)
 
     # -- paging -------------------------------------------------------------------------------------
 

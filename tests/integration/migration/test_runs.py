@@ -114,3 +114,19 @@ async def test_requests_that_cannot_run_are_refused_before_anything_runs(sign_up
         await other.get_migration(dry.id)
     with fails(ForbiddenError):
         await other.revert_migration(dry.id)
+
+
+async def test_progress_is_pushed_on_the_live_channel(sign_up: SignUp) -> None:
+    ink = await sign_up("pushes")
+    name = await profile_schema(ink)
+    await profiles(ink, name, 250)  # three batches of at most 100
+    run = await ink.request_migration(f"{name}@2.0.0", "1.0.0", dry_run=False)
+    seen: list[tuple[str, int, str]] = []
+    async for event in ink.subscribe(migration_id=run.id, since=run.position - 1, max_reconnects=3):
+        seen.append((event.type, event.data["migrated"], event.data["status"]))
+        if event.type in ("migration.completed", "migration.failed"):
+            break
+    types = [t for t, _, _ in seen]
+    assert types[0] == "migration.started" and types[-1] == "migration.completed"
+    assert types.count("migration.progressed") == 3, "one push per batch, not per blob"
+    assert [m for _, m, _ in seen] == sorted(m for _, m, _ in seen) and seen[-1][1] == 250
