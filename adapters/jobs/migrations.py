@@ -150,17 +150,23 @@ class MigrationExecutor:
                                                             f"{run.from_schema_id} to {run.schema_id} any more"))
             return
         position = await self._durably(self._reads.last_position)
-        sources = [run.from_schema_id, run.schema_id] if takeover else [run.from_schema_id]
         blob_ids = await self._durably(lambda: self._reads.finder.migration_candidates(
-            run.owner_id, sources, run.bucket_id, position))
-        started = (await self._quietly(StartMigration(migration_id, runner_id, len(blob_ids)))).aggregate
+            run.owner_id, [run.from_schema_id], run.bucket_id, position))
+        total = len(blob_ids)
+        written: set[str] = set()  # on the target already: those a lost attempt wrote are recorded
+        if takeover:
+            on_target = await self._durably(lambda: self._reads.finder.migration_candidates(
+                run.owner_id, [run.schema_id], run.bucket_id, position))
+            written = {b for b in on_target if b not in run.changed}
+            blob_ids = blob_ids + [b for b in on_target if b in written]
+        started = (await self._quietly(StartMigration(migration_id, runner_id, total))).aggregate
         attempt = started.attempts
         log.info("migrations.started", migration_id=migration_id, total=len(blob_ids), attempt=attempt,
                  dry_run=run.dry_run)
         again: list[str] = []
         size = self._options.batch_size
         for i in range(0, len(blob_ids), size):
-            batch = await self._batch(started, chain, blob_ids[i:i + size], actor, final=False)
+            batch = await self._batch(started, chain, blob_ids[i:i + size], actor, final=False, written=written)
             again.extend(batch.again)
             await self._progress(migration_id, attempt, batch)
         if again:  # changed while the run went on: once more, then skipped
@@ -176,23 +182,27 @@ class MigrationExecutor:
         await self._quietly(RecordMigrationProgress(migration_id, attempt, batch.migrated, batch.failed,
                                                     batch.skipped, batch.errors, batch.changes))
 
-    async def _batch(self, run: Migration, chain: Chain, blob_ids: list[str], actor: str, final: bool) -> _Batch:
-        """Read, transform, validate and (unless dry) write one batch of blobs."""
+    async def _batch(self, run: Migration, chain: Chain, blob_ids: list[str], actor: str, final: bool,
+                     written: set[str] | None = None) -> _Batch:
+        """Read, transform, validate and (unless dry) write one batch of blobs. ``written``: blobs found on
+        the target when the run was taken over; those this run wrote are recorded, the others left alone."""
         out = _Batch()
         blobs = await asyncio.gather(*(self._durably(lambda b=b: self._reads.blob(b)) for b in blob_ids))
         todo: list[Blob] = []
         for blob_id, blob in zip(blob_ids, blobs):
+            if blob_id in run.changed:
+                continue  # recorded by a previous attempt
+            if written and blob_id in written:
+                if (blob is not None and blob.schema_id == run.schema_id and blob.migration_id == run.id_str
+                        and not run.dry_run):
+                    # moved by a lost attempt of this run whose progress was never recorded
+                    out.migrated += 1
+                    out.changes.append([blob_id, blob.version - 1, blob.version])
+                continue  # else: on the target before this run, none of its business
             if blob is None or blob.deleted or blob.owner_id != run.owner_id:
                 self._changed(out, blob_id, final)
             elif blob.schema_id == run.from_schema_id:
                 todo.append(blob)
-            elif (blob.schema_id == run.schema_id and blob.migration_id == run.id_str
-                  and blob_id not in run.changed and not run.dry_run):
-                # moved by a lost attempt of this run whose progress was never recorded
-                out.migrated += 1
-                out.changes.append([blob_id, blob.version - 1, blob.version])
-            elif blob_id in run.changed:
-                pass  # recorded by a previous attempt
             else:
                 self._changed(out, blob_id, final)
         results = await self._transform(chain, [b.data for b in todo])
