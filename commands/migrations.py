@@ -22,8 +22,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from domain.blob import Blob
-from domain.errors import ConcurrencyError, Conflict, NotFound, invalid
+from domain.blob import Blob, check_data
+from domain.errors import ConcurrencyError, Conflict, FieldError, NotFound, ValidationFailed, invalid
 from domain.ids import is_id
 from domain.limits import Limits
 from domain.migration import Migration
@@ -239,10 +239,12 @@ class Chain:
 class MigrationReads:
     """What a runner reads from the log before and while it runs a migration."""
 
-    def __init__(self, repository: Repository, schemas: SchemaRegistry, finder: MigrationFinder) -> None:
+    def __init__(self, repository: Repository, schemas: SchemaRegistry, finder: MigrationFinder,
+                 limits: Limits = Limits()) -> None:
         self._repo = repository
         self._schemas = schemas
         self.finder = finder
+        self._limits = limits
 
     async def migration(self, migration_id: str) -> Saved[Migration] | None:
         return await self._repo.get_and_keep(Migration, migration_id)
@@ -264,7 +266,13 @@ class MigrationReads:
         steps = await self._schemas.migration_path(name, from_version, target.version)
         return Chain(steps, target) if steps is not None else None
 
-    async def check(self, target: ResolvedSchema, data: Any) -> list[Any]:
+    async def check(self, target: ResolvedSchema, data: Any) -> list[FieldError]:
+        """What keeps ``data`` from being written on ``target``: more than the log holds, or the schema's errors.
+        A dry run asks the same, so it counts what a real run would."""
+        try:
+            check_data(data, self._limits, "the migrated data")
+        except ValidationFailed as exc:
+            return list(exc.errors) or [FieldError("", exc.reason)]
         return await self._schemas.check(target, data)
 
     async def last_position(self) -> int:

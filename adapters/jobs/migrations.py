@@ -60,6 +60,7 @@ log = structlog.get_logger("inkstream.migrations")
 MIGRATION_EVENTS = frozenset({"Migration.Requested", "Migration.RevertRequested"})
 MAX_ATTEMPTS = 5
 ERRORS_PER_BLOB = 5
+VALIDATIONS_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -206,13 +207,21 @@ class MigrationExecutor:
             else:
                 self._changed(out, blob_id, final)
         results = await self._transform(chain, [b.data for b in todo])
+        validating = asyncio.Semaphore(VALIDATIONS_AT_ONCE)  # a few at once: the API validates on the same pool
+
+        async def check(result: Any) -> list[Any]:
+            async with validating:
+                return await self._durably(lambda: self._reads.check(chain.target, result))
+
+        checks = await asyncio.gather(*(check(r) for r in results if not isinstance(r, SandboxError)))
+        found = iter(checks)
         ready: list[tuple[Blob, Any]] = []
         for blob, result in zip(todo, results):
             if isinstance(result, SandboxError):
                 out.failed += 1
                 out.errors.append(migration_error(blob.id_str, "", str(result)))
                 continue
-            problems = await self._durably(lambda r=result: self._reads.check(chain.target, r))
+            problems = next(found)
             if problems:
                 out.failed += 1
                 out.errors.extend(migration_error(blob.id_str, e.path, e.message) for e in problems[:ERRORS_PER_BLOB])

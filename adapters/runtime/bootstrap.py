@@ -164,5 +164,5 @@ def bootstrap(
         projections=tuple(projections()),
         processor_types=processor_types,
         job_reads=JobReads(repo, schemas),
-        migration_reads=MigrationReads(repo, schemas, reads),
+        migration_reads=MigrationReads(repo, schemas, reads, limits),
     )
