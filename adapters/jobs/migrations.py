@@ -35,6 +35,8 @@ from typing import Any
 
 import structlog
 
+from adapters.telemetry.metrics import Metrics
+
 from commands.migrations import (
     Chain,
     CompleteMigration,
@@ -97,7 +99,8 @@ class MigrationExecutor:
     ``"let_go"`` or ``"nak"``)."""
 
     def __init__(self, reads: MigrationReads, sandbox: Sandbox, record: Record, durably: Durably,
-                 options: MigrationOptions | None = None) -> None:
+                 options: MigrationOptions | None = None, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         self._reads = reads
         self._sandbox = sandbox
         self._record = record
@@ -169,19 +172,26 @@ class MigrationExecutor:
         for i in range(0, len(blob_ids), size):
             batch = await self._batch(started, chain, blob_ids[i:i + size], actor, final=False, written=written)
             again.extend(batch.again)
-            await self._progress(migration_id, attempt, batch)
+            await self._progress(migration_id, attempt, batch, run.dry_run)
         if again:  # changed while the run went on: once more, then skipped
             for i in range(0, len(again), size):
                 await self._progress(migration_id, attempt,
-                                     await self._batch(started, chain, again[i:i + size], actor, final=True))
+                                     await self._batch(started, chain, again[i:i + size], actor, final=True),
+                                     run.dry_run)
         await self._quietly(CompleteMigration(migration_id, attempt))
         log.info("migrations.completed", migration_id=migration_id)
 
-    async def _progress(self, migration_id: str, attempt: int, batch: _Batch) -> None:
+    async def _progress(self, migration_id: str, attempt: int, batch: _Batch, dry_run: bool) -> None:
         if batch.migrated + batch.failed + batch.skipped == 0 and not batch.changes:
             return
         await self._quietly(RecordMigrationProgress(migration_id, attempt, batch.migrated, batch.failed,
                                                     batch.skipped, batch.errors, batch.changes))
+        for outcome, n in (("migrated", batch.migrated), ("failed", batch.failed), ("skipped", batch.skipped)):
+            self._count(outcome, n, dry_run)
+
+    def _count(self, outcome: str, n: int, dry_run: bool = False) -> None:
+        if self._metrics is not None and n:
+            self._metrics.migration_blobs.labels(outcome, "true" if dry_run else "false").inc(n)
 
     async def _batch(self, run: Migration, chain: Chain, blob_ids: list[str], actor: str, final: bool,
                      written: set[str] | None = None) -> _Batch:
@@ -303,6 +313,8 @@ class MigrationExecutor:
             await asyncio.gather(*(self._revert_one(started, b, before, after, actor, reverted, skipped)
                                    for b, (before, after) in items[i:i + size]))
             await self._quietly(RecordRevertProgress(migration_id, attempt, reverted, skipped))
+            self._count("reverted", len(reverted))
+            self._count("revert_skipped", len(skipped))
         await self._quietly(CompleteRevert(migration_id, attempt))
         log.info("migrations.reverted", migration_id=migration_id)
 

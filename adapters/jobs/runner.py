@@ -224,7 +224,7 @@ class JobRunner:
         self.failed = 0
         self._migrations = (
             MigrationExecutor(migrations, sandbox, self._record_in, self._durably,
-                              migration_options or MigrationOptions(ack_wait=self._options.ack_wait))
+                              migration_options or MigrationOptions(ack_wait=self._options.ack_wait), metrics)
             if migrations is not None and sandbox is not None else None
         )
 
