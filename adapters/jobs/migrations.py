@@ -203,13 +203,15 @@ class MigrationExecutor:
         for blob_id, blob in zip(blob_ids, blobs):
             if blob_id in run.changed:
                 continue  # recorded by a previous attempt
+            if (blob is not None and not blob.deleted and blob.schema_id == run.schema_id
+                    and blob.migration_id == run.id_str and not run.dry_run):
+                # written by another attempt of this run (one taken over, or still finishing a write) and
+                # never recorded: its last change is that write (an edit or a move forgets the run)
+                out.migrated += 1
+                out.changes.append([blob_id, blob.version - 1, blob.version])
+                continue
             if written and blob_id in written:
-                if (blob is not None and blob.schema_id == run.schema_id and blob.migration_id == run.id_str
-                        and not run.dry_run):
-                    # moved by a lost attempt of this run whose progress was never recorded
-                    out.migrated += 1
-                    out.changes.append([blob_id, blob.version - 1, blob.version])
-                continue  # else: on the target before this run, none of its business
+                continue  # on the target before this run: none of its business
             if blob is None or blob.deleted or blob.owner_id != run.owner_id:
                 self._changed(out, blob_id, final)
             elif blob.schema_id == run.from_schema_id:
