@@ -15,6 +15,7 @@ import pytest
 
 from adapters.jobs.migrations import MigrationExecutor, MigrationOptions
 from adapters.sandbox.pool import SandboxPool
+from adapters.telemetry.metrics import Metrics
 from commands.migrations import RecordMigrationProgress, StartMigration, WriteMigratedBlob, blob_write_id
 from commands.repository import Context
 from domain.blob import Blob
@@ -42,7 +43,7 @@ async def sandbox() -> AsyncIterator[SandboxPool]:
     await pool.close()
 
 
-def executor(system: RunningSystem, sandbox: SandboxPool) -> MigrationExecutor:
+def executor(system: RunningSystem, sandbox: SandboxPool, metrics: Metrics | None = None) -> MigrationExecutor:
     s = system.services
 
     async def record(command: Any, ctx: Context | None) -> Any:
@@ -51,7 +52,8 @@ def executor(system: RunningSystem, sandbox: SandboxPool) -> MigrationExecutor:
     async def durably(action: Any) -> Any:
         return await action()
 
-    return MigrationExecutor(s.migration_reads, sandbox, record, durably, MigrationOptions(batch_size=3, ack_wait=0))
+    return MigrationExecutor(s.migration_reads, sandbox, record, durably, MigrationOptions(batch_size=3, ack_wait=0),
+                             metrics)
 
 
 async def test_a_run_taken_over_writes_nothing_twice_and_reverts_everything_it_wrote(quiet: RunningSystem,
@@ -76,8 +78,11 @@ async def test_a_run_taken_over_writes_nothing_twice_and_reverts_everything_it_w
                        Context(LOST, new_id()))
     ink.observe_position(await s.repo.last_position())
 
-    answer = await executor(quiet, sandbox).process(run.id, "Migration.Requested", "second", "system:runner/second")
+    metrics = Metrics()
+    answer = await executor(quiet, sandbox, metrics).process(run.id, "Migration.Requested", "second",
+                                                             "system:runner/second")
     assert answer == "ack"
+    assert metrics.migration_blobs.labels("migrated", "false")._value.get() == 8, "what this attempt recorded"
     done = await ink.get_migration(run.id, consistency="strong")
     assert (done.status, done.total, done.migrated, done.failed, done.skipped) == ("completed", 10, 10, 0, 0)
     for i, blob in enumerate(blobs):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import aiohttp
-
 from adapters.client import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from tests.integration.migration.helpers import PROFILE_V1, profile_schema, profiles, this_year
 from tests.support.sdk import SignUp, fails
@@ -40,9 +38,7 @@ async def test_a_two_step_chain_applies_both_transforms_in_order(sign_up: SignUp
         assert blob.version == blobs[i].version + 1, "one event per blob, however long the chain"
 
 
-async def test_a_transform_that_fails_some_blobs_reports_each_and_leaves_them_as_they_were(
-    sign_up: SignUp, http: aiohttp.ClientSession
-) -> None:
+async def test_a_transform_that_fails_some_blobs_reports_each_and_leaves_them_as_they_were(sign_up: SignUp) -> None:
     ink = await sign_up("troubles")
     name = f"troubled-{uuid.uuid4().hex[:8]}"
     await ink.register_schema(name, "1.0.0", PROFILE_V1)
@@ -66,9 +62,6 @@ async def test_a_transform_that_fails_some_blobs_reports_each_and_leaves_them_as
     assert (await ink.health()).status == "healthy", "the server stays healthy"
     again = await ink.wait_for_migration((await ink.request_migration(f"{name}@2.0.0", "1.0.0")).id, timeout=120)
     assert (again.total, again.migrated, again.failed) == (5, 0, 5), "a dry run finds the same failures"
-    async with http.get("/metrics") as r:
-        metrics = await r.text()
-    assert 'migration_blobs_total{dry_run="true",outcome="failed"}' in metrics
 
 
 async def test_a_run_within_a_bucket_moves_the_blobs_of_its_tree_only(sign_up: SignUp) -> None:

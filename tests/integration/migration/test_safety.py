@@ -9,18 +9,20 @@ from adapters.client import ConflictError, InkstreamClient
 from tests.integration.migration.helpers import PROFILE_V1, PROFILE_V2, profile_schema, profiles, this_year
 from tests.support.sdk import SignUp, fails
 
-# Task 12's transform, slowed down (busy for 250 ms per document) so that editors can act while it runs.
+# Task 12's transform, slowed down (busy for 400 ms per document) so that editors can act while it runs.
 SLOW_TO_V2 = """
 function migrate(data) {
-  var until = Date.now() + 250; while (Date.now() < until) {}
+  var until = Date.now() + 400; while (Date.now() < until) {}
   return {name: data.name, birthYear: new Date().getFullYear() - data.age, email: ""};
 }
 """
 
 
-async def _running(ink: InkstreamClient, migration_id: str) -> None:
-    while (await ink.get_migration(migration_id, consistency="eventual")).status == "pending":
-        await asyncio.sleep(0.01)
+async def _started(ink: InkstreamClient, migration_id: str, since: int) -> None:
+    """Once the run has started: its ``migration.started`` push, straight from the log (the read model may lag)."""
+    async for event in ink.subscribe(migration_id=migration_id, since=since, max_reconnects=3):
+        if event.type == "migration.started":
+            return
 
 
 async def test_an_editors_change_made_while_the_run_goes_on_is_never_overwritten(sign_up: SignUp) -> None:
@@ -30,8 +32,8 @@ async def test_an_editors_change_made_while_the_run_goes_on_is_never_overwritten
     await ink.register_schema(name, "2.0.0", PROFILE_V2, {"from_version": "1.0.0", "transform": SLOW_TO_V2})
     blobs = await profiles(ink, name, 8)
     run = await ink.request_migration(f"{name}@2.0.0", "1.0.0", dry_run=False)
-    await _running(ink, run.id)
-    # While the batch is being transformed (2 s), one editor changes a blob's data and
+    await asyncio.wait_for(_started(ink, run.id, run.position - 1), timeout=60)
+    # While the batch is being transformed (3.2 s), one editor changes a blob's data and
     # another moves a blob to 2.0.0 themselves.
     edited = await ink.update_blob(blobs[0].id, {"name": "Edited meanwhile", "age": 40})
     migrated_by_hand = await ink.migrate_blob(blobs[1].id, f"{name}@2.0.0")
