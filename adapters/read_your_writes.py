@@ -94,6 +94,18 @@ class ReadYourWrites:
         model = await self.read(("jobs",), min_position=position)
         return await model.job_ids(processor_id, statuses)
 
+    async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None,
+                                   position: int) -> list[str]:
+        """``commands.ports.MigrationFinder``: blobs a run moves, once blobs and buckets reached ``position``."""
+        model = await self.read(("blobs", "buckets"), min_position=position)
+        return await model.migration_candidates(owner_id, schema_ids, bucket_id)
+
+    async def completed_run(self, owner_id: str, from_schema_id: str, schema_id: str, bucket_id: str | None,
+                            position: int) -> bool:
+        """``commands.ports.MigrationFinder``: a completed real run, once migrations reached ``position``."""
+        model = await self.read(("migrations",), min_position=position)
+        return await model.completed_run(owner_id, from_schema_id, schema_id, bucket_id)
+
     async def is_empty(self, bucket_id: str) -> bool:
         """``commands.buckets.BucketContents``: decided on the read model once it has caught up with the log."""
         model = await self.read(("buckets", "blobs"))

@@ -195,3 +195,17 @@ class JobFinder(Protocol):
     through the log, which decides)."""
 
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...], position: int) -> list[str]: ...
+
+
+class MigrationFinder(Protocol):
+    """What a migration run reads of the read model, once it has reached ``position``."""
+
+    async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None,
+                                   position: int) -> list[str]:
+        """The owner's live blobs on one of ``schema_ids`` (within the bucket and its sub-buckets), oldest first."""
+        ...
+
+    async def completed_run(self, owner_id: str, from_schema_id: str, schema_id: str, bucket_id: str | None,
+                            position: int) -> bool:
+        """Whether a real (not dry) run of the owner from one version to the other, over the same bucket, completed."""
+        ...

@@ -99,6 +99,11 @@ class SchemaRegistry:
                 self._versions.popitem(last=False)
         return resolved
 
+    async def owner(self, name: str) -> str | None:
+        """Who registered the schema name (only they add versions), from the log."""
+        saved = await self._repo.get(Schema, schema_aggregate_id(name))
+        return saved.aggregate.owner_id if saved is not None else None
+
     async def migration_path(self, name: str, from_version: str, to_version: str) -> list[SchemaVersion] | None:
         """The versions whose transforms lead from one version to the other, in order (from the log)."""
         saved = await self._repo.get(Schema, schema_aggregate_id(name))

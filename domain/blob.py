@@ -112,6 +112,7 @@ class Blob(InkAggregate):
         self.processor_id = processor_id
         self.bucket_ids = list(bucket_ids)
         self.source = dict(source) if source is not None else None
+        self.migration_id: str | None = None  # the migration run that wrote the current schema, if one did
         self.deleted = False
 
     def ensure_live(self) -> None:
@@ -127,6 +128,7 @@ class Blob(InkAggregate):
     @event("Updated")
     def _updated(self, data: Any) -> None:
         self.data = data
+        self.migration_id = None
 
     def move(self, from_bucket_id: str, to_bucket_id: str) -> None:
         """Swap one bucket for another in place, keeping the list's order."""
@@ -143,20 +145,40 @@ class Blob(InkAggregate):
     @event("Moved")
     def _moved(self, from_bucket_id: str, to_bucket_id: str, bucket_ids: list[str]) -> None:
         self.bucket_ids = list(bucket_ids)
+        self.migration_id = None
 
-    def migrate(self, schema_id: str, data: Any, limits: Limits = Limits()) -> None:
+    class Migrated(InkAggregate.Event):
+        """A new schema version and the data for it. ``migration_id``: the migration run that
+        wrote it (None for a single-blob migrate); ``revert``: that run's revert put it back."""
+
+        class_version = 2
+        schema_id: str
+        data: Any
+        migration_id: str | None
+        revert: bool
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["migration_id"] = None
+            state["revert"] = False
+
+    def migrate(self, schema_id: str, data: Any, limits: Limits = Limits(), *, migration_id: str | None = None,
+                revert: bool = False) -> None:
         """A new schema version and the data transformed for it, as one change."""
         self.ensure_live()
         _check_schema_id(schema_id)
         if schema_id == self.schema_id:
             raise invalid("/schema_id", "the blob already has this schema")
+        if migration_id is not None and not is_id(migration_id):
+            raise invalid("/migration_id", "must be a migration id")
         check_data(data, limits, "the migrated data")
-        self._migrated(schema_id=schema_id, data=data)
+        self._migrated(schema_id=schema_id, data=data, migration_id=migration_id, revert=bool(revert))
 
-    @event("Migrated")
-    def _migrated(self, schema_id: str, data: Any) -> None:
+    @event(Migrated)
+    def _migrated(self, schema_id: str, data: Any, migration_id: str | None, revert: bool) -> None:
         self.schema_id = schema_id
         self.data = data
+        self.migration_id = migration_id
 
     def delete(self) -> None:
         self.ensure_live()

@@ -20,10 +20,12 @@ from domain.blob import Blob
 from domain.book import Book
 from domain.bucket import Bucket
 from domain.job import ERROR_CODES, STATUSES
+from domain.migration import STATUSES as MIGRATION_STATUSES
 from domain.processor import Processor
 from domain.recorded import Recorded
 from domain.schema import Schema, schema_id
 from projections.jobs import job_row
+from projections.migrations import migration_row
 
 
 class Document(BaseModel):
@@ -256,4 +258,50 @@ class JobOut(Document):
         row = job_row(records)
         if row is None:
             raise ValueError("no job in these records")
+        return cls.model_validate(row)
+
+
+class MigrationError(Document):
+    blob_id: str
+    path: str = Field(description="JSON Pointer of what failed: a field the result breaks, or \"\" for the "
+                                  "transform itself.")
+    message: str
+
+
+class MigrationOut(Document):
+    id: str
+    status: str = Field(json_schema_extra={"enum": list(MIGRATION_STATUSES)},
+                        description="pending → running → completed | failed; a completed real run may be "
+                                    "reverted: reverting → reverted.")
+    dry_run: bool = Field(description="A dry run transforms and validates every blob and writes nothing.")
+    schema_id: str = Field(description="The target version, `name@version`.")
+    from_schema_id: str = Field(description="The source version, `name@from_version`.")
+    bucket_id: str | None = Field(default=None, description="Only blobs in this bucket and its sub-buckets.")
+    total: int = Field(description="Blobs on the source version when the run started.")
+    migrated: int = Field(description="Blobs moved to the target (in a dry run: that would be).")
+    failed: int = Field(description="Blobs whose transform failed or whose result the target refuses; left as "
+                                    "they were.")
+    skipped: int = Field(description="Blobs changed by someone else while the run went on (and again when retried "
+                                     "at the end); left as they are.")
+    errors: list[MigrationError] = Field(description="The first 100 errors.")
+    error: str | None = Field(default=None, description="Why a `failed` run stopped.")
+    reverted: int = Field(default=0, description="Blobs the revert put back.")
+    revert_skipped: int = Field(default=0, description="Blobs the revert left alone: changed since the run, or "
+                                                       "deleted.")
+    revert_skipped_blob_ids: list[str] = Field(default_factory=list, description="The first 100 of them.")
+    owner_id: str
+    version: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    reverted_at: datetime | None = None
+    updated_at: datetime
+    position: int = Field(description="The log position of the run's last change.")
+
+    @classmethod
+    def from_history(cls, records: Iterable[Recorded]) -> MigrationOut:
+        """The run as the migrations projection holds it after ``records``."""
+        row = migration_row(records)
+        if row is None:
+            raise ValueError("no migration in these records")
         return cls.model_validate(row)

@@ -25,7 +25,7 @@ from projections.documents import BlobOut
 Topic = tuple[str, str]
 """``("bucket", bucket_id)`` or ``("job", job_id)``."""
 
-BUCKET, JOB = "bucket", "job"
+BUCKET, JOB, MIGRATION = "bucket", "job", "migration"
 
 BLOB_PUSHES: dict[str, str] = {
     "Blob.Created": "blob.created",
@@ -42,6 +42,17 @@ JOB_PUSHES: dict[str, str] = {
     "Job.Cancelled": "job.cancelled",
 }
 """The job events that are pushed: the one mapping to keep in step with ``domain/job.py``."""
+
+MIGRATION_PUSHES: dict[str, str] = {
+    "Migration.Started": "migration.started",
+    "Migration.Progressed": "migration.progressed",
+    "Migration.Completed": "migration.completed",
+    "Migration.Failed": "migration.failed",
+    "Migration.RevertRequested": "migration.reverting",
+    "Migration.RevertProgressed": "migration.progressed",
+    "Migration.RevertCompleted": "migration.reverted",
+}
+"""The migration run events that are pushed (one per batch at most: progress is batched in the log)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +72,22 @@ class JobState(Protocol):
     error: dict[str, str] | None
 
 
+class MigrationState(Protocol):
+    """What a migration push reports (``domain.migration.Migration`` has these)."""
+
+    status: str
+    dry_run: bool
+    total: int
+    migrated: int
+    failed: int
+    skipped: int
+    reverted: int
+    revert_skipped: int
+
+
 def pushed(record: Recorded) -> bool:
     """Whether this event can become a push at all (cheap: no state needed to say so)."""
-    return record.type in BLOB_PUSHES or record.type in JOB_PUSHES
+    return record.type in BLOB_PUSHES or record.type in JOB_PUSHES or record.type in MIGRATION_PUSHES
 
 
 def blob_topics(record: Recorded, blob: BlobOut) -> list[str]:
@@ -98,6 +122,20 @@ def job_pushes(record: Recorded, job: JobState) -> list[Push]:
         data["error"] = dict(job.error)
     data["position"] = record.position
     return [Push((JOB, record.aggregate_id), kind, record.position, data)]
+
+
+def migration_pushes(record: Recorded, run: MigrationState) -> list[Push]:
+    """``{migration_id, status, dry_run, total, migrated, failed, skipped, reverted, revert_skipped, position}``,
+    the run as it is after the event."""
+    kind = MIGRATION_PUSHES.get(record.type)
+    if kind is None:
+        return []
+    data: dict[str, Any] = {
+        "migration_id": record.aggregate_id, "status": run.status, "dry_run": run.dry_run, "total": run.total,
+        "migrated": run.migrated, "failed": run.failed, "skipped": run.skipped, "reverted": run.reverted,
+        "revert_skipped": run.revert_skipped, "position": record.position,
+    }
+    return [Push((MIGRATION, record.aggregate_id), kind, record.position, data)]
 
 
 @dataclass(frozen=True, slots=True)

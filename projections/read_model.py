@@ -19,6 +19,7 @@ from projections.documents import (
     BucketOut,
     Document,
     JobOut,
+    MigrationOut,
     ProcessorOut,
     SchemaOut,
     UserOut,
@@ -102,6 +103,22 @@ class ReadModel(Protocol):
 
     async def running_job_ids(self, owner_id: str) -> set[str]:
         """A user's running jobs (every runner's): the runners' fairness count."""
+        ...
+
+
+    async def migration(self, migration_id: str) -> MigrationOut | None: ...
+
+    async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
+        """The owner's migration runs, newest first."""
+        ...
+
+    async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:
+        """The owner's blobs on one of ``schema_ids``, within ``bucket_id`` and its sub-buckets when
+        given, oldest first: what a migration run moves."""
+        ...
+
+    async def completed_run(self, owner_id: str, from_schema_id: str, schema_id: str, bucket_id: str | None) -> bool:
+        """Whether a real run of the owner from one version to the other over the same bucket completed."""
         ...
 
 

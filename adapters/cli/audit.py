@@ -18,7 +18,7 @@ from domain.ids import is_id
 from domain.schema import schema_aggregate_id
 from domain.user import account_id
 
-KINDS = ("user", "blob", "bucket", "schema", "book", "processor", "job")
+KINDS = ("user", "blob", "bucket", "schema", "book", "processor", "job", "migration")
 
 
 def _shown(data: dict[str, object]) -> dict[str, object]:

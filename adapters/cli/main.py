@@ -1,4 +1,4 @@
-"""The ``inkstream`` command: run the system, manage streams, replay, audit, export."""
+"""The ``inkstream`` command: run the system, manage streams, replay, audit, export, migrate."""
 
 from __future__ import annotations
 
@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("book_id")
     export.add_argument("--format", default="markdown", choices=["text", "markdown", "html", "epub"])
     export.add_argument("-o", "--output", required=True)
+    migrate = sub.add_parser(
+        "migrate", help="migrate your stored blobs from one schema version to another (dry unless --apply)",
+        description="Requests a migration run over HTTP as you (INKSTREAM_TOKEN, or --email with "
+        "INKSTREAM_PASSWORD) and follows its progress; ends with the counts and the first errors.")
+    migrate.add_argument("schema_id", help="the target version, name@version")
+    migrate.add_argument("--from", dest="from_version", required=True, help="the source version of the same schema")
+    migrate.add_argument("--bucket", help="only blobs in this bucket and its sub-buckets")
+    migrate.add_argument("--apply", action="store_true", help="write (default: a dry run, which writes nothing)")
+    migrate.add_argument("--url", help="the API (default INKSTREAM_URL, else http://127.0.0.1:INKSTREAM_HTTP_PORT)")
+    migrate.add_argument("--email", help="log in as this user (password in INKSTREAM_PASSWORD)")
     return parser
 
 
@@ -103,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from adapters.cli.audit import audit_command
 
         return asyncio.run(audit_command(settings, args.kind, args.id, as_json=args.json))
+    if args.command == "migrate":
+        from adapters.cli.migrate import migrate_command
+
+        return asyncio.run(migrate_command(settings, args.schema_id, args.from_version, args.bucket, args.apply,
+                                           url=args.url, email=args.email))
     if args.command == "export":
         from adapters.cli.export import export_command
 

@@ -66,6 +66,7 @@ from adapters.http.models_jobs import (
     ProcessorDeleted,
     ProcessorPage,
 )
+from adapters.http.models_migrations import MigrationChanged, MigrationPage
 from adapters.http.models_content import (
     BlobChanged,
     BlobDeleted,
@@ -78,15 +79,26 @@ from adapters.http.models_content import (
     SchemaPage,
     ValidateOut,
 )
-from projections.documents import BlobOut, BookOut, BucketOut, JobOut, ProcessorOut, SchemaOut, UserOut
+from projections.documents import (
+    BlobOut,
+    BookOut,
+    BucketOut,
+    JobOut,
+    MigrationOut,
+    ProcessorOut,
+    SchemaOut,
+    UserOut,
+)
 
-__all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat", "FINISHED"]
+__all__ = ["InkstreamClient", "UNSET", "Consistency", "ExportFormat", "FINISHED", "MIGRATION_FINISHED"]
 
 log = logging.getLogger("inkstream.client")
 
 Consistency = Literal["eventual", "strong"]
 #: The statuses a job ends in.
 FINISHED: Final = frozenset({"completed", "failed", "cancelled"})
+#: The statuses a migration run ends in (a revert included).
+MIGRATION_FINISHED: Final = frozenset({"completed", "failed", "reverted"})
 ExportFormat = Literal["text", "markdown", "html", "epub"]
 M = TypeVar("M", bound=BaseModel)
 
@@ -625,11 +637,63 @@ class InkstreamClient:
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, max_interval)
 
+    # -- migration runs ------------------------------------------------------------------------------
+
+    async def request_migration(self, schema_id: str, from_version: str, *, bucket_id: str | None = None,
+                                dry_run: bool = True, idempotency_key: str | None = None) -> MigrationChanged:
+        """Move your blobs on ``name@from_version`` to ``schema_id`` (202, ``pending``); dry by default.
+        See ``wait_for_migration``."""
+        body = _drop_none({"schema_id": schema_id, "from_version": from_version, "bucket_id": bucket_id})
+        body["dry_run"] = dry_run
+        return await self._model(MigrationChanged, "POST", "/v1/migrations", body=body,
+                                 idempotency_key=idempotency_key)
+
+    async def get_migration(self, migration_id: str, *, consistency: Consistency | None = None) -> MigrationOut:
+        return await self._get(MigrationOut, f"/v1/migrations/{_seg(migration_id)}", consistency)
+
+    async def list_migrations(self, *, limit: int | None = None, cursor: str | None = None,
+                              consistency: Consistency | None = None) -> MigrationPage:
+        """Your migration runs, newest first."""
+        return await self._get(MigrationPage, "/v1/migrations", consistency, limit=limit, cursor=cursor)
+
+    async def revert_migration(self, migration_id: str, *, idempotency_key: str | None = None) -> MigrationChanged:
+        """Put back every blob a completed run changed and nobody changed since (202, ``reverting``)."""
+        return await self._model(MigrationChanged, "POST", f"/v1/migrations/{_seg(migration_id)}/revert",
+                                 idempotency_key=idempotency_key)
+
+    async def wait_for_migration(
+        self, migration_id: str, *, until: frozenset[str] = MIGRATION_FINISHED, timeout: float = 300.0,
+        interval: float = 0.05, max_interval: float = 0.5,
+        on_progress: Callable[[MigrationOut], None] | None = None,
+    ) -> MigrationOut:
+        """The run once its status is one of ``until`` (by default: it ended, ``completed``,
+        ``failed`` or ``reverted``), calling ``on_progress`` with each new state on the way.
+        The client's read-your-writes position moves to the run's, so reading its blobs next
+        sees what it wrote. Raises ``TimeoutError`` when that has not happened within ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                run = await self.get_migration(migration_id, consistency="strong")
+                seen = -1
+                while True:
+                    if run.version != seen and on_progress is not None:
+                        on_progress(run)
+                    seen = run.version
+                    if run.status in until:
+                        break
+                    await asyncio.sleep(interval)
+                    interval = min(interval * 1.5, max_interval)
+                    run = await self.get_migration(migration_id, consistency="eventual")
+        except TimeoutError:
+            raise TimeoutError(f"migration {migration_id} has not finished after {timeout:g} s") from None
+        self.observe_position(run.position)
+        return run
+
     # -- live updates ------------------------------------------------------------------------------
 
     def subscribe(self, *, bucket_id: str | None = None, job_id: str | None = None, since: int | None = None,
-                  heartbeat: float = 20.0, max_reconnects: int | None = None) -> AsyncIterator[LiveEvent]:
-        """Every change of one of your buckets (or jobs), live: ``async for event in ink.subscribe(bucket_id=B)``.
+                  heartbeat: float = 20.0, max_reconnects: int | None = None,
+                  migration_id: str | None = None) -> AsyncIterator[LiveEvent]:
+        """Every change of one of your buckets (or jobs, or migration runs), live: ``async for event in ink.subscribe(bucket_id=B)``.
 
         Over ``/ws``. ``since``: start after this log position (a command answer's ``position``),
         replaying what happened since from the log; without it, from the moment of subscribing.
@@ -641,7 +705,7 @@ class InkstreamClient:
         ``NotFoundError`` when the server refuses.
         """
         return subscribe(self, bucket_id=bucket_id, job_id=job_id, since=since, heartbeat=heartbeat,
-                         max_reconnects=max_reconnects)
+                         max_reconnects=max_reconnects, migration_id=migration_id)
 
     # -- paging -------------------------------------------------------------------------------------
 

@@ -82,12 +82,15 @@ async def subscribe(
     bucket_id: str | None = None,
     job_id: str | None = None,
     since: int | None = None,
+    migration_id: str | None = None,
     heartbeat: float = 20.0,
     max_reconnects: int | None = None,
 ) -> AsyncIterator[LiveEvent]:
-    if (bucket_id is None) == (job_id is None):
-        raise ValueError("give exactly one of bucket_id and job_id")
-    topic = {"bucket_id": bucket_id} if bucket_id is not None else {"job_id": job_id}
+    given = {k: v for k, v in (("bucket_id", bucket_id), ("job_id", job_id), ("migration_id", migration_id))
+             if v is not None}
+    if len(given) != 1:
+        raise ValueError("give exactly one of bucket_id, job_id and migration_id")
+    topic: dict[str, str | None] = dict(given)
     last = since
     failures = 0
     while True:

@@ -15,7 +15,8 @@ from adapters.http.middleware import access_middleware, observability_middleware
 from adapters.http.probes import Probes
 from adapters.http.problems import problem_middleware
 from adapters.http.limits import Limiters
-from adapters.http.routes import auth, books, content, jobs, live as live_routes
+from adapters.http.routes import auth, books, content, jobs, migrations
+from adapters.http.routes import live as live_routes
 from adapters.live.hub import LiveHub
 from adapters.http.tokens import TokenService
 from adapters.read_your_writes import ReadYourWrites
@@ -28,7 +29,7 @@ from commands.repository import Repository
 def build_api() -> Api:
     """Every route of the v1 contract (and the operations routes), declared once."""
     api = Api()
-    for routes in (operations, auth, content, books, jobs, live_routes):
+    for routes in (operations, auth, content, books, jobs, migrations, live_routes):
         routes.register_routes(api)
     return api
 

@@ -25,10 +25,11 @@ class AuthIn(Request):
 
 
 class TopicIn(Request):
-    """Exactly one of ``bucket_id`` and ``job_id``."""
+    """Exactly one of ``bucket_id``, ``job_id`` and ``migration_id``."""
 
     bucket_id: str | None = None
     job_id: str | None = None
+    migration_id: str | None = None
 
 
 class SubscribeIn(TopicIn):
@@ -40,6 +41,7 @@ class EventsQuery(BaseModel):
 
     bucket_id: str | None = Field(default=None, description="One of your buckets (or give `job_id`).")
     job_id: str | None = Field(default=None, description="One of your jobs (or give `bucket_id`).")
+    migration_id: str | None = Field(default=None, description="One of your migration runs.")
     since: int | None = Field(default=None, ge=0, le=MAX_POSITION,
                               description="Replay every matching change after this log position first. "
                                           "`Last-Event-ID` takes precedence when both are sent.")

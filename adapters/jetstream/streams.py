@@ -88,6 +88,7 @@ def load_consumer_specs(path: Path | None = None, ack_wait: float | None = None)
         config = api.ConsumerConfig(
             durable_name=spec["name"],
             filter_subject=spec.get("filter_subject"),
+            filter_subjects=list(spec["filter_subjects"]) if spec.get("filter_subjects") else None,
             deliver_policy=api.DeliverPolicy(spec.get("deliver_policy", "all")),
             ack_policy=api.AckPolicy(spec.get("ack_policy", "explicit")),
             ack_wait=float(ack_wait if ack_wait is not None and spec["name"] == "jobs"
@@ -99,7 +100,7 @@ def load_consumer_specs(path: Path | None = None, ack_wait: float | None = None)
     return specs
 
 
-_CONSUMER_FIELDS = ("filter_subject", "deliver_policy", "ack_policy", "ack_wait", "max_deliver", "max_ack_pending")
+_CONSUMER_FIELDS = ("filter_subject", "filter_subjects", "deliver_policy", "ack_policy", "ack_wait", "max_deliver", "max_ack_pending")
 
 
 async def apply_consumers(nc: Client, specs: list[ConsumerSpec], report: ApplyReport | None = None) -> ApplyReport:

@@ -65,6 +65,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from adapters.jobs.migrations import MIGRATION_EVENTS, MigrationExecutor, MigrationOptions
 from adapters.processors.base import Output, ProcessorFailure, ProcessorType, RunContext
 from adapters.processors.catalog import ProcessorCatalog
 from adapters.telemetry.metrics import Metrics
@@ -82,7 +83,8 @@ from commands.job_runs import (
     WriteOutput,
     runner_actor,
 )
-from commands.ports import Unavailable
+from commands.migrations import MigrationReads
+from commands.ports import Sandbox, Unavailable
 from commands.repository import Context
 from domain.errors import DomainError, FieldError, ValidationFailed
 from domain.ids import new_id
@@ -91,7 +93,7 @@ from domain.processor import Processor
 
 log = structlog.get_logger("inkstream.jobs")
 
-WORK_EVENTS = frozenset({"Job.Requested", "Job.Retried"})
+WORK_EVENTS = frozenset({"Job.Requested", "Job.Retried"}) | MIGRATION_EVENTS
 
 
 class Outcome(enum.Enum):
@@ -108,6 +110,7 @@ class Work:
     run: int
     owner_id: str
     traceparent: str | None
+    kind: str = "Job.Requested"
 
 
 @dataclass
@@ -195,6 +198,9 @@ class JobRunner:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         elsewhere: RunningElsewhere | None = None,
+        migrations: MigrationReads | None = None,
+        sandbox: Sandbox | None = None,
+        migration_options: MigrationOptions | None = None,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream()
@@ -216,6 +222,11 @@ class JobRunner:
         self.actor = runner_actor(self.runner_id)
         self.completed = 0  # outcomes recorded by this runner, for tests and logs
         self.failed = 0
+        self._migrations = (
+            MigrationExecutor(migrations, sandbox, self._record_in, self._durably,
+                              migration_options or MigrationOptions(ack_wait=self._options.ack_wait), metrics)
+            if migrations is not None and sandbox is not None else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -295,7 +306,7 @@ class JobRunner:
         try:
             data = orjson.loads(msg.data)
             work = Work(msg, msg.subject.split(".", 2)[2], int(data.get("run", 1)), str(data["owner_id"]),
-                        headers.get("traceparent"))
+                        headers.get("traceparent"), headers["Ink-Type"])
         except (ValueError, KeyError, IndexError, TypeError):
             log.error("jobs.unreadable_message", subject=msg.subject)
             await self._reply(msg, Outcome.TERM)
@@ -404,7 +415,10 @@ class JobRunner:
         outcome, delay = Outcome.NAK, 5.0
         try:
             with span if span is not None else contextlib.nullcontext():
-                outcome, delay = await self._process(work)
+                if work.kind in MIGRATION_EVENTS:
+                    outcome, delay = await self._process_migration(work)
+                else:
+                    outcome, delay = await self._process(work)
         except asyncio.CancelledError:
             outcome, delay = Outcome.NAK, 0.0  # shutting down: another runner takes it over
             await self._reply(work.msg, outcome, delay)
@@ -429,6 +443,19 @@ class JobRunner:
         """One transition through the bus, retried while the log is unreachable under one command id."""
         ctx = Context(self.actor, new_id())
         return await self._durably(lambda: self._bus.handle(command, ctx))
+
+    async def _record_in(self, command: Any, ctx: Context | None) -> Any:
+        """``_record`` under a given context (a derived command id) when there is one."""
+        if ctx is None:
+            return await self._record(command)
+        return await self._durably(lambda: self._bus.handle(command, ctx))
+
+    async def _process_migration(self, work: Work) -> tuple[Outcome, float]:
+        """A migration run or its revert (``adapters/jobs/migrations.py``)."""
+        if self._migrations is None:
+            return Outcome.NAK, 5.0  # this runner cannot run migrations: another may
+        answer = await self._migrations.process(work.job_id, work.kind, self.runner_id, self.actor)
+        return Outcome(answer), 0
 
     async def _durably(self, action: Callable[[], Awaitable[Any]]) -> Any:
         """Retry ``action`` while the log is unreachable (same command ids, so it lands once)."""

@@ -43,7 +43,17 @@ from domain.base import EventCodec
 from domain.errors import NotFound
 from domain.recorded import Recorded
 from projections.documents import BlobOut
-from projections.pushes import BUCKET, JOB, Push, Topic, blob_pushes, bucket_access, job_pushes
+from projections.pushes import (
+    BUCKET,
+    JOB,
+    MIGRATION,
+    Push,
+    Topic,
+    blob_pushes,
+    bucket_access,
+    job_pushes,
+    migration_pushes,
+)
 
 log = structlog.get_logger("inkstream.live")
 
@@ -327,11 +337,13 @@ async def pushes_or_none(record: Recorded, states: AggregateStates) -> list[Push
 
 async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:
     """The pushes of one event, with the aggregate's state after it (kept current for every blob and job event)."""
-    if record.aggregate_type not in ("blob", JOB):
+    if record.aggregate_type not in ("blob", JOB, MIGRATION):
         return []
     state = await states.after(record)
     if state is None:
         return []
     if record.aggregate_type == "blob":
         return blob_pushes(record, BlobOut.from_aggregate(state))  # type: ignore[arg-type]
+    if record.aggregate_type == MIGRATION:
+        return migration_pushes(record, state)  # type: ignore[arg-type]
     return job_pushes(record, state)  # type: ignore[arg-type]

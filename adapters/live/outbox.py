@@ -56,7 +56,7 @@ class Message:
 
 
 def topic_field(topic: Topic) -> dict[str, str]:
-    """``{"bucket_id": B}`` or ``{"job_id": J}``."""
+    """``{"bucket_id": B}``, ``{"job_id": J}`` or ``{"migration_id": M}``."""
     return {f"{topic[0]}_id": topic[1]}
 
 

@@ -63,6 +63,9 @@ COLLECTIONS: dict[str, CollectionSpec] = {
     "jobs": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", DOWN), ("_id", DOWN)),
                                      (("owner_id", UP), ("status", UP)),
                                      (("processor_id", UP), ("status", UP), ("created_at", UP), ("_id", UP)))),
+    # migrations(owner): newest first; completed_run(owner, from, to)
+    "migrations": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", DOWN), ("_id", DOWN)),
+                                           (("owner_id", UP), ("from_schema_id", UP), ("schema_id", UP)))),
 }
 
 

@@ -35,7 +35,8 @@ from adapters.mongo.encoding import decode_document, timestamp
 from commands.ports import Unavailable
 from domain.schema import parse_schema_id
 from projections.documents import (
-    BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, ChapterSummary, Document, JobOut, ProcessorOut, SchemaOut,
+    BlobOut, BookOut, BookSummary, BucketOut, ChapterOut, ChapterSummary, Document, JobOut, MigrationOut, ProcessorOut,
+    SchemaOut,
     UserOut,
 )
 from projections.read_model import Page
@@ -119,6 +120,10 @@ def _processor(doc: dict[str, Any]) -> ProcessorOut:
 
 def _job(doc: dict[str, Any]) -> JobOut:
     return JobOut.model_validate(decode_document(doc))
+
+
+def _migration(doc: dict[str, Any]) -> MigrationOut:
+    return MigrationOut.model_validate(decode_document(doc))
 
 
 def _in_order(book: dict[str, Any], chapters: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
@@ -306,3 +311,36 @@ class MongoReadModel:
     async def running_job_ids(self, owner_id: str) -> set[str]:
         docs = await self._find("jobs", {"owner_id": owner_id, "status": "running"}, _OLDEST, 0, {"_id": 1})
         return {d["_id"] for d in docs}
+
+    @_reachable
+    async def migration(self, migration_id: str) -> MigrationOut | None:
+        doc = await self._db.migrations.find_one({"_id": migration_id, **LIVE})
+        return _migration(doc) if doc is not None else None
+
+    @_reachable
+    async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
+        limit = clamp_limit(limit)
+        docs = await self._find("migrations", {"owner_id": owner_id, **_before_time(cursor)}, _NEWEST, limit + 1)
+        return _page(docs, limit, _migration, _time_key)
+
+    @_reachable
+    async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:
+        query: dict[str, Any] = {"owner_id": owner_id, "schema_id": {"$in": list(schema_ids)}}
+        if bucket_id is not None:
+            tree, frontier = {bucket_id}, [bucket_id]
+            while frontier:  # the bucket and its sub-buckets, one level per query
+                children = await self._find("buckets", {"parent_id": {"$in": frontier}}, _OLDEST, 0, {"_id": 1})
+                frontier = [d["_id"] for d in children if d["_id"] not in tree]
+                tree.update(frontier)
+            members = await self._find("blob_buckets", {"bucket_id": {"$in": sorted(tree)}}, [("_id", ASCENDING)],
+                                       0, {"blob_id": 1})
+            query["_id"] = {"$in": sorted({d["blob_id"] for d in members})}
+        docs = await self._find("blobs", query, _OLDEST, 0, {"_id": 1})
+        return [d["_id"] for d in docs]
+
+    @_reachable
+    async def completed_run(self, owner_id: str, from_schema_id: str, schema_id: str, bucket_id: str | None) -> bool:
+        doc = await self._db.migrations.find_one({"owner_id": owner_id, "from_schema_id": from_schema_id,
+                                                  "schema_id": schema_id, "bucket_id": bucket_id,
+                                                  "status": "completed", "dry_run": False, **LIVE}, {"_id": 1})
+        return doc is not None

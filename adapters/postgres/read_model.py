@@ -31,6 +31,7 @@ from projections.documents import (
     ChapterOut,
     Document,
     JobOut,
+    MigrationOut,
     ProcessorOut,
     SchemaOut,
     UserOut,
@@ -51,6 +52,25 @@ _JOB_COLUMNS = (
     "id, owner_id, processor_id, processor_version, processor_type, input_blob_id, output_blob_id, status, error, "
     'last_error, attempts, "trigger", depth, created_at, started_at, finished_at, updated_at, version, position'
 )
+
+_MIGRATION_COLUMNS = (
+    "id, owner_id, schema_id, from_schema_id, bucket_id, dry_run, status, total, migrated, failed, skipped, errors, "
+    "error, reverted, revert_skipped, revert_skipped_blob_ids, created_at, started_at, finished_at, reverted_at, "
+    "updated_at, version, position"
+)
+
+_MIGRATION_CANDIDATES = """
+WITH RECURSIVE tree AS (
+    SELECT id FROM buckets WHERE id = $3
+    UNION
+    SELECT c.id FROM buckets c JOIN tree t ON c.parent_id = t.id
+)
+SELECT b.id FROM blobs b
+WHERE b.owner_id = $1 AND b.schema_id = ANY($2::text[])
+  AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM blob_buckets bb JOIN tree t ON bb.bucket_id = t.id
+                                   WHERE bb.blob_id = b.id))
+ORDER BY b.created_at, b.id
+"""
 
 _GET_BOOK = """
 SELECT b.id, b.owner_id, b.title, b.metadata, b.version, b.created_at, b.updated_at,
@@ -129,6 +149,10 @@ def _job(row: asyncpg.Record) -> JobOut:
         if fields[column] is not None:
             fields[column] = _json(fields[column])
     return JobOut.model_validate(fields)
+
+
+def _migration(row: asyncpg.Record) -> MigrationOut:
+    return MigrationOut.model_validate(_row(row, "errors", "revert_skipped_blob_ids"))
 
 
 class PostgresReadModel:
@@ -294,3 +318,29 @@ class PostgresReadModel:
     async def running_job_ids(self, owner_id: str) -> set[str]:
         rows = await self._conn.fetch("SELECT id FROM jobs WHERE owner_id = $1 AND status = 'running'", owner_id)
         return {r["id"] for r in rows}
+
+    async def migration(self, migration_id: str) -> MigrationOut | None:
+        row = await self._conn.fetchrow(f"SELECT {_MIGRATION_COLUMNS} FROM migrations WHERE id = $1", migration_id)
+        return _migration(row) if row is not None else None
+
+    async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
+        limit = clamp_limit(limit)
+        at, last_id = time_cursor(cursor)
+        rows = await self._conn.fetch(
+            f"SELECT {_MIGRATION_COLUMNS} FROM migrations WHERE owner_id = $1"
+            " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))"
+            " ORDER BY created_at DESC, id DESC LIMIT $4",
+            owner_id, at, last_id, limit + 1,
+        )  # fmt: skip
+        return _page(rows, limit, _migration, _time_key)
+
+    async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:
+        rows = await self._conn.fetch(_MIGRATION_CANDIDATES, owner_id, list(schema_ids), bucket_id)
+        return [r["id"] for r in rows]
+
+    async def completed_run(self, owner_id: str, from_schema_id: str, schema_id: str, bucket_id: str | None) -> bool:
+        return bool(await self._conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM migrations WHERE owner_id = $1 AND from_schema_id = $2 AND schema_id = $3"
+            " AND bucket_id IS NOT DISTINCT FROM $4 AND status = 'completed' AND NOT dry_run)",
+            owner_id, from_schema_id, schema_id, bucket_id,
+        ))  # fmt: skip

@@ -28,6 +28,7 @@ from commands.buckets import BucketHandlers
 from commands.bus import CommandBus
 from commands.job_runs import JobReads, JobRunHandlers
 from commands.jobs import JobHandlers
+from commands.migrations import MigrationHandlers, MigrationReads
 from commands.ports import EventStore, PasswordHasher, Sandbox, SchemaValidator
 from commands.processors import ProcessorHandlers
 from commands.repository import Repository
@@ -38,6 +39,7 @@ from domain.blob import Blob
 from domain.book import Book
 from domain.bucket import Bucket
 from domain.job import Job
+from domain.migration import Migration
 from domain.processor import Processor
 from domain.schema import Schema
 from domain.user import User
@@ -46,6 +48,7 @@ from projections.books import BooksProjection
 from projections.buckets import BucketProjection
 from projections.changes import Projection
 from projections.jobs import JobProjection
+from projections.migrations import MigrationProjection
 from projections.processors import ProcessorProjection
 from projections.read_model import ProjectionPositions, ReadModel
 from projections.schemas import SchemaProjection
@@ -53,13 +56,13 @@ from projections.users import UsersProjection
 
 
 def aggregates() -> list[type[InkAggregate]]:
-    return [User, Schema, Bucket, Blob, Book, Processor, Job]
+    return [User, Schema, Bucket, Blob, Book, Processor, Job, Migration]
 
 
 def projections() -> list[Projection]:
     return [
         UsersProjection(), SchemaProjection(), BucketProjection(), BlobProjection(), BooksProjection(),
-        ProcessorProjection(), JobProjection(),
+        ProcessorProjection(), JobProjection(), MigrationProjection(),
     ]
 
 
@@ -92,6 +95,7 @@ class Services:
     projections: tuple[Projection, ...]
     processor_types: ProcessorCatalog
     job_reads: JobReads
+    migration_reads: MigrationReads
 
 
 def bootstrap(
@@ -130,6 +134,7 @@ def bootstrap(
         ProcessorHandlers(repo, schemas, processor_types),
         JobHandlers(repo, processor_types, reads),
         JobRunHandlers(repo, schemas, limits),
+        MigrationHandlers(repo, schemas, reads, limits),
     )
     bus = CommandBus({command: handler for context in contexts for command, handler in context.handlers().items()},
                      tracing)
@@ -159,4 +164,5 @@ def bootstrap(
         projections=tuple(projections()),
         processor_types=processor_types,
         job_reads=JobReads(repo, schemas),
+        migration_reads=MigrationReads(repo, schemas, reads, limits),
     )

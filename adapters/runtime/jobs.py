@@ -10,9 +10,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from adapters.jobs.dispatcher import DispatcherLoop, TriggerDispatcher
+from adapters.jobs.migrations import MigrationOptions
 from adapters.jobs.runner import JobRunner, RunnerOptions
 from adapters.runtime.bootstrap import Services
 from adapters.shared_log import SharedLog
+from commands.ports import Sandbox
 from nats.aio.client import Client
 
 
@@ -29,7 +31,9 @@ def start_job_workers(
     shared_log: SharedLog,
     database_url: str,
     stop_tasks: Callable[[list[asyncio.Task[None]]], Awaitable[None]],
+    sandbox: Sandbox | None = None,
 ) -> JobWorkers:
+    """``sandbox``: the one migration runs' transforms use (the runner's own, like js-transform jobs')."""
     settings = services.settings
     options = RunnerOptions(
         concurrency=settings.job_concurrency,
@@ -39,7 +43,10 @@ def start_job_workers(
         retry_backoff_max=settings.job_retry_backoff_max_seconds,
     )
     runner = JobRunner(nc, services.bus, services.job_reads, services.processor_types, options,
-                       metrics=services.metrics, tracing=services.tracing, elsewhere=services.reads.model)
+                       metrics=services.metrics, tracing=services.tracing, elsewhere=services.reads.model,
+                       migrations=services.migration_reads, sandbox=sandbox,
+                       migration_options=MigrationOptions(batch_size=settings.migration_batch_size,
+                                                          ack_wait=settings.job_ack_wait_seconds))
     dispatcher = DispatcherLoop(
         TriggerDispatcher(services.bus, services.repo, services.codec, metrics=services.metrics,
                           tracing=services.tracing),

@@ -217,7 +217,8 @@ async def start(
         into = configured_stores(settings) if project_into is None else project_into
         await _start_projectors(stack, running, [k for k in kinds if k in into])
     if work:
-        running.jobs = start_job_workers(stack, services, nc, shared_log, database_url, _stop_tasks)
+        running.jobs = start_job_workers(stack, services, nc, shared_log, database_url, _stop_tasks,
+                                         sandbox=job_sandbox)
     return running
 
 

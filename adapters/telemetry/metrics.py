@@ -59,6 +59,11 @@ class Metrics:
             "jobs_queue_depth", "The jobs consumer's messages: undelivered, and delivered but not yet acknowledged "
             "(running, queued for a fair turn, or waiting out a retry's backoff)", ["state"], registry=r,
         )
+        self.migration_blobs = Counter(
+            "migration_blobs_total", "Blobs a migration run dealt with in this process, by outcome (migrated, "
+            "failed, skipped, reverted, revert_skipped) and whether the run was dry", ["outcome", "dry_run"],
+            registry=r,
+        )
         self.websocket_connections.set(0)
         self.sse_connections.set(0)
 

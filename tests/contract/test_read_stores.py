@@ -168,6 +168,19 @@ def _calls(world: World) -> list[tuple[str, Callable[[ReadModel], Awaitable[Any]
             for status in (None, "completed", "failed"):
                 calls.append((f"jobs {pid} {status}/{limit}", lambda m, n=limit, p=pid, st=status: _all_pages(
                     lambda lim, c: m.jobs(owner, p, st, lim, c), n)))
+    for mid in made.migrations:
+        calls.append((f"migration {mid}", lambda m, mid=mid: m.migration(mid)))
+    for limit in (1, 2, 500):
+        calls.append((f"migrations/{limit}", lambda m, n=limit: _all_pages(
+            lambda lim, c: m.migrations(owner, lim, c), n)))
+    versions = [made.schema_ids, [f"{made.schema}@1.0.0"], [f"{made.schema}@2.0.0"], ["no-such@1.0.0"]]
+    for bucket in (None, *every_bucket):
+        for ids in versions:
+            calls.append((f"migration_candidates {bucket} {ids}", lambda m, b=bucket, i=ids: m.migration_candidates(
+                owner, i, b)))
+        for target in (f"{made.schema}@2.0.0", f"{made.schema}@1.0.0"):
+            calls.append((f"completed_run {bucket} {target}", lambda m, b=bucket, t=target: m.completed_run(
+                owner, f"{made.schema}@1.0.0", t, b)))
     return calls
 
 
@@ -293,7 +306,7 @@ async def test_replay_into_mongo_equals_the_live_collections_while_queries_answe
         outcomes = await querying
         await reader.close()
     assert proc.returncode == 0, (out, err)
-    assert "rebuilt users, schemas, buckets, blobs, books, processors, jobs in mongo" in " ".join(err.decode().split())
+    assert "rebuilt users, schemas, buckets, blobs, books, processors, jobs, migrations in mongo" in " ".join(err.decode().split())
     assert set(outcomes) == {"ok"} and len(outcomes) > 4, outcomes
     assert await _dump(system) == before
 

@@ -44,6 +44,7 @@ class Made:
     deleted_processors: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     output_blobs: list[str] = field(default_factory=list)  # what the jobs wrote, the owner's too
+    migrations: list[str] = field(default_factory=list)
     last_position: int = 0
 
 
@@ -133,6 +134,18 @@ async def studio_workload(ink: InkstreamClient) -> Made:
         if done.output_blob_id is not None:  # the owner's too: blob lists show them
             made.output_blobs.append(done.output_blob_id)
     made.jobs = [j.id for j in jobs]
+
+    # Task 12: migration runs (a dry run, a real run in a bucket's tree then reverted, another left done).
+    source = f"{name}@2.0.0"
+    dry = await ink.request_migration(source, "1.0.0")
+    tree = await ink.request_migration(source, "1.0.0", bucket_id=root.id, dry_run=False)
+    await ink.wait_for_migration(dry.id)
+    await ink.wait_for_migration(tree.id)
+    await ink.revert_migration(tree.id)
+    await ink.wait_for_migration(tree.id)
+    kept = await ink.request_migration(source, "1.0.0", bucket_id=loose.id, dry_run=False)
+    await ink.wait_for_migration(kept.id)
+    made.migrations = [dry.id, tree.id, kept.id]
     made.last_position = ink.last_position
     return made
 
@@ -176,6 +189,11 @@ def queries_of(made: Made, user_id: str) -> list[tuple[str, str, dict[str, Any]]
             q.append(("/v1/jobs", "/v1/jobs", {**f, "limit": limit}))
     for jid in made.jobs:
         q.append(("/v1/jobs/{id}", f"/v1/jobs/{jid}", {}))
-    for path in ("/v1/blobs", "/v1/buckets", "/v1/books", "/v1/processors", "/v1/jobs"):  # forged cursors alike
+    for limit in (1, 50):
+        q.append(("/v1/migrations", "/v1/migrations", {"limit": limit}))
+    for mid in made.migrations:
+        q.append(("/v1/migrations/{id}", f"/v1/migrations/{mid}", {}))
+    for path in ("/v1/blobs", "/v1/buckets", "/v1/books", "/v1/processors", "/v1/jobs",
+                 "/v1/migrations"):  # forged cursors alike
         q.append((path, path, {"cursor": "bm90IGEgY3Vyc29y"}))
     return q

@@ -50,3 +50,24 @@ def test_a_current_event_is_left_alone_and_encodes_its_class_version() -> None:
     note = Note(text="a b c", language="fr", words=3)
     encoded = codec.encode(note.collect_events()[0], actor=None)
     assert encoded.class_version == 3 and encoded.data == {"text": "a b c", "language": "fr", "words": 3}
+
+
+def test_a_blob_migrated_event_of_class_version_1_still_loads() -> None:
+    """``Blob.Migrated`` gained ``migration_id`` and ``revert`` (class version 2, migration runs);
+    the events written before that are upcast, and a blob whose history holds one rebuilds."""
+    from domain.blob import Blob
+
+    codec = EventCodec([Blob])
+    blob_id, at = new_id(), datetime.now(timezone.utc)
+    created = Recorded(position=1, aggregate_type="blob", aggregate_id=blob_id, type="Blob.Created", version=1,
+                       at=at, data={"owner_id": "u", "data": {"age": 30}, "schema_id": "p@1.0.0",
+                                    "processor_id": None, "bucket_ids": [], "source": None}, class_version=2)
+    migrated_v1 = Recorded(position=2, aggregate_type="blob", aggregate_id=blob_id, type="Blob.Migrated", version=2,
+                           at=at, data={"schema_id": "p@2.0.0", "data": {"birthYear": 1996}}, class_version=1)
+    assert codec.upcast(migrated_v1).data == {"schema_id": "p@2.0.0", "data": {"birthYear": 1996},
+                                              "migration_id": None, "revert": False}
+    blob = codec.rebuild([created, migrated_v1])
+    assert isinstance(blob, Blob)
+    assert (blob.schema_id, blob.data, blob.version, blob.migration_id) == ("p@2.0.0", {"birthYear": 1996}, 2, None)
+    blob.update({"birthYear": 1997})  # and it goes on from there
+    assert blob.version == 3

@@ -42,7 +42,7 @@ from adapters.live.hub import LiveHub, Subscription
 from adapters.live.outbox import Message, Outbox, topic_field
 from adapters.telemetry.metrics import Metrics
 from domain.ids import is_id
-from projections.pushes import BUCKET, JOB, Topic
+from projections.pushes import BUCKET, JOB, MIGRATION, Topic
 
 log = structlog.get_logger("inkstream.live")
 
@@ -73,10 +73,11 @@ def _parse(raw: str, model: type[Any]) -> Any:
 
 
 def parse_topic(data: TopicIn) -> Topic:
-    """Exactly one of ``bucket_id``/``job_id``, and an id (never a raw token in a subject)."""
-    given = [(kind, value) for kind, value in ((BUCKET, data.bucket_id), (JOB, data.job_id)) if value is not None]
+    """Exactly one of ``bucket_id``/``job_id``/``migration_id``, and an id (never a raw token in a subject)."""
+    given = [(kind, value) for kind, value in ((BUCKET, data.bucket_id), (JOB, data.job_id),
+                                               (MIGRATION, data.migration_id)) if value is not None]
     if len(given) != 1:
-        raise BadRequest("give exactly one of bucket_id and job_id")
+        raise BadRequest("give exactly one of bucket_id, job_id and migration_id")
     kind, value = given[0]
     if not is_id(value):
         raise BadRequest(f"{kind}_id {value[:80]!r} is not an id")
@@ -292,7 +293,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     user = actor(request)
     _, expires_at = request.app[TOKENS].verify_until(bearer(request))  # the middleware let it in
     query = read_query(request, EventsQuery)
-    topic = parse_topic(TopicIn(bucket_id=query.bucket_id, job_id=query.job_id))
+    topic = parse_topic(TopicIn(bucket_id=query.bucket_id, job_id=query.job_id, migration_id=query.migration_id))
     since = _since(request, query)
     hub, metrics = request.app[LIVE], request.app[METRICS]
     outbox = hub.connect(user, "sse")
@@ -365,10 +366,13 @@ async def _write_sse(response: EventSourceResponse, outbox: Outbox, keepalive: f
 
 
 _EVENTS = (
-    "The pushes of one of your buckets (`bucket_id`) or jobs (`job_id`) as server-sent events, the same as "
-    "`/ws` sends (see docs/live.md): `blob.created`, `blob.updated`, `blob.moved`, `blob.deleted` "
-    "(`{bucket_id, blob_id, position, blob}`) and `job.started`, `job.completed`, `job.failed`, "
-    "`job.cancelled` (`{job_id, status, input_blob_id, output_blob_id?, error?, position}`). Each event is "
+    "The pushes of one of your buckets (`bucket_id`), jobs (`job_id`) or migration runs (`migration_id`) as "
+    "server-sent events, the same as `/ws` sends (see docs/live.md): `blob.created`, `blob.updated`, "
+    "`blob.moved`, `blob.deleted` (`{bucket_id, blob_id, position, blob}`), `job.started`, `job.completed`, "
+    "`job.failed`, `job.cancelled` (`{job_id, status, input_blob_id, output_blob_id?, error?, position}`) and "
+    "`migration.started`, `migration.progressed`, `migration.completed`, `migration.failed`, "
+    "`migration.reverting`, `migration.reverted` (`{migration_id, status, dry_run, total, migrated, failed, "
+    "skipped, reverted, revert_skipped, position}`). Each event is "
     "`id: <position>`, `event: <type>`, `data: <json>`. The stream opens with `subscribed` (`{position}`: "
     "everything after it follows); with `Last-Event-ID` (or `since`) every matching change after that "
     "position is replayed from the log first, then `caught_up` (`{position}`), then live events, with no "

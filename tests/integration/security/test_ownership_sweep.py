@@ -61,8 +61,15 @@ async def test_every_route_with_a_resource_id_refuses_another_user(http: aiohttp
                          headers=owner.headers) as r:
         job = await r.json()
         assert r.status == 202, job
+    await post(http, owner, "/v1/schemas", {"name": schema_name, "version": "2.0.0", "schema": {"type": "object"},
+                                            "migration": {"from_version": "1.0.0",
+                                                          "transform": "function migrate(d) { return d; }"}})
+    async with http.post("/v1/migrations", json={"schema_id": f"{schema_name}@2.0.0", "from_version": "1.0.0"},
+                         headers=owner.headers) as r:
+        migration = await r.json()
+        assert r.status == 202, migration
     path_ids = {"buckets": bucket["id"], "blobs": blob["id"], "books": book["id"], "schemas": schema["id"],
-                "processors": processor["id"], "jobs": job["id"]}
+                "processors": processor["id"], "jobs": job["id"], "migrations": migration["id"]}
     body_ids = {
         "bucket_id": second["id"], "from_bucket_id": bucket["id"], "to_bucket_id": second["id"],
         "parent_id": second["id"], "bucket_ids": [bucket["id"]], "schema_id": schema["id"],

@@ -1,0 +1,86 @@
+"""Migration runs as rows: status, counts and the first errors, following their events.
+
+Every event carries what its row needs (counts and kept errors are
+cumulative), so no row is read. ``migration_row`` folds a run's history with
+the same changes, which is how command answers are shaped exactly like the
+read model's without waiting for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from domain.migration import COMPLETED, FAILED, PENDING, REVERTED, REVERTING, RUNNING
+from domain.recorded import Recorded
+
+from projections.changes import Change, Update, Upsert
+
+
+def _touch(record: Recorded, **fields: Any) -> dict[str, Any]:
+    return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
+
+
+class MigrationProjection:
+    name: ClassVar[str] = "migrations"
+    tables: ClassVar[tuple[str, ...]] = ("migrations",)
+
+    def changes(self, record: Recorded) -> list[Change]:
+        data, key, kind = record.data, {"id": record.aggregate_id}, record.type
+        if kind == "Migration.Requested":
+            row = {
+                **key,
+                "owner_id": data["owner_id"],
+                "schema_id": data["schema_id"],
+                "from_schema_id": data["from_schema_id"],
+                "bucket_id": data["bucket_id"],
+                "dry_run": data["dry_run"],
+                "status": PENDING,
+                "total": 0, "migrated": 0, "failed": 0, "skipped": 0,
+                "errors": [],
+                "error": None,
+                "reverted": 0, "revert_skipped": 0, "revert_skipped_blob_ids": [],
+                "created_at": record.at, "started_at": None, "finished_at": None, "reverted_at": None,
+                **_touch(record),
+            }
+            return [Upsert("migrations", ("id",), row)]
+        if kind == "Migration.Started":
+            fields = _touch(record, status=RUNNING, total=data["total"])
+            if data["attempt"] == 1:
+                fields["started_at"] = record.at
+            return [Update("migrations", key, fields)]
+        if kind == "Migration.Progressed":
+            fields = _touch(record, migrated=data["migrated"], failed=data["failed"], skipped=data["skipped"])
+            if data["errors"] is not None:
+                fields["errors"] = data["errors"]
+            return [Update("migrations", key, fields)]
+        if kind == "Migration.Completed":
+            return [Update("migrations", key, _touch(record, status=COMPLETED, finished_at=record.at))]
+        if kind == "Migration.Failed":
+            return [Update("migrations", key, _touch(record, status=FAILED, error=data["error"],
+                                                     finished_at=record.at))]
+        if kind == "Migration.RevertRequested":
+            return [Update("migrations", key, _touch(record, status=REVERTING))]
+        if kind == "Migration.RevertStarted":
+            return [Update("migrations", key, _touch(record))]
+        if kind == "Migration.RevertProgressed":
+            fields = _touch(record, reverted=data["reverted"], revert_skipped=data["skipped"])
+            if data["skipped_ids"] is not None:
+                fields["revert_skipped_blob_ids"] = data["skipped_ids"]
+            return [Update("migrations", key, fields)]
+        if kind == "Migration.RevertCompleted":
+            return [Update("migrations", key, _touch(record, status=REVERTED, reverted_at=record.at))]
+        return []
+
+
+def migration_row(records: Iterable[Recorded]) -> dict[str, Any] | None:
+    """The run's row as the projection would hold it after ``records`` (one run's history)."""
+    projection = MigrationProjection()
+    row: dict[str, Any] | None = None
+    for record in records:
+        for change in projection.changes(record):
+            if isinstance(change, Upsert):
+                row = dict(change.row)
+            elif isinstance(change, Update) and row is not None:
+                row.update(change.fields)
+    return row

@@ -1,0 +1,105 @@
+"""A migration run taken over after its runner was lost, against a real nats-server: nothing is written twice,
+and what the lost attempt wrote without recording it is found, counted and reverted like the rest.
+
+The lost attempt is played by hand through the bus (start, four blob writes, the progress of two of them),
+as a runner killed between its writes and its progress event would leave the log; the run is then handed
+to a ``MigrationExecutor`` the way a redelivered message is (``ack_wait`` 0: the old attempt is abandoned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from adapters.jobs.migrations import MigrationExecutor, MigrationOptions
+from adapters.sandbox.pool import SandboxPool
+from adapters.telemetry.metrics import Metrics
+from commands.migrations import RecordMigrationProgress, StartMigration, WriteMigratedBlob, blob_write_id
+from commands.repository import Context
+from domain.blob import Blob
+from domain.ids import new_id
+from tests.integration.migration.helpers import profile_schema, profiles, this_year
+from tests.integration.processor.helpers import isolated_system, user
+from tests.support.servers import Database
+from tests.support.system import RunningSystem
+
+LOST = "system:runner/lost"
+
+
+@pytest.fixture
+async def quiet(database: Database) -> AsyncIterator[RunningSystem]:
+    """A system without a runner of its own: the test plays the runners."""
+    async with isolated_system(database, run_jobs=False) as (system, _):
+        yield system
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxPool]:
+    pool = SandboxPool(workers=1, timeout_ms=1000, max_memory_mb=64)
+    await pool.start()
+    yield pool
+    await pool.close()
+
+
+def executor(system: RunningSystem, sandbox: SandboxPool, metrics: Metrics | None = None) -> MigrationExecutor:
+    s = system.services
+
+    async def record(command: Any, ctx: Context | None) -> Any:
+        return await s.bus.handle(command, ctx or Context("system:runner/second", new_id()))
+
+    async def durably(action: Any) -> Any:
+        return await action()
+
+    return MigrationExecutor(s.migration_reads, sandbox, record, durably, MigrationOptions(batch_size=3, ack_wait=0),
+                             metrics)
+
+
+async def test_a_run_taken_over_writes_nothing_twice_and_reverts_everything_it_wrote(quiet: RunningSystem,
+                                                                              sandbox: SandboxPool) -> None:
+    s = quiet.services
+    ink = await user(quiet, "takeover")
+    name = await profile_schema(ink)
+    blobs = await profiles(ink, name, 10)
+    before = (await profiles(ink, name, 1, start=10))[0]
+    before = await ink.migrate_blob(before.id, f"{name}@2.0.0")  # on the target before the run: not its business
+    run = await ink.request_migration(f"{name}@2.0.0", "1.0.0", dry_run=False)
+
+    # the lost attempt: started, wrote four blobs, recorded the progress of two
+    started = (await s.bus.handle(StartMigration(run.id, "lost", 10), Context(LOST, new_id()))).aggregate
+    changes = []
+    for i, blob in enumerate(blobs[:4]):
+        data = {"name": f"Person {i}", "birthYear": this_year() - (20 + i % 50), "email": ""}
+        command = WriteMigratedBlob(blob.id, blob.version, f"{name}@2.0.0", data, run.id)
+        saved = await s.bus.handle(command, Context(LOST, blob_write_id(run.id, blob.id, blob.version, False)))
+        changes.append([blob.id, blob.version, saved.aggregate.version])
+    await s.bus.handle(RecordMigrationProgress(run.id, started.attempts, 2, 0, 0, [], changes[:2]),
+                       Context(LOST, new_id()))
+    ink.observe_position(await s.repo.last_position())
+
+    metrics = Metrics()
+    answer = await executor(quiet, sandbox, metrics).process(run.id, "Migration.Requested", "second",
+                                                             "system:runner/second")
+    assert answer == "ack"
+    assert metrics.migration_blobs.labels("migrated", "false")._value.get() == 8, "what this attempt recorded"
+    done = await ink.get_migration(run.id, consistency="strong")
+    assert (done.status, done.total, done.migrated, done.failed, done.skipped) == ("completed", 10, 10, 0, 0)
+    for i, blob in enumerate(blobs):
+        history = await s.repo.history(Blob.TYPE, blob.id)
+        assert [r.type for r in history] == ["Blob.Created", "Blob.Migrated"], f"blob {i} migrated once"
+        assert history[-1].data["migration_id"] == run.id
+    unrelated = await ink.get_blob(before.id)
+    assert (unrelated.version, unrelated.data) == (before.version, before.data)
+    saved = await s.migration_reads.migration(run.id)
+    assert saved is not None and set(saved.aggregate.changed) == {b.id for b in blobs}
+
+    again = await executor(quiet, sandbox).process(run.id, "Migration.Requested", "third", "system:runner/third")
+    assert again == "ack", "a redelivery of a completed run does nothing"
+    await ink.revert_migration(run.id)
+    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "second", "x") == "ack"
+    reverted = await ink.get_migration(run.id, consistency="strong")
+    assert (reverted.status, reverted.reverted, reverted.revert_skipped) == ("reverted", 10, 0)
+    for blob in blobs:
+        now = await ink.get_blob(blob.id)
+        assert (now.schema_id, now.data) == (blob.schema_id, blob.data)

@@ -1,0 +1,84 @@
+"""The migration run's transitions: who may record what, and what a revert may touch."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.base import EventCodec
+from domain.errors import Conflict, ValidationFailed
+from domain.ids import new_id
+from domain.migration import MAX_ERRORS, Migration, migration_error
+from projections.migrations import migration_row
+
+
+def _run(dry_run: bool = False) -> Migration:
+    return Migration.request("owner", "p@2.0.0", "p@1.0.0", None, dry_run)
+
+
+def test_a_run_goes_from_pending_to_completed_and_only_its_current_attempt_records() -> None:
+    run = _run()
+    run.start("a", 3)
+    assert (run.status, run.attempts, run.total) == ("running", 1, 3)
+    run.start("b", 99)  # a takeover: a new attempt, the total counted at the first start stays
+    assert (run.attempts, run.total) == (2, 3)
+    with pytest.raises(Conflict):
+        run.progress(1, 1, 0, 0, [], [])  # the attempt that was taken over
+    blob = new_id()
+    run.progress(2, 1, 1, 1, [migration_error(new_id(), "/x", "bad")], [[blob, 1, 2]])
+    assert (run.migrated, run.failed, run.skipped, run.changed) == (1, 1, 1, {blob: (1, 2)})
+    run.complete(2)
+    assert run.status == "completed"
+    with pytest.raises(Conflict):
+        run.start("c", 3)
+
+
+def test_errors_are_kept_up_to_a_bound_and_messages_are_bounded() -> None:
+    run = _run()
+    run.start("a", 500)
+    errors = [migration_error(new_id(), "", "x" * 10_000) for _ in range(150)]
+    run.progress(1, 0, 150, 0, errors, [])
+    assert len(run.errors) == MAX_ERRORS and run.failed == 150
+    assert all(len(e["message"]) <= 500 for e in run.errors)
+    with pytest.raises(ValidationFailed):
+        run.progress(1, 600, 0, 0, [], [])  # more than a batch
+
+
+def test_only_a_completed_real_run_is_reverted_once() -> None:
+    dry = _run(dry_run=True)
+    dry.start("a", 0)
+    dry.complete(1)
+    with pytest.raises(Conflict):
+        dry.request_revert()
+    run = _run()
+    with pytest.raises(Conflict):
+        run.request_revert()  # pending
+    run.start("a", 2)
+    a, b = new_id(), new_id()
+    run.progress(1, 2, 0, 0, [], [[a, 1, 2], [b, 3, 4]])
+    run.complete(1)
+    run.request_revert()
+    assert run.status == "reverting"
+    run.start_revert("r")
+    run.revert_progress(2, [a], [b])
+    run.complete_revert(2)
+    assert (run.status, run.reverted, run.revert_skipped, run.revert_skipped_ids) == ("reverted", 1, 1, [b])
+    with pytest.raises(Conflict):
+        run.request_revert()
+
+
+def test_the_projection_folds_a_runs_history_into_its_row() -> None:
+    codec = EventCodec([Migration])
+    run = _run()
+    run.start("a", 2)
+    run.progress(1, 1, 1, 0, [migration_error(new_id(), "/age", "bad")], [[new_id(), 1, 2]])
+    run.complete(1)
+    records = [codec.encode(e, actor=None) for e in run.collect_events()]
+    from domain.recorded import Recorded
+
+    recorded = [Recorded(position=i + 1, aggregate_type="migration", aggregate_id=run.id_str, type=r.type,
+                         version=r.version, at=r.at, data=r.data, class_version=r.class_version)
+                for i, r in enumerate(records)]
+    row = migration_row(recorded)
+    assert row is not None
+    assert (row["status"], row["total"], row["migrated"], row["failed"], len(row["errors"])) == ("completed", 2, 1, 1, 1)
+    assert row["started_at"] is not None and row["finished_at"] is not None
