@@ -10,10 +10,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import nats
 import structlog
 from nats.aio.client import Client
-
-from adapters.jetstream.headers import FastHeaderClient
 
 from adapters.telemetry.redaction import without_password
 
@@ -46,8 +45,7 @@ async def connect_nats(
         log.debug("nats.error", error=str(exc))
 
     servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster: several seed URLs
-    nc = FastHeaderClient()
-    await nc.connect(
+    nc = await nats.connect(
         servers,
         name=name,
         max_reconnect_attempts=-1,
