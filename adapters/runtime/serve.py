@@ -107,12 +107,6 @@ async def serve(settings: Settings, role: str = "up", stores: list[StoreKind] | 
         if role == "up":
             discovery.record(settings, nats_url, database_url)
             stack.callback(discovery.forget, settings)
-            if settings.up_separate_roles:  # projectors and jobs in processes of their own (role_processes.py)
-                children = RoleProcesses(["project", "work"], {"INKSTREAM_NATS_URL": nats_url,
-                                                               "INKSTREAM_DATABASE_URL": database_url})
-                await children.start()
-                stack.push_async_callback(children.stop)
-                project = work = False
         running = await start(stack, settings, nats_url=nats_url, database_url=database_url,
                               project=project, project_into=stores, commands=api, queries=api or work,
                               live=api, work=work)

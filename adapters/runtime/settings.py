@@ -87,7 +87,6 @@ class Settings(BaseSettings):
     job_retry_backoff_max_seconds: float = Field(default=60.0, ge=0)
     # Blobs per batch of a migration run: one sandbox call per transform and one progress event per batch.
     migration_batch_size: int = Field(default=100, ge=1, le=500)
-    up_separate_roles: bool = False
     api_workers: int = Field(default=1, ge=1, le=64)
     api_worker_index: int = Field(default=0, ge=0)
     """Set by the first API process on the others it starts (1, 2, ...): they start none themselves."""
