@@ -181,6 +181,9 @@ class SharedLimiter:
         self._max_cached = max_cached
         self._broken_until = 0.0
         self._hashed: dict[str, str] = {}  # key -> its keyed hash (two HMACs per request otherwise)
+        # What this process let through on its own while the counters did not answer, per key: added
+        # to the shared counter with the key's next request, so a recovery hands out no fresh burst.
+        self._owed: OrderedDict[str, int] = OrderedDict()
 
     def _counter(self, key: str, window: int) -> str:
         hashed = self._hashed.get(key)
@@ -190,21 +193,36 @@ class SharedLimiter:
             hashed = self._hashed[key] = keyed_hash(self._secret, key)
         return f"{self.name}.{window}.{hashed}"
 
+    def _owe(self, key: str, cost: int) -> None:
+        if cost:
+            self._owed[key] = self._owed.get(key, 0) + cost
+            self._owed.move_to_end(key)
+            if len(self._owed) > self._max_cached:
+                self._owed.popitem(last=False)
+
+    def _take_locally(self, key: str, cost: int) -> Grant:
+        grant = self.local.take_now(key, cost)
+        if grant.allowed:
+            self._owe(key, cost)
+        return grant
+
     async def take(self, key: str, cost: int = 1) -> Grant:
         if time.monotonic() < self._broken_until:
-            return self.local.take_now(key, cost)
+            return self._take_locally(key, cost)
         now = self._clock()
         window = int(now // self.window)
         elapsed = now - window * self.window
         counter = self._counter(key, window)
+        owed = self._owed.pop(key, 0)
         try:
             async with asyncio.timeout(self._timeout):
-                current = await self._counters.add(counter, cost)
+                current = await self._counters.add(counter, cost + owed)
                 previous = await self._closed_total(self._counter(key, window - 1))
         except Exception as exc:  # noqa: BLE001 - the counters are unreachable: this process decides
             self._broken_until = time.monotonic() + 1.0
             log.warning("ratelimit.local_fallback", limit=self.name, error=type(exc).__name__)
-            return self.local.take_now(key, cost)
+            self._owe(key, owed)  # the add may not have landed: owed once more (stricter, never looser)
+            return self._take_locally(key, cost)
         weight = 1.0 - elapsed / self.window
         if previous * weight + current <= self.burst:
             # The process's own bucket follows what it let through, so that falling back to it

@@ -49,4 +49,7 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.CannotConnectNowError,
+    # 53xxx: too many connections, disk full, out of memory. The server is up but cannot take the
+    # work now; waiting is the cure, not halting a projection or answering 500.
+    asyncpg.exceptions.InsufficientResourcesError,
 )

@@ -69,15 +69,23 @@ WITH moved AS (
 SELECT pg_notify($3, $1 || ':' || $2::text) FROM moved
 """
 
-# The same for several projections at once.
+# The same for several projections at once, each only while its runner's connection (the
+# backend ``pid``) still holds the projection's lock: a move carried by another connection of
+# the process must not land for a runner that has lost the lead (its connection dropped).
+# A bigint advisory lock shows in pg_locks as classid (high half), objid (low half), objsubid 1.
 _MOVE_CHECKPOINTS = """
 WITH moved AS (
     UPDATE projection_checkpoints c SET position = m.position, updated_at = now()
-    FROM unnest($1::text[], $2::bigint[]) AS m(name, position)
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[]) AS m(name, position, lock_key, pid)
     WHERE c.name = m.name AND c.position < m.position
+      AND EXISTS (
+        SELECT 1 FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.pid = m.pid AND l.objsubid = 1
+          AND l.classid = (m.lock_key >> 32)::oid AND l.objid = (m.lock_key & 4294967295)::oid
+      )
     RETURNING c.name, c.position
 )
-SELECT pg_notify($3, name || ':' || position::text) FROM moved
+SELECT pg_notify($5, name || ':' || position::text) FROM moved
 """
 
 
@@ -90,19 +98,22 @@ class CheckpointMoves:
     blobs projection), so each batch used to cost one round trip per projection. The
     first runner to arrive yields once to the loop, so that the others that received the
     batch queue their moves, and then moves them all on its own connection; moves that
-    arrive meanwhile go in the next statement. A move only ever goes forward, over
-    events that change nothing in its projection, so whose connection makes it does not
-    matter. If the statement fails, the runners whose moves it carried make theirs
-    themselves, on their own connections (the flushing runner gets the error).
+    arrive meanwhile go in the next statement. A move lands only while its runner's own
+    connection still holds the projection's lock, as if that connection had made it, so
+    a runner that lost the lead never moves the checkpoint of the one that took over. If
+    the statement fails, the runners whose moves it carried make theirs themselves, on
+    their own connections (the flushing runner gets the error).
     """
 
     def __init__(self) -> None:
-        self._queued: dict[str, int] = {}
+        self._queued: dict[str, tuple[int, int]] = {}  # name -> (position, backend pid of its runner)
         self._waiters: list[asyncio.Future[bool]] = []
         self._flushing = False
 
     async def move(self, conn: asyncpg.Connection, name: str, position: int) -> None:
-        self._queued[name] = max(position, self._queued.get(name, 0))
+        if conn.is_closed():  # its lock is gone with it: an outage for this runner
+            raise asyncpg.ConnectionDoesNotExistError("the projection's connection is closed")
+        self._queued[name] = (max(position, self._queued.get(name, (0, 0))[0]), conn.get_server_pid())
         if self._flushing:
             done = asyncio.get_running_loop().create_future()
             self._waiters.append(done)
@@ -116,7 +127,10 @@ class CheckpointMoves:
             while self._queued:
                 moves, waiters = self._queued, self._waiters
                 self._queued, self._waiters = {}, []
-                await conn.execute(_MOVE_CHECKPOINTS, list(moves), list(moves.values()), NOTIFY_CHANNEL)
+                await conn.execute(
+                    _MOVE_CHECKPOINTS, list(moves), [p for p, _ in moves.values()],
+                    [lock_key(name) for name in moves], [pid for _, pid in moves.values()], NOTIFY_CHANNEL,
+                )  # fmt: skip
                 _settle(waiters, True)
         finally:
             self._flushing = False

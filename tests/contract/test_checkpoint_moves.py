@@ -14,10 +14,11 @@ from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from typing import ClassVar
 
+import asyncpg
 import pytest
 
 from adapters.postgres.migrations import migrate
-from adapters.postgres.pool import OUTAGE_ERRORS, connect
+from adapters.postgres.pool import connect
 from adapters.postgres.projector import NOTIFY_CHANNEL, PostgresProjectionStore, PostgresWriter
 from adapters.projector import Projected
 from domain.ids import new_id
@@ -49,6 +50,7 @@ async def writers(stack: AsyncExitStack, store: PostgresProjectionStore, names: 
     out = []
     for name in names:
         writer = await stack.enter_async_context(store.writer(Named(name)))  # type: ignore[arg-type]
+        assert await writer.lead()
         await writer.start()
         out.append(writer)
     return out
@@ -88,11 +90,21 @@ async def test_every_projection_reaches_the_batch_and_each_move_is_notified(pg_d
 
 
 async def test_a_failed_shared_move_leaves_the_others_to_move_on_their_own(pg_dsn: str, names: list[str]) -> None:
-    async with AsyncExitStack() as stack:
-        ws = await writers(stack, PostgresProjectionStore(pg_dsn), names)
-        ws[0]._conn.terminate()  # the first to arrive makes the shared statement, on this connection
-        results = await asyncio.gather(*(w.advance(batch_up_to(77)) for w in ws), return_exceptions=True)
-    assert isinstance(results[0], OUTAGE_ERRORS), results[0]
+    blocker = await connect(pg_dsn)
+    try:
+        async with AsyncExitStack() as stack:
+            ws = await writers(stack, PostgresProjectionStore(pg_dsn), names)
+            # The first to arrive makes the shared statement on its own connection; there it times
+            # out, waiting for a row another transaction holds (the first projection's).
+            await ws[0]._conn.execute("SET statement_timeout = 300")
+            tx = blocker.transaction()
+            await tx.start()
+            await blocker.execute("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE", names[0])
+            results = await asyncio.gather(*(w.advance(batch_up_to(77)) for w in ws), return_exceptions=True)
+            await tx.rollback()
+    finally:
+        await blocker.close()
+    assert isinstance(results[0], asyncpg.QueryCanceledError), results[0]
     assert all(not isinstance(r, BaseException) for r in results[1:]), results
     moved = await checkpoints(pg_dsn, names)
     assert moved[names[0]] == 0
@@ -107,3 +119,15 @@ async def test_moves_of_one_process_do_not_wait_for_another_process(pg_dsn: str,
         await asyncio.gather(*(w.advance(batch_up_to(5)) for w in a + b))
     assert await checkpoints(pg_dsn, names) == {n: 5 for n in names}
 
+
+
+async def test_a_runner_that_lost_its_lock_moves_nothing_through_another_connection(
+    pg_dsn: str, names: list[str]
+) -> None:
+    """A process whose runner lost the lead (its connection's lock is gone) must not move the
+    checkpoint that the new leader owns, even when another connection carries the move."""
+    async with AsyncExitStack() as stack:
+        ws = await writers(stack, PostgresProjectionStore(pg_dsn), names[:2])
+        await ws[1]._conn.execute("SELECT pg_advisory_unlock_all()")  # as if its session had ended
+        await asyncio.gather(*(w.advance(batch_up_to(9)) for w in ws))
+    assert await checkpoints(pg_dsn, names[:2]) == {names[0]: 9, names[1]: 0}

@@ -3,6 +3,7 @@ also holds, and never a traceback; aiohttp's own errors become problems too."""
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
@@ -23,11 +24,16 @@ async def invalid(request: web.Request) -> web.Response:
     raise ValidationFailed("bad", [FieldError("/b", "b is required"), FieldError("/a", "a must be string")])
 
 
+async def crowded(request: web.Request) -> web.Response:
+    raise asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
+
+
 async def client() -> TestClient:
     app = web.Application(middlewares=[problem_middleware])
     app.router.add_get("/boom", boom)
     app.router.add_get("/refuse", refuse)
     app.router.add_get("/invalid", invalid)
+    app.router.add_get("/crowded", crowded)
     c = TestClient(TestServer(app))
     await c.start_server()
     return c
@@ -59,5 +65,16 @@ async def test_domain_errors_and_unknown_routes_are_problems_with_the_contract_p
         r = await c.get("/nowhere")
         body = await r.json()
         assert (r.status, body["code"]) == (404, "not_found") and body["detail"].startswith("not found")
+    finally:
+        await c.close()
+
+
+async def test_a_database_out_of_connections_is_a_503_not_a_crash() -> None:
+    c = await client()
+    try:
+        r = await c.get("/crowded")
+        body = await r.json()
+        assert (r.status, body["code"]) == (503, "unavailable"), body
+        assert "Retry-After" in r.headers
     finally:
         await c.close()

@@ -123,6 +123,20 @@ async def test_a_fallback_goes_on_from_what_the_process_spent_not_from_a_fresh_b
     assert first == [True] * 6 and sum(rest) == 4, (first, rest)
 
 
+async def test_a_recovery_hands_out_no_fresh_burst() -> None:
+    """The counters stop answering, one process lets some requests through on its own bucket, the
+    counters come back: what it let through reaches them, so the total over every process stays the
+    burst (before, the counters knew nothing of it and handed out a whole burst again)."""
+    clock, counters = Clock(), MemoryCounters()
+    a, b = processes(2, rate=0.5, burst=10, counters=counters, clock=clock)
+    counters.down = True
+    alone = [(await a.take("ada")).allowed for _ in range(4)]
+    counters.down = False
+    a._broken_until = 0.0  # the pause after a failed call (a second) is over
+    rest = [(await p.take("ada")).allowed for p in (a, b) for _ in range(10)]
+    assert alone == [True] * 4 and sum(rest) == 6, (alone, rest)
+
+
 async def test_a_closed_window_is_read_once_per_process() -> None:
     clock, counters = Clock(), MemoryCounters()
     (a,) = processes(1, rate=100, burst=100, counters=counters, clock=clock)

@@ -7,6 +7,7 @@ client address see them as different clients, as they would see strangers.
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import time
 import uuid
@@ -165,9 +166,14 @@ async def test_bad_tokens_are_limited_per_address_and_good_ones_per_user(anonymo
         user = await new_user(elsewhere)  # registering costs .41 one request
     forged = {"Authorization": "Bearer " + user.token[:-4] + "AAAA"}
     async with client_at(system, "127.0.0.40") as attacker:
+        began = time.monotonic()
         statuses = [await me_status(attacker, forged) for _ in range(40)]
-        print(f"40 bad-token requests from one address: {statuses.count(401)} x 401, {statuses.count(429)} x 429")
-        assert statuses[:10] == [401] * 10 and statuses.count(401) <= 12 and statuses[-1] == 429, statuses
+        elapsed = time.monotonic() - began
+        # the burst, and what the rate refills meanwhile (0.5/s: more only on a slow, busy machine)
+        allowed = 10 + math.ceil(0.5 * elapsed) + 1
+        print(f"40 bad-token requests from one address in {elapsed:.1f} s: {statuses.count(401)} x 401, "
+              f"{statuses.count(429)} x 429 (at most {allowed} may pass)")
+        assert statuses[:10] == [401] * 10 and statuses.count(401) <= allowed and 429 in statuses[-3:], statuses
         # once the address is over its limit, neither a missing token nor a login gets through
         assert await me_status(attacker, {}) == 429
         async with attacker.post("/v1/auth/login", json={"email": user.email, "password": user.password}) as r:
