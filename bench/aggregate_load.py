@@ -21,9 +21,9 @@ import os
 import time
 import uuid
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from bench.common import bench_main
+from bench.content import eventsourcing_env
 from bench.event_store import own_nats, percentile, print_table, write_results
 from bench.http import database
 
@@ -68,16 +68,7 @@ async def _ours(store: Any, codec: Any, sizes: list[int], loads: int) -> dict[in
 def _peer(dsn: str, sizes: list[int], loads: int) -> dict[int, list[float]]:
     from eventsourcing.application import Application
 
-    parts = urlsplit(dsn)
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "CREATE_TABLE": "y",
-    }
+    env = eventsourcing_env(dsn)
 
     class PeerBlobs(Application):
         pass
@@ -141,12 +132,8 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     return rows
 
 
-async def _no_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    return {}
-
-
 def main(argv: list[str] | None = None) -> None:
-    bench_main("bench.aggregate_load", __doc__, f"{30} loads per size instead of 200", run, _no_worker, argv)
+    bench_main("bench.aggregate_load", __doc__, f"{30} loads per size instead of 200", run, argv=argv)
 
 
 if __name__ == "__main__":

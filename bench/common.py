@@ -34,15 +34,17 @@ def bench_main(
     doc: str | None,
     quick_help: str,
     run: Callable[..., Awaitable[Any]],
-    worker: Callable[[dict[str, Any]], Awaitable[Any]],
+    worker: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
     argv: list[str] | None = None,
 ) -> None:
+    """``worker``: the load generator a bench runs in a child process (``--worker SPEC``), if any."""
     parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=(doc or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--shared-pg", action="store_true", help="a throwaway database on 127.0.0.1:5432")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
+        assert worker is not None, f"{prog} has no load worker"
         print(json.dumps(asyncio.run(worker(json.loads(args.worker)))))
         return
     asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))

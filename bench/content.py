@@ -316,24 +316,27 @@ async def asyncpg_upserts(dsn: str, rows: list[tuple[str, dict[str, Any]]]) -> f
         await conn.close()
 
 
-def eventsourcing_saves(dsn: str, pairs: list[list[Any]], threads: int) -> dict[str, float]:
-    """The eventsourcing library's PostgreSQL persistence: Application.save, one aggregate (one event) per save."""
-    from eventsourcing.application import Application
-
-    from domain.blob import Blob
-
+def eventsourcing_env(dsn: str) -> dict[str, str]:
+    """The ``eventsourcing`` library's own PostgreSQL persistence on the database at ``dsn`` (the peer)."""
     parts = urlsplit(dsn)
-    env = {
+    return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_POOL_SIZE": str(threads),
-        "POSTGRES_MAX_OVERFLOW": "0",
         "CREATE_TABLE": "y",
     }
+
+
+def eventsourcing_saves(dsn: str, pairs: list[list[Any]], threads: int) -> dict[str, float]:
+    """The eventsourcing library's PostgreSQL persistence: Application.save, one aggregate (one event) per save."""
+    from eventsourcing.application import Application
+
+    from domain.blob import Blob
+
+    env = {**eventsourcing_env(dsn), "POSTGRES_POOL_SIZE": str(threads), "POSTGRES_MAX_OVERFLOW": "0"}
 
     class BenchBlobs(Application):
         pass

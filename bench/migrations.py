@@ -170,12 +170,8 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     return rows
 
 
-async def _no_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    return {}
-
-
 def main(argv: list[str] | None = None) -> None:
-    bench_main("bench.migrations", __doc__, "500 blobs per case", run, _no_worker, argv)
+    bench_main("bench.migrations", __doc__, "500 blobs per case", run, argv=argv)
 
 
 if __name__ == "__main__":

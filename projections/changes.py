@@ -8,6 +8,7 @@ the projection's checkpoint, in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 from domain.recorded import Recorded
@@ -49,3 +50,16 @@ class Projection(Protocol):
     tables: ClassVar[tuple[str, ...]]
 
     def changes(self, record: Recorded) -> list[Change]: ...
+
+
+def row_after(projection: Projection, records: Iterable[Recorded]) -> dict[str, Any] | None:
+    """The one row a projection keeps for an aggregate, as it holds it after ``records`` (that
+    aggregate's history): how an answer is built from the log before the read model has it."""
+    row: dict[str, Any] | None = None
+    for record in records:
+        for change in projection.changes(record):
+            if isinstance(change, Upsert):
+                row = dict(change.row)
+            elif isinstance(change, Update) and row is not None:
+                row.update(change.fields)
+    return row

@@ -24,8 +24,9 @@ from domain.migration import STATUSES as MIGRATION_STATUSES
 from domain.processor import Processor
 from domain.recorded import Recorded
 from domain.schema import Schema, schema_id
-from projections.jobs import job_row
-from projections.migrations import migration_row
+from projections.changes import row_after
+from projections.jobs import JobProjection
+from projections.migrations import MigrationProjection
 
 
 class Document(BaseModel):
@@ -255,7 +256,7 @@ class JobOut(Document):
     @classmethod
     def from_history(cls, records: Iterable[Recorded]) -> JobOut:
         """The job as the jobs projection holds it after ``records`` (its history up to a command)."""
-        row = job_row(records)
+        row = row_after(JobProjection(), records)
         if row is None:
             raise ValueError("no job in these records")
         return cls.model_validate(row)
@@ -301,7 +302,7 @@ class MigrationOut(Document):
     @classmethod
     def from_history(cls, records: Iterable[Recorded]) -> MigrationOut:
         """The run as the migrations projection holds it after ``records``."""
-        row = migration_row(records)
+        row = row_after(MigrationProjection(), records)
         if row is None:
             raise ValueError("no migration in these records")
         return cls.model_validate(row)

@@ -1,13 +1,12 @@
 """Jobs as rows: one per job, its status and times following its events.
 
-Every event carries what its row needs, so no row is read. ``job_row`` folds
-a job's history with the same changes, which is how command answers (cancel,
+Every event carries what its row needs, so no row is read. ``changes.row_after``
+folds a job's history with the same changes, which is how command answers (cancel,
 retry) are shaped exactly like the read model's without waiting for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from domain.job import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
@@ -65,16 +64,3 @@ class JobProjection:
                             started_at=None, finished_at=None)
             return [Update("jobs", key, fields)]
         return []
-
-
-def job_row(records: Iterable[Recorded]) -> dict[str, Any] | None:
-    """The job's row as the projection would hold it after ``records`` (one job's history)."""
-    projection = JobProjection()
-    row: dict[str, Any] | None = None
-    for record in records:
-        for change in projection.changes(record):
-            if isinstance(change, Upsert):
-                row = dict(change.row)
-            elif isinstance(change, Update) and row is not None:
-                row.update(change.fields)
-    return row

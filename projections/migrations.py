@@ -1,14 +1,13 @@
 """Migration runs as rows: status, counts and the first errors, following their events.
 
 Every event carries what its row needs (counts and kept errors are
-cumulative), so no row is read. ``migration_row`` folds a run's history with
-the same changes, which is how command answers are shaped exactly like the
+cumulative), so no row is read. ``changes.row_after`` folds a run's history
+with the same changes, which is how command answers are shaped exactly like the
 read model's without waiting for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from domain.migration import COMPLETED, FAILED, PENDING, REVERTED, REVERTING, RUNNING
@@ -71,16 +70,3 @@ class MigrationProjection:
         if kind == "Migration.RevertCompleted":
             return [Update("migrations", key, _touch(record, status=REVERTED, reverted_at=record.at))]
         return []
-
-
-def migration_row(records: Iterable[Recorded]) -> dict[str, Any] | None:
-    """The run's row as the projection would hold it after ``records`` (one run's history)."""
-    projection = MigrationProjection()
-    row: dict[str, Any] | None = None
-    for record in records:
-        for change in projection.changes(record):
-            if isinstance(change, Upsert):
-                row = dict(change.row)
-            elif isinstance(change, Update) and row is not None:
-                row.update(change.fields)
-    return row

@@ -16,7 +16,8 @@ from domain.ids import hashed_id, new_id
 from domain.job import MAX_ERROR_MESSAGE, Job, job_error
 from domain.processor import Processor, check_limits, check_triggers
 from domain.recorded import Recorded
-from projections.jobs import job_row
+from projections.changes import row_after
+from projections.jobs import JobProjection
 
 CODEC = EventCodec([Job, Processor])
 OUT = new_id()
@@ -174,7 +175,7 @@ def test_the_projection_of_any_history_agrees_with_the_aggregate(plan: list[str]
             continue
         records_of(job, log)
         assert job.status != "completed" or job.error is None
-    row = job_row(log)
+    row = row_after(JobProjection(), log)
     assert row is not None
     assert (row["status"], row["attempts"], row["output_blob_id"], row["error"]) == (
         job.status, job.attempts, job.output_blob_id, job.error)

@@ -8,7 +8,8 @@ from domain.base import EventCodec
 from domain.errors import Conflict, ValidationFailed
 from domain.ids import new_id
 from domain.migration import MAX_ERRORS, Migration, migration_error
-from projections.migrations import migration_row
+from projections.changes import row_after
+from projections.migrations import MigrationProjection
 
 
 def _run(dry_run: bool = False) -> Migration:
@@ -78,7 +79,7 @@ def test_the_projection_folds_a_runs_history_into_its_row() -> None:
     recorded = [Recorded(position=i + 1, aggregate_type="migration", aggregate_id=run.id_str, type=r.type,
                          version=r.version, at=r.at, data=r.data, class_version=r.class_version)
                 for i, r in enumerate(records)]
-    row = migration_row(recorded)
+    row = row_after(MigrationProjection(), recorded)
     assert row is not None
     assert (row["status"], row["total"], row["migrated"], row["failed"], len(row["errors"])) == ("completed", 2, 1, 1, 1)
     assert row["started_at"] is not None and row["finished_at"] is not None
