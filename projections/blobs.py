@@ -4,11 +4,11 @@ rows need (a move carries the resulting bucket list), so no row is read."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from domain.recorded import Recorded
 
-from projections.changes import Change, Delete, Update, Upsert
+from projections.changes import Change, Delete, Update, Upsert, touched
 
 
 def _membership(record: Recorded, bucket_id: str) -> Upsert:
@@ -21,9 +21,6 @@ def _membership(record: Recorded, bucket_id: str) -> Upsert:
     }
     return Upsert("blob_buckets", ("blob_id", "bucket_id"), row)
 
-
-def _touch(record: Recorded, **fields: Any) -> dict[str, Any]:
-    return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
 
 
 class BlobProjection:
@@ -41,16 +38,16 @@ class BlobProjection:
                 "data": data["data"],
                 "bucket_ids": data["bucket_ids"],
                 "created_at": record.at,
-                **_touch(record),
+                **touched(record),
             }
             return [Upsert("blobs", ("id",), row), *(_membership(record, b) for b in data["bucket_ids"])]
         if record.type == "Blob.Updated":
-            return [Update("blobs", key, _touch(record, data=data["data"]))]
+            return [Update("blobs", key, touched(record, data=data["data"]))]
         if record.type == "Blob.Migrated":
-            return [Update("blobs", key, _touch(record, schema_id=data["schema_id"], data=data["data"]))]
+            return [Update("blobs", key, touched(record, schema_id=data["schema_id"], data=data["data"]))]
         if record.type == "Blob.Moved":
             return [
-                Update("blobs", key, _touch(record, bucket_ids=data["bucket_ids"])),
+                Update("blobs", key, touched(record, bucket_ids=data["bucket_ids"])),
                 Delete("blob_buckets", {"blob_id": record.aggregate_id, "bucket_id": data["from_bucket_id"]}),
                 _membership(record, data["to_bucket_id"]),
             ]

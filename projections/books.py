@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from domain.recorded import Recorded
-from projections.changes import Change, Delete, Update, Upsert
+from projections.changes import Change, Delete, Update, Upsert, touched
 
 BOOKS = "books"
 CHAPTERS = "book_chapters"
@@ -27,12 +27,9 @@ class BooksProjection:
         return handler(record) if handler else []
 
 
-def _stamp(record: Recorded) -> dict[str, Any]:
-    return {"updated_at": record.at, "version": record.version, "position": record.position}
-
 
 def _book(record: Recorded, **fields: Any) -> Update:
-    return Update(BOOKS, {"id": record.aggregate_id}, {**fields, **_stamp(record)})
+    return Update(BOOKS, {"id": record.aggregate_id}, {**fields, **touched(record)})
 
 
 def _chapter_row(record: Recorded, chapter: dict[str, Any]) -> Upsert:
@@ -45,7 +42,7 @@ def _chapter_row(record: Recorded, chapter: dict[str, Any]) -> Upsert:
             "title": chapter["title"],
             "content": chapter["content"],
             "created_at": record.at,
-            **_stamp(record),
+            **touched(record),
         },
     )
 
@@ -64,7 +61,7 @@ def _created(record: Recorded) -> list[Change]:
             "chapter_ids": [c["id"] for c in chapters],
             "chapter_count": len(chapters),
             "created_at": record.at,
-            **_stamp(record),
+            **touched(record),
         },
     )
     return [book, *(_chapter_row(record, c) for c in chapters)]
@@ -84,7 +81,7 @@ def _chapter_added(record: Recorded) -> list[Change]:
 def _chapter_edited(record: Recorded) -> list[Change]:
     d = record.data
     fields = {k: d[k] for k in ("title", "content") if d.get(k) is not None}
-    return [Update(CHAPTERS, {"id": d["chapter_id"]}, {**fields, **_stamp(record)}), _book(record)]
+    return [Update(CHAPTERS, {"id": d["chapter_id"]}, {**fields, **touched(record)}), _book(record)]
 
 
 def _chapter_removed(record: Recorded) -> list[Change]:

@@ -52,6 +52,12 @@ class Projection(Protocol):
     def changes(self, record: Recorded) -> list[Change]: ...
 
 
+def touched(record: Recorded, **fields: Any) -> dict[str, Any]:
+    """``fields`` and what every row keeps of the last event that changed it: its time, the
+    aggregate's version, the log position (what read-your-writes and ETags follow)."""
+    return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
+
+
 def row_after(projection: Projection, records: Iterable[Recorded]) -> dict[str, Any] | None:
     """The one row a projection keeps for an aggregate, as it holds it after ``records`` (that
     aggregate's history): how an answer is built from the log before the read model has it."""

@@ -7,16 +7,13 @@ retry) are shaped exactly like the read model's without waiting for it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from domain.job import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from domain.recorded import Recorded
 
-from projections.changes import Change, Update, Upsert
+from projections.changes import Change, Update, Upsert, touched
 
-
-def _touch(record: Recorded, **fields: Any) -> dict[str, Any]:
-    return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
 
 
 class JobProjection:
@@ -45,22 +42,22 @@ class JobProjection:
                 "created_at": record.at,
                 "started_at": None,
                 "finished_at": None,
-                **_touch(record),
+                **touched(record),
             }
             return [Upsert("jobs", ("id",), row)]
         if kind == "Job.Started":
-            return [Update("jobs", key, _touch(record, status=RUNNING, attempts=data["attempt"], started_at=record.at))]
+            return [Update("jobs", key, touched(record, status=RUNNING, attempts=data["attempt"], started_at=record.at))]
         if kind == "Job.AttemptFailed":
-            return [Update("jobs", key, _touch(record, status=PENDING, last_error=data["error"]))]
+            return [Update("jobs", key, touched(record, status=PENDING, last_error=data["error"]))]
         if kind == "Job.Completed":
-            fields = _touch(record, status=COMPLETED, output_blob_id=data["output_blob_id"], finished_at=record.at)
+            fields = touched(record, status=COMPLETED, output_blob_id=data["output_blob_id"], finished_at=record.at)
             return [Update("jobs", key, fields)]
         if kind == "Job.Failed":
-            return [Update("jobs", key, _touch(record, status=FAILED, error=data["error"], finished_at=record.at))]
+            return [Update("jobs", key, touched(record, status=FAILED, error=data["error"], finished_at=record.at))]
         if kind == "Job.Cancelled":
-            return [Update("jobs", key, _touch(record, status=CANCELLED, finished_at=record.at))]
+            return [Update("jobs", key, touched(record, status=CANCELLED, finished_at=record.at))]
         if kind == "Job.Retried":
-            fields = _touch(record, status=PENDING, error=None, last_error=None, output_blob_id=None,
+            fields = touched(record, status=PENDING, error=None, last_error=None, output_blob_id=None,
                             started_at=None, finished_at=None)
             return [Update("jobs", key, fields)]
         return []

@@ -8,16 +8,13 @@ read model's without waiting for it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from domain.migration import COMPLETED, FAILED, PENDING, REVERTED, REVERTING, RUNNING
 from domain.recorded import Recorded
 
-from projections.changes import Change, Update, Upsert
+from projections.changes import Change, Update, Upsert, touched
 
-
-def _touch(record: Recorded, **fields: Any) -> dict[str, Any]:
-    return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
 
 
 class MigrationProjection:
@@ -40,33 +37,33 @@ class MigrationProjection:
                 "error": None,
                 "reverted": 0, "revert_skipped": 0, "revert_skipped_blob_ids": [],
                 "created_at": record.at, "started_at": None, "finished_at": None, "reverted_at": None,
-                **_touch(record),
+                **touched(record),
             }
             return [Upsert("migrations", ("id",), row)]
         if kind == "Migration.Started":
-            fields = _touch(record, status=RUNNING, total=data["total"])
+            fields = touched(record, status=RUNNING, total=data["total"])
             if data["attempt"] == 1:
                 fields["started_at"] = record.at
             return [Update("migrations", key, fields)]
         if kind == "Migration.Progressed":
-            fields = _touch(record, migrated=data["migrated"], failed=data["failed"], skipped=data["skipped"])
+            fields = touched(record, migrated=data["migrated"], failed=data["failed"], skipped=data["skipped"])
             if data["errors"] is not None:
                 fields["errors"] = data["errors"]
             return [Update("migrations", key, fields)]
         if kind == "Migration.Completed":
-            return [Update("migrations", key, _touch(record, status=COMPLETED, finished_at=record.at))]
+            return [Update("migrations", key, touched(record, status=COMPLETED, finished_at=record.at))]
         if kind == "Migration.Failed":
-            return [Update("migrations", key, _touch(record, status=FAILED, error=data["error"],
+            return [Update("migrations", key, touched(record, status=FAILED, error=data["error"],
                                                      finished_at=record.at))]
         if kind == "Migration.RevertRequested":
-            return [Update("migrations", key, _touch(record, status=REVERTING))]
+            return [Update("migrations", key, touched(record, status=REVERTING))]
         if kind == "Migration.RevertStarted":
-            return [Update("migrations", key, _touch(record))]
+            return [Update("migrations", key, touched(record))]
         if kind == "Migration.RevertProgressed":
-            fields = _touch(record, reverted=data["reverted"], revert_skipped=data["skipped"])
+            fields = touched(record, reverted=data["reverted"], revert_skipped=data["skipped"])
             if data["skipped_ids"] is not None:
                 fields["revert_skipped_blob_ids"] = data["skipped_ids"]
             return [Update("migrations", key, fields)]
         if kind == "Migration.RevertCompleted":
-            return [Update("migrations", key, _touch(record, status=REVERTED, reverted_at=record.at))]
+            return [Update("migrations", key, touched(record, status=REVERTED, reverted_at=record.at))]
         return []

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from domain.recorded import Recorded
 
-from projections.changes import Change, Delete, Update, Upsert
+from projections.changes import Change, Delete, Update, Upsert, touched
 
 
 class ProcessorProjection:
@@ -15,7 +15,7 @@ class ProcessorProjection:
 
     def changes(self, record: Recorded) -> list[Change]:
         data, key = record.data, {"id": record.aggregate_id}
-        touch = {"updated_at": record.at, "version": record.version, "position": record.position}
+        touch = touched(record)
         if record.type == "Processor.Registered":
             row = {
                 **key,
