@@ -437,6 +437,34 @@ async def _replay(
     await flush()
 
 
+SWAP_LOCK_TIMEOUT = "100ms"
+"""How long a swap waits for a projection's tables before it lets the queries go first: well
+under PostgreSQL's ``deadlock_timeout`` (1 s), so the swap always gives way, not a query."""
+
+
+async def _lock_live_tables(conn: asyncpg.Connection, tables: Sequence[str]) -> None:
+    """Every live table of the projection, exclusively, before any is renamed.
+
+    A query that reads two of them (blobs with their memberships) locks them one after
+    the other, and so would a swap renaming them: each could hold one and wait for the
+    other, and PostgreSQL would end the deadlock by failing one of them, the query as
+    likely as not (a 500 to a user, in a replay test). So the swap takes them all at
+    once with a short ``lock_timeout``, and when that passes it lets go of everything
+    it took (a savepoint) and tries again a moment later: it waits, the queries do not fail.
+    """
+    names = ", ".join(f'"{table}"' for table in tables)
+    delay = 0.01
+    while True:
+        try:
+            async with conn.transaction():  # a savepoint: a timeout gives back what this try took
+                await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                await conn.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+            return
+        except asyncpg.LockNotAvailableError:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 async def _swap(
     conn: asyncpg.Connection, projection: Projection, store: EventStore, codec: EventCodec, target: int,
     progress: Progress | None,
@@ -450,6 +478,7 @@ async def _swap(
         if live > target:
             await _replay(conn, projection, store, codec, target + 1, live, progress)
         reached = max(live, target)
+        await _lock_live_tables(conn, projection.tables)
         for table in projection.tables:
             await conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}__old"')
             await conn.execute(f'ALTER TABLE "{table}{SUFFIX}" RENAME TO "{table}"')

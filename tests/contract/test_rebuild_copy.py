@@ -21,7 +21,6 @@ import asyncpg
 import pytest
 
 from adapters.postgres.changes import apply_changes
-from adapters.postgres.migrations import migrate
 from adapters.postgres.pool import connect
 from adapters.postgres import rebuild as rebuild_module
 from adapters.postgres.rebuild import rebuild, rebuild_all
@@ -31,7 +30,6 @@ from domain.ids import new_id
 from domain.recorded import NewEvent, Recorded
 from projections.changes import Change, Delete, Update, Upsert
 from tests.support.memory_store import MemoryEventStore
-from tests.support.servers import Database
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -178,17 +176,6 @@ async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
             rows = await conn.fetch(f'SELECT * FROM "{table}" ORDER BY 1, 2')
             out[table] = [tuple(r.items()) for r in rows]
     return out
-
-
-@pytest.fixture
-async def blank(database: Database) -> str:
-    dsn = await database.new_database()
-    conn = await connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return dsn
 
 
 @pytest.mark.parametrize("seed", [1, 2])
