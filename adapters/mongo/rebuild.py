@@ -13,6 +13,7 @@ to the live checkpoint first.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,6 @@ from adapters.mongo.projector import EPOCH, ensure_checkpoint
 from adapters.projector import Projected
 from commands.ports import EventStore
 from domain.base import EventCodec
-from domain.recorded import Recorded
 from projections.changes import Projection
 
 SUFFIX = "__rebuild"
@@ -67,37 +67,16 @@ async def _replay(
     end: int,
     progress: Progress | None,
     lease: _Lease | None = None,
-    batch_size: int = 2000,
 ) -> None:
-    if end < start:
-        return
-    batch: list[Recorded] = []
-
-    async def flush() -> None:
-        if not batch:
-            return
-        events = [Projected(r, projection.changes(codec.upcast(r))) for r in batch]
-        tombstoned = await apply_events(mongo.db, events, suffix=SUFFIX)
-        await purge_tombstones(mongo.db, tombstoned, batch[-1].position, suffix=SUFFIX)
-        if lease is not None:
-            await lease.renew()
-        if progress:
-            progress(batch[-1].position, end)
-        batch.clear()
-
-    stream = store.read_all(start)
-    try:
-        async for record in stream:
-            if record.position > end:
-                break
-            batch.append(record)
-            if len(batch) >= batch_size:
-                await flush()
-            if record.position >= end:
-                break
-    finally:
-        await stream.aclose()
-    await flush()
+    async with contextlib.aclosing(store.read_span(start, end)) as span:
+        async for batch in span:
+            events = [Projected(r, projection.changes(codec.upcast(r))) for r in batch]
+            tombstoned = await apply_events(mongo.db, events, suffix=SUFFIX)
+            await purge_tombstones(mongo.db, tombstoned, batch[-1].position, suffix=SUFFIX)
+            if lease is not None:
+                await lease.renew()
+            if progress:
+                progress(batch[-1].position, end)
 
 
 async def rebuild(

@@ -28,6 +28,7 @@ Why it is fast (``bench.content``, ``bench.read_stores``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,6 @@ from adapters.postgres.pool import connect
 from adapters.postgres.projector import swap_lock_key
 from commands.ports import EventStore
 from domain.base import EventCodec
-from domain.recorded import Recorded
 from projections.changes import Change, Delete, Projection, Update, Upsert
 
 SUFFIX = "__rebuild"
@@ -407,34 +407,14 @@ async def _replay(
     start: int,
     end: int,
     progress: Progress | None,
-    batch_size: int = 2000,
 ) -> None:
     """Positions ``start``..``end`` applied change by change, as the live projector does:
     the few events the live tables took in while the fresh ones were filled."""
-    if end < start:
-        return
-    batch: list[Recorded] = []
-
-    async def flush() -> None:
-        changes = [c for record in batch for c in projection.changes(codec.upcast(record))]
-        await apply_changes(conn, changes, SUFFIX)
-        if progress and batch:
-            progress(batch[-1].position, end)
-        batch.clear()
-
-    stream = store.read_all(start)
-    try:
-        async for record in stream:
-            if record.position > end:
-                break
-            batch.append(record)
-            if len(batch) >= batch_size:
-                await flush()
-            if record.position >= end:
-                break
-    finally:
-        await stream.aclose()
-    await flush()
+    async with contextlib.aclosing(store.read_span(start, end)) as span:
+        async for batch in span:
+            await apply_changes(conn, [c for r in batch for c in projection.changes(codec.upcast(r))], SUFFIX)
+            if progress:
+                progress(batch[-1].position, end)
 
 
 SWAP_LOCK_TIMEOUT = "100ms"
