@@ -11,17 +11,38 @@ fails with ``Unavailable`` (503) at once while the store is unreachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 from commands.ports import Unavailable
 
 
 class PositionBoard:
+    """Subclasses follow a store's projection positions in ``_follow`` (run as a task from
+    ``start`` until ``stop``) and report them with ``advance`` and ``connection_up/down``."""
+
+    task_name = "projection-watch"
+
     def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
         self._positions: dict[str, int] = {}
         self._changed = asyncio.Event()  # replaced (after being set) on every advance: a broadcast
         self._connected = asyncio.Event()
         self.status: dict[str, str] = {}
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name=self.task_name)
+        with contextlib.suppress(TimeoutError):
+            await self.wait_connected(5)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _follow(self) -> None:
+        raise NotImplementedError
 
     @property
     def connected(self) -> bool:

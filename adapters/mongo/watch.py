@@ -12,7 +12,6 @@ server has no change streams: there the watch reads the checkpoints every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import structlog
@@ -28,26 +27,16 @@ POLL_SECONDS = 0.05
 
 
 class MongoWatch(PositionBoard):
+    task_name = "mongo-projection-watch"
+
     def __init__(self, mongo: Mongo, *, reconnect_delay: float = 0.5, refresh_every: float = 1.0) -> None:
         super().__init__()
         self._mongo = mongo
-        self._task: asyncio.Task[None] | None = None
         self._reconnect_delay = reconnect_delay
         self._refresh_every = refresh_every
         self._streams = True
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._keep_watching(), name="mongo-projection-watch")
-        with contextlib.suppress(TimeoutError):
-            await self.wait_connected(5)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    async def _keep_watching(self) -> None:
+    async def _follow(self) -> None:
         while True:
             try:
                 await self.refresh()

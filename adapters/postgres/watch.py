@@ -9,7 +9,6 @@ answer true, without polling. While the connection is down, waits fail with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 import structlog
@@ -26,23 +25,14 @@ class ProjectionWatch(PositionBoard):
         super().__init__()
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
-        self._task: asyncio.Task[None] | None = None
         self._reconnect_delay = reconnect_delay
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._keep_listening(), name="projection-watch")
-        with contextlib.suppress(TimeoutError):
-            await self.wait_connected(5)
-
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await super().stop()
         if self._conn is not None and not self._conn.is_closed():
             self._conn.terminate()
 
-    async def _keep_listening(self) -> None:
+    async def _follow(self) -> None:
         while True:
             try:
                 conn = await connect(self._dsn)
