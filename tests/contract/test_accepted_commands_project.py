@@ -1,6 +1,6 @@
 """Property (issue 9, defect 2): a command the domain accepts produces events that every projection applies.
 
-For each aggregate (User, Schema, Bucket, Blob, Book, Processor, Job) hypothesis draws a
+For each aggregate (User, Schema, Bucket, Blob, Book, Processor, Job, Migration) hypothesis draws a
 sequence of its commands with hostile arguments: any code point (NUL, lone
 surrogates, bidi controls), integers far beyond 64 bits, NaN and infinities,
 JSON nested just under, at and over the limit, and text and documents sized
@@ -62,6 +62,7 @@ from domain.bucket import Bucket
 from domain.errors import DomainError
 from domain.ids import hashed_id, new_id
 from domain.job import Job
+from domain.migration import Migration
 from domain.limits import KIB, MAX_EVENT_BYTES, MAX_JSON_DEPTH, Limits
 from domain.processor import TRIGGER_EVENTS, Processor
 from domain.recorded import Recorded
@@ -599,3 +600,69 @@ async def test_job_commands_project(stores: list[ReadModelStore], args: tuple[An
         if job is not None:
             rebuilt: Any = run.rebuilt(job.id_str)
             assert rebuilt is not None and (rebuilt.status, rebuilt.attempts) == (job.status, job.attempts)
+
+
+# -- Migration -----------------------------------------------------------------------------------
+# The owner's request comes from the request body; the rest from the runner, carrying what user
+# JavaScript may say (error messages, paths) and counts at and beyond every bound.
+
+migration_schema_ids = st.sampled_from(["novel@1.0.0", "novel@2.0.0", "novel@2.0.0-rc.1"])
+bad_migration_schema_ids = st.one_of(st.sampled_from(["novel", "@1.0.0", "Novel@1.0.0", "novel@01.0"]), bad_texts)
+counts = st.integers(0, 200)
+bad_counts = st.one_of(st.integers(501, 2**70), st.integers(-(2**70), -1), bad_numbers, texts, st.booleans())
+migration_errors = st.lists(st.fixed_dictionaries({"blob_id": ids, "path": st.one_of(texts, bad_texts),
+                                                   "message": st.one_of(contents, bad_texts)}), max_size=3)
+changes = st.lists(st.tuples(ids, st.integers(1, 2**31 - 1), st.integers(1, 2**31 - 1)).map(list), max_size=3)
+bad_changes = st.one_of(st.lists(st.tuples(bad_ids, numbers, numbers).map(list), min_size=1, max_size=2),
+                        st.lists(json_values, min_size=1, max_size=2))
+migration_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("start"), probe(pair(st.one_of(texts, bad_texts), bad_texts), pair(counts, bad_counts))),
+        st.tuples(st.just("progress"), probe(pair(attempts, bad_numbers), pair(counts, bad_counts),
+                                             pair(counts, bad_counts), pair(counts, bad_counts),
+                                             pair(migration_errors, migration_errors), pair(changes, bad_changes))),
+        st.tuples(st.just("complete"), probe(pair(attempts, bad_numbers))),
+        st.tuples(st.just("fail"), probe(pair(st.one_of(contents, bad_texts), bad_texts),
+                                         pair(st.one_of(st.none(), attempts), bad_numbers))),
+        st.tuples(st.just("request_revert"), st.just(())),
+        st.tuples(st.just("start_revert"), probe(pair(texts, bad_texts))),
+        st.tuples(st.just("revert_progress"), probe(pair(attempts, bad_numbers), pair(st.lists(ids, max_size=3),
+                                                    bad_changes), pair(st.lists(ids, max_size=3), bad_changes))),
+        st.tuples(st.just("complete_revert"), probe(pair(attempts, bad_numbers))),
+    ),
+    min_size=2, max_size=12,
+)
+
+
+@PROPERTY
+@given(args=probe(pair(migration_schema_ids, bad_migration_schema_ids), pair(migration_schema_ids, bad_migration_schema_ids),
+                  pair(st.one_of(st.none(), ids), bad_ids), pair(st.booleans(), bad_numbers)),
+       steps=migration_steps)
+async def test_migration_commands_project(stores: list[ReadModelStore], args: tuple[Any, ...],
+                                          steps: list[tuple[Any, ...]]) -> None:
+    async with isolated(stores) as run:
+        migration: Any = await run.attempt(lambda: Migration.request(OWNER, *args))
+        if migration is not None:  # most examples run, so that completion and revert are reached
+            await run.attempt(lambda: (migration.start("runner", 3), migration)[1])
+        for name, step in steps if migration is not None else []:
+            def attempt(value: Any) -> Any:
+                return migration.attempts if value == "current" else value
+
+            if name == "start":
+                await run.attempt(lambda s=step: (migration.start(*s), migration)[1])
+            elif name == "progress":
+                await run.attempt(lambda s=step: (migration.progress(attempt(s[0]), *s[1:]), migration)[1])
+            elif name in ("complete", "complete_revert"):
+                await run.attempt(lambda s=step, n=name: (getattr(migration, n)(attempt(s[0])), migration)[1])
+            elif name == "fail":
+                await run.attempt(lambda s=step: (migration.fail(s[0], attempt(s[1])), migration)[1])
+            elif name == "request_revert":
+                await run.attempt(lambda: (migration.request_revert(), migration)[1])
+            elif name == "start_revert":
+                await run.attempt(lambda s=step: (migration.start_revert(s[0]), migration)[1])
+            else:
+                await run.attempt(lambda s=step: (migration.revert_progress(attempt(s[0]), s[1], s[2]), migration)[1])
+        if migration is not None:
+            rebuilt: Any = run.rebuilt(migration.id_str)
+            assert rebuilt is not None and (rebuilt.status, rebuilt.migrated, rebuilt.errors) == (
+                migration.status, migration.migrated, migration.errors)
