@@ -7,10 +7,10 @@ each prints its table and writes bench/results/<name>.json. ``make bench`` runs 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import pkgutil
 from pathlib import Path
+from adapters.runtime.event_loop import run as run_event_loop
 
 # These run first, in this order; any other bench module found here runs after them.
 FIRST = ("event_store", "http")
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         run = getattr(importlib.import_module(f"bench.{name}"), "run", None)
         if run is None:
             continue
-        asyncio.run(run(quick=args.quick))
+        run_event_loop(run(quick=args.quick))
 
 
 if __name__ == "__main__":

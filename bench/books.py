@@ -12,7 +12,6 @@ Rows are printed as a table and written to bench/results/books.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import html
 import io
 import json
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.export import FORMATS
+from adapters.runtime.event_loop import run as run_event_loop
 
 RESULTS = Path(__file__).resolve().parent / "results" / "books.json"
 CHAPTERS = 300
@@ -208,7 +208,7 @@ async def run(quick: bool = False) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.books", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs")
-    asyncio.run(run(quick=parser.parse_args(argv).quick))
+    run_event_loop(run(quick=parser.parse_args(argv).quick))
 
 
 if __name__ == "__main__":

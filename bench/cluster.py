@@ -44,6 +44,7 @@ from adapters.runtime.dev_cluster import DevCluster, RoleProcess
 from adapters.runtime.processes import find_free_port
 from bench.common import run_worker
 from bench.event_store import percentile, print_table, scratch_dir, write_results
+from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "cluster"
 CLIENTS = 50
@@ -225,10 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(asyncio.run(_worker(json.loads(args.worker)))))
+        print(json.dumps(run_event_loop(_worker(json.loads(args.worker)))))
         sys.stdout.flush()
         return
-    asyncio.run(run(quick=args.quick))
+    run_event_loop(run(quick=args.quick))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from adapters.runtime.event_loop import run as run_event_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,9 +46,9 @@ def bench_main(
     args = parser.parse_args(argv)
     if args.worker:
         assert worker is not None, f"{prog} has no load worker"
-        print(json.dumps(asyncio.run(worker(json.loads(args.worker)))))
+        print(json.dumps(run_event_loop(worker(json.loads(args.worker)))))
         return
-    asyncio.run(run(quick=args.quick, shared_pg=args.shared_pg))
+    run_event_loop(run(quick=args.quick, shared_pg=args.shared_pg))
 
 
 async def closed_loop(

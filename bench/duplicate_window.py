@@ -39,6 +39,7 @@ from nats.js import api
 from adapters.runtime.nats_cluster import NatsCluster
 from adapters.runtime.nats_server import EmbeddedNats
 from bench.event_store import print_table, scratch_dir, write_results
+from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "duplicate_window"
 DAY = 86400.0
@@ -192,7 +193,7 @@ async def run(quick: bool = False) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.duplicate_window", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages")
-    asyncio.run(run(quick=parser.parse_args(argv).quick))
+    run_event_loop(run(quick=parser.parse_args(argv).quick))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from adapters.jetstream.event_store import JetStreamEventStore, subject_for, to_
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from adapters.runtime.nats_server import EmbeddedNats
 from domain.recorded import NewEvent
+from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "event_store"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -401,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.event_store", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (N=300, one round, few reps)")
     args = parser.parse_args(argv)
-    asyncio.run(run(quick=args.quick))
+    run_event_loop(run(quick=args.quick))
 
 
 if __name__ == "__main__":

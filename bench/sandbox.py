@@ -38,6 +38,7 @@ from adapters.sandbox import engine
 from adapters.sandbox.pool import MB, SandboxPool, decode_outcome
 from bench.event_store import percentile, print_table, write_results
 from commands.ports import SandboxError
+from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "sandbox"
 CONCURRENCY = 8
@@ -214,7 +215,7 @@ async def run(quick: bool = False) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sandbox", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs")
-    asyncio.run(run(quick=parser.parse_args(argv).quick))
+    run_event_loop(run(quick=parser.parse_args(argv).quick))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import orjson
 from adapters.validation.json_schema import PATTERN_OPTIONS, JsonSchemaValidator
 from adapters.validation.pool import ValidatorPool, _Worker
 from bench.event_store import percentile, print_table, write_results
+from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "validation"
 CATASTROPHIC = "^((a)\\2?)*b"
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.validation", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="smaller documents and fewer repetitions")
     args = parser.parse_args(argv)
-    asyncio.run(run(quick=args.quick))
+    run_event_loop(run(quick=args.quick))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from adapters.cli.audit import KINDS
+from adapters.runtime.event_loop import run as run_event_loop
 from adapters.runtime.settings import Settings
 
 
@@ -69,15 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_server(main_coroutine: Coroutine[Any, Any, int]) -> int:
-    """Serve on uvloop where it is installed (a faster event loop), else on asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main_coroutine)
-    return uvloop.run(main_coroutine)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
@@ -94,34 +84,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             settings = settings.model_copy(update={"api_workers": args.workers})
 
-        return _run_server(serve(settings, role=args.command, stores=getattr(args, "store", None)))
+        return run_event_loop(serve(settings, role=args.command, stores=getattr(args, "store", None)))
     if args.command == "dev-cluster":
         from adapters.cli.dev_cluster import dev_cluster_command
 
         port = args.port if args.port is not None else settings.http_port
-        return _run_server(dev_cluster_command(settings, port, args.apis, args.projectors, args.workers,
+        return run_event_loop(dev_cluster_command(settings, port, args.apis, args.projectors, args.workers,
                                                args.sync_always))
     if args.command == "streams":
         from adapters.cli.streams import apply_command
 
-        return asyncio.run(apply_command(settings))
+        return run_event_loop(apply_command(settings))
     if args.command == "replay":
         from adapters.cli.replay import replay_command
 
-        return asyncio.run(replay_command(settings, args.projection, args.store or settings.read_store))
+        return run_event_loop(replay_command(settings, args.projection, args.store or settings.read_store))
     if args.command == "audit":
         from adapters.cli.audit import audit_command
 
-        return asyncio.run(audit_command(settings, args.kind, args.id, as_json=args.json))
+        return run_event_loop(audit_command(settings, args.kind, args.id, as_json=args.json))
     if args.command == "migrate":
         from adapters.cli.migrate import migrate_command
 
-        return asyncio.run(migrate_command(settings, args.schema_id, args.from_version, args.bucket, args.apply,
+        return run_event_loop(migrate_command(settings, args.schema_id, args.from_version, args.bucket, args.apply,
                                            url=args.url, email=args.email))
     if args.command == "export":
         from adapters.cli.export import export_command
 
-        return asyncio.run(export_command(settings, args.book_id, args.format, args.output))
+        return run_event_loop(export_command(settings, args.book_id, args.format, args.output))
     return 2
 
 
