@@ -2,15 +2,25 @@
 
     python -m bench.aggregate_load [--quick] [--shared-pg]
 
-What a command pays when its aggregate is not in the write-side cache: read
-every event of one aggregate from the log and replay them into the domain
-object. Ours: ``Repository.get`` (batched Direct Get from JetStream, decode,
-``EventCodec.rebuild``) on a log where the aggregate's events are interleaved
-with as many events of other aggregates. The peer, in the same run: the
-``eventsourcing`` library's own PostgreSQL persistence
-(``eventsourcing.postgres``, psycopg) loading the same ``Blob`` aggregate,
-100 events, with ``Application.repository.get`` (no snapshots, as ours).
-Sizes 10, 100 and 1,000 events; p50 and p99 over repeated loads.
+Two cases, each beside the same case of the peer, in the same run:
+
+* *cold*: what a command pays when the aggregate is in no cache: read every
+  event of one aggregate from the log and replay them into the domain object.
+  Ours: ``Repository.get`` on a fresh repository (batched Direct Get from
+  JetStream, decode, ``EventCodec.rebuild``). The peer: the ``eventsourcing``
+  library's own PostgreSQL persistence (``eventsourcing.postgres``, psycopg),
+  ``Application.repository.get`` of the same ``Blob`` aggregate, no cache, no
+  snapshots (as ours).
+* *kept*: the same aggregate read again by the same process, which keeps it:
+  ours, ``Repository.get`` from its read cache, checked against the log by one
+  Direct Get of the events after the kept position; the peer, its aggregate
+  cache with fast-forward (``AGGREGATE_CACHE_MAXSIZE``, one ``SELECT`` of the
+  events after the cached version) and without the deep copy
+  (``DEEPCOPY_FROM_AGGREGATE_CACHE=n``, its fastest setting; ours hands out
+  the kept copy too). Both answers are as current as a full load.
+
+Our aggregate's events are interleaved with as many events of another
+aggregate. Sizes 10, 100 and 1,000 events; p50 and p99 over repeated loads.
 Rows go to bench/results/aggregate_load.json.
 """
 
@@ -41,11 +51,11 @@ def _blob_with(size: int) -> Any:
     return blob
 
 
-async def _ours(store: Any, codec: Any, sizes: list[int], loads: int) -> dict[int, list[float]]:
+async def _ours(store: Any, codec: Any, sizes: list[int], loads: int) -> dict[str, dict[int, list[float]]]:
     from commands.repository import Repository
     from domain.blob import Blob
 
-    out: dict[int, list[float]] = {}
+    out: dict[str, dict[int, list[float]]] = {"cold": {}, "kept": {}}
     for size in sizes:
         blob = _blob_with(size)
         noise = _blob_with(size)
@@ -54,40 +64,45 @@ async def _ours(store: Any, codec: Any, sizes: list[int], loads: int) -> dict[in
             pos = (await store.append("blob", blob.id_str, codec.encode(ev, actor=OWNER), pos, uuid.uuid4().hex)).position
             noise_pos = (await store.append("blob", noise.id_str, codec.encode(other, actor=OWNER), noise_pos,
                                             uuid.uuid4().hex)).position  # fmt: skip
-        repo = Repository(store, codec)
-        times = []
-        for _ in range(loads + 3):
-            t = time.perf_counter()
-            saved = await repo.get(Blob, blob.id_str)
-            times.append(time.perf_counter() - t)
-            assert saved is not None and saved.aggregate.version == size, (saved, size)
-        out[size] = times[3:]  # the first loads warm the connection and the codec
+        kept = Repository(store, codec)
+        for case in ("cold", "kept"):
+            times = []
+            for _ in range(loads + 3):
+                repo = Repository(store, codec) if case == "cold" else kept
+                t = time.perf_counter()
+                saved = await repo.get(Blob, blob.id_str)
+                times.append(time.perf_counter() - t)
+                assert saved is not None and saved.aggregate.version == size, (saved, size)
+            out[case][size] = times[3:]  # the first loads warm the connection, the codec, the cache
+        assert kept.read_hits == loads + 2
     return out
 
 
-def _peer(dsn: str, sizes: list[int], loads: int) -> dict[int, list[float]]:
+def _peer(dsn: str, sizes: list[int], loads: int) -> dict[str, dict[int, list[float]]]:
     from eventsourcing.application import Application
-
-    env = eventsourcing_env(dsn)
 
     class PeerBlobs(Application):
         pass
 
-    app = PeerBlobs(env=env)
-    out: dict[int, list[float]] = {}
+    cold = PeerBlobs(env=eventsourcing_env(dsn))
+    kept = PeerBlobs(env={**eventsourcing_env(dsn), "AGGREGATE_CACHE_MAXSIZE": "1000",
+                          "AGGREGATE_CACHE_FASTFORWARD": "y", "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"})  # fmt: skip
+    out: dict[str, dict[int, list[float]]] = {"cold": {}, "kept": {}}
     try:
         for size in sizes:
             blob, noise = _blob_with(size), _blob_with(size)
-            app.save(blob, noise)
-            times = []
-            for _ in range(loads + 3):
-                t = time.perf_counter()
-                loaded = app.repository.get(blob.id)
-                times.append(time.perf_counter() - t)
-                assert loaded.version == size
-            out[size] = times[3:]
+            cold.save(blob, noise)
+            for case, app in (("cold", cold), ("kept", kept)):
+                times = []
+                for _ in range(loads + 3):
+                    t = time.perf_counter()
+                    loaded = app.repository.get(blob.id)
+                    times.append(time.perf_counter() - t)
+                    assert loaded.version == size
+                out[case][size] = times[3:]
     finally:
-        app.close()
+        cold.close()
+        kept.close()
     return out
 
 
@@ -112,12 +127,14 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     def ms(values: list[float], p: float) -> float:
         return round(percentile(values, p) * 1000, 3)
 
+    what = {"cold": ("Repository.get, nothing kept: Direct Get + rebuild", "repository.get, no cache"),
+            "kept": ("Repository.get, kept: one Direct Get after it", "repository.get, cache + fast-forward")}
     rows = [
-        {"case": f"load {size:,} events (Repository.get: Direct Get + rebuild)", "p50_ms": ms(ours[size], 50),
-         "p99_ms": ms(ours[size], 99), "baseline_case": "eventsourcing.postgres repository.get",
-         "base_p50_ms": ms(peer[size], 50), "base_p99_ms": ms(peer[size], 99),
-         "ratio": round(percentile(ours[size], 50) / percentile(peer[size], 50), 3)}
-        for size in sizes
+        {"case": f"{case}: {size:,} events ({what[case][0]})", "p50_ms": ms(ours[case][size], 50),
+         "p99_ms": ms(ours[case][size], 99), "baseline_case": f"eventsourcing.postgres {what[case][1]}",
+         "base_p50_ms": ms(peer[case][size], 50), "base_p99_ms": ms(peer[case][size], 99),
+         "ratio": round(percentile(ours[case][size], 50) / percentile(peer[case][size], 50), 3)}
+        for case in ("cold", "kept") for size in sizes
     ]  # fmt: skip
     meta = {"quick": quick, "loads": loads, "postgres": pg_desc, "seconds": round(time.perf_counter() - started, 1),
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip

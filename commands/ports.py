@@ -57,8 +57,11 @@ class EventStore(Protocol):
     ) -> Appended: ...
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
-    ) -> list[Recorded]: ...
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, after_position: int = 0
+    ) -> list[Recorded]:
+        """The aggregate's events in order: those after ``after_position`` (all by default),
+        up to ``until_position`` (the last by default)."""
+        ...
 
     def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]: ...
 

@@ -1,16 +1,25 @@
 """Loading and saving aggregates through the event store port.
 
-A write-side LRU cache keeps recently used aggregates with the position of
-their last event. A stale entry cannot do harm: its append fails the log's
-expected-sequence check, the entry is dropped, and the command is decided once
-more on a fresh load. Commands on one aggregate are serialised per process, so
-an in-memory aggregate is never decided on by two coroutines at once.
+Two caches, each bounded in entries and in bytes (an aggregate weighs the
+bytes of the events it was built from, never less than what it holds; the
+oldest entries leave once the total passes the budget, and an aggregate
+heavier than the whole budget is not kept at all):
 
-The cache is bounded in entries and in bytes: an aggregate weighs the bytes of
-the events it was built from (never less than what it holds), the oldest
-entries leave once the total passes ``cache_bytes``, and an aggregate heavier
-than the whole budget is not kept at all. So many large books cannot fill the
-memory, whatever their count.
+* The write-side cache keeps the aggregates commands decided on, with the
+  position of their last event. A stale entry cannot do harm: its append
+  fails the log's expected-sequence check, the entry is dropped, and the
+  command is decided once more on a fresh load. Commands on one aggregate are
+  serialised per process, so an in-memory aggregate is never decided on by two
+  coroutines at once.
+* The read cache keeps what ``get`` read (a bucket checked on every create
+  filed in it, a schema, a processor, a job's input) and checks it against
+  the log on every use: one Direct Get of the subject's events after the kept
+  position, which is empty unless someone wrote since (then the aggregate is
+  read whole again). So ``get`` is exactly as current as a full load, for one
+  small round trip instead of every event of the aggregate. Its aggregates are
+  never the ones commands decide on (those change in place), and a fresh read
+  replaces an entry rather than changing it, so what a caller holds never
+  changes under it.
 """
 
 from __future__ import annotations
@@ -56,19 +65,57 @@ it holding exactly one new pending event, or raises a domain error. It may be
 async when deciding needs I/O (resolving a schema, running a migration)."""
 
 
+Key = tuple[str, str]  # (aggregate type, id)
+
+
+class _Kept:
+    """Aggregates with the position of their last event, least recently used first out,
+    bounded in entries and in bytes."""
+
+    def __init__(self, size: int, budget: int) -> None:
+        self._entries: OrderedDict[Key, tuple[InkAggregate, int, int]] = OrderedDict()
+        self._size = size
+        self._budget = budget
+        self.bytes = 0
+
+    def get(self, key: Key) -> tuple[InkAggregate, int, int] | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Key, aggregate: InkAggregate, position: int, weight: int) -> None:
+        self.drop(key)
+        if weight > self._budget:
+            return  # heavier than the whole budget: loaded from the log each time instead
+        self._entries[key] = (aggregate, position, weight)
+        self.bytes += weight
+        while len(self._entries) > self._size or self.bytes > self._budget:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self.bytes -= dropped
+
+    def drop(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry[2]
+
+
 class Repository:
     def __init__(
-        self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB
+        self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB,
+        read_cache_bytes: int = 64 * MIB,
     ) -> None:
         self._store = store
         self._codec = codec
-        # (type, id) -> (aggregate, position of its last event, weight in bytes)
-        self._cache: OrderedDict[tuple[str, str], tuple[InkAggregate, int, int]] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_bytes = cache_bytes
-        self.cached_bytes = 0
-        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._cache = _Kept(cache_size, cache_bytes)
+        self._seen = _Kept(cache_size, read_cache_bytes)
+        self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         self.cache_hits = 0
+        self.read_hits = 0
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._cache.bytes
 
     @property
     def codec(self) -> EventCodec:
@@ -82,9 +129,22 @@ class Repository:
         return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
 
     async def get(self, cls: type[A], aggregate_id: str, *, until_position: int | None = None) -> Saved[A] | None:
-        """The aggregate as the log holds it now (or at ``until_position``), uncached."""
-        fetched = await self._fetch(cls, aggregate_id, until_position)
-        return Saved(fetched[0], fetched[1]) if fetched is not None else None
+        """The aggregate as the log holds it now (from the read cache when nothing was written
+        to it since), or at ``until_position`` (always read). Callers only read what they get."""
+        if until_position is not None:
+            fetched = await self._fetch(cls, aggregate_id, until_position)
+            return Saved(fetched[0], fetched[1]) if fetched is not None else None
+        key = (cls.TYPE, aggregate_id)
+        kept = self._seen.get(key)
+        if kept is not None and not await self._store.load(cls.TYPE, aggregate_id, after_position=kept[1]):
+            self.read_hits += 1
+            return Saved(kept[0], kept[1])  # type: ignore[arg-type]
+        fetched = await self._fetch(cls, aggregate_id)
+        if fetched is None:
+            self._seen.drop(key)
+            return None
+        self._seen.put(key, *fetched)
+        return Saved(fetched[0], fetched[1])
 
     async def _fetch(self, cls: type[A], aggregate_id: str, until_position: int | None = None) -> tuple[A, int, int] | None:
         """(aggregate, position of its last event, bytes of its events) from the log."""
@@ -97,12 +157,10 @@ class Repository:
 
     async def _load(self, cls: type[A], aggregate_id: str, use_cache: bool) -> tuple[A | None, int, int, bool]:
         """(aggregate or None, position, weight, whether it came from the cache)."""
-        key = (cls.TYPE, aggregate_id)
-        if use_cache and key in self._cache:
-            self._cache.move_to_end(key)
-            aggregate, position, weight = self._cache[key]
+        kept = self._cache.get((cls.TYPE, aggregate_id)) if use_cache else None
+        if kept is not None:
             self.cache_hits += 1
-            return aggregate, position, weight, True  # type: ignore[return-value]
+            return kept[0], kept[1], kept[2], True  # type: ignore[return-value]
         fetched = await self._fetch(cls, aggregate_id)
         if fetched is None:
             return None, 0, 0, False
@@ -115,23 +173,8 @@ class Repository:
         fetched = await self._fetch(cls, aggregate_id)
         if fetched is None:
             return None
-        self._remember((cls.TYPE, aggregate_id), *fetched)
+        self._cache.put((cls.TYPE, aggregate_id), *fetched)
         return Saved(fetched[0], fetched[1])
-
-    def _remember(self, key: tuple[str, str], aggregate: InkAggregate, position: int, weight: int) -> None:
-        self._forget(key)
-        if weight > self._cache_bytes:
-            return  # heavier than the whole budget: loaded from the log each time instead
-        self._cache[key] = (aggregate, position, weight)
-        self.cached_bytes += weight
-        while len(self._cache) > self._cache_size or self.cached_bytes > self._cache_bytes:
-            _, (_, _, dropped) = self._cache.popitem(last=False)
-            self.cached_bytes -= dropped
-
-    def _forget(self, key: tuple[str, str]) -> None:
-        entry = self._cache.pop(key, None)
-        if entry is not None:
-            self.cached_bytes -= entry[2]
 
     async def execute(
         self,
@@ -167,7 +210,7 @@ class Repository:
                 except (ConcurrencyError, DomainError):
                     # A cached copy may be stale (another process wrote since):
                     # decide once more on the log's current state before refusing.
-                    self._forget(key)
+                    self._cache.drop(key)
                     if not cached:
                         replayed = await self.replayed(cls, aggregate_id, ctx)
                         if replayed is not None:
@@ -175,7 +218,7 @@ class Repository:
                         raise
                     use_cache = False
                 except BaseException:
-                    self._forget(key)
+                    self._cache.drop(key)
                     raise
 
     async def _append(
@@ -189,7 +232,7 @@ class Repository:
         appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id)
         if appended.duplicate:
             return await self._original(cls, appended.position)
-        self._remember((cls.TYPE, aggregate.id_str), aggregate, appended.position, weight + appended.size)
+        self._cache.put((cls.TYPE, aggregate.id_str), aggregate, appended.position, weight + appended.size)
         return Saved(aggregate, appended.position)
 
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
@@ -210,7 +253,7 @@ class Repository:
         original = await self._store.event_at(position)
         if original is None or original.aggregate_type != cls.TYPE:
             raise ConcurrencyError("the command id was already used for another change")
-        self._forget((cls.TYPE, original.aggregate_id))
+        self._cache.drop((cls.TYPE, original.aggregate_id))
         saved = await self.get(cls, original.aggregate_id)
         assert saved is not None
         return Saved(saved.aggregate, position)

@@ -120,7 +120,8 @@ def bootstrap(
     hasher = hasher or Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
                                     settings.argon2_parallelism)
     codec = EventCodec(aggregates())
-    repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes)
+    repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes,
+                      read_cache_bytes=settings.read_cache_bytes)
     limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)

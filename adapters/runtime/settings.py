@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     max_blob_bytes: int = _limit("blob_bytes")
     max_schema_bytes: int = _limit("schema_bytes")
     write_cache_bytes: int = Field(default=256 * MIB, ge=0)
+    read_cache_bytes: int = Field(default=64 * MIB, ge=0)
     validation_workers: int = Field(default=2, ge=1)
     validation_budget_ms: int = Field(default=1000, ge=10)
     validation_memory_mib: int = Field(default=512, ge=128)

@@ -35,6 +35,7 @@ class MemoryEventStore:
         self._grown = asyncio.Event()
         self.available = True
         self.appends = 0
+        self.loads = 0
 
     def _check_available(self) -> None:
         if not self.available:
@@ -84,13 +85,14 @@ class MemoryEventStore:
         return dataclasses.replace(record, data=orjson.loads(orjson.dumps(record.data)))
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, after_position: int = 0
     ) -> list[Recorded]:
         self._check_available()
+        self.loads += 1
         return [
             self._copy(r)
             for r in self._by_subject.get((aggregate_type, aggregate_id), [])
-            if until_position is None or r.position <= until_position
+            if r.position > after_position and (until_position is None or r.position <= until_position)
         ]
 
     async def read_range(

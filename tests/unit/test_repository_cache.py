@@ -1,4 +1,4 @@
-"""The write-side cache: a stale entry (another process wrote since) never wins.
+"""The repository's caches: a stale entry (another process wrote since) never wins.
 
 Two repositories on one log stand for two API processes."""
 
@@ -78,3 +78,61 @@ async def test_the_cache_holds_at_most_its_byte_budget_and_never_an_aggregate_he
     again = await repo.execute(Blob, heavy.aggregate.id_str, update("w"), ctx())
     assert repo.cache_hits == hits, "an aggregate heavier than the budget is never cached"
     assert again.aggregate.data == "w" and repo.cached_bytes <= 64 * 1024
+
+
+async def test_get_answers_what_another_process_wrote_since_it_last_read() -> None:
+    store = MemoryEventStore()
+    a, b = Repository(store, CODEC), Repository(store, CODEC)
+    created = await a.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, []), ctx())
+    blob_id = created.aggregate.id_str
+    first = await a.get(Blob, blob_id)
+    again = await a.get(Blob, blob_id)
+    assert first is not None and again is not None
+    assert again.aggregate is first.aggregate and a.read_hits == 1, "nothing written since: the kept copy"
+
+    await b.execute(Blob, blob_id, update({"n": 1}), ctx())  # another process writes
+    fresh = await a.get(Blob, blob_id)
+    assert fresh is not None and fresh.aggregate.version == 2 and fresh.aggregate.data == {"n": 1}
+    assert first.aggregate.version == 1 and first.aggregate.data == {"n": 0}, "what a caller holds never changes"
+    assert a.read_hits == 1
+
+    def delete(blob: Blob | None) -> Blob:
+        assert blob is not None
+        blob.delete()
+        return blob
+
+    await b.execute(Blob, blob_id, delete, ctx())
+    gone = await a.get(Blob, blob_id)
+    assert gone is not None and gone.aggregate.deleted
+
+
+async def test_what_get_hands_out_is_never_the_copy_commands_decide_on() -> None:
+    store = MemoryEventStore()
+    repo = Repository(store, CODEC)
+    created = await repo.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, []), ctx())
+    blob_id = created.aggregate.id_str
+    read = await repo.get(Blob, blob_id)
+    assert read is not None and read.aggregate is not created.aggregate
+
+    async def decide(blob: Blob | None) -> Blob:
+        assert blob is not None
+        blob.update({"n": 1})  # the write-side copy changes in place, before its append
+        now = await repo.get(Blob, blob_id)  # a reader meanwhile sees only what the log holds
+        assert now is not None and now.aggregate.data == {"n": 0} and now.aggregate.version == 1
+        return blob
+
+    await repo.execute(Blob, blob_id, decide, ctx())
+    assert read.aggregate.data == {"n": 0}
+    after = await repo.get(Blob, blob_id)
+    assert after is not None and after.aggregate.data == {"n": 1} and after.aggregate.version == 2
+
+
+async def test_a_read_at_a_past_position_is_not_the_kept_copy() -> None:
+    store = MemoryEventStore()
+    repo = Repository(store, CODEC)
+    created = await repo.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, []), ctx())
+    blob_id = created.aggregate.id_str
+    await repo.execute(Blob, blob_id, update({"n": 1}), ctx())
+    assert (await repo.get(Blob, blob_id)).aggregate.version == 2  # type: ignore[union-attr]
+    past = await repo.get(Blob, blob_id, until_position=created.position)
+    assert past is not None and past.aggregate.version == 1 and past.aggregate.data == {"n": 0}
