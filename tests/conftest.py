@@ -38,15 +38,20 @@ from tests.support.system import RunningSystem, start_system
 # no event loop needed) dumps every thread's stack to the terminal and exits with status 1 if
 # the process is still there after INKSTREAM_TEST_TEARDOWN_TIMEOUT s (120; 0 turns it off). It
 # is armed only then, and disarmed once pytest is done, and again at the very end of the exit.
+#
+# The same watchdog bounds the teardown of a test that failed in its setup or call, which
+# pytest-timeout leaves unbounded for the same reason; it is disarmed once that test is done.
 
 TEARDOWN_TIMEOUT = float(os.environ.get("INKSTREAM_TEST_TEARDOWN_TIMEOUT", "120"))
 _terminal_fd: int | None = None
+_finishing = False  # from the last test's teardown on
+_armed_for_failed: str | None = None  # the node id of the failed test whose teardown is watched
 
 
 def _arm_teardown_watchdog(config: pytest.Config) -> None:
     """(Re)start the countdown; faulthandler keeps one timer, so arming again restarts it."""
     global _terminal_fd
-    if TEARDOWN_TIMEOUT <= 0:
+    if TEARDOWN_TIMEOUT <= 0 or config.getoption("usepdb", False):  # no watchdog under --pdb
         return
     if _terminal_fd is None:  # the terminal's stderr: fd 2 is pytest's capture file during a teardown
         capman = config.pluginmanager.getplugin("capturemanager")
@@ -59,15 +64,37 @@ def _disarm_teardown_watchdog() -> None:
     faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[None],
+                              report: pytest.TestReport | pytest.CollectReport) -> None:
+    # pytest-timeout cancels its timer in this hook (tryfirst): watch the rest of the test instead
+    global _armed_for_failed
+    if isinstance(node, pytest.Item) and getattr(report, "when", None) in ("setup", "call") and not _finishing:
+        _arm_teardown_watchdog(node.config)
+        _armed_for_failed = node.nodeid
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    global _armed_for_failed
+    if _armed_for_failed == nodeid:
+        _armed_for_failed = None
+        if not _finishing:
+            _disarm_teardown_watchdog()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    global _finishing
     if nextitem is None:  # the last test: its teardown ends the session fixtures and the event loop
+        _finishing = True
         _arm_teardown_watchdog(item.config)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # before pytest's own sessionfinish, which tears down what an interrupted run left set up
+    global _finishing
+    _finishing = True
     _arm_teardown_watchdog(session.config)
 
 
