@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
+from adapters.cancellation import cancelling
 from commands.ports import Unavailable
 
 
@@ -38,8 +39,13 @@ class PositionBoard:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                if cancelling():  # the caller of stop() is cancelled too: pass it on
+                    raise
+            except Exception:  # noqa: BLE001 - the watch failed on its way out: it is stopped either way
+                pass
 
     async def _follow(self) -> None:
         raise NotImplementedError

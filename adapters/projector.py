@@ -35,6 +35,7 @@ from typing import Literal, Protocol
 
 import structlog
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing, span_for_batch
@@ -44,15 +45,6 @@ from domain.recorded import Recorded
 from projections.changes import Change, Projection
 
 log = structlog.get_logger("inkstream.projector")
-
-
-def _stop_if_cancelled() -> None:
-    """Honour a cancellation that was swallowed on the way: nats-py waits with
-    ``asyncio.wait_for``, which on Python 3.11 can lose a cancellation that arrives
-    as its future completes, and the runner would then go on after shutdown."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _short(exc: BaseException) -> str:
@@ -189,7 +181,7 @@ class ProjectorRunner:
         """Run until cancelled or halted; outages are waited out."""
         delay = 0.1
         while True:
-            _stop_if_cancelled()
+            raise_if_cancelling()
             try:
                 await self._run_once()
                 return
@@ -206,6 +198,7 @@ class ProjectorRunner:
         async with self.target.writer(self.projection) as writer:
             try:
                 while not await writer.lead():
+                    raise_if_cancelling()
                     self.state.status = "standby"
                     await asyncio.sleep(self._standby_poll)
                 position = await writer.start()
@@ -224,7 +217,7 @@ class ProjectorRunner:
         follower = self._log.follow(position + 1, max_batch=self._batch_size, idle=self._idle_check)
         try:
             while True:
-                _stop_if_cancelled()
+                raise_if_cancelling()
                 batch = [r for r in await follower.next_batch() if r.position > self.state.position]
                 if batch:
                     await self._apply(writer, batch)

@@ -24,6 +24,7 @@ from collections import deque
 
 import structlog
 
+from adapters.cancellation import raise_if_cancelling
 from commands.ports import EventStore, LogCursor
 from domain.recorded import Recorded
 
@@ -52,6 +53,7 @@ class SharedLog:
         self._next = await self._store.last_position() + 1
         delay = 0.1
         while True:
+            raise_if_cancelling()
             try:
                 await self._follow()
             except asyncio.CancelledError:
@@ -65,6 +67,7 @@ class SharedLog:
         cursor = await self._store.open_cursor(self._next)
         try:
             while True:
+                raise_if_cancelling()
                 batch = await cursor.next_batch(1000, self._idle)
                 if batch:
                     self._extend(batch)

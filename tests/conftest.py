@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import faulthandler
+import os
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator
 
@@ -12,6 +17,7 @@ import pytest
 
 from adapters.client import InkstreamClient
 from adapters.sandbox.pool import SandboxPool
+from adapters.jetstream.connection import close_nats
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from tests.support.mongo import MongoServer, new_database_name
@@ -19,6 +25,88 @@ from tests.support.servers import Database, start_nats
 from tests.support.fixtures import Seeded, load_schemas
 from tests.support.sdk import SignUp, new_client
 from tests.support.system import RunningSystem, start_system
+
+
+# -- the end of the session is bounded too ---------------------------------------------------------
+#
+# pytest-timeout bounds each test, not what runs after the last one outside it: the session
+# fixtures torn down in ``pytest_sessionfinish`` (after -x or Ctrl-C), the interpreter's exit
+# (it joins executor threads); nor the last test's teardown, where the session fixtures end and
+# pytest-asyncio closes the event loop (it cancels every task left and waits for them: one that
+# ignores its cancellation waits for ever), when that test failed (pytest-timeout stops its
+# timer on a failure). From the last test's teardown on, faulthandler's watchdog thread (in C:
+# no event loop needed) dumps every thread's stack to the terminal and exits with status 1 if
+# the process is still there after INKSTREAM_TEST_TEARDOWN_TIMEOUT s (120; 0 turns it off). It
+# is armed only then, and disarmed once pytest is done, and again at the very end of the exit.
+#
+# The same watchdog bounds the teardown of a test that failed in its setup or call, which
+# pytest-timeout leaves unbounded for the same reason; it is disarmed once that test is done.
+
+TEARDOWN_TIMEOUT = float(os.environ.get("INKSTREAM_TEST_TEARDOWN_TIMEOUT", "120"))
+_terminal_fd: int | None = None
+_finishing = False  # from the last test's teardown on
+_armed_for_failed: str | None = None  # the node id of the failed test whose teardown is watched
+
+
+def _arm_teardown_watchdog(config: pytest.Config) -> None:
+    """(Re)start the countdown; faulthandler keeps one timer, so arming again restarts it."""
+    global _terminal_fd
+    if TEARDOWN_TIMEOUT <= 0 or config.getoption("usepdb", False):  # no watchdog under --pdb
+        return
+    if _terminal_fd is None:  # the terminal's stderr: fd 2 is pytest's capture file during a teardown
+        capman = config.pluginmanager.getplugin("capturemanager")
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            _terminal_fd = os.dup(2)  # kept open until exit: the watchdog writes to it
+    faulthandler.dump_traceback_later(TEARDOWN_TIMEOUT, exit=True, file=_terminal_fd)
+
+
+def _disarm_teardown_watchdog() -> None:
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[None],
+                              report: pytest.TestReport | pytest.CollectReport) -> None:
+    # pytest-timeout cancels its timer in this hook (tryfirst): watch the rest of the test instead
+    global _armed_for_failed
+    if isinstance(node, pytest.Item) and getattr(report, "when", None) in ("setup", "call") and not _finishing:
+        _arm_teardown_watchdog(node.config)
+        _armed_for_failed = node.nodeid
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    global _armed_for_failed
+    if _armed_for_failed == nodeid:
+        _armed_for_failed = None
+        if not _finishing:
+            _disarm_teardown_watchdog()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    global _finishing
+    if nextitem is None:  # the last test: its teardown ends the session fixtures and the event loop
+        _finishing = True
+        _arm_teardown_watchdog(item.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # before pytest's own sessionfinish, which tears down what an interrupted run left set up
+    global _finishing
+    _finishing = True
+    _arm_teardown_watchdog(session.config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _disarm_teardown_watchdog()
+    if TEARDOWN_TIMEOUT > 0 and hasattr(threading, "_register_atexit"):
+        # The interpreter's exit joins threads (an executor's, a non-daemon one) before it runs the
+        # atexit functions: watch that join too, then disarm for good once it is over.
+        with contextlib.suppress(RuntimeError):  # already shutting down
+            threading._register_atexit(lambda: _arm_teardown_watchdog(config))
+            atexit.register(_disarm_teardown_watchdog)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +153,7 @@ async def nc(nats_server: str) -> AsyncIterator[nats.aio.client.Client]:
     try:
         yield client
     finally:
-        await client.drain()
+        await close_nats(client)  # drain and close, bounded
 
 
 @pytest.fixture

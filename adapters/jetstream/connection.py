@@ -7,7 +7,6 @@ a client that gave up after 60 tries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import nats
@@ -63,12 +62,31 @@ async def connect_nats(
 
 async def close_nats(nc: Client, timeout: float = 5.0) -> None:
     """Drain (deliver what is buffered) and close, bounded: a dead server must not hang a shutdown."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(timeout):
-            await nc.drain()
+    await _at_most(nc.drain(), timeout)
     if not nc.is_closed:
-        with contextlib.suppress(Exception):
-            await nc.close()
+        await _at_most(nc.close(), timeout)
+
+
+async def _at_most(step: Awaitable[None], timeout: float) -> None:
+    """Run ``step`` as a task for ``timeout`` s at most, then cancel it; its errors are ignored.
+
+    Not ``async with asyncio.timeout``: nats-py's ``drain`` catches the
+    ``CancelledError`` such a timeout throws into it and carries on (flush,
+    then close: writes to a server that may be gone), so the bound did not
+    hold; a cancellation of our caller is passed on.
+    """
+    task = asyncio.ensure_future(step)
+    task.add_done_callback(_ignore_outcome)
+    try:
+        await asyncio.wait({task}, timeout=timeout)
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def _ignore_outcome(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "exception was never retrieved" for a close that failed
 
 
 async def _maybe(value: Awaitable[None] | None) -> None:

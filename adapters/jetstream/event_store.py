@@ -45,6 +45,7 @@ from nats.errors import Error as NatsError
 from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.jetstream.decoding import install, stream_sequence
 from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
@@ -183,6 +184,7 @@ class JetStreamEventStore:
         deadline = loop.time() + self._wait_seconds
         delay, tries = 0.05, 0
         while True:
+            raise_if_cancelling()
             if self._nc.is_closed:
                 raise Unavailable("the event log connection is closed")
             remaining = deadline - loop.time()
@@ -199,6 +201,7 @@ class JetStreamEventStore:
             except Exception as exc:
                 if not transient(exc):
                     raise
+                raise_if_cancelling()  # a cancellation nats-py turned into a timeout: stop, do not retry
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     if tries > 1:

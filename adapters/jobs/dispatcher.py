@@ -43,6 +43,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.postgres.pool import connect
 from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
@@ -203,6 +204,7 @@ class DispatcherLoop:
     async def run(self) -> None:
         delay = 0.1
         while True:
+            raise_if_cancelling()
             try:
                 await self._run_once()
             except asyncio.CancelledError:
@@ -217,6 +219,7 @@ class DispatcherLoop:
         conn = await connect(self._dsn)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(self.dispatcher.name)):
+                raise_if_cancelling()
                 self.status = "standby"
                 await asyncio.sleep(1.0)
             checkpoint = await self._checkpoint(conn)
@@ -244,6 +247,7 @@ class DispatcherLoop:
         saved, saved_at = self.dispatcher.acted_through, loop.time()
         try:
             while True:
+                raise_if_cancelling()
                 batch = await follower.next_batch()
                 actions = self.dispatcher.actions
                 if batch:

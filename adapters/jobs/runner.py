@@ -65,6 +65,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.jobs.migrations import MIGRATION_EVENTS, MigrationExecutor, MigrationOptions
 from adapters.processors.base import Output, ProcessorFailure, ProcessorType, RunContext
 from adapters.processors.catalog import ProcessorCatalog
@@ -257,6 +258,7 @@ class JobRunner:
             try:
                 return await self._js.pull_subscribe_bind(self._options.consumer, self._options.stream)
             except Exception as exc:  # noqa: BLE001 - NATS down or the consumer not applied yet
+                raise_if_cancelling()
                 log.warning("jobs.subscribe_failed", error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -281,6 +283,7 @@ class JobRunner:
     async def _fetch(self, sub: Any) -> None:
         limit = self._options.concurrency + self._options.queue_per_user * 4
         while True:
+            raise_if_cancelling()
             room = limit - self._held()
             if room <= 0:
                 self._room.clear()
@@ -327,6 +330,7 @@ class JobRunner:
 
     async def _schedule_loop(self) -> None:
         while True:
+            raise_if_cancelling()
             await self._wake.wait()
             self._wake.clear()
             await self._schedule()
@@ -387,6 +391,7 @@ class JobRunner:
         """``AckProgress`` for every message this process holds, queued or running."""
         interval = max(self._options.ack_wait / 3, 0.2)
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(interval)
             held = [r.work.msg for r in self._running.values()] + [w.msg for w in self._fair]
             for msg in held:
@@ -397,6 +402,7 @@ class JobRunner:
         if self._metrics is None:
             return
         while True:
+            raise_if_cancelling()
             with contextlib.suppress(Exception):
                 info = await self._js.consumer_info(self._options.stream, self._options.consumer)
                 self._metrics.jobs_queue.labels("undelivered").set(info.num_pending or 0)
@@ -466,6 +472,7 @@ class JobRunner:
             except Unavailable:
                 if self._stopping:
                     raise
+                raise_if_cancelling()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
 from adapters.live.states import AggregateStates
 from adapters.shared_log import SharedLog
@@ -126,6 +127,7 @@ class LiveHub:
                                            idle=1.0)
             try:
                 while True:
+                    raise_if_cancelling()
                     batch = await follower.next_batch()
                     if batch:
                         await self._route(batch)
@@ -133,6 +135,7 @@ class LiveHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - an outage: resume where we stopped
+                raise_if_cancelling()
                 log.warning("live.router_outage", error=str(exc) or type(exc).__name__, position=self.position)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from pymongo.errors import OperationFailure, PyMongoError
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.mongo.client import Mongo
 from adapters.mongo.collections import CHECKPOINTS
 from adapters.positions import PositionBoard
@@ -38,6 +39,7 @@ class MongoWatch(PositionBoard):
 
     async def _follow(self) -> None:
         while True:
+            raise_if_cancelling()
             try:
                 await self.refresh()
                 self.connection_up()
@@ -69,6 +71,7 @@ class MongoWatch(PositionBoard):
         async with await checkpoints.watch(full_document="updateLookup", max_await_time_ms=500) as stream:
             await self.refresh()  # what committed while the stream opened
             while True:
+                raise_if_cancelling()
                 change = await stream.try_next()
                 if change is not None:
                     self._note(change.get("fullDocument"))
@@ -78,6 +81,7 @@ class MongoWatch(PositionBoard):
 
     async def _poll(self) -> None:
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(POLL_SECONDS)
             await self.refresh()
 

@@ -13,6 +13,7 @@ import asyncio
 import asyncpg
 import structlog
 
+from adapters.cancellation import raise_if_cancelling
 from adapters.positions import PositionBoard
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
 from adapters.postgres.projector import NOTIFY_CHANNEL
@@ -28,12 +29,15 @@ class ProjectionWatch(PositionBoard):
         self._reconnect_delay = reconnect_delay
 
     async def stop(self) -> None:
-        await super().stop()
-        if self._conn is not None and not self._conn.is_closed():
-            self._conn.terminate()
+        try:
+            await super().stop()
+        finally:
+            if self._conn is not None and not self._conn.is_closed():
+                self._conn.terminate()
 
     async def _follow(self) -> None:
         while True:
+            raise_if_cancelling()
             try:
                 conn = await connect(self._dsn)
                 self._conn = conn
@@ -41,6 +45,7 @@ class ProjectionWatch(PositionBoard):
                 await self.refresh(conn)
                 self.connection_up()
                 while not conn.is_closed():
+                    raise_if_cancelling()
                     await asyncio.sleep(1.0)
                     await conn.fetchval("SELECT 1")
                     await self.refresh(conn)  # picks up changes from processes started before LISTEN

@@ -183,10 +183,12 @@ class SandboxPool:
             async with asyncio.timeout(10):
                 code = await worker.process.wait()
         if worker.drain is not None:
-            with contextlib.suppress(BaseException):
-                async with asyncio.timeout(1):
-                    await worker.drain
+            # asyncio.wait, not ``await worker.drain`` under suppress(BaseException): that also
+            # swallowed the cancellation of whoever reaps (a shutdown), not only the drain's own end
+            await asyncio.wait({worker.drain}, timeout=1)
             worker.drain.cancel()
+            if worker.drain.done() and not worker.drain.cancelled():
+                worker.drain.exception()  # retrieved, as the await did: no "never retrieved" warning
         return code
 
     def _discard(self, worker: _Worker, why: str) -> None:

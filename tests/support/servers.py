@@ -83,12 +83,12 @@ class Database:
         return f"{base}/{name}"
 
     async def stop(self) -> None:
-        if self._admin_dsn:
-            conn = await asyncpg.connect(self._admin_dsn)
+        if self._admin_dsn:  # bounded: the end of the session must not wait for ever on a server
+            conn = await asyncpg.connect(self._admin_dsn, timeout=10)
             try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)', timeout=30)
             finally:
-                await conn.close()
+                await conn.close(timeout=5)
         if self._server is not None:
             await self._server.stop()
         if self._root is not None:

@@ -69,8 +69,10 @@ async def test_mongo_killed_commands_go_on_queries_503_and_mongo_projectors_resu
         await asyncio.sleep(1.0)
         await stream.stop()
     except BaseException:
-        await stream.stop()
-        await system.stop()
+        try:
+            await stream.stop()
+        finally:  # a worker's error must not leave the whole system running past the test
+            await system.stop()
         raise
     try:
         last = await system.services.store.last_position()

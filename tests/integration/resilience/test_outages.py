@@ -85,8 +85,10 @@ async def test_nats_killed_during_commands_loses_nothing_acknowledged(own_nats: 
         await asyncio.sleep(3)
         await stream.stop()
     except BaseException:
-        await stream.stop()
-        await system.stop()
+        try:
+            await stream.stop()
+        finally:  # a worker's error must not leave the whole system running past the test
+            await system.stop()
         raise
     try:
         recovery = stream.first_ok_after.get("nats_back")
@@ -152,8 +154,10 @@ async def test_postgres_stopped_commands_go_on_queries_503_and_read_models_catch
         await asyncio.sleep(1.0)
         await stream.stop()
     except BaseException:
-        await stream.stop()
-        await system.stop()
+        try:
+            await stream.stop()
+        finally:  # a worker's error must not leave the whole system running past the test
+            await system.stop()
         raise
     try:
         last = await system.services.store.last_position()
