@@ -355,10 +355,42 @@ class _Folder:
             await asyncio.gather(self._writing, return_exceptions=True)
 
 
-async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> None:
+_INDEXES = """
+SELECT i.relname AS name, pg_get_indexdef(x.indexrelid) AS index_def, pg_get_constraintdef(c.oid) AS constraint_def
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid AND c.contype IN ('p', 'u', 'x')
+WHERE x.indrelid = quote_ident($1)::regclass
+ORDER BY x.indisprimary DESC, i.relname
+"""
+
+Renames = dict[str, list[tuple[str, str, bool]]]
+"""Per table: (the fresh copy's index or constraint name, the live one's, whether a constraint)."""
+
+
+async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> Renames:
+    """Empty fresh copies of ``tables`` with the live tables' columns, defaults, checks, indexes
+    and constraints. The indexes and constraints get names of their own (``LIKE ... INCLUDING
+    INDEXES`` would name them after the fresh table, and after the swap the live table would keep
+    those names: a later schema migration naming an index would not find it); the swap gives
+    them the live names back."""
+    renames: Renames = {}
     for table in tables:
-        await conn.execute(f'DROP TABLE IF EXISTS "{table}{SUFFIX}"')
-        await conn.execute(f'CREATE TABLE "{table}{SUFFIX}" (LIKE "{table}" INCLUDING ALL)')
+        fresh = table + SUFFIX
+        await conn.execute(f"DROP TABLE IF EXISTS {_q(fresh)}")
+        await conn.execute(f"CREATE TABLE {_q(fresh)} (LIKE {_q(table)} INCLUDING ALL EXCLUDING INDEXES)")
+        renames[table] = []
+        for i, found in enumerate(await conn.fetch(_INDEXES, table)):
+            temporary = f"{table[:40]}{SUFFIX}_{i}"
+            if found["constraint_def"] is not None:
+                await conn.execute(f"ALTER TABLE {_q(fresh)} ADD CONSTRAINT {_q(temporary)} {found['constraint_def']}")
+            else:
+                definition: str = found["index_def"]  # CREATE [UNIQUE] INDEX name ON table USING ...
+                unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
+                using = definition[definition.index(" USING ") + 1:]
+                await conn.execute(f"CREATE {unique}INDEX {_q(temporary)} ON {_q(fresh)} {using}")
+            renames[table].append((temporary, found["name"], found["constraint_def"] is not None))
+    return renames
 
 
 async def _replay_into_fresh(
@@ -447,7 +479,7 @@ async def _lock_live_tables(conn: asyncpg.Connection, tables: Sequence[str]) -> 
 
 async def _swap(
     conn: asyncpg.Connection, projection: Projection, store: EventStore, codec: EventCodec, target: int,
-    progress: Progress | None,
+    progress: Progress | None, renames: Renames,
 ) -> int:
     """Under the projection's swap lock: catch up with the live checkpoint, rename, move the checkpoint."""
     async with conn.transaction():
@@ -463,6 +495,11 @@ async def _swap(
             await conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}__old"')
             await conn.execute(f'ALTER TABLE "{table}{SUFFIX}" RENAME TO "{table}"')
             await conn.execute(f'DROP TABLE "{table}__old"')
+            for temporary, name, constraint in renames.get(table, []):
+                if constraint:
+                    await conn.execute(f"ALTER TABLE {_q(table)} RENAME CONSTRAINT {_q(temporary)} TO {_q(name)}")
+                else:
+                    await conn.execute(f"ALTER INDEX {_q(temporary)} RENAME TO {_q(name)}")
         await conn.execute(
             "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
             projection.name,
@@ -491,10 +528,10 @@ async def rebuild_all(
                 "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
                 projection.name,
             )
-        await _prepare(conn, [t for p in projections for t in p.tables])
+        renames = await _prepare(conn, [t for p in projections for t in p.tables])
         target = await store.last_position()
         await _replay_into_fresh(conn, projections, store, codec, target, progress, chunk_events)
-        return {p.name: await _swap(conn, p, store, codec, target, progress) for p in projections}
+        return {p.name: await _swap(conn, p, store, codec, target, progress, renames) for p in projections}
     finally:
         await conn.close()
 

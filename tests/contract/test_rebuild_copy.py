@@ -178,6 +178,20 @@ async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+async def indexes(conn: asyncpg.Connection) -> dict[str, list[tuple[str, str]]]:
+    """Every read-model table's indexes and constraints, by name, with their definitions."""
+    out = {}
+    for projection in projections():
+        for table in projection.tables:
+            rows = await conn.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY 1", table)
+            constraints = await conn.fetch(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::regclass"
+                " ORDER BY 1", table)  # fmt: skip
+            out[table] = [tuple(r.values()) for r in rows] + [tuple(r.values()) for r in constraints]
+    return out
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_a_rebuild_by_copy_equals_the_live_projectors_writes_at_every_chunk_size(
     blank: str, seed: int, monkeypatch: pytest.MonkeyPatch
@@ -194,13 +208,15 @@ async def test_a_rebuild_by_copy_equals_the_live_projectors_writes_at_every_chun
     try:
         for record in store.records:  # as the live projectors write: change by change, event by event
             await apply_changes(conn, [c for p in chosen for c in p.changes(record)])
-        live = await dump(conn)
+        live, named = await dump(conn), await indexes(conn)
         assert all(live[t] for t in ("blobs", "blob_buckets", "books", "book_chapters", "jobs", "processors"))
+        assert named["blobs"] and any(name == "blobs_owner_created" for name, _ in named["blobs"])
 
         for chunk in (1, 7, 64, 500, 100_000):
             reached = await rebuild_all(chosen, dsn=blank, store=store, codec=codec, chunk_events=chunk)
             assert reached == {p.name: len(store.records) for p in chosen}
             assert await dump(conn) == live, f"chunk of {chunk} events"
+            assert await indexes(conn) == named, "the swapped tables keep the live names of indexes and constraints"
     finally:
         await conn.close()
 
