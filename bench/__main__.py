@@ -10,6 +10,7 @@ import argparse
 import importlib
 import pkgutil
 from pathlib import Path
+
 from adapters.runtime.event_loop import run as run_event_loop
 
 # These run first, in this order; any other bench module found here runs after them.

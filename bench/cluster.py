@@ -41,10 +41,10 @@ from typing import Any
 import aiohttp
 
 from adapters.runtime.dev_cluster import DevCluster, RoleProcess
+from adapters.runtime.event_loop import run as run_event_loop
 from adapters.runtime.processes import find_free_port
 from bench.common import run_worker
 from bench.event_store import percentile, print_table, scratch_dir, write_results
-from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "cluster"
 CLIENTS = 50

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from adapters.runtime.event_loop import run as run_event_loop
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -36,10 +36,10 @@ from typing import Any
 import nats
 from nats.js import api
 
+from adapters.runtime.event_loop import run as run_event_loop
 from adapters.runtime.nats_cluster import NatsCluster
 from adapters.runtime.nats_server import EmbeddedNats
 from bench.event_store import print_table, scratch_dir, write_results
-from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "duplicate_window"
 DAY = 86400.0

@@ -45,9 +45,9 @@ from nats.js import api
 
 from adapters.jetstream.event_store import JetStreamEventStore, subject_for, to_recorded
 from adapters.jetstream.streams import apply_streams, load_stream_specs
+from adapters.runtime.event_loop import run as run_event_loop
 from adapters.runtime.nats_server import EmbeddedNats
 from domain.recorded import NewEvent
-from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "event_store"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

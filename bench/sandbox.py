@@ -34,11 +34,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from adapters.runtime.event_loop import run as run_event_loop
 from adapters.sandbox import engine
 from adapters.sandbox.pool import MB, SandboxPool, decode_outcome
 from bench.event_store import percentile, print_table, write_results
 from commands.ports import SandboxError
-from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "sandbox"
 CONCURRENCY = 8

@@ -28,10 +28,10 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
+from adapters.runtime.event_loop import run as run_event_loop
 from adapters.validation.json_schema import PATTERN_OPTIONS, JsonSchemaValidator
 from adapters.validation.pool import ValidatorPool, _Worker
 from bench.event_store import percentile, print_table, write_results
-from adapters.runtime.event_loop import run as run_event_loop
 
 NAME = "validation"
 CATASTROPHIC = "^((a)\\2?)*b"
