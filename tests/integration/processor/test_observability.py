@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 
@@ -19,8 +21,14 @@ async def test_job_metrics_and_the_audit_of_a_processor_and_a_job(
     job = await ink.request_job(processor_id, (await ink.create_blob({"n": 1})).id)
     done = await ink.wait_for_job(job.id)
     assert done.status == "completed"
-    async with http.get("/metrics") as r:
-        text = await r.text()
+    # The runner counts the transition once its append is acknowledged; the read model (which
+    # wait_for_job follows) may show the job completed a moment before that.
+    for _ in range(100):
+        async with http.get("/metrics") as r:
+            text = await r.text()
+        if 'jobs_total{status="completed",type="js-transform"}' in text:
+            break
+        await asyncio.sleep(0.05)
     assert 'jobs_total{status="completed",type="js-transform"}' in text
     assert 'jobs_total{status="pending",type="js-transform"}' in text
     assert 'job_duration_seconds_count{outcome="completed",type="js-transform"}' in text
