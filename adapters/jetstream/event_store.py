@@ -227,7 +227,7 @@ class JetStreamEventStore:
         )
         with span:
             # the append's own span is the parent the projector's span continues
-            traceparent = current_traceparent() if self._tracing is not None else event.traceparent
+            traceparent = self._traceparent(event)
             subject = subject_for(aggregate_type, aggregate_id, self._prefix)
             headers = {
                 H_MSG_ID: command_id,
@@ -269,6 +269,16 @@ class JetStreamEventStore:
             if self._on_append is not None and not ack.duplicate:
                 self._on_append(event)
             return Appended(ack.seq, duplicate=bool(ack.duplicate), size=len(payload))
+
+    def _traceparent(self, event: NewEvent) -> str | None:
+        """What the event's trace continues from: the append's own span when this process
+        records spans; else the command's traceparent (an HTTP request sets no OpenTelemetry
+        context when nothing exports), else the context the caller runs in (a job's run)."""
+        if self._tracing is None:
+            return event.traceparent
+        if self._tracing.enabled or event.traceparent is None:
+            return current_traceparent()
+        return event.traceparent
 
     async def _last_if_mine(self, subject: str, command_id: str) -> int | None:
         try:

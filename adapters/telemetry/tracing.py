@@ -75,6 +75,15 @@ class Tracing:
             with trace.use_span(span, end_on_exit=False):
                 yield span
 
+    def entry_ids(self, incoming: str | None) -> tuple[str, str]:
+        """(traceparent, trace id) for an entry point when nothing exports, without an
+        OpenTelemetry context: the caller's trace id (else a random one) and a fresh span id,
+        exactly what ``span(name, extract(...))`` would have put in the context."""
+        caller = trace.get_current_span(extract({"traceparent": incoming})).get_span_context() if incoming else None
+        trace_id = caller.trace_id if caller is not None and caller.is_valid else random.getrandbits(128) or 1
+        trace_hex = format(trace_id, "032x")
+        return f"00-{trace_hex}-{random.getrandbits(64) or 1:016x}-00", trace_hex
+
     def shutdown(self) -> None:
         if self.provider is not None:
             self.provider.shutdown()

@@ -44,3 +44,19 @@ def test_with_an_exporter_spans_are_recorded_as_a_tree() -> None:
     spans = {s.name: s for s in exporter.get_finished_spans()}
     assert spans["command CreateBlob"].parent.span_id == spans["HTTP POST /v1/blobs"].context.span_id
     assert format(spans["HTTP POST /v1/blobs"].context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_without_an_exporter_entry_ids_are_what_an_entry_span_would_carry() -> None:
+    """The HTTP entry takes its ids from ``entry_ids`` (no OpenTelemetry context) when nothing
+    exports: the same trace id and traceparent form as the span it replaces."""
+    tracing = Tracing()
+    traceparent, trace_id = tracing.entry_ids(INCOMING)
+    with tracing.span("HTTP POST /v1/blobs", extract({"traceparent": INCOMING})):
+        from_span = current_traceparent()
+    assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736" == traceparent.split("-")[1]
+    assert from_span is not None and len(traceparent) == len(from_span) and traceparent[:36] == from_span[:36]
+    assert traceparent.endswith("-00") and traceparent.split("-")[2] != "00f067aa0ba902b7"  # a span of its own
+
+    fresh = {tracing.entry_ids(None) for _ in range(3)} | {tracing.entry_ids("00-garbage")}
+    assert len({t for _, t in fresh}) == 4 and all(len(t) == 32 and int(t, 16) for _, t in fresh)
+    assert all(p.split("-")[1] == t and len(p) == 55 for p, t in fresh)
