@@ -208,11 +208,14 @@ async def append_all(store: Any, pairs: list[list[Any]], writers: int) -> tuple[
 
 async def project_log(store: Any, codec: Any, projection: Any, last: int) -> tuple[float, list[Any]]:
     """Read the log as a rebuild does and run the pure projection, no PostgreSQL: (seconds, changes per event)."""
+    from adapters.collection import collecting_rarely
+
     t = time.perf_counter()
     per_event = []
-    async for batch in store.read_span(1, last):
-        for record in batch:
-            per_event.append(projection.changes(codec.upcast(record)))
+    with collecting_rarely():  # as a rebuild reads
+        async for batch in store.read_span(1, last):
+            for record in batch:
+                per_event.append(projection.changes(codec.upcast(record)))
     return time.perf_counter() - t, per_event
 
 

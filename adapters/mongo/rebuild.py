@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
+from adapters.collection import collecting_rarely
 from adapters.mongo.changes import apply_events, purge_tombstones
 from adapters.mongo.client import Mongo
 from adapters.mongo.collections import CHECKPOINTS, ensure_indexes
@@ -96,7 +97,8 @@ async def rebuild(
         await db.create_collection(table + SUFFIX)
     await ensure_indexes(db, projection.tables, SUFFIX)
     target = await store.last_position()
-    await _replay(mongo, projection, store, codec, 1, target, progress)
+    with collecting_rarely():
+        await _replay(mongo, projection, store, codec, 1, target, progress)
 
     lease = _Lease(mongo, projection.name, lease_seconds)
     await lease.take()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from adapters.collection import collecting_rarely
 from adapters.postgres.changes import _delete_sql, _q, _update_sql, apply_changes
 from adapters.postgres.pool import connect
 from adapters.postgres.projector import swap_lock_key
@@ -364,6 +366,8 @@ WHERE x.indrelid = quote_ident($1)::regclass
 ORDER BY x.indisprimary DESC, i.relname
 """
 
+_ON_TABLE = re.compile(r' ON (?:ONLY )?(?:"[^"]*"|[^ "]+)(?:\.(?:"[^"]*"|[^ "]+))? USING ')
+
 Renames = dict[str, list[tuple[str, str, bool]]]
 """Per table: (the fresh copy's index or constraint name, the live one's, whether a constraint)."""
 
@@ -385,9 +389,11 @@ async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> Renames:
             if found["constraint_def"] is not None:
                 await conn.execute(f"ALTER TABLE {_q(fresh)} ADD CONSTRAINT {_q(temporary)} {found['constraint_def']}")
             else:
-                definition: str = found["index_def"]  # CREATE [UNIQUE] INDEX name ON table USING ...
+                definition: str = found["index_def"]  # CREATE [UNIQUE] INDEX name ON [ONLY] table USING ...
                 unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
-                using = definition[definition.index(" USING ") + 1:]
+                on = _ON_TABLE.search(definition)  # after the name, which may itself hold " USING "
+                assert on is not None, definition
+                using = definition[on.end() - len("USING "):]
                 await conn.execute(f"CREATE {unique}INDEX {_q(temporary)} ON {_q(fresh)} {using}")
             renames[table].append((temporary, found["name"], found["constraint_def"] is not None))
     return renames
@@ -530,7 +536,8 @@ async def rebuild_all(
             )
         renames = await _prepare(conn, [t for p in projections for t in p.tables])
         target = await store.last_position()
-        await _replay_into_fresh(conn, projections, store, codec, target, progress, chunk_events)
+        with collecting_rarely():
+            await _replay_into_fresh(conn, projections, store, codec, target, progress, chunk_events)
         return {p.name: await _swap(conn, p, store, codec, target, progress, renames) for p in projections}
     finally:
         await conn.close()
