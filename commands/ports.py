@@ -57,10 +57,11 @@ class EventStore(Protocol):
     ) -> Appended: ...
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, after_position: int = 0
-    ) -> list[Recorded]:
-        """The aggregate's events in order: those after ``after_position`` (all by default),
-        up to ``until_position`` (the last by default)."""
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+    ) -> list[Recorded]: ...
+
+    async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
+        """Whether the aggregate has an event after ``position`` (what a kept copy is checked by)."""
         ...
 
     def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]: ...

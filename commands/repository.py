@@ -1,9 +1,11 @@
 """Loading and saving aggregates through the event store port.
 
-Two caches, each bounded in entries and in bytes (an aggregate weighs the
-bytes of the events it was built from, never less than what it holds; the
-oldest entries leave once the total passes the budget, and an aggregate
-heavier than the whole budget is not kept at all):
+Two caches, each bounded in entries and in bytes: an aggregate weighs the
+bytes of the events it was built from as the log stores them (the oldest
+entries leave once the total passes the budget, and an aggregate heavier
+than the whole budget is not kept at all). Decoded into Python objects an
+aggregate takes several times those bytes (about 6x measured for JSON-heavy
+data), which is what the budgets' sizing in docs/operations.md allows for.
 
 * The write-side cache keeps the aggregates commands decided on, with the
   position of their last event. A stale entry cannot do harm: its append
@@ -136,7 +138,7 @@ class Repository:
             return Saved(fetched[0], fetched[1]) if fetched is not None else None
         key = (cls.TYPE, aggregate_id)
         kept = self._seen.get(key)
-        if kept is not None and not await self._store.load(cls.TYPE, aggregate_id, after_position=kept[1]):
+        if kept is not None and not await self._store.has_events_after(cls.TYPE, aggregate_id, kept[1]):
             self.read_hits += 1
             return Saved(kept[0], kept[1])  # type: ignore[arg-type]
         fetched = await self._fetch(cls, aggregate_id)

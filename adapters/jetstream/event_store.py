@@ -294,21 +294,27 @@ class JetStreamEventStore:
         return None
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, after_position: int = 0
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
     ) -> list[Recorded]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
-        start = max(after_position, 0) + 1
         try:
-            return await self._patiently(
-                "load", lambda timeout: self._direct_get_batches(subject, start, until_position, timeout)
-            )
+            return await self._patiently("load", lambda timeout: self._direct_get_batches(subject, until_position, timeout))
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
 
-    async def _direct_get_batches(
-        self, subject: str, start: int, until_position: int | None, timeout: float
-    ) -> list[Recorded]:
+    async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
+        """One Direct Get of at most one message: the subject's first after ``position``."""
+        request = {"seq": max(position, 0) + 1, "next_by_subj": subject_for(aggregate_type, aggregate_id, self._prefix),
+                   "batch": 1}  # fmt: skip
+        try:
+            records, _ = await self._patiently("has_events_after", lambda timeout: self._direct_get(request, timeout))
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        return bool(records)
+
+    async def _direct_get_batches(self, subject: str, until_position: int | None, timeout: float) -> list[Recorded]:
         records: list[Recorded] = []
+        start = 1
         while True:
             request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
             if until_position is not None:

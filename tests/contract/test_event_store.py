@@ -34,8 +34,8 @@ async def test_append_then_load_round_trips_every_field(private_store: JetStream
     assert loaded[0].aggregate_type == "thing" and loaded[0].aggregate_id == agg
 
 
-async def test_a_load_after_a_position_gives_only_the_later_events(private_store: JetStreamEventStore) -> None:
-    """What the read cache checks on every use: nothing after the kept position, or what came since."""
+async def test_whether_an_aggregate_has_events_after_a_position(private_store: JetStreamEventStore) -> None:
+    """What the read cache checks on every use: nothing after the kept position, or something came since."""
     agg, other = new_id(), new_id()
     positions: list[int] = []
     others = 0
@@ -43,13 +43,12 @@ async def test_a_load_after_a_position_gives_only_the_later_events(private_store
         positions.append((await private_store.append("thing", agg, ev(n, n=n), positions[-1] if positions else 0,
                                                      new_id())).position)
         others = (await private_store.append("thing", other, ev(n), others, new_id())).position  # interleaved
-    later = await private_store.load("thing", agg, after_position=positions[0])
-    assert [r.position for r in later] == positions[1:] and [r.data["n"] for r in later] == [2, 3]
-    assert await private_store.load("thing", agg, after_position=positions[-1]) == []
-    last = await private_store.last_position()
-    assert await private_store.load("thing", agg, after_position=last + 1000) == []
-    assert [r.position for r in await private_store.load("thing", agg, after_position=positions[0],
-                                                         until_position=positions[1])] == [positions[1]]
+    assert await private_store.has_events_after("thing", agg, 0)
+    assert await private_store.has_events_after("thing", agg, positions[0])
+    assert await private_store.has_events_after("thing", agg, positions[-1] - 1)
+    assert not await private_store.has_events_after("thing", agg, positions[-1]), "the other aggregate's later events do not count"
+    assert not await private_store.has_events_after("thing", agg, others + 1000)
+    assert not await private_store.has_events_after("thing", new_id(), 0)
 
 
 async def test_loading_an_unknown_aggregate_gives_no_events(private_store: JetStreamEventStore) -> None:

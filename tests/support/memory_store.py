@@ -35,7 +35,6 @@ class MemoryEventStore:
         self._grown = asyncio.Event()
         self.available = True
         self.appends = 0
-        self.loads = 0
 
     def _check_available(self) -> None:
         if not self.available:
@@ -85,15 +84,19 @@ class MemoryEventStore:
         return dataclasses.replace(record, data=orjson.loads(orjson.dumps(record.data)))
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, after_position: int = 0
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
     ) -> list[Recorded]:
         self._check_available()
-        self.loads += 1
         return [
             self._copy(r)
             for r in self._by_subject.get((aggregate_type, aggregate_id), [])
-            if r.position > after_position and (until_position is None or r.position <= until_position)
+            if until_position is None or r.position <= until_position
         ]
+
+    async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
+        self._check_available()
+        events = self._by_subject.get((aggregate_type, aggregate_id), [])
+        return bool(events) and events[-1].position > position
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
