@@ -28,7 +28,7 @@ from adapters.runtime.bootstrap import projections
 from domain.base import EventCodec
 from domain.ids import new_id
 from domain.recorded import NewEvent, Recorded
-from projections.changes import Change, Delete, Update, Upsert
+from projections.changes import Change, Delete, Projection, Update, Upsert
 from tests.support.memory_store import MemoryEventStore
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -169,6 +169,19 @@ class Studio:
                 "migration": {"from_version": "1.0.0", "transform": "x"}})
 
 
+async def studio_log(seed: int, steps: int) -> MemoryEventStore:
+    """A memory log holding ``steps`` steps of a random studio history."""
+    store = MemoryEventStore()
+    studio = Studio(store, seed)
+    for _ in range(steps):
+        await studio.step()
+    return store
+
+
+def projection_named(name: str) -> Projection:
+    return next(p for p in projections() if p.name == name)
+
+
 async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     for projection in projections():
@@ -199,10 +212,7 @@ async def test_a_rebuild_by_copy_equals_the_live_projectors_writes_at_every_chun
     if seed == 2:  # updates of rows earlier chunks wrote go through the staging table, not executemany;
         monkeypatch.setattr(rebuild_module, "STAGED_UPDATES", 1)  # and upserts, once keys are not tracked
         monkeypatch.setattr(rebuild_module, "KNOWN_KEYS", 50)
-    store, codec = MemoryEventStore(), EventCodec([])
-    studio = Studio(store, seed)
-    for _ in range(1500):
-        await studio.step()
+    store, codec = await studio_log(seed, 1500), EventCodec([])
     chosen = projections()
     conn = await connect(blank)
     try:
@@ -222,11 +232,8 @@ async def test_a_rebuild_by_copy_equals_the_live_projectors_writes_at_every_chun
 
 
 async def test_one_projection_rebuilt_alone_and_progress_reaches_the_end(blank: str) -> None:
-    store = MemoryEventStore()
-    studio = Studio(store, 3)
-    for _ in range(400):
-        await studio.step()
-    books = next(p for p in projections() if p.name == "books")
+    store = await studio_log(3, 400)
+    books = projection_named("books")
     conn = await connect(blank)
     try:
         for record in store.records:

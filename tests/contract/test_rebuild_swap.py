@@ -8,18 +8,13 @@ import asyncio
 
 from adapters.postgres.pool import connect
 from adapters.postgres.rebuild import rebuild
-from adapters.runtime.bootstrap import projections
 from domain.base import EventCodec
-from tests.contract.test_rebuild_copy import Studio
-from tests.support.memory_store import MemoryEventStore
+from tests.contract.test_rebuild_copy import projection_named, studio_log
 
 
 async def test_a_swap_gives_way_to_a_query_holding_one_of_its_tables(blank: str) -> None:
-    store = MemoryEventStore()
-    studio = Studio(store, 4)
-    for _ in range(300):
-        await studio.step()
-    blobs = next(p for p in projections() if p.name == "blobs")
+    store = await studio_log(4, 300)
+    blobs = projection_named("blobs")
     reader = await connect(blank)
     try:
         tx = reader.transaction()
