@@ -15,9 +15,9 @@ data), which is what the budgets' sizing in docs/operations.md allows for.
   coroutines at once.
 * The read cache keeps what ``get`` read (a bucket checked on every create
   filed in it, a schema, a processor, a job's input) and checks it against
-  the log on every use: one Direct Get of the subject's events after the kept
-  position, which is empty unless someone wrote since (then the aggregate is
-  read whole again). So ``get`` is exactly as current as a full load, for one
+  the log on every use: ``has_events_after`` the kept position (one Direct
+  Get of at most one message), false unless someone wrote since (then the
+  aggregate is read whole again). So ``get`` is exactly as current as a full load, for one
   small round trip instead of every event of the aggregate. Its aggregates are
   never the ones commands decide on (those change in place), and a fresh read
   replaces an entry rather than changing it, so what a caller holds never
