@@ -105,9 +105,10 @@ class EventCodec:
             **kwargs,
         )
 
-    def rebuild(self, records: Iterable[Recorded]) -> InkAggregate | None:
-        """The aggregate's state from its history (None when it has none)."""
-        aggregate: InkAggregate | None = None
+    def rebuild(self, records: Iterable[Recorded], start: InkAggregate | None = None) -> InkAggregate | None:
+        """The aggregate's state from its history (None when it has none), or from ``start``
+        (a snapshot) and the events after it."""
+        aggregate = start
         for record in records:
             aggregate = self.decode(record).mutate(aggregate)  # type: ignore[assignment]
         return aggregate

@@ -294,11 +294,14 @@ class JetStreamEventStore:
         return None
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
     ) -> list[Recorded]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+        start = max(from_position, 1)
         try:
-            return await self._patiently("load", lambda timeout: self._direct_get_batches(subject, until_position, timeout))
+            return await self._patiently(
+                "load", lambda timeout: self._direct_get_batches(subject, start, until_position, timeout)
+            )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
 
@@ -312,9 +315,10 @@ class JetStreamEventStore:
             raise Unavailable("the event log is unreachable") from exc
         return bool(records)
 
-    async def _direct_get_batches(self, subject: str, until_position: int | None, timeout: float) -> list[Recorded]:
+    async def _direct_get_batches(
+        self, subject: str, start: int, until_position: int | None, timeout: float
+    ) -> list[Recorded]:
         records: list[Recorded] = []
-        start = 1
         while True:
             request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
             if until_position is not None:

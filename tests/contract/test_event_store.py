@@ -134,6 +134,9 @@ async def test_load_of_an_aggregate_with_1000_events(private_store: JetStreamEve
     assert loaded[-1].position == position
     halfway = await private_store.load("thing", agg, until_position=loaded[499].position)
     assert len(halfway) == 500
+    rest = await private_store.load("thing", agg, from_position=loaded[499].position)  # what a snapshot needs
+    assert [r.version for r in rest] == list(range(500, 1001))
+    assert await private_store.load("thing", agg, from_position=position + 1) == []
 
 
 @pytest.fixture

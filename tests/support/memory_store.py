@@ -84,13 +84,13 @@ class MemoryEventStore:
         return dataclasses.replace(record, data=orjson.loads(orjson.dumps(record.data)))
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
     ) -> list[Recorded]:
         self._check_available()
         return [
             self._copy(r)
             for r in self._by_subject.get((aggregate_type, aggregate_id), [])
-            if until_position is None or r.position <= until_position
+            if r.position >= from_position and (until_position is None or r.position <= until_position)
         ]
 
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:

@@ -20,6 +20,7 @@ async def test_memory_store_checks_expectations_and_duplicates() -> None:
     assert (await store.append("blob", "y", event, 0, "c1")).duplicate  # same command id elsewhere
     assert (await store.append("blob", "x", event, 1, "c3")).position == 2
     assert [r.position for r in await store.load("blob", "x", until_position=1)] == [1]
+    assert [r.position for r in await store.load("blob", "x", from_position=2)] == [2]
     assert await store.last_position() == 2 and (await store.event_at(2)).command_id == "c3"  # type: ignore[union-attr]
     seen = []
     async for record in store.read_all(2):
