@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from domain.errors import FieldError
 from domain.recorded import NewEvent, Recorded
+from domain.snapshot import Taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,10 @@ class EventStore(Protocol):
     ) -> Appended: ...
 
     async def load(
-        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None
-    ) -> list[Recorded]: ...
+        self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
+    ) -> list[Recorded]:
+        """The aggregate's events with positions from ``from_position`` (to ``until_position``), in order."""
+        ...
 
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         """Whether the aggregate has an event after ``position`` (what a kept copy is checked by)."""
@@ -87,6 +90,22 @@ class EventStore(Protocol):
     async def last_position(self) -> int: ...
 
     async def event_at(self, position: int) -> Recorded | None: ...
+
+
+class SnapshotStore(Protocol):
+    """Where aggregates' snapshots are kept: a shortcut for loading, never the truth.
+
+    ``get`` answers None when there is none, when it cannot be read, and when
+    the store is unreachable (the caller then folds the log, which says whether
+    the log is reachable). ``keep`` encodes ``taken`` before it returns (the
+    caller's aggregate may change right after) and writes it in the
+    background; it never raises, and a snapshot it could not write is simply
+    not there.
+    """
+
+    async def get(self, aggregate_type: str, aggregate_id: str) -> Taken | None: ...
+
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken) -> None: ...
 
 
 class Unavailable(Exception):

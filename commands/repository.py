@@ -22,6 +22,14 @@ data), which is what the budgets' sizing in docs/operations.md allows for.
   never the ones commands decide on (those change in place), and a fresh read
   replaces an entry rather than changing it, so what a caller holds never
   changes under it.
+
+A load that finds neither reads a snapshot when its aggregate type is one the
+composition root snapshots: the kept state at one position and the events
+after it, instead of every event (``domain/snapshot.py``). The snapshot's own
+last event is read too and must still be the log's, at the same position and
+version; a snapshot that fails that, or cannot be read, is ignored and the
+log folded whole. A load that folded ``snapshot_after`` events or more keeps
+a fresh snapshot, taken from the aggregate it folded from the log.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import asyncio
 import inspect
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar, Union
 
@@ -38,8 +46,9 @@ from domain.base import EventCodec, InkAggregate
 from domain.errors import ConcurrencyError, DomainError
 from domain.ids import is_id
 from domain.recorded import Recorded
+from domain.snapshot import restore, take
 
-from commands.ports import EventStore
+from commands.ports import EventStore, SnapshotStore
 
 MIB = 1024 * 1024
 
@@ -105,15 +114,21 @@ class _Kept:
 class Repository:
     def __init__(
         self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB,
-        read_cache_bytes: int = 64 * MIB,
+        read_cache_bytes: int = 64 * MIB, snapshots: SnapshotStore | None = None,
+        snapshotting: Iterable[type[InkAggregate]] = (), snapshot_after: int = 32,
     ) -> None:
         self._store = store
         self._codec = codec
         self._cache = _Kept(cache_size, cache_bytes)
         self._seen = _Kept(cache_size, read_cache_bytes)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._snapshots = snapshots
+        self._snapshotting = frozenset(snapshotting) if snapshots is not None and snapshot_after > 0 else frozenset()
+        self._snapshot_after = snapshot_after
         self.cache_hits = 0
         self.read_hits = 0
+        self.snapshot_hits = 0
+        self.snapshots_kept = 0
 
     @property
     def cached_bytes(self) -> int:
@@ -149,13 +164,48 @@ class Repository:
         return Saved(fetched[0], fetched[1])
 
     async def _fetch(self, cls: type[A], aggregate_id: str, until_position: int | None = None) -> tuple[A, int, int] | None:
-        """(aggregate, position of its last event, bytes of its events) from the log."""
+        """(aggregate, position of its last event, bytes it weighs) from the log (and its snapshot)."""
+        if until_position is None and cls in self._snapshotting:
+            fetched = await self._from_snapshot(cls, aggregate_id)
+            if fetched is not None:
+                return fetched
         records = await self._store.load(cls.TYPE, aggregate_id, until_position=until_position)
         if not records:
             return None
         aggregate = self._codec.rebuild(records)
         assert isinstance(aggregate, cls)
+        if until_position is None:
+            self._snapshot(cls, aggregate, records)
         return aggregate, records[-1].position, sum(r.size for r in records)
+
+    async def _from_snapshot(self, cls: type[A], aggregate_id: str) -> tuple[A, int, int] | None:
+        """From the aggregate's snapshot and the events after it; None when there is no usable one."""
+        assert self._snapshots is not None
+        taken = await self._snapshots.get(cls.TYPE, aggregate_id)
+        if taken is None:
+            return None
+        records = await self._store.load(cls.TYPE, aggregate_id, from_position=taken.position)
+        if not records or records[0].position != taken.position or records[0].version != taken.version:
+            return None  # not (or no longer) this aggregate's history: fold the log instead
+        try:
+            start = restore(cls, aggregate_id, taken)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        aggregate = self._codec.rebuild(records[1:], start)
+        assert isinstance(aggregate, cls)
+        self.snapshot_hits += 1
+        self._snapshot(cls, aggregate, records[1:])
+        return aggregate, records[-1].position, taken.size + sum(r.size for r in records[1:])
+
+    def _snapshot(self, cls: type[A], aggregate: A, folded: list[Recorded]) -> None:
+        """Keep a snapshot of ``aggregate``, just folded from the log, when that took many events."""
+        if cls not in self._snapshotting or len(folded) < self._snapshot_after:
+            return
+        taken = take(aggregate, folded[-1].position)
+        if taken is not None:
+            assert self._snapshots is not None
+            self._snapshots.keep(cls.TYPE, aggregate.id_str, taken)
+            self.snapshots_kept += 1
 
     async def _load(self, cls: type[A], aggregate_id: str, use_cache: bool) -> tuple[A | None, int, int, bool]:
         """(aggregate or None, position, weight, whether it came from the cache)."""

@@ -29,7 +29,7 @@ from commands.bus import CommandBus
 from commands.job_runs import JobReads, JobRunHandlers
 from commands.jobs import JobHandlers
 from commands.migrations import MigrationHandlers, MigrationReads
-from commands.ports import EventStore, PasswordHasher, Sandbox, SchemaValidator
+from commands.ports import EventStore, PasswordHasher, Sandbox, SchemaValidator, SnapshotStore
 from commands.processors import ProcessorHandlers
 from commands.repository import Repository
 from commands.schemas import SchemaHandlers, SchemaRegistry
@@ -57,6 +57,13 @@ from projections.users import UsersProjection
 
 def aggregates() -> list[type[InkAggregate]]:
     return [User, Schema, Bucket, Blob, Book, Processor, Job, Migration]
+
+
+def snapshotting() -> list[type[InkAggregate]]:
+    """The aggregates loaded from snapshots: those that grow long (a blob edited many times).
+    Others stay short, or hold state that is not plain JSON (``domain/snapshot.py``): a
+    schema's versions, a book's chapters, a migration run's sets and pairs."""
+    return [Blob]
 
 
 def projections() -> list[Projection]:
@@ -112,6 +119,7 @@ def bootstrap(
     processors: ProcessorDeps | None = None,
     counters: Counters | None = None,
     marks: Marks | None = None,
+    snapshots: SnapshotStore | None = None,
 ) -> Services:
     """``counters`` and ``marks`` (shared through NATS) make the rate and login limits hold across
     every API process; without them each process keeps its own."""
@@ -121,7 +129,8 @@ def bootstrap(
                                     settings.argon2_parallelism)
     codec = EventCodec(aggregates())
     repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes,
-                      read_cache_bytes=settings.read_cache_bytes)
+                      read_cache_bytes=settings.read_cache_bytes, snapshots=snapshots,
+                      snapshotting=snapshotting(), snapshot_after=settings.snapshot_after_events)
     limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)

@@ -29,6 +29,7 @@ from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.shared_limits import JetStreamCounters, JetStreamMarks
+from adapters.jetstream.snapshots import JetStreamSnapshots, code_fingerprint
 from adapters.jetstream.streams import apply_consumers, apply_streams, load_consumer_specs, load_stream_specs
 from adapters.live.hub import LiveHub, LiveLimits
 from adapters.positions import PositionBoard
@@ -160,6 +161,8 @@ async def start(
     await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds))
     store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc(),
                                 wait_seconds=settings.log_wait_seconds)
+    snapshots = JetStreamSnapshots(nc, code_fingerprint())
+    stack.push_async_callback(snapshots.close)
 
     stores: dict[StoreKind, ReadStore] = {}
     for kind in kinds:
@@ -200,7 +203,8 @@ async def start(
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
                          sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
                          processors=processor_deps(settings, job_sandbox, http),
-                         counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout))
+                         counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout),
+                         snapshots=snapshots)
     shared_log = SharedLog(store)
     hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
     running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log, hub,

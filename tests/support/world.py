@@ -22,6 +22,7 @@ from commands.repository import Context
 from commands.schemas import RegisterSchema, ValidateData
 from projections.blobs import BlobProjection
 from projections.buckets import BucketProjection
+from tests.support.memory_snapshots import MemorySnapshots
 from tests.support.memory_store import MemoryEventStore
 from tests.support.memory_tables import MemoryTables
 
@@ -75,9 +76,13 @@ class World:
         self.store = store or MemoryEventStore()
         self.sandbox = sandbox
         self.validators = validators
-        settings = Settings(jwt_secret=SECRET, argon2_time_cost=1, argon2_memory_kib=8, read_wait_seconds=1)
+        # Snapshots after two events, so that the commands' tests also load blobs from snapshots.
+        settings = Settings(jwt_secret=SECRET, argon2_time_cost=1, argon2_memory_kib=8, read_wait_seconds=1,
+                            snapshot_after_events=2)
+        self.snapshots = MemorySnapshots()
         self.services: Services = bootstrap(settings, store=self.store, read_model=MemoryReadModel(self.store),
-                                            positions=CaughtUp(), sandbox=self.sandbox, validator=self.validators)
+                                            positions=CaughtUp(), sandbox=self.sandbox, validator=self.validators,
+                                            snapshots=self.snapshots)
         self.repo = self.services.repo
         self.schemas = _Commands(self, register=RegisterSchema, validate=ValidateData)
         self.buckets = _Commands(self, create=CreateBucket, update=UpdateBucket, delete=DeleteBucket)

@@ -1,0 +1,189 @@
+"""Snapshots load an aggregate exactly as folding its whole history would, or are not used.
+
+The repository runs on the in-memory log and snapshot store (both keep JSON,
+as the wire does); two repositories on one log stand for two processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.runtime.bootstrap import aggregates, snapshotting
+from commands.repository import Context, Repository
+from domain.base import EventCodec
+from domain.blob import Blob
+from domain.ids import new_id
+from domain.schema import Schema
+from domain.snapshot import Taken, restore, take
+from tests.support.memory_snapshots import MemorySnapshots
+from tests.support.memory_store import MemoryEventStore
+
+CODEC = EventCodec(aggregates())
+OWNER = new_id()
+BUCKETS = [new_id(), new_id(), new_id()]
+
+
+def ctx() -> Context:
+    return Context(actor=OWNER, command_id=new_id())
+
+
+def repository(store: MemoryEventStore, snapshots: MemorySnapshots, after: int = 5) -> Repository:
+    return Repository(store, CODEC, snapshots=snapshots, snapshotting=snapshotting(), snapshot_after=after)
+
+
+def state(aggregate: object) -> dict[str, Any]:
+    return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
+
+
+async def blob_with_history(repo: Repository, updates: int) -> str:
+    created = await repo.execute(
+        Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, BUCKETS[:2]), ctx()
+    )
+    blob_id = created.aggregate.id_str
+    for n in range(1, updates + 1):
+        await repo.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n, "text": "x" * n}), b)[1], ctx())
+    return blob_id
+
+
+async def full_fold(store: MemoryEventStore, blob_id: str) -> Blob:
+    folded = CODEC.rebuild(await store.load("blob", blob_id))
+    assert isinstance(folded, Blob)
+    return folded
+
+
+text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=20)  # what the read models store
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(first=json_values, then=st.lists(json_values, max_size=4), moved=st.booleans(), deleted=st.booleans())
+def test_a_snapshot_read_back_from_json_restores_the_folded_state(first, then, moved, deleted) -> None:  # type: ignore[no-untyped-def]
+    blob = Blob.create(OWNER, first, "doc@1.0.0", None, BUCKETS[:2])
+    for data in then:
+        blob.update(data)
+    if moved:
+        blob.move(BUCKETS[0], BUCKETS[2])
+    if deleted:
+        blob.delete()
+    store_records = []
+    for position, event in enumerate(blob.collect_events(), start=1):
+        encoded = CODEC.encode(event, actor=OWNER)
+        from domain.recorded import Recorded
+
+        store_records.append(Recorded(position, "blob", blob.id_str, encoded.type, encoded.version, encoded.at,
+                                      orjson.loads(orjson.dumps(encoded.data)), encoded.class_version))  # fmt: skip
+    folded = CODEC.rebuild(store_records)
+    taken = take(folded, len(store_records))
+    assert taken is not None
+    again = Taken.from_json(orjson.loads(orjson.dumps(taken.to_json())))
+    assert again is not None
+    restored = restore(Blob, blob.id_str, again)
+    assert type(restored) is Blob and state(restored) == state(folded)
+
+
+def test_a_state_that_is_not_plain_json_is_not_taken() -> None:
+    """A schema holds ``SchemaVersion`` objects: JSON would read them back as dicts."""
+    schema = Schema.register("essay", OWNER, "1.0.0", {"type": "object"}, None)
+    schema.collect_events()
+    assert take(schema, 1) is None
+    blob = Blob.create(OWNER, {"n": 1}, None, None, [])
+    blob.collect_events()
+    blob.data = {"when": (1, 2)}  # a tuple reads back as a list
+    assert take(blob, 1) is None
+
+
+async def test_a_long_history_is_loaded_from_its_snapshot_and_the_events_after_it() -> None:
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    blob_id = await blob_with_history(repository(store, snapshots), updates=9)  # 10 events
+
+    first = repository(store, snapshots)  # another process, nothing kept
+    loaded = await first.get(Blob, blob_id)
+    assert loaded is not None and first.snapshot_hits == 0 and first.snapshots_kept == 1
+    assert ("blob", blob_id) in snapshots.kept
+
+    await blob_with_updates(store, snapshots, blob_id, 2)  # written after the snapshot, elsewhere
+    second = repository(store, snapshots)
+    again = await second.get(Blob, blob_id)
+    assert again is not None and second.snapshot_hits == 1
+    assert again.aggregate.version == 12 and again.aggregate.data == {"n": 12, "text": "x" * 12}
+    assert state(again.aggregate) == state(await full_fold(store, blob_id))
+    assert again.position == (await store.load("blob", blob_id))[-1].position
+
+
+async def blob_with_updates(store: MemoryEventStore, snapshots: MemorySnapshots, blob_id: str, count: int) -> None:
+    repo = repository(store, snapshots, after=1000)
+    for _ in range(count):
+        await repo.execute(Blob, blob_id, lambda b: (b.update({"n": b.version + 1, "text": "x" * (b.version + 1)}), b)[1],
+                           ctx())  # fmt: skip
+
+
+async def test_a_command_decided_on_a_snapshot_appends_where_the_log_ends() -> None:
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    blob_id = await blob_with_history(repository(store, snapshots), updates=9)
+    await repository(store, snapshots).get(Blob, blob_id)  # keeps the snapshot
+    repo = repository(store, snapshots)
+    saved = await repo.execute(Blob, blob_id, lambda b: (b.move(BUCKETS[1], BUCKETS[2]), b)[1], ctx())
+    assert repo.snapshot_hits == 1
+    assert saved.aggregate.version == 11 and saved.aggregate.bucket_ids == [BUCKETS[0], BUCKETS[2]]
+    assert state(saved.aggregate) == state(await full_fold(store, blob_id))
+
+
+async def test_a_snapshot_that_is_not_the_logs_history_is_ignored() -> None:
+    """Its last event must still be in the log at its position with its version (a log
+    restored from an older backup, a snapshot kept by other code)."""
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    blob_id = await blob_with_history(repository(store, snapshots), updates=9)
+    await repository(store, snapshots).get(Blob, blob_id)
+    good = Taken.from_json(orjson.loads(snapshots.kept[("blob", blob_id)]))
+    assert good is not None
+    forged = {**good.state, "data": {"forged": True}}
+    for position, version in ((good.position, good.version + 1), (good.position + 100, good.version),
+                              (good.position - 1, good.version - 2)):  # fmt: skip
+        snapshots.keep("blob", blob_id, Taken(position, version, forged))
+        repo = repository(store, snapshots)
+        loaded = await repo.get(Blob, blob_id)
+        assert loaded is not None and repo.snapshot_hits == 0
+        assert loaded.aggregate.data == {"n": 9, "text": "x" * 9}
+
+
+async def test_an_unreadable_snapshot_is_ignored() -> None:
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    blob_id = await blob_with_history(repository(store, snapshots), updates=9)
+    await repository(store, snapshots).get(Blob, blob_id)
+    good = Taken.from_json(orjson.loads(snapshots.kept[("blob", blob_id)]))
+    assert good is not None
+    snapshots.kept[("blob", blob_id)] = b'{"position": 3, "version"'
+    assert (await repository(store, snapshots).get(Blob, blob_id)).aggregate.version == 10  # type: ignore[union-attr]
+    snapshots.keep("blob", blob_id, Taken(good.position, good.version, {**good.state, "_created_on": "yesterday"}))
+    repo = repository(store, snapshots)
+    loaded = await repo.get(Blob, blob_id)
+    assert loaded is not None and loaded.aggregate.version == 10 and repo.snapshot_hits == 0
+
+
+async def test_short_histories_past_positions_and_other_types_are_not_snapshotted() -> None:
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    blob_id = await blob_with_history(repository(store, snapshots), updates=3)  # 4 events, under 5
+    await repository(store, snapshots).get(Blob, blob_id)
+    assert snapshots.kept == {}
+    long_id = await blob_with_history(repository(store, snapshots), updates=9)
+    history = await store.load("blob", long_id)
+    repo = repository(store, snapshots)
+    past = await repo.get(Blob, long_id, until_position=history[6].position)
+    assert past is not None and past.aggregate.version == 7 and snapshots.kept == {}
+    await repo.get(Blob, long_id)
+    reads = snapshots.reads
+    await repo.get(Blob, long_id, until_position=history[8].position)
+    assert snapshots.reads == reads, "a past state is always folded from the log"
+    schema_repo = repository(store, snapshots, after=1)
+    saved = await schema_repo.execute(Schema, None, lambda _: Schema.register("essay", OWNER, "1.0.0", {"type": "object"}, None), ctx())
+    await repository(store, snapshots, after=1).get(Schema, saved.aggregate.id_str)
+    assert ("schema", saved.aggregate.id_str) not in snapshots.kept
