@@ -11,6 +11,13 @@ Two cases, each beside the same case of the peer, in the same run:
   library's own PostgreSQL persistence (``eventsourcing.postgres``, psycopg),
   ``Application.repository.get`` of the same ``Blob`` aggregate, no cache, no
   snapshots (as ours).
+* *snapshot*: the same load with snapshots on both sides. Ours: a fresh
+  ``Repository`` with the KV snapshot store, as ``inkstream`` runs it (a load
+  that folded 32 events or more keeps a snapshot; the first load writes it,
+  then each load reads it, checks its last event against the log and folds
+  what came after: nothing here). Under 32 events no snapshot is kept, so the
+  10-event row pays for asking. The peer: its snapshot store
+  (``IS_SNAPSHOTTING_ENABLED``), a snapshot taken at the last version.
 * *kept*: the same aggregate read again by the same process, which keeps it:
   ours, ``Repository.get`` from its read cache, checked against the log by one
   Direct Get of the events after the kept position; the peer, its aggregate
@@ -51,11 +58,20 @@ def _blob_with(size: int) -> Any:
     return blob
 
 
-async def _ours(store: Any, codec: Any, sizes: list[int], loads: int) -> dict[str, dict[int, list[float]]]:
+async def _ours(nc: Any, store: Any, codec: Any, sizes: list[int], loads: int) -> dict[str, dict[int, list[float]]]:
+    from adapters.jetstream.snapshots import JetStreamSnapshots, code_fingerprint
+    from adapters.runtime.bootstrap import snapshotting
     from commands.repository import Repository
     from domain.blob import Blob
 
-    out: dict[str, dict[int, list[float]]] = {"cold": {}, "kept": {}}
+    snapshots = JetStreamSnapshots(nc, code_fingerprint())
+
+    def fresh(case: str) -> Repository:
+        if case == "snapshot":
+            return Repository(store, codec, snapshots=snapshots, snapshotting=snapshotting(), snapshot_after=32)
+        return Repository(store, codec)
+
+    out: dict[str, dict[int, list[float]]] = {"cold": {}, "snapshot": {}, "kept": {}}
     for size in sizes:
         blob = _blob_with(size)
         noise = _blob_with(size)
@@ -65,14 +81,18 @@ async def _ours(store: Any, codec: Any, sizes: list[int], loads: int) -> dict[st
             noise_pos = (await store.append("blob", noise.id_str, codec.encode(other, actor=OWNER), noise_pos,
                                             uuid.uuid4().hex)).position  # fmt: skip
         kept = Repository(store, codec)
-        for case in ("cold", "kept"):
+        for case in ("cold", "snapshot", "kept"):
             times = []
-            for _ in range(loads + 3):
-                repo = Repository(store, codec) if case == "cold" else kept
+            for i in range(loads + 3):
+                repo = kept if case == "kept" else fresh(case)
                 t = time.perf_counter()
                 saved = await repo.get(Blob, blob.id_str)
                 times.append(time.perf_counter() - t)
                 assert saved is not None and saved.aggregate.version == size, (saved, size)
+                if case == "snapshot" and i == 0:
+                    await snapshots.close()  # the first load's snapshot is written in the background
+                if case == "snapshot" and i > 0:
+                    assert repo.snapshot_hits == (1 if size >= 32 else 0)
             out[case][size] = times[3:]  # the first loads warm the connection, the codec, the cache
         assert kept.read_hits == loads + 2
     return out
@@ -85,14 +105,16 @@ def _peer(dsn: str, sizes: list[int], loads: int) -> dict[str, dict[int, list[fl
         pass
 
     cold = PeerBlobs(env=eventsourcing_env(dsn))
+    snapshot = PeerBlobs(env={**eventsourcing_env(dsn), "IS_SNAPSHOTTING_ENABLED": "y"})
     kept = PeerBlobs(env={**eventsourcing_env(dsn), "AGGREGATE_CACHE_MAXSIZE": "1000",
                           "AGGREGATE_CACHE_FASTFORWARD": "y", "DEEPCOPY_FROM_AGGREGATE_CACHE": "n"})  # fmt: skip
-    out: dict[str, dict[int, list[float]]] = {"cold": {}, "kept": {}}
+    out: dict[str, dict[int, list[float]]] = {"cold": {}, "snapshot": {}, "kept": {}}
     try:
         for size in sizes:
             blob, noise = _blob_with(size), _blob_with(size)
             cold.save(blob, noise)
-            for case, app in (("cold", cold), ("kept", kept)):
+            snapshot.take_snapshot(blob.id)
+            for case, app in (("cold", cold), ("snapshot", snapshot), ("kept", kept)):
                 times = []
                 for _ in range(loads + 3):
                     t = time.perf_counter()
@@ -102,6 +124,7 @@ def _peer(dsn: str, sizes: list[int], loads: int) -> dict[str, dict[int, list[fl
                 out[case][size] = times[3:]
     finally:
         cold.close()
+        snapshot.close()
         kept.close()
     return out
 
@@ -119,7 +142,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
         nc = await connect_nats(nats_server.url)
         try:
             await apply_streams(nc, load_stream_specs())
-            ours = await _ours(JetStreamEventStore(nc), EventCodec(aggregates()), sizes, loads)
+            ours = await _ours(nc, JetStreamEventStore(nc), EventCodec(aggregates()), sizes, loads)
         finally:
             await close_nats(nc)
         peer = await asyncio.to_thread(_peer, dsn, sizes, loads)
@@ -128,13 +151,15 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
         return round(percentile(values, p) * 1000, 3)
 
     what = {"cold": ("Repository.get, nothing kept: Direct Get + rebuild", "repository.get, no cache"),
+            "snapshot": ("Repository.get, nothing kept, KV snapshot after 32 folded",
+                         "repository.get from its snapshot store"),
             "kept": ("Repository.get, kept: one Direct Get after it", "repository.get, cache + fast-forward")}
     rows = [
         {"case": f"{case}: {size:,} events ({what[case][0]})", "p50_ms": ms(ours[case][size], 50),
          "p99_ms": ms(ours[case][size], 99), "baseline_case": f"eventsourcing.postgres {what[case][1]}",
          "base_p50_ms": ms(peer[case][size], 50), "base_p99_ms": ms(peer[case][size], 99),
          "ratio": round(percentile(ours[case][size], 50) / percentile(peer[case][size], 50), 3)}
-        for case in ("cold", "kept") for size in sizes
+        for case in ("cold", "snapshot", "kept") for size in sizes
     ]  # fmt: skip
     meta = {"quick": quick, "loads": loads, "postgres": pg_desc, "seconds": round(time.perf_counter() - started, 1),
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
