@@ -27,8 +27,9 @@ A load that finds neither reads a snapshot when its aggregate type is one the
 composition root snapshots: the kept state at one position and the events
 after it, instead of every event (``domain/snapshot.py``). The snapshot's own
 last event is read too and must still be the log's, at the same position and
-version; a snapshot that fails that, or cannot be read, is ignored and the
-log folded whole. A load that folded ``snapshot_after`` events or more keeps
+version, command id and time; a snapshot that fails that (a log restored
+from a backup reuses positions), or cannot be read, is ignored and the log
+folded whole. A load that folded ``snapshot_after`` events or more keeps
 a fresh snapshot, taken from the aggregate it folded from the log.
 """
 
@@ -185,7 +186,7 @@ class Repository:
         if taken is None:
             return None
         records = await self._store.load(cls.TYPE, aggregate_id, from_position=taken.position)
-        if not records or records[0].position != taken.position or records[0].version != taken.version:
+        if not records or not taken.taken_after(records[0]):
             return None  # not (or no longer) this aggregate's history: fold the log instead
         try:
             start = restore(cls, aggregate_id, taken)
@@ -201,7 +202,7 @@ class Repository:
         """Keep a snapshot of ``aggregate``, just folded from the log, when that took many events."""
         if cls not in self._snapshotting or len(folded) < self._snapshot_after:
             return
-        taken = take(aggregate, folded[-1].position)
+        taken = take(aggregate, folded[-1])
         if taken is not None:
             assert self._snapshots is not None
             self._snapshots.keep(cls.TYPE, aggregate.id_str, taken)

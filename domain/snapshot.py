@@ -22,6 +22,7 @@ from uuid import UUID
 from eventsourcing.domain import get_topic
 
 from domain.base import InkAggregate
+from domain.recorded import Recorded
 
 A = TypeVar("A", bound=InkAggregate)
 
@@ -35,12 +36,24 @@ class Taken:
 
     position: int
     version: int
+    command_id: str | None
+    """The last event's command id: with its time, what tells that event from another one
+    that took its position after the log was restored from a backup."""
     state: dict[str, Any]
     size: int = field(default=0, compare=False)
     """Bytes of the snapshot as stored (0 when unknown): what a cache weighs it at."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"position": self.position, "version": self.version, "state": self.state}
+        return {"position": self.position, "version": self.version, "command_id": self.command_id,
+                "state": self.state}  # fmt: skip
+
+    def taken_after(self, last: Recorded) -> bool:
+        """Whether ``last``, read from the log at this snapshot's position, is the very event the
+        snapshot was taken after: same position, version, command id and time."""
+        return (
+            last.position == self.position and last.version == self.version and last.command_id == self.command_id
+            and last.at == datetime.fromisoformat(self.state["_modified_on"])
+        )  # fmt: skip
 
     @classmethod
     def from_json(cls, value: Any, size: int = 0) -> Taken | None:
@@ -48,24 +61,30 @@ class Taken:
         if not isinstance(value, dict):
             return None
         position, version, state = value.get("position"), value.get("version"), value.get("state")
+        command_id = value.get("command_id")
         if type(position) is not int or type(version) is not int or not isinstance(state, dict):
             return None
-        if position < 1 or version < 1 or not all(isinstance(state.get(k), str) for k in _TIMES):
+        if position < 1 or version < 1 or not (command_id is None or isinstance(command_id, str)):
             return None
-        return cls(position, version, state, size)
+        try:
+            for key in _TIMES:
+                datetime.fromisoformat(state[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return cls(position, version, command_id, state, size)
 
 
-def take(aggregate: InkAggregate, position: int) -> Taken | None:
-    """``aggregate`` (folded from the log, its last event at ``position``) as a snapshot,
+def take(aggregate: InkAggregate, last: Recorded) -> Taken | None:
+    """``aggregate`` (folded from the log, ``last`` its last event) as a snapshot,
     or None when its state is not plain JSON."""
-    if aggregate.pending_events:
+    if aggregate.pending_events or last.version != aggregate.version:
         return None
     state = dict(type(aggregate).Snapshot.take(aggregate).state)
     times = {k: state.pop(k, None) for k in _TIMES}
     if not all(isinstance(t, datetime) for t in times.values()) or not _plain_json(state):
         return None
     state.update({k: t.isoformat() for k, t in times.items()})  # type: ignore[union-attr]
-    return Taken(position, aggregate.version, state)
+    return Taken(last.position, aggregate.version, last.command_id, state)
 
 
 def restore(cls: type[A], aggregate_id: str, taken: Taken) -> A:

@@ -4,15 +4,22 @@ Implements ``commands.ports.SnapshotStore``. A snapshot is a shortcut, so
 nothing here may fail a load or a command: a missing, unreadable or
 unreachable snapshot is None, and a write that does not land is dropped.
 
-* Keys are ``<code>.<aggregate type>.<id>``. ``code`` is a hash of the domain
-  package's source and the ``eventsourcing`` library's version, because a
-  snapshot is only right for the code that folded it: after an upgrade the
-  old snapshots are simply not found (and age out with the bucket's
-  ``max_age``), and processes of two versions during a rolling upgrade keep
-  snapshots of their own instead of misreading each other's.
+* Keys are ``<code>.<aggregate type>.<id>``. ``code`` is a hash of the source
+  of what folds an aggregate (the domain package, and the adapter modules
+  that turn a message into a ``Recorded``) and the ``eventsourcing``
+  library's version, because a snapshot is only right for the code that
+  folded it: after an upgrade the old snapshots are simply not found (and age
+  out with the bucket's ``max_age``), and processes of two versions during a
+  rolling upgrade keep snapshots of their own instead of misreading each
+  other's. Without that source (an install of compiled files only) there is
+  no hash, and no snapshots.
+* A read waits at most ``read_timeout`` (a quarter of a second): a load can
+  always fold the log instead. After a read that failed or timed out, reads
+  rest for ``rest_seconds``, so that a slow or lost bucket costs one wait, not
+  one per load.
 * One message per key (history 1). Writes happen in the background, at most
   ``in_flight`` at once (more are dropped), each bounded by ``timeout``; a
-  snapshot bigger than a NATS message is not written.
+  snapshot bigger than a NATS message is not written, and none after ``close``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.metadata
+import time
 from pathlib import Path
 
 import orjson
@@ -29,6 +37,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import APIError, NotFoundError
 
 import domain
+from adapters.jetstream import decoding, event_store
 from domain.ids import is_id
 from domain.snapshot import Taken
 
@@ -38,10 +47,16 @@ BUCKET = "INK_SNAPSHOTS"
 _HEADROOM = 1024  # the PUB line and headers around a snapshot's bytes
 
 
-def code_fingerprint() -> str:
-    """16 hex digits naming the code that folds aggregates: the domain's source and eventsourcing's version."""
+_FOLDING = [decoding.__file__, event_store.__file__]  # besides the domain package: message → ``Recorded``
+
+
+def code_fingerprint() -> str | None:
+    """16 hex digits naming the code that folds aggregates, or None when its source is not there."""
+    sources = sorted(Path(domain.__file__).parent.glob("*.py")) + [Path(f) for f in _FOLDING if f]
+    if len(sources) <= len(_FOLDING) or not all(p.suffix == ".py" and p.is_file() for p in sources):
+        return None
     digest = hashlib.sha256(importlib.metadata.version("eventsourcing").encode())
-    for path in sorted(Path(domain.__file__).parent.glob("*.py")):
+    for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -49,15 +64,20 @@ def code_fingerprint() -> str:
 
 class JetStreamSnapshots:
     def __init__(
-        self, nc: Client, code: str, *, bucket: str = BUCKET, timeout: float = 2.0, in_flight: int = 16
+        self, nc: Client, code: str, *, bucket: str = BUCKET, timeout: float = 2.0, read_timeout: float = 0.25,
+        rest_seconds: float = 5.0, in_flight: int = 16,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=timeout)
+        self._reads = nc.jetstream(timeout=read_timeout)
         self._stream = f"KV_{bucket}"
         self._prefix = f"$KV.{bucket}.{code}"
         self._timeout = timeout
+        self._rest_seconds = rest_seconds
+        self._resting_until = 0.0
         self._in_flight = in_flight
         self._writing: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.written = 0
         self.dropped = 0
 
@@ -65,14 +85,17 @@ class JetStreamSnapshots:
         return f"{self._prefix}.{aggregate_type}.{aggregate_id}"
 
     async def get(self, aggregate_type: str, aggregate_id: str) -> Taken | None:
-        if not is_id(aggregate_id):  # never a raw request token in a subject
+        if not is_id(aggregate_id) or time.monotonic() < self._resting_until:  # never a raw token in a subject
             return None
         try:
-            msg = await self._js.get_msg(self._stream, subject=self._subject(aggregate_type, aggregate_id), direct=True)
+            msg = await self._reads.get_msg(self._stream, subject=self._subject(aggregate_type, aggregate_id),
+                                            direct=True)  # fmt: skip
         except NotFoundError:
             return None
         except (NatsError, APIError, asyncio.TimeoutError, OSError) as exc:
-            log.info("snapshot.unreadable", aggregate_type=aggregate_type, reason=repr(exc))
+            self._resting_until = time.monotonic() + self._rest_seconds
+            log.info("snapshot.unreadable", aggregate_type=aggregate_type, reason=repr(exc),
+                     resting_seconds=self._rest_seconds)  # fmt: skip
             return None
         data = msg.data or b""
         try:
@@ -81,7 +104,7 @@ class JetStreamSnapshots:
             return None
 
     def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken) -> None:
-        if not is_id(aggregate_id) or len(self._writing) >= self._in_flight:
+        if self._closed or not is_id(aggregate_id) or len(self._writing) >= self._in_flight:
             self.dropped += 1
             return
         try:
@@ -104,8 +127,14 @@ class JetStreamSnapshots:
             self.dropped += 1
             log.info("snapshot.not_written", reason=repr(exc))
 
+    async def flush(self) -> None:
+        """Wait for the writes under way (each is bounded by ``timeout``)."""
+        while self._writing:
+            await asyncio.wait(set(self._writing))
+
     async def close(self) -> None:
-        """Let the writes under way finish (briefly), then stop the rest."""
+        """Let the writes under way finish (briefly), then stop the rest; write no more."""
+        self._closed = True
         if self._writing:
             _, late = await asyncio.wait(set(self._writing), timeout=self._timeout)
             for task in late:

@@ -65,6 +65,7 @@ def _to_config(spec: dict[str, Any], replicas: int | None) -> api.StreamConfig:
         deny_purge=bool(spec.get("deny_purge", True)),
         num_replicas=int(replicas if replicas is not None else spec.get("replicas", 1)),
         max_msgs_per_subject=int(spec.get("max_msgs_per_subject", -1)),
+        max_bytes=int(spec.get("max_bytes", -1)),  # when full, the oldest messages go (discard old)
         # a counter stream (ADR-49): ``Nats-Incr`` adds to a subject's total, the ack carries the new total
         allow_msg_counter=True if counter else None,
     )
@@ -135,7 +136,7 @@ def _differences(want: api.StreamConfig, have: api.StreamConfig) -> list[str]:
     fields = (
         "subjects", "storage", "retention", "max_age", "duplicate_window",
         "allow_direct", "deny_delete", "deny_purge", "num_replicas", "max_msgs_per_subject",
-        "allow_msg_counter",
+        "allow_msg_counter", "max_bytes",
     )
     diffs = []
     for name in fields:
@@ -146,7 +147,7 @@ def _differences(want: api.StreamConfig, have: api.StreamConfig) -> list[str]:
             a, b = sorted(a or []), sorted(b or [])
         if name == "allow_msg_counter":
             a, b = bool(a), bool(b)
-        if name == "max_msgs_per_subject":
+        if name in ("max_msgs_per_subject", "max_bytes"):
             a, b = int(a if a is not None else -1), int(b if b is not None else -1)
         if a != b:
             diffs.append(name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import nats.aio.client
+from nats.aio.msg import Msg
+from nats.js import api
 
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.snapshots import JetStreamSnapshots, code_fingerprint
@@ -22,24 +24,46 @@ async def test_a_kept_snapshot_is_read_back_by_the_same_code_only(nc: nats.aio.c
     snapshots = JetStreamSnapshots(nc, code_fingerprint())
     blob_id = new_id()
     assert await snapshots.get("blob", blob_id) is None
-    snapshots.keep("blob", blob_id, Taken(7, 3, STATE))
-    await snapshots.close()  # the write is in the background
+    snapshots.keep("blob", blob_id, Taken(7, 3, "command-1", STATE))
+    await snapshots.flush()  # the write is in the background
     assert snapshots.written == 1
     read = await snapshots.get("blob", blob_id)
-    assert read == Taken(7, 3, STATE) and read.size > 0  # type: ignore[union-attr]
+    assert read == Taken(7, 3, "command-1", STATE) and read.size > 0  # type: ignore[union-attr]
     assert await JetStreamSnapshots(nc, "0123456789abcdef").get("blob", blob_id) is None, "other code, other keys"
     info = await nc.jetstream().stream_info("KV_INK_SNAPSHOTS")
-    assert info.config.max_msgs_per_subject == 1 and info.config.allow_direct
+    assert info.config.max_msgs_per_subject == 1 and info.config.allow_direct and info.config.max_bytes == 1 << 30
 
 
 async def test_what_cannot_be_a_snapshot_is_not_written(nc: nats.aio.client.Client) -> None:
     snapshots = JetStreamSnapshots(nc, code_fingerprint())
     too_big, bad_id = new_id(), "blob.>"
-    snapshots.keep("blob", too_big, Taken(7, 3, {**STATE, "data": "x" * nc.max_payload}))
-    snapshots.keep("blob", bad_id, Taken(7, 3, STATE))
+    snapshots.keep("blob", too_big, Taken(7, 3, None, {**STATE, "data": "x" * nc.max_payload}))
+    snapshots.keep("blob", bad_id, Taken(7, 3, None, STATE))
     await snapshots.close()
-    assert snapshots.written == 0 and snapshots.dropped == 2
-    assert await snapshots.get("blob", too_big) is None and await snapshots.get("blob", bad_id) is None
+    closed = new_id()
+    snapshots.keep("blob", closed, Taken(7, 3, None, STATE))  # after close: not written
+    await snapshots.flush()
+    assert snapshots.written == 0 and snapshots.dropped == 3
+    for key in (too_big, bad_id, closed):
+        assert await snapshots.get("blob", key) is None
+
+
+async def test_a_bucket_that_does_not_answer_costs_one_short_wait_then_is_left_alone(
+    nc: nats.aio.client.Client,
+) -> None:
+    asked: list[str] = []
+
+    async def never_answer(msg: Msg) -> None:
+        asked.append(msg.subject)
+
+    sub = await nc.subscribe("$JS.API.DIRECT.GET.KV_STALLED.>", cb=never_answer)
+    try:
+        snapshots = JetStreamSnapshots(nc, code_fingerprint(), bucket="STALLED", read_timeout=0.2, rest_seconds=60)
+        for _ in range(3):
+            assert await snapshots.get("blob", new_id()) is None
+        assert len(asked) == 1, "after a read that timed out, the next loads fold the log without asking"
+    finally:
+        await sub.unsubscribe()
 
 
 async def test_a_fresh_process_loads_a_long_blob_from_its_snapshot(private_store: JetStreamEventStore,
@@ -57,7 +81,7 @@ async def test_a_fresh_process_loads_a_long_blob_from_its_snapshot(private_store
     snapshots = JetStreamSnapshots(nc, code_fingerprint())
     first = repository(snapshots)
     folded = await first.get(Blob, blob_id)
-    await snapshots.close()
+    await snapshots.flush()
     assert folded is not None and first.snapshot_hits == 0 and snapshots.written == 1
 
     await writer.execute(Blob, blob_id, lambda b: (b.update({"n": 40}), b)[1], Context(OWNER, new_id()))
@@ -70,3 +94,44 @@ async def test_a_fresh_process_loads_a_long_blob_from_its_snapshot(private_store
         k: v for k, v in vars(whole).items() if k != "_pending_events"
     }
     assert loaded.position == (await private_store.load("blob", blob_id))[-1].position
+
+
+async def test_a_stream_restored_from_a_backup_does_not_bring_back_a_lost_state(nc: nats.aio.client.Client) -> None:
+    """The log is restored from a backup taken at position 35 (the same sequences, as ``nats stream
+    restore`` gives); the snapshot at position 40, of events the backup lacks, stays in the bucket.
+    The blob's next edits land at positions 36-40 again, and a command after them is decided on
+    the restored log, not on the snapshot."""
+    js = nc.jetstream()
+    tag = new_id()[-10:]
+    config = api.StreamConfig(name=f"R{tag}", subjects=[f"r{tag}.>"], allow_direct=True, duplicate_window=120)
+    await js.add_stream(config)
+    store = JetStreamEventStore(nc, stream=f"R{tag}", prefix=f"r{tag}")
+    writer = Repository(store, CODEC)
+    created = await writer.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, []),
+                                   Context(OWNER, new_id()))  # fmt: skip
+    blob_id = created.aggregate.id_str
+    for n in range(1, 40):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n, "timeline": "lost"}), b)[1],
+                             Context(OWNER, new_id()))  # fmt: skip
+    backup = [await js.get_msg(config.name or "", seq=seq) for seq in range(1, 36)]
+    snapshots = JetStreamSnapshots(nc, code_fingerprint())
+    await Repository(store, CODEC, snapshots=snapshots, snapshotting=snapshotting()).get(Blob, blob_id)
+    await snapshots.flush()
+    assert snapshots.written == 1
+
+    await js.delete_stream(config.name or "")
+    await js.add_stream(config)
+    for msg in backup:
+        await js.publish(msg.subject or "", msg.data or b"",
+                         headers={k: v for k, v in (msg.headers or {}).items() if not k.startswith("Nats-Expected")})
+    writer = Repository(store, CODEC)
+    for n in range(35, 40):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n, "timeline": "kept"}), b)[1],
+                             Context(OWNER, new_id()))  # fmt: skip
+    repo = Repository(store, CODEC, snapshots=JetStreamSnapshots(nc, code_fingerprint()), snapshotting=snapshotting())
+    saved = await repo.execute(Blob, blob_id, lambda b: (b.update({**b.data, "edited": True}), b)[1],
+                               Context(OWNER, new_id()))  # fmt: skip
+    assert repo.snapshot_hits == 0
+    assert saved.aggregate.data == {"n": 39, "timeline": "kept", "edited": True}
+    whole = CODEC.rebuild(await store.load("blob", blob_id))
+    assert whole is not None and whole.version == 41 and whole.data == saved.aggregate.data  # type: ignore[attr-defined]

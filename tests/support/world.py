@@ -76,7 +76,7 @@ class World:
         self.store = store or MemoryEventStore()
         self.sandbox = sandbox
         self.validators = validators
-        # Snapshots after two events, so that the commands' tests also load blobs from snapshots.
+        # Snapshots after two events: a blob a command test loads cold goes through one (the caches serve most loads).
         settings = Settings(jwt_secret=SECRET, argon2_time_cost=1, argon2_memory_kib=8, read_wait_seconds=1,
                             snapshot_after_events=2)
         self.snapshots = MemorySnapshots()

@@ -17,6 +17,7 @@ from commands.repository import Context, Repository
 from domain.base import EventCodec
 from domain.blob import Blob
 from domain.ids import new_id
+from domain.recorded import NewEvent, Recorded
 from domain.schema import Schema
 from domain.snapshot import Taken, restore, take
 from tests.support.memory_snapshots import MemorySnapshots
@@ -77,12 +78,10 @@ def test_a_snapshot_read_back_from_json_restores_the_folded_state(first, then, m
     store_records = []
     for position, event in enumerate(blob.collect_events(), start=1):
         encoded = CODEC.encode(event, actor=OWNER)
-        from domain.recorded import Recorded
-
         store_records.append(Recorded(position, "blob", blob.id_str, encoded.type, encoded.version, encoded.at,
                                       orjson.loads(orjson.dumps(encoded.data)), encoded.class_version))  # fmt: skip
     folded = CODEC.rebuild(store_records)
-    taken = take(folded, len(store_records))
+    taken = take(folded, store_records[-1])
     assert taken is not None
     again = Taken.from_json(orjson.loads(orjson.dumps(taken.to_json())))
     assert again is not None
@@ -93,12 +92,19 @@ def test_a_snapshot_read_back_from_json_restores_the_folded_state(first, then, m
 def test_a_state_that_is_not_plain_json_is_not_taken() -> None:
     """A schema holds ``SchemaVersion`` objects: JSON would read them back as dicts."""
     schema = Schema.register("essay", OWNER, "1.0.0", {"type": "object"}, None)
-    schema.collect_events()
-    assert take(schema, 1) is None
+    last = recorded(schema.collect_events()[-1], "schema")
+    assert take(schema, last) is None
     blob = Blob.create(OWNER, {"n": 1}, None, None, [])
-    blob.collect_events()
+    last = recorded(blob.collect_events()[-1], "blob")
+    assert take(blob, last) is not None
     blob.data = {"when": (1, 2)}  # a tuple reads back as a list
-    assert take(blob, 1) is None
+    assert take(blob, last) is None
+
+
+def recorded(event: Any, kind: str, position: int = 1) -> Recorded:
+    encoded = CODEC.encode(event, actor=OWNER)
+    return Recorded(position, kind, str(event.originator_id), encoded.type, encoded.version, encoded.at, encoded.data,
+                    command_id=new_id())  # fmt: skip
 
 
 async def test_a_long_history_is_loaded_from_its_snapshot_and_the_events_after_it() -> None:
@@ -146,9 +152,11 @@ async def test_a_snapshot_that_is_not_the_logs_history_is_ignored() -> None:
     good = Taken.from_json(orjson.loads(snapshots.kept[("blob", blob_id)]))
     assert good is not None
     forged = {**good.state, "data": {"forged": True}}
-    for position, version in ((good.position, good.version + 1), (good.position + 100, good.version),
-                              (good.position - 1, good.version - 2)):  # fmt: skip
-        snapshots.keep("blob", blob_id, Taken(position, version, forged))
+    for position, version, command_id in (
+        (good.position, good.version + 1, good.command_id), (good.position + 100, good.version, good.command_id),
+        (good.position - 1, good.version - 2, good.command_id), (good.position, good.version, "another command"),
+    ):  # fmt: skip
+        snapshots.keep("blob", blob_id, Taken(position, version, command_id, forged))
         repo = repository(store, snapshots)
         loaded = await repo.get(Blob, blob_id)
         assert loaded is not None and repo.snapshot_hits == 0
@@ -163,7 +171,8 @@ async def test_an_unreadable_snapshot_is_ignored() -> None:
     assert good is not None
     snapshots.kept[("blob", blob_id)] = b'{"position": 3, "version"'
     assert (await repository(store, snapshots).get(Blob, blob_id)).aggregate.version == 10  # type: ignore[union-attr]
-    snapshots.keep("blob", blob_id, Taken(good.position, good.version, {**good.state, "_created_on": "yesterday"}))
+    snapshots.keep("blob", blob_id, Taken(good.position, good.version, good.command_id,
+                                          {**good.state, "_created_on": "yesterday"}))  # fmt: skip
     repo = repository(store, snapshots)
     loaded = await repo.get(Blob, blob_id)
     assert loaded is not None and loaded.aggregate.version == 10 and repo.snapshot_hits == 0
@@ -187,3 +196,29 @@ async def test_short_histories_past_positions_and_other_types_are_not_snapshotte
     saved = await schema_repo.execute(Schema, None, lambda _: Schema.register("essay", OWNER, "1.0.0", {"type": "object"}, None), ctx())
     await repository(store, snapshots, after=1).get(Schema, saved.aggregate.id_str)
     assert ("schema", saved.aggregate.id_str) not in snapshots.kept
+
+
+async def test_a_snapshot_of_history_lost_by_restoring_the_log_from_a_backup_is_ignored() -> None:
+    """The restored log reuses the lost events' positions, and the blob's next edits take the
+    very positions and versions the snapshot names: only their command ids and times differ."""
+    lost, snapshots = MemoryEventStore(), MemorySnapshots()
+    writer = repository(lost, snapshots, after=1000)
+    created = await writer.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, []), ctx())
+    blob_id = created.aggregate.id_str
+    for n in range(1, 40):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n, "timeline": "lost"}), b)[1], ctx())
+    await repository(lost, snapshots, after=32).get(Blob, blob_id)
+    assert Taken.from_json(orjson.loads(snapshots.kept[("blob", blob_id)])).position == 40  # type: ignore[union-attr]
+
+    restored = MemoryEventStore()  # the backup holds the first 35 events
+    for record in lost.records[:35]:
+        await restored.append("blob", blob_id, NewEvent(record.type, record.version, record.at, record.data,
+                                                        record.class_version, record.actor),
+                              record.position - 1 if record.position > 1 else 0, record.command_id or new_id())  # fmt: skip
+    writer = repository(restored, snapshots, after=1000)
+    for n in range(35, 40):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n, "timeline": "kept"}), b)[1], ctx())
+    repo = repository(restored, snapshots, after=1000)
+    loaded = await repo.get(Blob, blob_id)
+    assert loaded is not None and repo.snapshot_hits == 0
+    assert loaded.aggregate.version == 40 and loaded.aggregate.data == {"n": 39, "timeline": "kept"}
