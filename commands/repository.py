@@ -130,6 +130,7 @@ class Repository:
         self.read_hits = 0
         self.snapshot_hits = 0
         self.snapshots_kept = 0
+        self.log_loads = 0
 
     @property
     def cached_bytes(self) -> int:
@@ -171,6 +172,7 @@ class Repository:
             if fetched is not None:
                 return fetched
         records = await self._store.load(cls.TYPE, aggregate_id, until_position=until_position)
+        self.log_loads += 1
         if not records:
             return None
         aggregate = self._codec.rebuild(records)

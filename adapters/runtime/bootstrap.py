@@ -131,6 +131,7 @@ def bootstrap(
     repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes,
                       read_cache_bytes=settings.read_cache_bytes, snapshots=snapshots,
                       snapshotting=snapshotting(), snapshot_after=settings.snapshot_after_events)
+    metrics.watch_loads(repo)
     limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)
     schemas = SchemaRegistry(repo, validator)

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import os
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class LoadCounts(Protocol):
+    """What ``commands.repository.Repository`` counts about its loads."""
+
+    cache_hits: int
+    read_hits: int
+    snapshot_hits: int
+    log_loads: int
+    snapshots_kept: int
 
 
 class Metrics:
@@ -67,5 +82,29 @@ class Metrics:
         self.websocket_connections.set(0)
         self.sse_connections.set(0)
 
+    def watch_loads(self, repository: LoadCounts) -> None:
+        """Export where the repository's aggregate loads were answered from, read at each scrape."""
+        self.registry.register(_Loads(repository))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Loads(Collector):
+    def __init__(self, repository: LoadCounts) -> None:
+        self._repository = repository
+
+    def collect(self) -> Iterator[Metric]:
+        r = self._repository
+        loads = CounterMetricFamily(
+            "aggregate_loads", "Aggregates the write side needed, by where they came from: the write-side cache, the "
+            "read cache (after checking the log), a snapshot and the events after it, or the whole log",
+            labels=["source"],
+        )
+        for source, count in (("write_cache", r.cache_hits), ("read_cache", r.read_hits),
+                              ("snapshot", r.snapshot_hits), ("log", r.log_loads)):  # fmt: skip
+            loads.add_metric([source], count)
+        yield loads
+        kept = CounterMetricFamily("snapshots_kept", "Snapshots this process took (written in the background)")
+        kept.add_metric([], r.snapshots_kept)
+        yield kept

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aiohttp
 import nats
 from nats.js.errors import NotFoundError
 
@@ -71,6 +72,13 @@ async def test_edits_of_a_long_blob_survive_new_processes_loading_it_from_a_snap
             assert (shown.version, shown.data) == (43, {"n": 42, "by": "first"})
         history = await systems[0].services.store.load("blob", blob.id)
         assert [r.version for r in history] == list(range(1, 44))
+        async with aiohttp.ClientSession() as http:  # what an operator sees of it
+            async with http.get(f"{systems[2].base_url}/metrics") as r:
+                metrics = await r.text()
+        # The third process: its edit and its strong GET came from the snapshot, the If-Match refusal from its cache.
+        assert 'aggregate_loads_total{source="snapshot"} 2.0' in metrics
+        assert 'aggregate_loads_total{source="write_cache"} 1.0' in metrics
+        assert 'aggregate_loads_total{source="log"} 0.0' in metrics
         for ink in (first, second, third):
             await ink.close()
     finally:
