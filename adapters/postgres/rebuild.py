@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import re
 from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
@@ -372,6 +373,12 @@ Renames = dict[str, list[tuple[str, str, bool]]]
 """Per table: (the fresh copy's index or constraint name, the live one's, whether a constraint)."""
 
 
+def _temporary_name(table: str, i: int) -> str:
+    """The ``i``-th index or constraint of ``table``'s fresh copy: unique per table (a hash of the
+    whole name, since two long names may share their start) and within PostgreSQL's 63 bytes."""
+    return f"{table[:32]}_{hashlib.blake2s(table.encode(), digest_size=4).hexdigest()}{SUFFIX}_{i}"
+
+
 async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> Renames:
     """Empty fresh copies of ``tables`` with the live tables' columns, defaults, checks, indexes
     and constraints. The indexes and constraints get names of their own (``LIKE ... INCLUDING
@@ -385,7 +392,7 @@ async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> Renames:
         await conn.execute(f"CREATE TABLE {_q(fresh)} (LIKE {_q(table)} INCLUDING ALL EXCLUDING INDEXES)")
         renames[table] = []
         for i, found in enumerate(await conn.fetch(_INDEXES, table)):
-            temporary = f"{table[:40]}{SUFFIX}_{i}"
+            temporary = _temporary_name(table, i)
             if found["constraint_def"] is not None:
                 await conn.execute(f"ALTER TABLE {_q(fresh)} ADD CONSTRAINT {_q(temporary)} {found['constraint_def']}")
             else:
