@@ -6,7 +6,7 @@ from adapters.postgres.rebuild import _temporary_name
 
 
 def test_tables_sharing_a_long_start_get_names_of_their_own_within_postgres_limit() -> None:
-    first, second = "chapters_of_the_books_in_the_archive_" + "a" * 20, "chapters_of_the_books_in_the_archive_" + "b" * 20
+    first, second = "x" * 45 + "_drafts", "x" * 45 + "_finals"
     names = {_temporary_name(table, i) for table in (first, second, "blobs") for i in range(3)}
     assert len(names) == 9
     assert all(len(name.encode()) <= 63 for name in names)
