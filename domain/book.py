@@ -119,6 +119,12 @@ def book_size_error(size: int, limits: Limits) -> list[FieldError]:
     return [error] if error else []
 
 
+def _title_and_content(pair: object) -> tuple[str, str]:
+    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+        raise TypeError("a snapshot's chapter is [title, content]")
+    return pair[0], pair[1]
+
+
 def _fail(errors: list[FieldError]) -> None:
     if errors:
         raise ValidationFailed("; ".join(f"{e.path or '/'}: {e.message}" for e in errors[:5]), errors)
@@ -181,6 +187,18 @@ class Book(InkAggregate):
         self.deleted = False
         self.size = (encoded_size(title) + encoded_size(metadata)
                      + sum(c.size for c in self._chapters.values()))
+
+    @classmethod
+    def snapshot_state(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """Chapters as ``[title, content]`` by id (a ``Chapter``'s size is computed again)."""
+        return {**state, "_chapters": {cid: [c.title, c.content] for cid, c in state["_chapters"].items()}}
+
+    @classmethod
+    def state_from_snapshot(cls, state: dict[str, Any]) -> dict[str, Any]:
+        chapters = state["_chapters"]
+        if not isinstance(chapters, dict):
+            raise TypeError("a snapshot's chapters are an object")
+        return {**state, "_chapters": {cid: make_chapter(cid, *_title_and_content(pair)) for cid, pair in chapters.items()}}
 
     # -- reading ---------------------------------------------------------
 

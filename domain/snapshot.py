@@ -5,7 +5,9 @@ aggregate folded from the log, never from one a command changed in memory,
 and only when its state is plain JSON (objects with text keys, arrays, text,
 numbers, booleans, null) besides the library's own id, version and
 timestamps, so that writing it as JSON and reading it back gives an equal
-state. A state holding anything else (a tuple, a set, a date) is not taken.
+state. An aggregate holding objects turns them into JSON and back itself
+(``InkAggregate.snapshot_state``: a book's chapters); a state holding
+anything else (a tuple, a set, a date) is not taken.
 
 The library's ``Snapshot`` does the taking and the restoring, including its
 convention for an aggregate class's ``class_version`` and upcasters.
@@ -79,7 +81,7 @@ def take(aggregate: InkAggregate, last: Recorded) -> Taken | None:
     or None when its state is not plain JSON."""
     if aggregate.pending_events or last.version != aggregate.version:
         return None
-    state = dict(type(aggregate).Snapshot.take(aggregate).state)
+    state = type(aggregate).snapshot_state(dict(type(aggregate).Snapshot.take(aggregate).state))
     times = {k: state.pop(k, None) for k in _TIMES}
     if not all(isinstance(t, datetime) for t in times.values()) or not _plain_json(state):
         return None
@@ -90,7 +92,7 @@ def take(aggregate: InkAggregate, last: Recorded) -> Taken | None:
 def restore(cls: type[A], aggregate_id: str, taken: Taken) -> A:
     """The aggregate as it was at ``taken.position``. Raises ``ValueError`` when the snapshot
     cannot be read (a corrupted one); the caller then folds the log instead."""
-    state = dict(taken.state)
+    state = cls.state_from_snapshot(dict(taken.state))
     for key in _TIMES:
         state[key] = datetime.fromisoformat(state[key])
     snapshot = cls.Snapshot(  # type: ignore[call-arg]

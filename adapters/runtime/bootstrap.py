@@ -60,10 +60,10 @@ def aggregates() -> list[type[InkAggregate]]:
 
 
 def snapshotting() -> list[type[InkAggregate]]:
-    """The aggregates loaded from snapshots: those that grow long (a blob edited many times).
-    Others stay short, or hold state that is not plain JSON (``domain/snapshot.py``): a
-    schema's versions, a book's chapters, a migration run's sets and pairs."""
-    return [Blob]
+    """The aggregates loaded from snapshots: those that grow long (a blob edited many times, a
+    book written chapter by chapter). Others stay short, or hold state that is not plain JSON
+    (``domain/snapshot.py``): a schema's versions, a migration run's sets and pairs."""
+    return [Blob, Book]
 
 
 def projections() -> list[Projection]:

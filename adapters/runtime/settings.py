@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     max_schema_bytes: int = _limit("schema_bytes")
     write_cache_bytes: int = Field(default=256 * MIB, ge=0)
     read_cache_bytes: int = Field(default=64 * MIB, ge=0)
-    # A load that folds this many events of a blob keeps a snapshot of it (0: no snapshots).
+    # A load that folds this many events of a blob or book keeps a snapshot of it (0: no snapshots).
     snapshot_after_events: int = Field(default=32, ge=0)
     validation_workers: int = Field(default=2, ge=1)
     validation_budget_ms: int = Field(default=1000, ge=10)

@@ -222,3 +222,25 @@ async def test_a_snapshot_of_history_lost_by_restoring_the_log_from_a_backup_is_
     loaded = await repo.get(Blob, blob_id)
     assert loaded is not None and repo.snapshot_hits == 0
     assert loaded.aggregate.version == 40 and loaded.aggregate.data == {"n": 39, "timeline": "kept"}
+
+
+async def test_a_book_written_chapter_by_chapter_is_loaded_from_its_snapshot() -> None:
+    from domain.book import Book
+
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    writer = repository(store, snapshots, after=1000)
+    created = await writer.execute(Book, None, lambda _: Book.create(OWNER, "Draft", {"genre": "essay"}, []), ctx())
+    book_id = created.aggregate.id_str
+    for n in range(8):
+        await writer.execute(Book, book_id, lambda b, n=n: (b.add_chapter(f"Chapter {n}", "words " * n), b)[1], ctx())
+    chapter = (await writer.get(Book, book_id)).aggregate.chapter_ids[3]  # type: ignore[union-attr]
+    await writer.execute(Book, book_id, lambda b: (b.edit_chapter(chapter, content="rewritten"), b)[1], ctx())
+
+    await repository(store, snapshots).get(Book, book_id)  # folds 10 events, keeps a snapshot
+    assert ("book", book_id) in snapshots.kept
+    repo = repository(store, snapshots)
+    loaded = await repo.get(Book, book_id)
+    assert loaded is not None and repo.snapshot_hits == 1
+    whole = CODEC.rebuild(await store.load("book", book_id))
+    assert state(loaded.aggregate) == state(whole)
+    assert loaded.aggregate.chapter(chapter).content == "rewritten" and loaded.aggregate.size == whole.size  # type: ignore[attr-defined]
