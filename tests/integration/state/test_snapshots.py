@@ -75,7 +75,8 @@ async def test_edits_of_a_long_blob_survive_new_processes_loading_it_from_a_snap
         async with aiohttp.ClientSession() as http:  # what an operator sees of it
             async with http.get(f"{systems[2].base_url}/metrics") as r:
                 metrics = await r.text()
-        # The third process: its edit and its strong GET came from the snapshot, the If-Match refusal from its cache.
+        # The third process: its edit came from the snapshot; the If-Match refusal was decided on its cached
+        # copy, then once more on the log's state (from the snapshot again) before it was refused.
         assert 'aggregate_loads_total{source="snapshot"} 2.0' in metrics
         assert 'aggregate_loads_total{source="write_cache"} 1.0' in metrics
         assert 'aggregate_loads_total{source="log"} 0.0' in metrics
