@@ -44,7 +44,6 @@ from domain.snapshot import Taken
 log = structlog.get_logger(__name__)
 
 BUCKET = "INK_SNAPSHOTS"
-_HEADROOM = 1024  # the PUB line and headers around a snapshot's bytes
 
 
 _FOLDING = [decoding.__file__, event_store.__file__]  # besides the domain package: message → ``Recorded``
@@ -68,8 +67,7 @@ class JetStreamSnapshots:
         rest_seconds: float = 5.0, in_flight: int = 16,
     ) -> None:
         self._nc = nc
-        self._js = nc.jetstream(timeout=timeout)
-        self._reads = nc.jetstream(timeout=read_timeout)
+        self._js = nc.jetstream(timeout=read_timeout)  # reads; a write passes its own ``timeout``
         self._stream = f"KV_{bucket}"
         self._prefix = f"$KV.{bucket}.{code}"
         self._timeout = timeout
@@ -88,7 +86,7 @@ class JetStreamSnapshots:
         if not is_id(aggregate_id) or time.monotonic() < self._resting_until:  # never a raw token in a subject
             return None
         try:
-            msg = await self._reads.get_msg(self._stream, subject=self._subject(aggregate_type, aggregate_id),
+            msg = await self._js.get_msg(self._stream, subject=self._subject(aggregate_type, aggregate_id),
                                             direct=True)  # fmt: skip
         except NotFoundError:
             return None
@@ -112,7 +110,7 @@ class JetStreamSnapshots:
         except TypeError:  # what orjson cannot write (an integer wider than 64 bits, a lone surrogate)
             self.dropped += 1
             return
-        if len(payload) + _HEADROOM > self._nc.max_payload:
+        if len(payload) > self._nc.max_payload:  # published without headers: the payload is all it counts
             self.dropped += 1
             return
         task = asyncio.get_running_loop().create_task(self._write(self._subject(aggregate_type, aggregate_id), payload))

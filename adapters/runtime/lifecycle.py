@@ -161,9 +161,9 @@ async def start(
     await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds))
     store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc(),
                                 wait_seconds=settings.log_wait_seconds)
-    code = code_fingerprint()
-    snapshots = JetStreamSnapshots(nc, code) if code is not None else None
-    if snapshots is not None:
+    snapshots, code = None, code_fingerprint()
+    if code is not None:
+        snapshots = JetStreamSnapshots(nc, code)
         stack.push_async_callback(snapshots.close)
 
     stores: dict[StoreKind, ReadStore] = {}

@@ -5,21 +5,12 @@ from __future__ import annotations
 import os
 
 from collections.abc import Iterator
-from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-
-class LoadCounts(Protocol):
-    """What ``commands.repository.Repository`` counts about its loads."""
-
-    cache_hits: int
-    read_hits: int
-    snapshot_hits: int
-    log_loads: int
-    snapshots_kept: int
+from commands.repository import Repository
 
 
 class Metrics:
@@ -82,7 +73,7 @@ class Metrics:
         self.websocket_connections.set(0)
         self.sse_connections.set(0)
 
-    def watch_loads(self, repository: LoadCounts) -> None:
+    def watch_loads(self, repository: Repository) -> None:
         """Export where the repository's aggregate loads were answered from, read at each scrape."""
         self.registry.register(_Loads(repository))
 
@@ -91,7 +82,7 @@ class Metrics:
 
 
 class _Loads(Collector):
-    def __init__(self, repository: LoadCounts) -> None:
+    def __init__(self, repository: Repository) -> None:
         self._repository = repository
 
     def collect(self) -> Iterator[Metric]:
