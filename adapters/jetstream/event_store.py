@@ -121,21 +121,14 @@ def _parse_time(value: str | None, position: int) -> datetime:
 def to_recorded(subject: str, position: int, headers: dict[str, str] | None, payload: bytes) -> Recorded:
     """The envelope of one stored message."""
     headers = headers or {}
+    get = headers.get
     _, aggregate_type, aggregate_id = subject.split(".", 2)
+    # positional, in Recorded's field order: every event read goes through here
     return Recorded(
-        position=position,
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        type=headers.get(H_TYPE, ""),
-        version=int(headers.get(H_VERSION, "0")),
-        class_version=int(headers.get(H_CLASS_VERSION, "1")),
-        actor=headers.get(H_ACTOR) or None,
-        command_id=headers.get(H_COMMAND) or None,
-        traceparent=headers.get(H_TRACEPARENT) or None,
-        at=_parse_time(headers.get(H_AT), position),
-        data=orjson.loads(payload) if payload else {},
-        headers=headers,
-        size=len(payload),
+        position, aggregate_type, aggregate_id, get(H_TYPE, ""), int(get(H_VERSION, "0")),
+        _parse_time(get(H_AT), position), orjson.loads(payload) if payload else {},
+        int(get(H_CLASS_VERSION, "1")), get(H_ACTOR) or None, get(H_COMMAND) or None,
+        get(H_TRACEPARENT) or None, headers, len(payload),
     )
 
 

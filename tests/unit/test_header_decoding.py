@@ -33,3 +33,24 @@ class _Msg:
 
 def test_the_stream_sequence_comes_from_the_reply_subject() -> None:
     assert stream_sequence(_Msg("$JS.ACK.INK.consumer_1.1.4242.17.1764496800000000000.9")) == 4242  # type: ignore[arg-type]
+
+
+def test_the_envelope_takes_each_header_into_its_own_field() -> None:
+    """``to_recorded`` builds ``Recorded`` positionally (it runs for every event read): each
+    header must still land in the field of its name."""
+    from datetime import datetime, timezone
+
+    from adapters.jetstream.event_store import to_recorded
+
+    headers = {"Ink-Type": "Blob.Updated", "Ink-Version": "7", "Ink-Class-Version": "3", "Ink-Actor": "actor-1",
+               "Ink-Command-Id": "command-1", "traceparent": "00-trace-span-01",
+               "Ink-At": "2026-11-30T10:00:00.5+00:00"}
+    record = to_recorded("ink.blob.id-1", 42, headers, b'{"title": "x"}')
+    assert (record.position, record.aggregate_type, record.aggregate_id, record.type, record.version,
+            record.class_version, record.actor, record.command_id, record.traceparent, record.at,
+            record.data, record.headers, record.size) == (
+        42, "blob", "id-1", "Blob.Updated", 7, 3, "actor-1", "command-1", "00-trace-span-01",
+        datetime(2026, 11, 30, 10, 0, 0, 500000, tzinfo=timezone.utc), {"title": "x"}, headers, 14)
+    bare = to_recorded("ink.user.id-2", 1, {"Ink-At": "2026-11-30T10:00:00+00:00"}, b"")
+    assert (bare.type, bare.version, bare.class_version, bare.actor, bare.command_id, bare.traceparent,
+            bare.data) == ("", 0, 1, None, None, None, {})

@@ -19,7 +19,8 @@ async def test_health_is_healthy_with_a_version_and_each_check(http: aiohttp.Cli
 
 async def test_ready_is_200_once_projections_caught_up(http: aiohttp.ClientSession) -> None:
     async with http.get("/ready") as r:
-        assert r.status == 200 and (await r.json())["ready"] is True
+        body = await r.json()
+    assert r.status == 200 and body["ready"] is True, body  # the body names a halted projection
 
 
 async def test_metrics_names_every_metric_of_the_contract(http: aiohttp.ClientSession) -> None:
