@@ -57,9 +57,13 @@ async def replay_command(settings: Settings, only: list[str] | None, kind: Store
 
             if kind == "postgres":  # every projection from one read of the log
                 task = progress.add_task(", ".join(p.name for p in chosen), total=max(total, 1), rate="")
-                reached = await postgres_rebuild.rebuild_all(
-                    chosen, dsn=running.database_url, store=running.services.store, codec=running.services.codec,
-                    progress=reporter(task))
+                try:
+                    reached = await postgres_rebuild.rebuild_all(
+                        chosen, dsn=running.database_url, store=running.services.store,
+                        codec=running.services.codec, progress=reporter(task))
+                except postgres_rebuild.ReadModelChanged as changed:
+                    console.print(str(changed))
+                    return 1
                 top = max(reached.values(), default=total)
                 progress.update(task, completed=max(top, 1), total=max(top, 1))
             else:

@@ -23,6 +23,14 @@ Why it is fast (``bench.content``, ``bench.read_stores``):
   live projectors do (``adapters/postgres/changes.py``); a change it cannot
   fold exactly (an update of a key column, a delete by columns the pending
   rows do not carry) flushes the table's pending rows and is applied alone.
+
+The fresh copies take the live tables' columns, indexes and constraints when
+the rebuild starts. A schema migration that changes a live table meanwhile (a
+newer version's process starting during a long replay) would be undone by
+the swap, so the swap compares the live tables with what was copied, under
+its exclusive lock, and a projection whose tables changed is not swapped
+(``ReadModelChanged``): its live tables stay as they are, and a second
+replay copies them as they are now.
 """
 
 from __future__ import annotations
@@ -372,6 +380,32 @@ _ON_TABLE = re.compile(r' ON (?:ONLY )?(?:"[^"]*"|[^ "]+)(?:\.(?:"[^"]*"|[^ "]+)
 Renames = dict[str, list[tuple[str, str, bool]]]
 """Per table: (the fresh copy's index or constraint name, the live one's, whether a constraint)."""
 
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS def
+FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = quote_ident($1)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+Shape = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, ...], ...]]
+"""A live table's columns and its indexes and constraints, as the fresh copy took them."""
+
+
+class ReadModelChanged(Exception):
+    """Live tables changed (a schema migration ran) while their fresh copies were filled; those
+    projections were not swapped in, so that the change is kept. Replaying again copies it."""
+
+    def __init__(self, projections: Sequence[str]) -> None:
+        super().__init__(
+            f"the read model's tables of {', '.join(projections)} changed while they were rebuilt (a schema "
+            "migration ran); those projections were left as they were: run the replay again")
+        self.projections = tuple(projections)
+
+
+async def _shape(conn: asyncpg.Connection, table: str) -> Shape:
+    columns = tuple(tuple(r.values()) for r in await conn.fetch(_COLUMNS, table))
+    return columns, tuple(tuple(r.values()) for r in await conn.fetch(_INDEXES, table))
+
 
 def _temporary_name(table: str, i: int) -> str:
     """The ``i``-th index or constraint of ``table``'s fresh copy: unique per table (a hash of the
@@ -379,15 +413,17 @@ def _temporary_name(table: str, i: int) -> str:
     return f"{table[:32]}_{hashlib.blake2s(table.encode(), digest_size=4).hexdigest()}{SUFFIX}_{i}"
 
 
-async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> Renames:
+async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> tuple[Renames, dict[str, Shape]]:
     """Empty fresh copies of ``tables`` with the live tables' columns, defaults, checks, indexes
-    and constraints. The indexes and constraints get names of their own (``LIKE ... INCLUDING
-    INDEXES`` would name them after the fresh table, and after the swap the live table would keep
-    those names: a later schema migration naming an index would not find it); the swap gives
-    them the live names back."""
+    and constraints, and the live tables' shapes they were copied from. The indexes and
+    constraints get names of their own (``LIKE ... INCLUDING INDEXES`` would name them after the
+    fresh table, and after the swap the live table would keep those names: a later schema
+    migration naming an index would not find it); the swap gives them the live names back."""
     renames: Renames = {}
+    shapes: dict[str, Shape] = {}
     for table in tables:
         fresh = table + SUFFIX
+        shapes[table] = await _shape(conn, table)  # before the copy: a change in between is seen as one
         await conn.execute(f"DROP TABLE IF EXISTS {_q(fresh)}")
         await conn.execute(f"CREATE TABLE {_q(fresh)} (LIKE {_q(table)} INCLUDING ALL EXCLUDING INDEXES)")
         renames[table] = []
@@ -403,7 +439,7 @@ async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> Renames:
                 using = definition[on.end() - len("USING "):]
                 await conn.execute(f"CREATE {unique}INDEX {_q(temporary)} ON {_q(fresh)} {using}")
             renames[table].append((temporary, found["name"], found["constraint_def"] is not None))
-    return renames
+    return renames, shapes
 
 
 async def _replay_into_fresh(
@@ -492,9 +528,10 @@ async def _lock_live_tables(conn: asyncpg.Connection, tables: Sequence[str]) -> 
 
 async def _swap(
     conn: asyncpg.Connection, projection: Projection, store: EventStore, codec: EventCodec, target: int,
-    progress: Progress | None, renames: Renames,
-) -> int:
-    """Under the projection's swap lock: catch up with the live checkpoint, rename, move the checkpoint."""
+    progress: Progress | None, renames: Renames, shapes: dict[str, Shape],
+) -> int | None:
+    """Under the projection's swap lock: catch up with the live checkpoint, rename, move the
+    checkpoint. None, and nothing swapped, when a live table is no longer what was copied."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", swap_lock_key(projection.name))
         live = int(await conn.fetchval(
@@ -504,6 +541,9 @@ async def _swap(
             await _replay(conn, projection, store, codec, target + 1, live, progress)
         reached = max(live, target)
         await _lock_live_tables(conn, projection.tables)
+        for table in projection.tables:
+            if await _shape(conn, table) != shapes[table]:
+                return None  # nothing live was touched: only the fresh copies, which the caller drops
         for table in projection.tables:
             await conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}__old"')
             await conn.execute(f'ALTER TABLE "{table}{SUFFIX}" RENAME TO "{table}"')
@@ -532,7 +572,8 @@ async def rebuild_all(
     chunk_events: int = CHUNK_EVENTS,
 ) -> dict[str, int]:
     """Rebuild the projections together from one read of the log and swap each in;
-    answers the position each projection's swapped tables reflect."""
+    answers the position each projection's swapped tables reflect. Raises ``ReadModelChanged``
+    after swapping the others when some projection's live tables changed meanwhile."""
     conn = await connect(dsn)
     try:
         await _binary_json(conn)
@@ -541,11 +582,23 @@ async def rebuild_all(
                 "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
                 projection.name,
             )
-        renames = await _prepare(conn, [t for p in projections for t in p.tables])
+        renames, shapes = await _prepare(conn, [t for p in projections for t in p.tables])
         target = await store.last_position()
         with collecting_rarely():
             await _replay_into_fresh(conn, projections, store, codec, target, progress, chunk_events)
-        return {p.name: await _swap(conn, p, store, codec, target, progress, renames) for p in projections}
+        reached: dict[str, int] = {}
+        changed: list[str] = []
+        for projection in projections:
+            swapped = await _swap(conn, projection, store, codec, target, progress, renames, shapes)
+            if swapped is None:
+                changed.append(projection.name)
+                for table in projection.tables:
+                    await conn.execute(f"DROP TABLE IF EXISTS {_q(table + SUFFIX)}")
+            else:
+                reached[projection.name] = swapped
+        if changed:
+            raise ReadModelChanged(changed)
+        return reached
     finally:
         await conn.close()
 
