@@ -101,6 +101,9 @@ class ProcessorDeps:
     llm_api_key: str = ""
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 3
+    checks: Sandbox | None = None
+    """Where a registration's compile check runs (None: ``sandbox``). Never the job runner's
+    workers: their queue waits for jobs of up to an hour, and a registration must answer."""
 
 
 def unknown_keys(config: dict[str, Any], allowed: tuple[str, ...]) -> list[FieldError]:

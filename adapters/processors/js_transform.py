@@ -28,8 +28,9 @@ MAX_SOURCE = 100_000
 class JsTransform:
     name = "js-transform"
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, checks: Sandbox | None = None) -> None:
         self._sandbox = sandbox
+        self._checks = checks or sandbox
 
     async def check_config(self, config: dict[str, Any]) -> list[FieldError]:
         errors = unknown_keys(config, ("source",))
@@ -38,7 +39,7 @@ class JsTransform:
             return [*errors, FieldError("/config/source", "source is required: JavaScript defining function process(data)")]
         if len(source) > MAX_SOURCE:
             return [*errors, FieldError("/config/source", f"source must be at most {MAX_SOURCE} characters")]
-        problem = await self._sandbox.compile_check(source, FUNCTION)
+        problem = await self._checks.compile_check(source, FUNCTION)
         if problem is not None:
             errors.append(FieldError("/config/source", f"does not compile: {problem}"))
         return errors
@@ -69,4 +70,4 @@ def classify(message: str) -> ProcessorFailure:
 
 
 def make_js_transform(deps: ProcessorDeps) -> JsTransform:
-    return JsTransform(deps.sandbox)
+    return JsTransform(deps.sandbox, deps.checks)

@@ -73,10 +73,13 @@ def projections() -> list[Projection]:
     ]
 
 
-def processor_deps(settings: Settings, sandbox: Sandbox, http: HttpSessions | None = None) -> ProcessorDeps:
-    """What processor types are made with: the sandbox, one HTTP session, the model endpoint's settings."""
+def processor_deps(settings: Settings, sandbox: Sandbox, http: HttpSessions | None = None,
+                   checks: Sandbox | None = None) -> ProcessorDeps:
+    """What processor types are made with: the sandbox jobs run in, the one registrations'
+    checks run in (``checks``, default the same), one HTTP session, the model endpoint's settings."""
     return ProcessorDeps(
         sandbox=sandbox,
+        checks=checks,
         http=http or HttpSessions(),
         llm_base_url=settings.llm_base_url,
         llm_api_key=settings.llm_api_key,

@@ -204,7 +204,7 @@ async def start(
     reads = stores[read_store]
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
                          sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
-                         processors=processor_deps(settings, job_sandbox, http),
+                         processors=processor_deps(settings, job_sandbox, http, checks=sandbox),
                          counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout),
                          snapshots=snapshots)
     shared_log = SharedLog(store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.integration.processor.helpers import SLOW, isolated_system, js_processor, user
+from tests.integration.processor.helpers import SLOW, eventually, isolated_system, js_processor, user
 from tests.support.servers import Database
 
 PER_USER = 2
@@ -48,3 +48,22 @@ async def test_a_users_500_jobs_do_not_starve_another_users_one(database: Databa
         assert done.status == "completed"
         assert a_finished < 500, "B's job had to wait for A's whole queue"
         assert max(running_seen, default=0) <= PER_USER
+
+
+async def test_registrations_answer_while_every_job_worker_runs_a_long_job(database: Database) -> None:
+    """A registration's compile check runs on the API's sandbox, never behind the job runner's
+    workers: there a queue waits up to an hour for jobs, so two accounts running endless
+    transforms could hold every other user's processor registration until theirs timed out."""
+    async with isolated_system(database, job_concurrency=1, job_max_running_per_user=1) as (system, _):
+        attacker, victim = await user(system, "spinner"), await user(system, "victim")
+        spinner = await js_processor(attacker, SLOW, limits={"timeout_seconds": 120, "max_attempts": 1})
+        job = await attacker.request_job(spinner, (await attacker.create_blob({"ms": 110_000})).id)
+
+        async def running() -> bool:
+            return (await attacker.get_job(job.id)).status == "running"
+
+        await eventually(running, timeout=60)
+        registered = await asyncio.wait_for(js_processor(victim, "function process(d) { return d; }"), 60)
+        assert registered
+        assert await running(), "the registration answered only once the long job had ended"
+        await attacker.cancel_job(job.id)
