@@ -423,22 +423,22 @@ async def _prepare(conn: asyncpg.Connection, tables: Iterable[str]) -> tuple[Ren
     shapes: dict[str, Shape] = {}
     for table in tables:
         fresh = table + SUFFIX
-        shapes[table] = await _shape(conn, table)  # before the copy: a change in between is seen as one
+        shapes[table] = shape = await _shape(conn, table)  # before the copy: a change in between is seen as one
         await conn.execute(f"DROP TABLE IF EXISTS {_q(fresh)}")
         await conn.execute(f"CREATE TABLE {_q(fresh)} (LIKE {_q(table)} INCLUDING ALL EXCLUDING INDEXES)")
         renames[table] = []
-        for i, found in enumerate(await conn.fetch(_INDEXES, table)):
+        for i, (name, index_def, constraint_def) in enumerate(shape[1]):  # the rows of _INDEXES
             temporary = _temporary_name(table, i)
-            if found["constraint_def"] is not None:
-                await conn.execute(f"ALTER TABLE {_q(fresh)} ADD CONSTRAINT {_q(temporary)} {found['constraint_def']}")
+            if constraint_def is not None:
+                await conn.execute(f"ALTER TABLE {_q(fresh)} ADD CONSTRAINT {_q(temporary)} {constraint_def}")
             else:
-                definition: str = found["index_def"]  # CREATE [UNIQUE] INDEX name ON [ONLY] table USING ...
+                definition: str = index_def  # CREATE [UNIQUE] INDEX name ON [ONLY] table USING ...
                 unique = "UNIQUE " if definition.startswith("CREATE UNIQUE") else ""
                 on = _ON_TABLE.search(definition)  # after the name, which may itself hold " USING "
                 assert on is not None, definition
                 using = definition[on.end() - len("USING "):]
                 await conn.execute(f"CREATE {unique}INDEX {_q(temporary)} ON {_q(fresh)} {using}")
-            renames[table].append((temporary, found["name"], found["constraint_def"] is not None))
+            renames[table].append((temporary, name, constraint_def is not None))
     return renames, shapes
 
 
