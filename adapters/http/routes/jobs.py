@@ -151,7 +151,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, JobListQuery)
     model = await _read(request, query, JOBS, PROCESSORS)
-    if query.processor_id is not None and is_id(query.processor_id):
+    if query.processor_id is not None:
+        if not is_id(query.processor_id):
+            return page_answer([], None)  # no processor has that id: it has no jobs, like an unknown schema_id
         processor = await model.processor(query.processor_id)
         if processor is not None:
             ensure_owner(user, processor.owner_id, "processor")
