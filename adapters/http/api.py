@@ -10,6 +10,7 @@ rules of API.md (JSON bodies, unknown fields, ``Idempotency-Key``,
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -177,16 +178,28 @@ def context(request: web.Request) -> Context:
     return Context(actor=actor_or_none(request), command_id=command_id(request), traceparent=request.get(TRACEPARENT_KEY))
 
 
+_ENTITY_TAG = re.compile(r'(?:W/)?"v?([0-9]{1,18})"')
+
+
 def if_match(request: web.Request) -> int | None:
-    """``If-Match`` as an expected version (None when absent or ``*``)."""
+    """``If-Match`` as an expected version (None when absent or ``*``).
+
+    Every listed tag must be one of ours (``"N"``, ASCII digits: ``int()`` alone would read ``"1_0"`` as 10 or
+    ``"٣"`` as 3). A command checks one expected version, so a list naming several different versions is refused
+    rather than compared by its first entry only; the refusal changes nothing and says why.
+    """
     value = request.headers.get("If-Match")
     if value is None or value.strip() == "*":
         return None
-    tag = value.split(",")[0].strip().removeprefix("W/").strip('"')
-    try:
-        return int(tag.removeprefix("v"))
-    except ValueError:
-        raise PreconditionFailed(f"If-Match {value!r} does not match any version") from None
+    versions = set()
+    for tag in value.split(","):
+        found = _ENTITY_TAG.fullmatch(tag.strip())
+        if found is None:
+            raise PreconditionFailed(f"If-Match {value[:80]!r} does not match any version")
+        versions.add(int(found.group(1)))
+    if len(versions) != 1:
+        raise PreconditionFailed(f"If-Match {value[:80]!r} names several versions; send the one you last read")
+    return versions.pop()
 
 
 def etag(version: int) -> str:

@@ -273,6 +273,17 @@ async def test_a_stale_if_match_is_412(http: aiohttp.ClientSession, sign_up: Sig
     # On the wire: If-Match is an ETag, and the answer a problem+json.
     stale = await call(http, "DELETE", f"/v1/blobs/{blob.id}", ink, headers={"If-Match": '"1"'})
     problem(stale, 412, "precondition_failed", "precondition failed")
+    # Only our own tags match: "1_0" is not version 10, and a list is not judged by its first entry alone.
+    blob10 = await ink.create_blob({"n": 0})
+    for n in range(1, 10):
+        await ink.update_blob(blob10.id, {"n": n})
+    for tag in ('"1_0"', '" 10"', '"+10"', '"1٠"', '"10", "3"', "10"):
+        odd = await call(http, "PUT", f"/v1/blobs/{blob10.id}", ink, json={"data": {"n": "odd"}}, headers={"If-Match": tag})
+        problem(odd, 412, "precondition_failed", "precondition failed")
+    assert (await ink.get_blob(blob10.id)).data == {"n": 9}
+    listed = await call(http, "PUT", f"/v1/blobs/{blob10.id}", ink, json={"data": {"n": 10}},
+                        headers={"If-Match": '"10", W/"10"'})
+    assert listed.status == 200 and listed.headers["ETag"] == '"11"'
 
     bucket = await ink.create_bucket("b", "folder")
     await ink.update_bucket(bucket.id, name="c", if_match=1)
