@@ -22,7 +22,8 @@ def test_semver_precedence_follows_semver_org() -> None:
     assert str(SemVer.parse("1.2.3-rc.1+b.7")) == "1.2.3-rc.1+b.7"
 
 
-@pytest.mark.parametrize("text", ["1", "1.0", "01.0.0", "1.0.0-", "1.0.0-01", "1.0.0+", "v1.0.0", "1.0.0 ", "a.b.c"])
+@pytest.mark.parametrize("text", ["1", "1.0", "01.0.0", "1.0.0-", "1.0.0-01", "1.0.0+", "v1.0.0", "1.0.0 ", "a.b.c",
+                                  "3\u0661.0.0", "1.\u0661.0", "1.0.0-\u0661", "\uff11.0.0"])
 def test_semver_rejects_malformed(text: str) -> None:
     with pytest.raises(ValueError):
         SemVer.parse(text)
