@@ -36,6 +36,8 @@ from typing import Any
 import orjson
 from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, MiniRacer, mini_racer
 
+from domain.limits import MAX_EVENT_BYTES
+
 IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 MAX_MESSAGE = 500
 
@@ -49,10 +51,16 @@ _BODY_OFFSET = 2
 _LOCATION = re.compile(r"^(undefined|<anonymous>):(\d+): ")
 
 
+MAX_OUTPUT = MAX_EVENT_BYTES
+"""JSON text one call may return: whatever it feeds (a blob, a migrated document) is stored in one event, so a
+larger answer can never be kept, and refusing it here means it never crosses the pipe to the API process."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     timeout_ms: int
     max_memory: int  # bytes of V8 heap
+    max_output: int = MAX_OUTPUT  # UTF-16 units of the JSON text a call returns (never more than its UTF-8 bytes)
 
     def timeout_message(self) -> str:
         return f"ran longer than {self.timeout_ms} ms"
@@ -122,16 +130,19 @@ async def check(source: str, function: str, limits: Limits) -> str | None:
     return None
 
 
-def _loader(source: str, function: str) -> str:
+def _loader(source: str, function: str, max_output: int) -> str:
     """Runs the source's top level once and keeps a caller of its function,
-    holding JSON.parse/stringify from before the user's code could replace them."""
+    holding JSON.parse/stringify from before the user's code could replace them.
+    An answer longer than ``max_output`` comes back as its length (a number), not as text."""
     body = f"{source}\n;return typeof {function} === 'function' ? {function} : undefined;"
     return f"""(function (parse, stringify) {{
   var fn = new Function({literal(body)})();
   if (typeof fn !== "function") return false;
   globalThis.__ink_call = function (text) {{
     var out = fn(parse(text));
-    return out === undefined ? undefined : stringify(out);
+    if (out === undefined) return undefined;
+    var json = stringify(out);
+    return typeof json === "string" && json.length > {int(max_output)} ? json.length : json;
   }};
   return true;
 }})(JSON.parse, JSON.stringify)"""
@@ -149,7 +160,7 @@ async def run(source: str, function: str, arguments: list[str], limits: Limits) 
             deadline = _deadline(limits)
             try:
                 await _eval(racer, _HARDEN, deadline)
-                defined = await _eval(racer, _loader(source, function), deadline)
+                defined = await _eval(racer, _loader(source, function, limits.max_output), deadline)
             except JSEvalException as exc:
                 # the top level failed: it would fail the same way for every remaining document
                 return outcomes + [{"error": describe(exc, limits)}] * (len(arguments) - len(outcomes))
@@ -167,6 +178,9 @@ async def run(source: str, function: str, arguments: list[str], limits: Limits) 
                 else:
                     if isinstance(result, str):
                         outcomes.append({"ok": result})
+                    elif isinstance(result, (int, float)) and not isinstance(result, bool):
+                        outcomes.append({"error": f"{function} returned {int(result):,} characters of JSON; "
+                                                  f"a document holds at most {limits.max_output:,} bytes"})
                     else:
                         outcomes.append({"error": f"{function} returned nothing that JSON can hold"})
                 deadline = _deadline(limits)

@@ -83,6 +83,22 @@ async def test_json_in_json_out_with_time_and_memory_limits(sandbox: SandboxPool
     assert await error_of(sandbox.call(FINE, "f", {1, 2})) == "the argument is not JSON: Type is not JSON serializable: set"
 
 
+async def test_an_answer_too_large_to_store_is_refused_in_the_worker(sandbox: SandboxPool) -> None:
+    # 2 million characters: more than any event holds, so no blob or migrated document could keep it; the
+    # worker says so instead of piping the text to the API process (a 300 MB answer would stall its loop).
+    huge = "function f(d) { return 'x'.repeat(2000000); }"
+    assert await error_of(sandbox.call(huge, "f", 1)) == (
+        "f returned 2,000,002 characters of JSON; a document holds at most 983,040 bytes"
+    )
+    # one under the limit still comes back whole, and numbers are still answers
+    fits = "function f(d) { return 'x'.repeat(983038); }"
+    assert await sandbox.call(fits, "f", 1) == "x" * 983038
+    assert await sandbox.call("function f(d) { return 7; }", "f", 1) == 7
+    either = "function f(d) { return d ? d : 'x'.repeat(2000000); }"
+    outcomes = await sandbox.call_many(either, "f", [3, 0])
+    assert outcomes[0] == 3 and isinstance(outcomes[1], SandboxError)
+
+
 async def test_per_call_limits_override_the_defaults(sandbox: SandboxPool) -> None:
     busy = "function f(d) { var end = Date.now() + 200; while (Date.now() < end) {} return 1; }"
     assert await sandbox.call(busy, "f", 1) == 1
