@@ -299,17 +299,19 @@ class Repository:
         first = next((r for r in records if r.command_id == ctx.command_id), None)
         if first is None:
             return None
-        aggregate = self._codec.rebuild(records)
+        # as the first attempt left it: later changes by others are not this command's answer
+        aggregate = self._codec.rebuild([r for r in records if r.position <= first.position])
         assert isinstance(aggregate, cls)
         return Saved(aggregate, first.position)
 
     async def _original(self, cls: type[A], position: int) -> Saved[A]:
-        """A retried command: answer with the aggregate its first attempt changed."""
+        """A retried command: answer with the aggregate as its first attempt left it (not as it is now,
+        after later changes: the retry must get the answer the first attempt would have had)."""
         original = await self._store.event_at(position)
         if original is None or original.aggregate_type != cls.TYPE:
             raise ConcurrencyError("the command id was already used for another change")
         self._cache.drop((cls.TYPE, original.aggregate_id))
-        saved = await self.get(cls, original.aggregate_id)
+        saved = await self.get(cls, original.aggregate_id, until_position=position)
         assert saved is not None
         return Saved(saved.aggregate, position)
 

@@ -385,6 +385,9 @@ async def test_idempotency_key_creates_one_blob(http: aiohttp.ClientSession, sig
     again = await ink.create_blob({"once": True}, bucket_ids=[bucket.id], idempotency_key=key)
     assert again == first
     assert ids(await ink.list_blobs(bucket_id=bucket.id)) == [first.id]
+    # A retry after someone else changed the blob still gets the first attempt's answer, not today's blob.
+    await ink.update_blob(first.id, {"once": False})
+    assert await ink.create_blob({"once": True}, bucket_ids=[bucket.id], idempotency_key=key) == first
 
     # Retries of changes whose decision would now fail on the state they produced.
     other = await ink.create_bucket("other", "folder")
@@ -399,7 +402,7 @@ async def test_idempotency_key_creates_one_blob(http: aiohttp.ClientSession, sig
     assert (again_deleted.status, again_deleted.body) == (deleted.status, deleted.body)
     ink.observe_position(deleted.body["position"])
     history = await ink.blob_history(first.id)
-    assert [i.type for i in history.items] == ["Blob.Created", "Blob.Moved", "Blob.Deleted"]
+    assert [i.type for i in history.items] == ["Blob.Created", "Blob.Updated", "Blob.Moved", "Blob.Deleted"]
 
 
 async def test_malformed_bodies_are_400(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
