@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from adapters.http.in_flight import InFlight
 from adapters.http.login_guard import KnownAddresses, LoginGuard, Marks
 from adapters.http.ratelimit import Counters, Limiter, LocalLimiter, SharedLimiter
 
 
 @dataclass(frozen=True, slots=True)
 class Limiters:
-    """Per user (valid token), per client address (everything else), and the login guard."""
+    """Per user (valid token), per client address (everything else), the login guard, and how many
+    book exports run at once (per user and per process: always this process's own count)."""
 
     user: Limiter
     anonymous: Limiter
     login: LoginGuard
+    exports: InFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,12 @@ class LimitSettings:
     login_failures_per_minute: float
     login_account_failures_per_minute: float
     known_address_seconds: float
+    exports_per_user: int = 2
+    exports_per_process: int = 4
+
+
+def _exports(s: LimitSettings) -> InFlight:
+    return InFlight("exports", s.exports_per_user, s.exports_per_process)
 
 
 def local_limiters(s: LimitSettings) -> Limiters:
@@ -36,6 +45,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
         anonymous=LocalLimiter(s.anonymous_rate_per_second, s.anonymous_burst),
         login=LoginGuard.local(s.login_failures_per_minute, s.login_account_failures_per_minute,
                                s.known_address_seconds),
+        exports=_exports(s),
     )
 
 
@@ -58,4 +68,5 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
             limiter("login-account", per_account / 60.0, per_account),
             KnownAddresses(s.known_address_seconds, marks, key, timeout=timeout),
         ),
+        exports=_exports(s),
     )

@@ -157,6 +157,7 @@ def bootstrap(
         settings.anonymous_rate_limit_per_second, settings.anonymous_rate_limit_burst,
         settings.login_failures_per_minute, settings.login_account_failures_per_minute,
         settings.login_known_address_days * 86400,
+        settings.exports_per_user, settings.exports_per_process,
     )  # fmt: skip
     jwt_secret = settings.resolve_jwt_secret()
     limiters = (

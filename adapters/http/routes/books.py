@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from adapters.export import get_format
+from adapters.export import ExportFormat, get_format
 from adapters.export.common import one_line
 from adapters.http.api import (
     Api,
@@ -27,7 +27,7 @@ from adapters.http.api import (
     read_query,
     resource_answer,
 )
-from adapters.http.keys import BUS, READS, REPOSITORY
+from adapters.http.keys import BUS, LIMITERS, READS, REPOSITORY
 from adapters.http.models import ReadQuery
 from adapters.http.models_books import (
     BookChanged,
@@ -118,6 +118,11 @@ def _disposition(title: str, filename: str) -> str:
 async def export_book(request: web.Request) -> web.StreamResponse:
     query = read_query(request, ExportQuery)
     fmt = get_format(query.format)
+    async with request.app[LIMITERS].exports.slot(actor(request)):
+        return await _export(request, query, fmt)
+
+
+async def _export(request: web.Request, query: ExportQuery, fmt: ExportFormat) -> web.StreamResponse:
     book = await _own_book(request, query)
     response = web.StreamResponse(
         status=200,
@@ -236,8 +241,9 @@ def register_routes(api: Api) -> None:
        response=ChapterRemoved, errors=(403, 404, 409, 412),
        description=_OWNER_ONLY + " Answers the removed chapter as it was." + _IF_MATCH)(remove_chapter)
     op("GET", "/v1/books/{id}/export", summary="Export a book as a file", tag="books", query=ExportQuery,
-       produces=_EXPORT_TYPES, errors=(400, 403, 404, 422),
+       produces=_EXPORT_TYPES, errors=(400, 403, 404, 422, 429),
        description=_OWNER_ONLY + " Streams the file as an attachment: `text` (title, then `Chapter n: <title>`, "
                    "a blank line and the content per chapter), `markdown` (`# <title>`, `## Chapter n: <title>`), "
                    "`html` (a standalone document with a table of contents) or `epub` (EPUB 3). Content is "
-                   "escaped, never interpreted. An unknown `format` is a 422.")(export_book)
+                   "escaped, never interpreted. An unknown `format` is a 422. A user runs at most "
+                   "`INKSTREAM_EXPORTS_PER_USER` (2) exports at once: one more is a 429 with `Retry-After`.")(export_book)
