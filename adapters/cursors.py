@@ -79,5 +79,17 @@ def id_cursor(cursor: str | None) -> str | None:
     return last_id
 
 
+def position_cursor(cursor: str | None) -> int | None:
+    """The log position of the last item of the previous page, in a list ordered by position
+    (a blob's history). Exactly what ``encode_cursor([position])`` handed out: a position of
+    the log (1 to 2**63 - 1), never a boolean, a text or a list."""
+    if cursor is None:
+        return None
+    [position] = decode_cursor(cursor, 1)
+    if not isinstance(position, int) or isinstance(position, bool) or position < 1:
+        raise InvalidCursor("invalid cursor")
+    return position
+
+
 def clamp_limit(limit: int) -> int:
     return max(1, min(int(limit), MAX_LIMIT))

@@ -59,8 +59,14 @@ class EventStore(Protocol):
 
     async def load(
         self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
+        limit: int | None = None, max_bytes: int | None = None,
     ) -> list[Recorded]:
-        """The aggregate's events with positions from ``from_position`` (to ``until_position``), in order."""
+        """The aggregate's events with positions from ``from_position`` (to ``until_position``), in order.
+
+        Without ``limit`` and ``max_bytes``, all of them (read from the log in requests bounded in
+        bytes). With them, a page: the first events, at most ``limit`` of them and at most
+        ``max_bytes`` of event data (``Recorded.size``), except that the first event always comes
+        whatever its size; the next page starts after the last event's position."""
         ...
 
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
@@ -84,7 +90,9 @@ class EventStore(Protocol):
     ) -> list[Recorded]:
         """Up to ``limit`` events of one aggregate type (or of one aggregate), in order, with
         positions from ``from_position`` to ``until_position`` inclusive: a bounded stretch of
-        the log read through a subject filter (what a live subscription replays after ``since``)."""
+        the log read through a subject filter (what a live subscription replays after ``since``).
+        One request, bounded in bytes too, so it may answer fewer than ``limit`` events (at least
+        one when there is one): the rest follows from after the last position answered."""
         ...
 
     async def last_position(self) -> int: ...

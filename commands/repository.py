@@ -147,6 +147,25 @@ class Repository:
     async def history(self, aggregate_type: str, aggregate_id: str, until_position: int | None = None) -> list[Recorded]:
         return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
 
+    async def history_page(
+        self, aggregate_type: str, aggregate_id: str, *, after: int = 0, limit: int, max_bytes: int,
+    ) -> tuple[list[Recorded], bool]:
+        """The aggregate's first events after position ``after``, in order: at most ``limit`` of them
+        and ``max_bytes`` of event data (one event always fits), and whether more follow."""
+        records = await self._store.load(aggregate_type, aggregate_id, from_position=after + 1, limit=limit + 1,
+                                         max_bytes=max_bytes)
+        if len(records) > limit:
+            return records[:limit], True
+        if not records:
+            return [], False
+        # the page ended before ``limit``: the log's end, or the next event would not fit in max_bytes
+        return records, await self._store.has_events_after(aggregate_type, aggregate_id, records[-1].position)
+
+    async def first_event(self, aggregate_type: str, aggregate_id: str) -> Recorded | None:
+        """The aggregate's first event (what created it), alone: one event read."""
+        records = await self._store.load(aggregate_type, aggregate_id, limit=1)
+        return records[0] if records else None
+
     async def get(self, cls: type[A], aggregate_id: str, *, until_position: int | None = None) -> Saved[A] | None:
         """The aggregate as the log holds it now (from the read cache when nothing was written
         to it since), or at ``until_position`` (always read). Callers only read what they get."""

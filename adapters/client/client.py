@@ -449,9 +449,14 @@ class InkstreamClient:
     async def delete_blob(self, blob_id: str, *, if_match: int | str | None = None) -> BlobDeleted:
         return await self._model(BlobDeleted, "DELETE", f"/v1/blobs/{_seg(blob_id)}", if_match=if_match)
 
-    async def blob_history(self, blob_id: str, *, consistency: Consistency | None = None) -> HistoryOut:
-        """The blob's events, read from the log."""
-        return await self._get(HistoryOut, f"/v1/blobs/{_seg(blob_id)}/history", consistency)
+    async def blob_history(self, blob_id: str, *, limit: int | None = None, cursor: str | None = None,
+                           consistency: Consistency | None = None) -> HistoryOut:
+        """A page of the blob's events, read from the log, oldest first: ``limit`` (1-500, the
+        server's default 50) events at most, fewer when their data would pass 8 MiB, and
+        ``next_cursor`` for the next page (None on the last). Every event:
+        ``ink.iter_pages(ink.blob_history, blob_id)``."""
+        return await self._get(HistoryOut, f"/v1/blobs/{_seg(blob_id)}/history", consistency, limit=limit,
+                               cursor=cursor)
 
     # -- books ------------------------------------------------------------------------------------------
 
@@ -713,7 +718,7 @@ class InkstreamClient:
                          **kwargs: Any) -> AsyncIterator[Any]:
         """Every item of a list, page after page: ``async for b in ink.iter_pages(ink.list_blobs, bucket_id=B)``.
 
-        ``list_method`` is one of the client's ``list_*`` methods; its arguments
+        ``list_method`` is one of the client's ``list_*`` methods (or ``blob_history``); its arguments
         follow (``cursor`` is managed here). Items are models or dicts, as the
         method answers.
         """

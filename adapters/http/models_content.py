@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.http.models import DEPTH_NOTE, MAX_POSITION, Answer, ListQuery, ReadQuery, Request
-from domain.limits import MAX_BUCKETS_PER_BLOB, MAX_INT64, Limits
+from domain.limits import MAX_BUCKETS_PER_BLOB, MAX_INT64, MIB, Limits
 from projections.documents import BlobOut, BucketOut, HistoryItem, SchemaOut
 
 _LIMITS = Limits()  # the defaults; the INKSTREAM_MAX_* settings may lower them
@@ -36,6 +36,22 @@ SEMVER = {
 class BlobReadQuery(ReadQuery):
     as_of: int | None = Field(default=None, ge=1, le=MAX_POSITION,
                               description="A log position: the blob as it was then, rebuilt from the log.")
+
+
+HISTORY_PAGE_BYTES = 8 * MIB
+"""The most event data (the events' JSON payloads) one page of a blob's history holds: a page
+ends early, with a ``next_cursor``, when the next event would take it past this; a single
+event always fits."""
+
+
+class HistoryQuery(BaseModel):
+    """Paging of a blob's history. It is read from the log, which is never behind: a
+    ``min_position`` or ``consistency`` sent along (as by every query of the SDK) has nothing
+    to wait for and is ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    limit: int = Field(default=50, ge=1, le=500, description="Events per page (1-500, else 400).")
+    cursor: str | None = Field(default=None, description="The previous page's `next_cursor` (anything else: 400).")
 
 
 class SchemaListQuery(ListQuery):
@@ -177,3 +193,4 @@ class BlobPage(Answer):
 
 class HistoryOut(Answer):
     items: list[HistoryItem]
+    next_cursor: str | None = Field(default=None, description="The next page's `cursor`; null on the last page.")

@@ -7,8 +7,13 @@
   expectation, and JetStream answers "wrong last sequence" rather than
   "duplicate": so on 10071 the subject's last message is read and the append
   counts as done when its Msg-Id is ours.
-* Loading an aggregate is one batched Direct Get by subject (nats-py has no
+* Loading an aggregate is batched Direct Gets by subject (nats-py has no
   helper for the batch form, so the request is sent here), not a consumer.
+  Every batched Direct Get is bounded in bytes (``max_bytes``, see
+  ``LOAD_MAX_BYTES``), so no request pulls unbounded data into memory however
+  large an aggregate grew: a load continues after the last event received
+  until the subject's events are complete; ``read_range`` is one bounded
+  request; ``has_events_after`` asks for one event.
 * ``read_all`` is an ordered consumer: the fastest in-order reader of the log.
 * An event larger than the server's ``max_payload`` (headers included) is the
   client's problem (``EventTooLarge``, 413), checked before publishing:
@@ -55,6 +60,20 @@ from domain.recorded import NewEvent, Recorded
 
 WRONG_LAST_SEQUENCE = 10071
 T = TypeVar("T")
+
+KIB = 1024
+MIB = 1024 * KIB
+
+LOAD_MAX_BYTES = 4 * MIB
+"""The most one batched Direct Get pulls from the log, in bytes as the server counts a message
+(subject, headers and payload). The server stops a batch after the message with which it
+reached the ``max_bytes`` asked for, so a request asks for one message's room less (the
+server's ``max_payload`` and ``_MESSAGE_ROOM``): with the default ``max_payload`` (1 MiB) a
+request never pulls more than this. A server configured with a ``max_payload`` over 3 MiB
+gets asked for ``LOAD_MAX_BYTES // 4`` (then a request pulls at most that plus one message)."""
+
+_MESSAGE_ROOM = 4 * KIB
+"""What the server counts for a message beyond ``max_payload``: its subject and record overhead."""
 
 H_TYPE = "Ink-Type"
 H_VERSION = "Ink-Version"
@@ -286,14 +305,25 @@ class JetStreamEventStore:
             return int(last.seq or 0)
         return None
 
+    def _ask_bytes(self, budget: int | None = None) -> int:
+        """The ``max_bytes`` of one batched Direct Get: ``LOAD_MAX_BYTES`` less one message's room
+        (the server sends the message that crosses it), and no more than what is left of a
+        caller's ``budget`` (the one message past it is dropped by the caller)."""
+        ceiling = max(LOAD_MAX_BYTES // 4, LOAD_MAX_BYTES - self._nc.max_payload - _MESSAGE_ROOM)
+        return ceiling if budget is None else max(1, min(ceiling, budget))
+
     async def load(
         self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
+        limit: int | None = None, max_bytes: int | None = None,
     ) -> list[Recorded]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         start = max(from_position, 1)
+        if limit is not None and limit < 1:
+            return []
         try:
             return await self._patiently(
-                "load", lambda timeout: self._direct_get_batches(subject, start, until_position, timeout)
+                "load",
+                lambda timeout: self._direct_get_batches(subject, start, until_position, limit, max_bytes, timeout),
             )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
@@ -301,7 +331,7 @@ class JetStreamEventStore:
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         """One Direct Get of at most one message: the subject's first after ``position``."""
         request = {"seq": max(position, 0) + 1, "next_by_subj": subject_for(aggregate_type, aggregate_id, self._prefix),
-                   "batch": 1}  # fmt: skip
+                   "batch": 1, "max_bytes": 1}  # fmt: skip
         try:
             records, _ = await self._patiently("has_events_after", lambda timeout: self._direct_get(request, timeout))
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
@@ -309,30 +339,48 @@ class JetStreamEventStore:
         return bool(records)
 
     async def _direct_get_batches(
-        self, subject: str, start: int, until_position: int | None, timeout: float
+        self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,
+        timeout: float,
     ) -> list[Recorded]:
+        """The subject's events from ``start`` (to ``until_position``): all of them, or a page of at
+        most ``limit`` events and ``max_bytes`` of event data (the first event always). Each request
+        is bounded (``_ask_bytes``); the next one continues after the last event received."""
         records: list[Recorded] = []
+        used = 0
         while True:
-            request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": self._load_batch}
+            count = self._load_batch if limit is None else min(self._load_batch, limit - len(records))
+            budget = None if max_bytes is None else max_bytes - used
+            request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": count,
+                                       "max_bytes": self._ask_bytes(budget)}
             if until_position is not None:
                 request["up_to_seq"] = until_position
             batch, more = await self._direct_get(request, timeout)
-            if until_position is not None:
-                batch = [r for r in batch if r.position <= until_position]
-            records.extend(batch)
-            if not more or not batch:
+            for record in batch:
+                if until_position is not None and record.position > until_position:
+                    return records
+                if max_bytes is not None and records and used + record.size > max_bytes:
+                    return records  # the page is full: the next event would take it past max_bytes
+                records.append(record)
+                used += record.size
+            if not more or not batch or (limit is not None and len(records) >= limit):
                 return records
-            start = records[-1].position + 1
+            if (max_bytes is not None and used >= max_bytes) or (
+                until_position is not None and batch[-1].position >= until_position
+            ):
+                return records
+            start = batch[-1].position + 1
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
         aggregate_id: str | None = None, limit: int = 1000,
     ) -> list[Recorded]:
-        """One batched Direct Get with a subject filter (``ink.blob.>`` or one subject) and ``up_to_seq``."""
+        """One batched Direct Get with a subject filter (``ink.blob.>`` or one subject) and ``up_to_seq``,
+        bounded in bytes (``LOAD_MAX_BYTES``): it may answer fewer than ``limit`` events."""
         if from_position > until_position:
             return []
         subject = subject_for(aggregate_type, aggregate_id if aggregate_id is not None else ">", self._prefix)
-        request = {"seq": max(from_position, 1), "next_by_subj": subject, "batch": limit, "up_to_seq": until_position}
+        request = {"seq": max(from_position, 1), "next_by_subj": subject, "batch": limit, "up_to_seq": until_position,
+                   "max_bytes": self._ask_bytes()}  # fmt: skip
         try:
             records, _ = await self._patiently("read_range", lambda timeout: self._direct_get(request, timeout))
         except (NatsError, asyncio.TimeoutError, OSError) as exc:

@@ -10,6 +10,8 @@
 * Event data is stored as JSON (orjson round trip), so a non-JSON attribute
   fails here as it would on the wire, and loads never share objects with the
   aggregate that appended them.
+* ``load`` answers a page (``limit`` events, ``max_bytes`` of event data, the
+  first event always) as the JetStream store does.
 * ``available = False`` makes every call raise ``Unavailable``.
 """
 
@@ -85,13 +87,25 @@ class MemoryEventStore:
 
     async def load(
         self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
+        limit: int | None = None, max_bytes: int | None = None,
     ) -> list[Recorded]:
+        """As on JetStream: every event in the bounds, or a page of at most ``limit`` events and
+        ``max_bytes`` of event data (the first event always)."""
         self._check_available()
-        return [
-            self._copy(r)
-            for r in self._by_subject.get((aggregate_type, aggregate_id), [])
-            if r.position >= from_position and (until_position is None or r.position <= until_position)
-        ]
+        out: list[Recorded] = []
+        used = 0
+        for r in self._by_subject.get((aggregate_type, aggregate_id), []):
+            if r.position < from_position:
+                continue
+            if until_position is not None and r.position > until_position:
+                break
+            if limit is not None and len(out) >= limit:
+                break
+            if max_bytes is not None and out and used + r.size > max_bytes:
+                break
+            out.append(self._copy(r))
+            used += r.size
+        return out
 
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         self._check_available()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from adapters.cursors import encode_cursor, position_cursor
 from adapters.http.api import (
     Api,
     actor,
@@ -26,6 +27,7 @@ from adapters.http.api import (
 from adapters.http.keys import BUS, READS, REPOSITORY
 from adapters.http.models import ReadQuery
 from adapters.http.models_content import (
+    HISTORY_PAGE_BYTES,
     BlobChanged,
     BlobDeleted,
     BlobIn,
@@ -42,6 +44,7 @@ from adapters.http.models_content import (
     BucketPage,
     BucketPatch,
     HistoryOut,
+    HistoryQuery,
     SchemaCreated,
     SchemaIn,
     SchemaListQuery,
@@ -235,15 +238,29 @@ async def delete_blob(request: web.Request) -> web.Response:
 
 
 async def blob_history(request: web.Request) -> web.Response:
+    """A page of the blob's events, oldest first, read from the log: at most ``limit`` events and
+    ``HISTORY_PAGE_BYTES`` of event data, then a cursor (the last event's position)."""
     user = actor(request)
     blob_id = request.match_info["id"]
     if not is_id(blob_id):
         raise NotFound(f"blob {blob_id}")
-    records = await request.app[REPOSITORY].history(Blob.TYPE, blob_id)
-    if not records:
+    query = read_query(request, HistoryQuery)
+    after = position_cursor(query.cursor)
+    repository = request.app[REPOSITORY]
+    if after is None:  # the first page begins with the event that created the blob: it names the owner
+        records, more = await repository.history_page(Blob.TYPE, blob_id, limit=query.limit,
+                                                      max_bytes=HISTORY_PAGE_BYTES)
+        created = records[0] if records else None
+    else:  # the owner first, from that one event, then the page
+        created = await repository.first_event(Blob.TYPE, blob_id)
+    if created is None:
         raise NotFound(f"blob {blob_id}")
-    ensure_owner(user, records[0].data.get("owner_id"), "blob")
-    return page_answer([HistoryItem.from_record(r) for r in records], None)
+    ensure_owner(user, created.data.get("owner_id"), "blob")
+    if after is not None:
+        records, more = await repository.history_page(Blob.TYPE, blob_id, after=after, limit=query.limit,
+                                                      max_bytes=HISTORY_PAGE_BYTES)
+    next_cursor = encode_cursor([records[-1].position]) if more and records else None
+    return page_answer([HistoryItem.from_record(r) for r in records], next_cursor)
 
 
 # -- declarations ---------------------------------------------------------------------------------
@@ -320,5 +337,10 @@ def register_routes(api: Api) -> None:
        body=BlobMigrateIn, response=BlobChanged, errors=(403, 404, 409, 412, 422),
        description=_OWNER_ONLY + " Runs the registered transforms in order; 422 when there is no migration "
                    "path or the result does not satisfy the target schema." + _IF_MATCH)(migrate_blob)
-    op("GET", "/v1/blobs/{id}/history", summary="A blob's events, from the log", tag="blobs",
-       response=HistoryOut, errors=(403, 404), description=_OWNER_ONLY)(blob_history)
+    op("GET", "/v1/blobs/{id}/history", summary="A blob's events, from the log, oldest first", tag="blobs",
+       query=HistoryQuery, response=HistoryOut, errors=(400, 403, 404),
+       description=_OWNER_ONLY + " Every event of the blob in log order, paged with `limit` (1-500, default 50) "
+                   "and the previous page's `next_cursor` (null on the last page). A page also ends early, with "
+                   f"a `next_cursor`, when its events' data would exceed {HISTORY_PAGE_BYTES} bytes (8 MiB); a "
+                   "single event always fits. Read from the log, which is never behind: there is nothing to "
+                   "wait for.")(blob_history)
