@@ -80,11 +80,14 @@ class EventStore(Protocol):
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
-        aggregate_id: str | None = None, limit: int = 1000,
+        aggregate_id: str | None = None, limit: int = 1000, max_bytes: int | None = None,
     ) -> list[Recorded]:
         """Up to ``limit`` events of one aggregate type (or of one aggregate), in order, with
         positions from ``from_position`` to ``until_position`` inclusive: a bounded stretch of
-        the log read through a subject filter (what a live subscription replays after ``since``)."""
+        the log read through a subject filter (what a live subscription replays after ``since``).
+        With ``max_bytes``, the read also stops once the events' stored bytes reach it (the event
+        that reaches it included): never more than ``max_bytes`` and one event, never none when
+        there is one, however large."""
         ...
 
     async def last_position(self) -> int: ...
