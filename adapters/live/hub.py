@@ -36,29 +36,21 @@ import structlog
 
 from adapters.cancellation import raise_if_cancelling
 from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
-from adapters.live.states import AggregateStates
+from adapters.live.states import OUTAGES, AggregateStates, pushes_for, pushes_or_none
 from adapters.shared_log import SharedLog
 from commands.authorization import ensure_owner
-from commands.ports import EventStore, Unavailable
+from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.errors import NotFound
 from domain.recorded import Recorded
-from projections.documents import BlobOut
-from projections.pushes import (
-    BUCKET,
-    JOB,
-    MIGRATION,
-    Push,
-    Topic,
-    blob_pushes,
-    bucket_access,
-    job_pushes,
-    migration_pushes,
-)
+from projections.pushes import BUCKET, Push, Topic, bucket_access
+
+__all__ = ["OUTAGES", "LiveHub", "LiveLimits", "pushes_for", "pushes_or_none"]
 
 log = structlog.get_logger("inkstream.live")
 
 REPLAY_BATCH = 500
+MIB = 1024 * 1024
 
 
 class LiveError(Exception):
@@ -91,6 +83,10 @@ class LiveLimits:
     max_message_bytes: int = 64 * 1024
     auth_timeout_seconds: float = 10.0
     keepalive_seconds: float = 15.0
+    states: int = 10_000
+    """Aggregate states the router keeps (an LRU)..."""
+    states_bytes: int = 64 * MIB
+    """... and their encoded bytes."""
 
 
 @dataclass
@@ -107,7 +103,8 @@ class LiveHub:
         self._codec = codec
         self.limits = limits or LiveLimits()
         self.position = 0
-        self._states = AggregateStates(store, codec)
+        self._states = AggregateStates(store, codec, capacity=self.limits.states,
+                                       max_bytes=self.limits.states_bytes)
         self._topics: dict[Topic, _TopicState] = {}
         self._connections: Counter[str] = Counter()
         self._outboxes: set[Outbox] = set()
@@ -321,32 +318,3 @@ class LiveHub:
 
     def connection_count(self) -> int:
         return len(self._outboxes)
-
-
-OUTAGES = (Unavailable, OSError, TimeoutError)
-
-
-async def pushes_or_none(record: Recorded, states: AggregateStates) -> list[Push]:
-    """``pushes_for``, except that an event that cannot be turned into pushes (corrupt, an
-    unknown shape) is logged and skipped instead of stopping everyone's pushes; outages raise."""
-    try:
-        return await pushes_for(record, states)
-    except OUTAGES:
-        raise
-    except Exception:  # noqa: BLE001
-        log.exception("live.push_failed", position=record.position, type=record.type)
-        return []
-
-
-async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:
-    """The pushes of one event, with the aggregate's state after it (kept current for every blob and job event)."""
-    if record.aggregate_type not in ("blob", JOB, MIGRATION):
-        return []
-    state = await states.after(record)
-    if state is None:
-        return []
-    if record.aggregate_type == "blob":
-        return blob_pushes(record, BlobOut.from_aggregate(state))  # type: ignore[arg-type]
-    if record.aggregate_type == MIGRATION:
-        return migration_pushes(record, state)  # type: ignore[arg-type]
-    return job_pushes(record, state)  # type: ignore[arg-type]
