@@ -77,6 +77,9 @@ class LiveLimits:
     """Every limit of the live endpoints (settings ``INKSTREAM_LIVE_*`` / ``INKSTREAM_WS_*``)."""
 
     queue_size: int = 1000
+    """Messages waiting for one connection (and pushes pending behind its replay); more: 4408."""
+    queue_bytes: int = 8 * MIB
+    """Their encoded bytes (one message always fits in an empty queue); more: 4408."""
     max_connections_per_user: int = 20
     max_subscriptions_per_user: int = 200
     heartbeat_seconds: float = 20.0
@@ -180,8 +183,10 @@ class LiveHub:
             return
         if sub.pending is None:
             sub.outbox.offer(message)
-        elif len(sub.pending) < self.limits.queue_size:
+        elif len(sub.pending) < self.limits.queue_size and (
+                not sub.pending or sub.pending_bytes + message.size <= self.limits.queue_bytes):
             sub.pending.append(message)
+            sub.pending_bytes += message.size
         else:
             sub.outbox.overflow()
 
@@ -202,7 +207,7 @@ class LiveHub:
             raise TooManyLive(f"at most {self.limits.max_connections_per_user} live connections per user",
                               retry_after=5.0)
         self._connections[user_id] += 1
-        outbox = Outbox(user_id, self.limits.queue_size, transport)
+        outbox = Outbox(user_id, self.limits.queue_size, transport, max_bytes=self.limits.queue_bytes)
         self._outboxes.add(outbox)
         return outbox
 
@@ -272,7 +277,7 @@ class LiveHub:
         self._go_live(sub)
 
     def _go_live(self, sub: Subscription) -> None:
-        pending, sub.pending = sub.pending or [], None
+        pending, sub.pending, sub.pending_bytes = sub.pending or [], None, 0
         outbox = sub.outbox
         for item in pending:
             if isinstance(item, End):

@@ -234,3 +234,78 @@ async def test_a_blob_created_before_the_router_started_is_pushed_whole_when_it_
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- what one user can make the process hold -------------------------------------------------------------
+
+KIB = 1024
+
+
+async def test_a_slow_reader_of_large_blobs_overflows_on_bytes_long_before_the_message_count() -> None:
+    async with running(LiveLimits(queue_size=1000, queue_bytes=300 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        slow, fast = rig.hub.connect(ALICE, "test"), rig.hub.connect(ALICE, "test")
+        for outbox in (slow, fast):
+            await rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket_id), None))
+        await take(fast, 1)
+        for i in range(6):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+            [push] = await take(fast, 1)  # one at a time always fits, even over the byte cap
+            assert push.type == "blob.created" and len(push.text()) > 100 * KIB
+            assert slow.bytes <= 300 * KIB
+        assert slow.overflowed and slow.failed.is_set()  # after three or so messages, not a thousand
+        assert fast.bytes == 0 and not fast.overflowed
+
+        alone = rig.hub.connect(ALICE, "test")  # a single message larger than the cap still goes through
+        await rig.hub.catch_up(await rig.hub.open(alone, ("bucket", bucket_id), None))
+        await take(alone, 1)
+        small = LiveLimits(queue_bytes=10 * KIB)
+        assert small.queue_bytes < 100 * KIB
+        outbox = Outbox(ALICE, 1000, "test", max_bytes=10 * KIB)
+        big = Message("blob.created", {"t": "y" * (100 * KIB)}, 1)
+        assert outbox.offer(big) and not outbox.overflowed
+        assert not outbox.offer(Message("blob.created", {"t": "z"}, 2)) and outbox.overflowed
+
+
+async def routed(rig: Rig) -> None:
+    """Until the router has dispatched everything in the log."""
+    last = await rig.store.last_position()
+    async with asyncio.timeout(5):
+        while rig.hub.position <= last:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_catch_up_waits_for_room_in_bytes_instead_of_overflowing() -> None:
+    async with running(LiveLimits(queue_bytes=250 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        for i in range(8):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+        await routed(rig)  # all of it replayed from the log (the router's pushes would overflow the pending list)
+        outbox = rig.hub.connect(ALICE, "test")
+        catching_up = asyncio.create_task(rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket_id),
+                                                                                bucket.position)))
+        got: list[str] = []
+        while "caught_up" not in got:
+            await asyncio.sleep(0.01)  # a slow reader
+            assert outbox.bytes <= 250 * KIB + 110 * KIB
+            message = await outbox.get(timeout=5)
+            assert message is not None
+            got.append(message.type)
+        await catching_up
+        assert got == ["subscribed"] + ["blob.created"] * 8 + ["caught_up"] and not outbox.overflowed
+
+
+async def test_pushes_pending_behind_a_replay_are_bounded_in_bytes_too() -> None:
+    async with running(LiveLimits(queue_size=1000, queue_bytes=250 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        outbox = rig.hub.connect(ALICE, "test")
+        await routed(rig)
+        sub = await rig.hub.open(outbox, ("bucket", bucket_id), since=bucket.position)  # replay not begun
+        for i in range(4):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+            await routed(rig)
+            assert sub.pending_bytes <= 250 * KIB
+        assert outbox.overflowed  # the fourth 100 KiB push did not fit: 4408, resume with since
