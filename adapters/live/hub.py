@@ -24,6 +24,13 @@ yet (it came from a node further ahead) gets no duplicate either.
 Ownership is checked when subscribing (from the log, never behind), and again
 whenever a routed bucket event names an owner other than the subscriber or
 deletes the bucket: the subscription ends with ``unsubscribed``.
+
+What one user can make this process hold is bounded (``LiveLimits``): the
+router's aggregate states in entries and bytes (``states.py``), each
+connection's queue and each replay's pending list in messages and bytes
+(``outbox.py``), and the catch-ups from ``since`` in number (two per user,
+four per process read the log at once; the others wait their turn), in the
+bytes of each read of the log and in the states each keeps (``replay.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import structlog
 
 from adapters.cancellation import raise_if_cancelling
 from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
+from adapters.live.replay import CatchUpGate, Replay
 from adapters.live.states import OUTAGES, AggregateStates, pushes_for, pushes_or_none
 from adapters.shared_log import SharedLog
 from commands.authorization import ensure_owner
@@ -43,7 +51,7 @@ from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.errors import NotFound
 from domain.recorded import Recorded
-from projections.pushes import BUCKET, Push, Topic, bucket_access
+from projections.pushes import Push, Topic, bucket_access
 
 __all__ = ["OUTAGES", "LiveHub", "LiveLimits", "pushes_for", "pushes_or_none"]
 
@@ -74,7 +82,8 @@ class AlreadySubscribed(LiveError):
 
 @dataclass(frozen=True)
 class LiveLimits:
-    """Every limit of the live endpoints (settings ``INKSTREAM_LIVE_*`` / ``INKSTREAM_WS_*``)."""
+    """Every limit of the live endpoints (settings ``INKSTREAM_LIVE_*`` / ``INKSTREAM_WS_*``;
+    docs/live.md, "Limits", and docs/operations.md have the table)."""
 
     queue_size: int = 1000
     """Messages waiting for one connection (and pushes pending behind its replay); more: 4408."""
@@ -90,6 +99,16 @@ class LiveLimits:
     """Aggregate states the router keeps (an LRU)..."""
     states_bytes: int = 64 * MIB
     """... and their encoded bytes."""
+    catch_ups_per_user: int = 2
+    """Catch-ups from ``since`` of one user reading the log at once; more wait their turn."""
+    catch_ups_per_process: int = 4
+    """Catch-ups reading the log at once in this process; more wait their turn."""
+    catch_up_read_bytes: int = 8 * MIB
+    """About the bytes of one read of the log by a catch-up (the event that reaches it included)."""
+    catch_up_read_events: int = REPLAY_BATCH
+    """The events of one read of the log by a catch-up."""
+    catch_up_states_bytes: int = 16 * MIB
+    """The encoded bytes of the aggregate states one catch-up keeps."""
 
 
 @dataclass
@@ -108,6 +127,7 @@ class LiveHub:
         self.position = 0
         self._states = AggregateStates(store, codec, capacity=self.limits.states,
                                        max_bytes=self.limits.states_bytes)
+        self.gate = CatchUpGate(self.limits.catch_ups_per_user, self.limits.catch_ups_per_process)
         self._topics: dict[Topic, _TopicState] = {}
         self._connections: Counter[str] = Counter()
         self._outboxes: set[Outbox] = set()
@@ -259,21 +279,16 @@ class LiveHub:
         outbox = sub.outbox
         if not await outbox.put(Message("subscribed", {**topic_field(sub.topic), "position": sub.after}, sub.after)):
             return
-        if sub.replay:
-            states = AggregateStates(self._store, self._codec)
-            start, end = sub.after + 1, sub.live_from - 1
-            kind, topic_id = sub.topic
-            while start <= end:
-                batch = await self._store.read_range(
-                    "blob" if kind == BUCKET else kind, start, end,
-                    aggregate_id=None if kind == BUCKET else topic_id, limit=REPLAY_BATCH)
-                if not batch:
-                    break
-                for record in batch:
-                    for push in await pushes_or_none(record, states):
-                        if push.topic == sub.topic and not await outbox.put(Message.of(push)):
-                            return
-                start = batch[-1].position + 1
+        if sub.replay and sub.after + 1 <= sub.live_from - 1:
+            async with self.gate.turn(outbox.user_id):  # the log is read by a few catch-ups at a time
+                if outbox.overflowed or outbox.closed:
+                    return  # it went (or fell behind) while waiting for its turn
+                limits = self.limits
+                replay = Replay(self._store, self._codec, sub.topic, read_events=limits.catch_up_read_events,
+                                read_bytes=limits.catch_up_read_bytes, states_bytes=limits.catch_up_states_bytes)
+                if not await replay.run(sub.after + 1, sub.live_from - 1,
+                                        lambda push: outbox.put(Message.of(push))):
+                    return
         self._go_live(sub)
 
     def _go_live(self, sub: Subscription) -> None:
