@@ -435,3 +435,15 @@ async def test_pushes_pending_behind_a_replay_are_bounded_in_bytes_too() -> None
             await routed(rig)
             assert sub.pending_bytes <= 250 * KIB
         assert outbox.overflowed  # the fourth 100 KiB push did not fit: 4408, resume with since
+
+
+def test_the_limits_come_from_the_settings_with_the_same_defaults() -> None:
+    from adapters.runtime.lifecycle import live_limits
+    from adapters.runtime.settings import Settings
+
+    assert live_limits(Settings()) == LiveLimits()
+    set_ = live_limits(Settings(live_queue_bytes=1000, live_states=5, live_states_bytes=7, live_catch_ups_per_user=3,
+                                live_catch_ups_per_process=9, live_catch_up_read_bytes=11,
+                                live_catch_up_states_bytes=13))
+    assert (set_.queue_bytes, set_.states, set_.states_bytes, set_.catch_ups_per_user, set_.catch_ups_per_process,
+            set_.catch_up_read_bytes, set_.catch_up_states_bytes) == (1000, 5, 7, 3, 9, 11, 13)
