@@ -86,13 +86,14 @@ class EventStore(Protocol):
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
-        aggregate_id: str | None = None, limit: int = 1000,
+        aggregate_id: str | None = None, limit: int = 1000, max_bytes: int | None = None,
     ) -> list[Recorded]:
         """Up to ``limit`` events of one aggregate type (or of one aggregate), in order, with
         positions from ``from_position`` to ``until_position`` inclusive: a bounded stretch of
         the log read through a subject filter (what a live subscription replays after ``since``).
-        One request, bounded in bytes too, so it may answer fewer than ``limit`` events (at least
-        one when there is one): the rest follows from after the last position answered."""
+        One request, bounded in bytes (and by ``max_bytes`` when given: the event that reaches it is
+        included), so it may answer fewer than ``limit`` events, never none when there is one, however
+        large: the rest follows from after the last position answered."""
         ...
 
     async def last_position(self) -> int: ...

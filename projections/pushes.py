@@ -90,6 +90,16 @@ def pushed(record: Recorded) -> bool:
     return record.type in BLOB_PUSHES or record.type in JOB_PUSHES or record.type in MIGRATION_PUSHES
 
 
+def buckets_named(record: Recorded) -> list[str] | None:
+    """The buckets a blob is in right after this event when the event itself says so (a creation,
+    a move: no state needed), else None (the event leaves its buckets as they were)."""
+    if record.type in ("Blob.Created", "Blob.Moved"):
+        bucket_ids = record.data.get("bucket_ids")
+        if isinstance(bucket_ids, list):
+            return [str(b) for b in bucket_ids]
+    return None
+
+
 def blob_topics(record: Recorded, blob: BlobOut) -> list[str]:
     """The buckets told about this blob event (a move: the one it left, then the one it entered)."""
     if record.type == "Blob.Moved":

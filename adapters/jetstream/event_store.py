@@ -372,15 +372,16 @@ class JetStreamEventStore:
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
-        aggregate_id: str | None = None, limit: int = 1000,
+        aggregate_id: str | None = None, limit: int = 1000, max_bytes: int | None = None,
     ) -> list[Recorded]:
         """One batched Direct Get with a subject filter (``ink.blob.>`` or one subject) and ``up_to_seq``,
-        bounded in bytes (``LOAD_MAX_BYTES``): it may answer fewer than ``limit`` events."""
+        bounded in bytes (``LOAD_MAX_BYTES``, or the caller's ``max_bytes`` when smaller: the server stops
+        after the message that reaches it, and always sends one): it may answer fewer than ``limit`` events."""
         if from_position > until_position:
             return []
         subject = subject_for(aggregate_type, aggregate_id if aggregate_id is not None else ">", self._prefix)
         request = {"seq": max(from_position, 1), "next_by_subj": subject, "batch": limit, "up_to_seq": until_position,
-                   "max_bytes": self._ask_bytes()}  # fmt: skip
+                   "max_bytes": self._ask_bytes(max_bytes)}  # fmt: skip
         try:
             records, _ = await self._patiently("read_range", lambda timeout: self._direct_get(request, timeout))
         except (NatsError, asyncio.TimeoutError, OSError) as exc:

@@ -24,6 +24,13 @@ yet (it came from a node further ahead) gets no duplicate either.
 Ownership is checked when subscribing (from the log, never behind), and again
 whenever a routed bucket event names an owner other than the subscriber or
 deletes the bucket: the subscription ends with ``unsubscribed``.
+
+What one user can make this process hold is bounded (``LiveLimits``): the
+router's aggregate states in entries and bytes (``states.py``), each
+connection's queue and each replay's pending list in messages and bytes
+(``outbox.py``), and the catch-ups from ``since`` in number (two per user,
+four per process read the log at once; the others wait their turn), in the
+bytes of each read of the log and in the states each keeps (``replay.py``).
 """
 
 from __future__ import annotations
@@ -36,29 +43,22 @@ import structlog
 
 from adapters.cancellation import raise_if_cancelling
 from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
-from adapters.live.states import AggregateStates
+from adapters.live.replay import CatchUpGate, Replay
+from adapters.live.states import OUTAGES, AggregateStates, pushes_for, pushes_or_none
 from adapters.shared_log import SharedLog
 from commands.authorization import ensure_owner
-from commands.ports import EventStore, Unavailable
+from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.errors import NotFound
 from domain.recorded import Recorded
-from projections.documents import BlobOut
-from projections.pushes import (
-    BUCKET,
-    JOB,
-    MIGRATION,
-    Push,
-    Topic,
-    blob_pushes,
-    bucket_access,
-    job_pushes,
-    migration_pushes,
-)
+from projections.pushes import Push, Topic, bucket_access
+
+__all__ = ["OUTAGES", "LiveHub", "LiveLimits", "pushes_for", "pushes_or_none"]
 
 log = structlog.get_logger("inkstream.live")
 
 REPLAY_BATCH = 500
+MIB = 1024 * 1024
 
 
 class LiveError(Exception):
@@ -82,15 +82,33 @@ class AlreadySubscribed(LiveError):
 
 @dataclass(frozen=True)
 class LiveLimits:
-    """Every limit of the live endpoints (settings ``INKSTREAM_LIVE_*`` / ``INKSTREAM_WS_*``)."""
+    """Every limit of the live endpoints (settings ``INKSTREAM_LIVE_*`` / ``INKSTREAM_WS_*``;
+    docs/live.md, "Limits", and docs/operations.md have the table)."""
 
     queue_size: int = 1000
+    """Messages waiting for one connection (and pushes pending behind its replay); more: 4408."""
+    queue_bytes: int = 8 * MIB
+    """Their encoded bytes (one message always fits in an empty queue); more: 4408."""
     max_connections_per_user: int = 20
     max_subscriptions_per_user: int = 200
     heartbeat_seconds: float = 20.0
     max_message_bytes: int = 64 * 1024
     auth_timeout_seconds: float = 10.0
     keepalive_seconds: float = 15.0
+    states: int = 10_000
+    """Aggregate states the router keeps (an LRU)..."""
+    states_bytes: int = 64 * MIB
+    """... and their encoded bytes."""
+    catch_ups_per_user: int = 2
+    """Catch-ups from ``since`` of one user reading the log at once; more wait their turn."""
+    catch_ups_per_process: int = 4
+    """Catch-ups reading the log at once in this process; more wait their turn."""
+    catch_up_read_bytes: int = 8 * MIB
+    """About the bytes of one read of the log by a catch-up (the event that reaches it included)."""
+    catch_up_read_events: int = REPLAY_BATCH
+    """The events of one read of the log by a catch-up."""
+    catch_up_states_bytes: int = 16 * MIB
+    """The encoded bytes of the aggregate states one catch-up keeps."""
 
 
 @dataclass
@@ -107,7 +125,9 @@ class LiveHub:
         self._codec = codec
         self.limits = limits or LiveLimits()
         self.position = 0
-        self._states = AggregateStates(store, codec)
+        self._states = AggregateStates(store, codec, capacity=self.limits.states,
+                                       max_bytes=self.limits.states_bytes)
+        self.gate = CatchUpGate(self.limits.catch_ups_per_user, self.limits.catch_ups_per_process)
         self._topics: dict[Topic, _TopicState] = {}
         self._connections: Counter[str] = Counter()
         self._outboxes: set[Outbox] = set()
@@ -183,8 +203,10 @@ class LiveHub:
             return
         if sub.pending is None:
             sub.outbox.offer(message)
-        elif len(sub.pending) < self.limits.queue_size:
+        elif len(sub.pending) < self.limits.queue_size and (
+                not sub.pending or sub.pending_bytes + message.size <= self.limits.queue_bytes):
             sub.pending.append(message)
+            sub.pending_bytes += message.size
         else:
             sub.outbox.overflow()
 
@@ -205,7 +227,7 @@ class LiveHub:
             raise TooManyLive(f"at most {self.limits.max_connections_per_user} live connections per user",
                               retry_after=5.0)
         self._connections[user_id] += 1
-        outbox = Outbox(user_id, self.limits.queue_size, transport)
+        outbox = Outbox(user_id, self.limits.queue_size, transport, max_bytes=self.limits.queue_bytes)
         self._outboxes.add(outbox)
         return outbox
 
@@ -257,25 +279,20 @@ class LiveHub:
         outbox = sub.outbox
         if not await outbox.put(Message("subscribed", {**topic_field(sub.topic), "position": sub.after}, sub.after)):
             return
-        if sub.replay:
-            states = AggregateStates(self._store, self._codec)
-            start, end = sub.after + 1, sub.live_from - 1
-            kind, topic_id = sub.topic
-            while start <= end:
-                batch = await self._store.read_range(
-                    "blob" if kind == BUCKET else kind, start, end,
-                    aggregate_id=None if kind == BUCKET else topic_id, limit=REPLAY_BATCH)
-                if not batch:
-                    break
-                for record in batch:
-                    for push in await pushes_or_none(record, states):
-                        if push.topic == sub.topic and not await outbox.put(Message.of(push)):
-                            return
-                start = batch[-1].position + 1
+        if sub.replay and sub.after + 1 <= sub.live_from - 1:
+            async with self.gate.turn(outbox.user_id):  # the log is read by a few catch-ups at a time
+                if outbox.overflowed or outbox.closed:
+                    return  # it went (or fell behind) while waiting for its turn
+                limits = self.limits
+                replay = Replay(self._store, self._codec, sub.topic, read_events=limits.catch_up_read_events,
+                                read_bytes=limits.catch_up_read_bytes, states_bytes=limits.catch_up_states_bytes)
+                if not await replay.run(sub.after + 1, sub.live_from - 1,
+                                        lambda push: outbox.put(Message.of(push))):
+                    return
         self._go_live(sub)
 
     def _go_live(self, sub: Subscription) -> None:
-        pending, sub.pending = sub.pending or [], None
+        pending, sub.pending, sub.pending_bytes = sub.pending or [], None, 0
         outbox = sub.outbox
         for item in pending:
             if isinstance(item, End):
@@ -321,32 +338,3 @@ class LiveHub:
 
     def connection_count(self) -> int:
         return len(self._outboxes)
-
-
-OUTAGES = (Unavailable, OSError, TimeoutError)
-
-
-async def pushes_or_none(record: Recorded, states: AggregateStates) -> list[Push]:
-    """``pushes_for``, except that an event that cannot be turned into pushes (corrupt, an
-    unknown shape) is logged and skipped instead of stopping everyone's pushes; outages raise."""
-    try:
-        return await pushes_for(record, states)
-    except OUTAGES:
-        raise
-    except Exception:  # noqa: BLE001
-        log.exception("live.push_failed", position=record.position, type=record.type)
-        return []
-
-
-async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:
-    """The pushes of one event, with the aggregate's state after it (kept current for every blob and job event)."""
-    if record.aggregate_type not in ("blob", JOB, MIGRATION):
-        return []
-    state = await states.after(record)
-    if state is None:
-        return []
-    if record.aggregate_type == "blob":
-        return blob_pushes(record, BlobOut.from_aggregate(state))  # type: ignore[arg-type]
-    if record.aggregate_type == MIGRATION:
-        return migration_pushes(record, state)  # type: ignore[arg-type]
-    return job_pushes(record, state)  # type: ignore[arg-type]

@@ -7,41 +7,110 @@ routes, and loads an aggregate from the log, up to the event's position, when
 it has not got the version just before: exact whatever the process saw, and a
 load (one batched Direct Get) only for a blob it meets for the first time.
 A catch-up from ``since`` goes back in time, so it uses its own instance.
+
+The LRU is bounded in entries and in bytes: each state weighs its encoded
+size (its attributes as compact JSON, what a blob's data makes up most of),
+measured whenever it changes, and the least recently used states leave once
+the total passes the budget. A state heavier than the whole budget is not
+kept at all (its next event loads it from the log). So many large blobs can
+evict each other but never pin more than the budget. Decoded into Python
+objects a state takes several times its encoded bytes (about 6x for
+JSON-heavy data, as for the write-side cache), which the default allows for.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
-from commands.ports import EventStore
+import orjson
+
+import structlog
+
+from commands.ports import EventStore, Unavailable
 from domain.base import EventCodec, InkAggregate
 from domain.recorded import Recorded
+from projections.documents import BlobOut
+from projections.pushes import JOB, MIGRATION, Push, blob_pushes, job_pushes, migration_pushes
+
+log = structlog.get_logger("inkstream.live")
+
+MIB = 1024 * 1024
+
+Key = tuple[str, str]
+
+
+def encoded_size(aggregate: InkAggregate, fallback: int = 0) -> int:
+    """The bytes of the aggregate's attributes as compact JSON (what an LRU of states weighs);
+    ``fallback`` when they cannot be encoded."""
+    try:
+        return len(orjson.dumps(vars(aggregate), default=_text, option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, orjson.JSONEncodeError):
+        return fallback
+
+
+def _text(value: Any) -> str:
+    return str(value)
 
 
 class AggregateStates:
-    def __init__(self, store: EventStore, codec: EventCodec, capacity: int = 10_000) -> None:
+    def __init__(self, store: EventStore, codec: EventCodec, capacity: int = 10_000,
+                 max_bytes: int = 64 * MIB) -> None:
         self._store = store
         self._codec = codec
         self._capacity = capacity
-        self._cache: OrderedDict[tuple[str, str], InkAggregate] = OrderedDict()
+        self._max_bytes = max_bytes
+        self._cache: OrderedDict[Key, tuple[InkAggregate, int]] = OrderedDict()
+        self.bytes = 0
+        """The encoded bytes of every state kept (never more than ``max_bytes``)."""
         self.loads = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._cache
 
     async def after(self, record: Recorded) -> InkAggregate | None:
         """The aggregate as ``record`` left it; None for an event type the codec does not know."""
         if not self._codec.knows(record.type):
             return None
         key = (record.aggregate_type, record.aggregate_id)
-        aggregate = self._next(self._cache.pop(key, None), record)
+        kept = self._take(key)
+        aggregate = self._next(kept, record)
         if aggregate is None:
             self.loads += 1
             history = await self._store.load(record.aggregate_type, record.aggregate_id, until_position=record.position)
             aggregate = self._codec.rebuild(history)
             if aggregate is None:
                 return None
-        self._cache[key] = aggregate
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        self._keep(key, aggregate, encoded_size(aggregate, fallback=record.size))
         return aggregate
+
+    def peek(self, key: Key) -> InkAggregate | None:
+        """The state kept for this aggregate, if one is (without making it recent)."""
+        entry = self._cache.get(key)
+        return entry[0] if entry is not None else None
+
+    def forget(self, key: Key) -> None:
+        """Hold this aggregate's state no longer (a catch-up's blob that is not in its bucket)."""
+        self._take(key)
+
+    def _take(self, key: Key) -> InkAggregate | None:
+        entry = self._cache.pop(key, None)
+        if entry is None:
+            return None
+        self.bytes -= entry[1]
+        return entry[0]
+
+    def _keep(self, key: Key, aggregate: InkAggregate, weight: int) -> None:
+        if weight > self._max_bytes:
+            return  # heavier than the whole budget: loaded from the log when it is met again
+        self._cache[key] = (aggregate, weight)
+        self.bytes += weight
+        while len(self._cache) > self._capacity or self.bytes > self._max_bytes:
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self.bytes -= dropped
 
     def _next(self, known: InkAggregate | None, record: Recorded) -> InkAggregate | None:
         """The state after ``record`` from what is known without I/O, or None."""
@@ -53,3 +122,32 @@ class AggregateStates:
         except Exception:  # noqa: BLE001 - whatever went wrong, the log has the truth
             return None
         return None
+
+
+OUTAGES = (Unavailable, OSError, TimeoutError)
+
+
+async def pushes_or_none(record: Recorded, states: AggregateStates) -> list[Push]:
+    """``pushes_for``, except that an event that cannot be turned into pushes (corrupt, an
+    unknown shape) is logged and skipped instead of stopping everyone's pushes; outages raise."""
+    try:
+        return await pushes_for(record, states)
+    except OUTAGES:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("live.push_failed", position=record.position, type=record.type)
+        return []
+
+
+async def pushes_for(record: Recorded, states: AggregateStates) -> list[Push]:
+    """The pushes of one event, with the aggregate's state after it (kept current for every blob and job event)."""
+    if record.aggregate_type not in ("blob", JOB, MIGRATION):
+        return []
+    state = await states.after(record)
+    if state is None:
+        return []
+    if record.aggregate_type == "blob":
+        return blob_pushes(record, BlobOut.from_aggregate(state))  # type: ignore[arg-type]
+    if record.aggregate_type == MIGRATION:
+        return migration_pushes(record, state)  # type: ignore[arg-type]
+    return job_pushes(record, state)  # type: ignore[arg-type]

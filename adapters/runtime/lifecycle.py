@@ -237,6 +237,13 @@ def live_limits(settings: Settings) -> LiveLimits:
         max_message_bytes=settings.ws_max_message_bytes,
         auth_timeout_seconds=settings.ws_auth_timeout_seconds,
         keepalive_seconds=settings.sse_keepalive_seconds,
+        queue_bytes=settings.live_queue_bytes,
+        states=settings.live_states,
+        states_bytes=settings.live_states_bytes,
+        catch_ups_per_user=settings.live_catch_ups_per_user,
+        catch_ups_per_process=settings.live_catch_ups_per_process,
+        catch_up_read_bytes=settings.live_catch_up_read_bytes,
+        catch_up_states_bytes=settings.live_catch_up_states_bytes,
     )
 
 

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     live_queue_size: int = 1000  # messages waiting for one live connection; more closes it (4408)
     live_max_connections_per_user: int = 20  # WebSocket and SSE together, per API process
     live_max_subscriptions_per_user: int = 200  # per API process
+    # bytes of the messages waiting for one live connection (one always fits); more closes it (4408)
+    live_queue_bytes: int = Field(default=8 * MIB, ge=1)
+    live_states: int = Field(default=10_000, ge=1)  # aggregate states the live router keeps ...
+    live_states_bytes: int = Field(default=64 * MIB, ge=0)  # ... and their encoded bytes
+    live_catch_ups_per_user: int = Field(default=2, ge=1)  # catch-ups from since reading the log at once
+    live_catch_ups_per_process: int = Field(default=4, ge=1)  # (more wait their turn)
+    live_catch_up_read_bytes: int = Field(default=8 * MIB, ge=1)  # about the bytes of one read of the log
+    live_catch_up_states_bytes: int = Field(default=16 * MIB, ge=0)  # aggregate states one catch-up keeps
     ws_heartbeat_seconds: float = 20.0  # ping interval; no pong within half of it closes the connection
     ws_max_message_bytes: int = 64 * 1024  # a bigger client message closes the connection (1009)
     ws_auth_timeout_seconds: float = 10.0  # the first message (auth) must arrive within this

@@ -54,3 +54,34 @@ async def test_read_range_filters_by_type_or_aggregate_and_respects_both_bounds(
     assert [r.position for r in limited] == blobs[:5]
     assert await store.read_range("blob", hi + 1, hi) == []
     assert await store.read_range("job", 1, 10_000) == []
+
+
+async def test_read_range_with_max_bytes_stops_at_the_event_that_reaches_it_and_never_returns_none(
+    store: EventStore,
+) -> None:
+    """What a catch-up's byte-bounded reads rely on: about ``max_bytes`` per read (the event that
+    reaches it included), and an event larger than ``max_bytes`` still comes alone, never an empty
+    answer that would end a replay early."""
+    blob = new_id()
+    positions, sizes = [], []
+    for i in range(8):
+        text = "x" * (20_000 if i == 4 else 1_000)
+        event = NewEvent(type="Blob.Changed", version=i + 1, at=datetime.now(timezone.utc), data={"t": text})
+        appended = await store.append("blob", blob, event, positions[-1] if positions else 0, new_id())
+        positions.append(appended.position)
+        sizes.append(appended.size)
+    first, last = positions[0], positions[-1]
+
+    # the server counts a message's headers too, the memory store its payload only: so "about"
+    got = await store.read_range("blob", first, last, max_bytes=sizes[0] * 5 // 2)
+    assert [r.position for r in got] in (positions[:2], positions[:3])
+    huge = await store.read_range("blob", positions[4], last, max_bytes=100)
+    assert [r.position for r in huge] == [positions[4]]
+    assert [r.position for r in await store.read_range("blob", first, last, max_bytes=10**9)] == positions
+    whole, start = [], first
+    while start <= last:  # the loop a catch-up runs: every event once, in order
+        batch = await store.read_range("blob", start, last, max_bytes=5_000)
+        assert batch and sum(r.size for r in batch[:-1]) < 5_000
+        whole += [r.position for r in batch]
+        start = batch[-1].position + 1
+    assert whole == positions

@@ -114,15 +114,17 @@ class MemoryEventStore:
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,
-        aggregate_id: str | None = None, limit: int = 1000,
+        aggregate_id: str | None = None, limit: int = 1000, max_bytes: int | None = None,
     ) -> list[Recorded]:
         self._check_available()
         out: list[Recorded] = []
+        taken = 0
         for record in self.records[max(from_position, 1) - 1:max(until_position, 0)]:
             if record.aggregate_type == aggregate_type and aggregate_id in (None, record.aggregate_id):
                 out.append(self._copy(record))
-                if len(out) >= limit:
-                    break
+                taken += record.size
+                if len(out) >= limit or (max_bytes is not None and taken >= max_bytes):
+                    break  # like the server: the event that reaches max_bytes is sent, none after it
         return out
 
     async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:

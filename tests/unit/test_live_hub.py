@@ -18,6 +18,7 @@ from eventsourcing.domain import event
 
 from adapters.live.hub import LiveHub, LiveLimits, SinceOutOfRange
 from adapters.live.outbox import Message, Outbox
+from adapters.live.replay import CatchUpGate, Replay
 from adapters.shared_log import SharedLog
 from commands.repository import Context, Repository
 from domain.base import EventCodec, InkAggregate
@@ -234,3 +235,215 @@ async def test_a_blob_created_before_the_router_started_is_pushed_whole_when_it_
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- what one user can make the process hold -------------------------------------------------------------
+
+KIB = 1024
+
+
+async def test_a_slow_reader_of_large_blobs_overflows_on_bytes_long_before_the_message_count() -> None:
+    async with running(LiveLimits(queue_size=1000, queue_bytes=300 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        slow, fast = rig.hub.connect(ALICE, "test"), rig.hub.connect(ALICE, "test")
+        for outbox in (slow, fast):
+            await rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket_id), None))
+        await take(fast, 1)
+        for i in range(6):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+            [push] = await take(fast, 1)  # one at a time always fits, even over the byte cap
+            assert push.type == "blob.created" and len(push.text()) > 100 * KIB
+            assert slow.bytes <= 300 * KIB
+        assert slow.overflowed and slow.failed.is_set()  # after three or so messages, not a thousand
+        assert fast.bytes == 0 and not fast.overflowed
+
+        alone = rig.hub.connect(ALICE, "test")  # a single message larger than the cap still goes through
+        await rig.hub.catch_up(await rig.hub.open(alone, ("bucket", bucket_id), None))
+        await take(alone, 1)
+        small = LiveLimits(queue_bytes=10 * KIB)
+        assert small.queue_bytes < 100 * KIB
+        outbox = Outbox(ALICE, 1000, "test", max_bytes=10 * KIB)
+        big = Message("blob.created", {"t": "y" * (100 * KIB)}, 1)
+        assert outbox.offer(big) and not outbox.overflowed
+        assert not outbox.offer(Message("blob.created", {"t": "z"}, 2)) and outbox.overflowed
+
+
+async def test_a_catch_up_waits_for_room_in_bytes_instead_of_overflowing() -> None:
+    async with running(LiveLimits(queue_bytes=250 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        for i in range(8):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+        await routed(rig)  # all of it replayed from the log (the router's pushes would overflow the pending list)
+        outbox = rig.hub.connect(ALICE, "test")
+        catching_up = asyncio.create_task(rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", bucket_id),
+                                                                                bucket.position)))
+        got: list[str] = []
+        while "caught_up" not in got:
+            await asyncio.sleep(0.01)  # a slow reader
+            assert outbox.bytes <= 250 * KIB + 110 * KIB
+            message = await outbox.get(timeout=5)
+            assert message is not None
+            got.append(message.type)
+        await catching_up
+        assert got == ["subscribed"] + ["blob.created"] * 8 + ["caught_up"] and not outbox.overflowed
+
+
+async def routed(rig: Rig) -> None:
+    """Until the router has dispatched everything in the log."""
+    last = await rig.store.last_position()
+    async with asyncio.timeout(5):
+        while rig.hub.position <= last:
+            await asyncio.sleep(0.01)
+
+
+class GatedStore(MemoryEventStore):
+    """The memory log whose ``read_range`` calls wait until the test lets them through: who reads when."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gated = False
+        self.reading: list[asyncio.Event] = []
+        self.max_bytes_seen: list[int | None] = []
+
+    async def read_range(self, aggregate_type: str, from_position: int, until_position: int, *,
+                         aggregate_id: str | None = None, limit: int = 1000,
+                         max_bytes: int | None = None) -> list[Any]:
+        self.max_bytes_seen.append(max_bytes)
+        if self.gated:
+            go = asyncio.Event()
+            self.reading.append(go)
+            await go.wait()
+        return await super().read_range(aggregate_type, from_position, until_position, aggregate_id=aggregate_id,
+                                        limit=limit, max_bytes=max_bytes)
+
+
+async def test_a_third_catch_up_of_one_user_waits_its_turn_and_another_user_is_not_held() -> None:
+    rig = Rig(LiveLimits(catch_ups_per_user=2, catch_ups_per_process=4))
+    store = GatedStore()
+    rig.store, rig.repo = store, Repository(store, rig.codec)
+    rig.shared = SharedLog(store)
+    rig.hub = LiveHub(rig.shared, store, rig.codec, rig.hub.limits)
+    tasks = [asyncio.create_task(rig.shared.run()), asyncio.create_task(rig.hub.run())]
+    try:
+        await asyncio.wait_for(rig.hub.started.wait(), 5)
+        mine = [await rig.new(Bucket, lambda: Bucket.create(ALICE, f"b{i}", "folder", None)) for i in range(3)]
+        theirs = await rig.new(Bucket, lambda: Bucket.create(BOB, "theirs", "folder", None), BOB)
+        for bucket in mine:
+            await rig.new(Blob, lambda: Blob.create(ALICE, 1, None, None, [bucket.aggregate.id_str]))
+        await rig.new(Blob, lambda: Blob.create(BOB, 1, None, None, [theirs.aggregate.id_str]), BOB)
+        await routed(rig)
+        store.gated = True
+
+        async def start(user: str, bucket_id: str) -> tuple[Outbox, asyncio.Task[None]]:
+            outbox = rig.hub.connect(user, "test")
+            sub = await rig.hub.open(outbox, ("bucket", bucket_id), since=1)
+            return outbox, asyncio.create_task(rig.hub.catch_up(sub))
+
+        alice = [await start(ALICE, b.aggregate.id_str) for b in mine]
+        await asyncio.sleep(0.05)
+        assert len(store.reading) == 2 and rig.hub.gate.waiting == 1  # the third waits, it is not refused
+        assert not any(o.overflowed for o, _ in alice)
+        bob, bob_task = await start(BOB, theirs.aggregate.id_str)
+        await asyncio.sleep(0.05)
+        assert len(store.reading) == 3  # Bob reads at once beside Alice's two
+        store.reading[2].set()
+        await asyncio.wait_for(bob_task, 5)
+        assert [m.type for m in await take(bob, 3)] == ["subscribed", "blob.created", "caught_up"]
+        assert len(store.reading) == 3 and rig.hub.gate.waiting == 1  # Alice's third still waits
+        store.reading[0].set()  # one of Alice's first two ends...
+        await asyncio.sleep(0.05)
+        assert len(store.reading) == 4  # ... and the third reads
+        for go in store.reading:
+            go.set()
+        for outbox, task in alice:
+            await asyncio.wait_for(task, 5)
+            assert [m.type for m in await take(outbox, 3)] == ["subscribed", "blob.created", "caught_up"]
+        assert rig.hub.gate.active == 0 and rig.hub.gate.waiting == 0
+        assert set(store.max_bytes_seen) == {rig.hub.limits.catch_up_read_bytes}  # every read bounded in bytes
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_the_gate_counts_the_process_and_a_cancelled_waiter_gives_up_its_place() -> None:
+    gate = CatchUpGate(per_user=2, per_process=3)
+    users = [new_id() for _ in range(4)]
+    for user in users[:3]:
+        await asyncio.wait_for(gate.acquire(user), 1)
+    fourth = asyncio.create_task(gate.acquire(users[3]))
+    cancelled = asyncio.create_task(gate.acquire(users[0]))
+    await asyncio.sleep(0.01)
+    assert not fourth.done() and gate.waiting == 2  # the process is full, whoever asks
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert gate.waiting == 1
+    gate.release(users[1])
+    await asyncio.wait_for(fourth, 1)
+    assert gate.active == 3 and gate.active_for(users[3]) == 1 and gate.active_for(users[1]) == 0
+
+
+async def test_a_bucket_replay_skips_blobs_outside_it_without_holding_them_and_reads_in_byte_bounded_batches() -> None:
+    rig = Rig()
+    bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "mine", "folder", None))
+    other = await rig.new(Bucket, lambda: Bucket.create(ALICE, "other", "folder", None))
+    bucket_id, other_id = bucket.aggregate.id_str, other.aggregate.id_str
+    pad = "x" * (50 * KIB)
+    inside = await rig.new(Blob, lambda: Blob.create(ALICE, {"in": 1}, None, None, [bucket_id]))
+    outsiders = [await rig.new(Blob, lambda: Blob.create(BOB, {"i": i, "pad": pad}, None, None, []), BOB)
+                 for i in range(10)]
+    elsewhere = await rig.new(Blob, lambda: Blob.create(ALICE, {"pad": pad}, None, None, [other_id]))
+    for saved in outsiders:
+        await rig.change(Blob, saved.aggregate.id_str, lambda b: b.update({"pad": pad, "again": True}), BOB)
+    inside_id, elsewhere_id = inside.aggregate.id_str, elsewhere.aggregate.id_str
+    updated = await rig.change(Blob, inside_id, lambda b: b.update({"in": 2}))
+    moved_in = await rig.change(Blob, elsewhere_id, lambda b: b.move(other_id, bucket_id))
+    moved_out = await rig.change(Blob, inside_id, lambda b: b.move(bucket_id, other_id))
+    await rig.change(Blob, inside_id, lambda b: b.update({"in": 3}))  # no longer ours
+    deleted = await rig.change(Blob, elsewhere_id, lambda b: b.delete())
+
+    replay = Replay(rig.store, rig.codec, ("bucket", bucket_id), read_bytes=120 * KIB)
+    pushed: list[tuple[str, int, str]] = []
+
+    async def put(push: Any) -> bool:
+        pushed.append((push.type, push.position, push.data["blob_id"]))
+        return True
+
+    assert await replay.run(bucket.position + 1, await rig.store.last_position(), put)
+    assert pushed == [("blob.created", inside.position, inside_id), ("blob.updated", updated, inside_id),
+                      ("blob.moved", moved_in, elsewhere_id), ("blob.moved", moved_out, inside_id),
+                      ("blob.deleted", deleted, elsewhere_id)]
+    moved = [p for p in pushed if p[1] == moved_in]
+    assert moved and replay.states.loads == 1  # only the blob that moved in was read from the log
+    assert replay.skipped == 2 * len(outsiders) + 1 + 1  # their creations and updates, the created-elsewhere,
+    # and the update after the move out: none of them built or held
+    assert len(replay.states) == 0 and replay.states.bytes == 0  # the one left inside was deleted
+    assert 0 < replay.largest_read_bytes <= 120 * KIB + 60 * KIB  # about 120 KiB per read, 50 KiB events
+
+
+async def test_pushes_pending_behind_a_replay_are_bounded_in_bytes_too() -> None:
+    async with running(LiveLimits(queue_size=1000, queue_bytes=250 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        outbox = rig.hub.connect(ALICE, "test")
+        await routed(rig)
+        sub = await rig.hub.open(outbox, ("bucket", bucket_id), since=bucket.position)  # replay not begun
+        for i in range(4):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+            await routed(rig)
+            assert sub.pending_bytes <= 250 * KIB
+        assert outbox.overflowed  # the fourth 100 KiB push did not fit: 4408, resume with since
+
+
+def test_the_limits_come_from_the_settings_with_the_same_defaults() -> None:
+    from adapters.runtime.lifecycle import live_limits
+    from adapters.runtime.settings import Settings
+
+    assert live_limits(Settings()) == LiveLimits()
+    set_ = live_limits(Settings(live_queue_bytes=1000, live_states=5, live_states_bytes=7, live_catch_ups_per_user=3,
+                                live_catch_ups_per_process=9, live_catch_up_read_bytes=11,
+                                live_catch_up_states_bytes=13))
+    assert (set_.queue_bytes, set_.states, set_.states_bytes, set_.catch_ups_per_user, set_.catch_ups_per_process,
+            set_.catch_up_read_bytes, set_.catch_up_states_bytes) == (1000, 5, 7, 3, 9, 11, 13)
