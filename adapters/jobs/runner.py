@@ -493,9 +493,9 @@ class JobRunner:
             return await self._final_failure(job, error, None)
         if job.over_budget:
             error = job_error("chain_too_deep", f"the chain's budget was spent: a chain of triggered jobs runs at "
-                                                f"most {MAX_CHAIN_JOBS} jobs, and the job whose output triggered "
-                                                f"this one had no share left for it (jobs of other processors "
-                                                f"that the same blob matched were not requested)")
+                                                f"most {MAX_CHAIN_JOBS} jobs and none was left for this one; the "
+                                                f"processors after it that the same blob change matched were not "
+                                                f"requested")
             return await self._final_failure(job, error, None)
         processor = await self._durably(lambda: self._runs.processor_at(job.processor_id, job.processor_version))
         assert processor is not None
