@@ -117,3 +117,12 @@ def test_k_processors_on_one_schema_each_writing_it() -> None:
                     pending.append((share, k - 1))
         assert ran == (k if k == 1 else MAX_CHAIN_JOBS)  # one processor alone: its output triggers nothing
         assert refused <= ran + 1
+
+
+def test_what_a_blob_change_hands_its_matches() -> None:
+    from adapters.jobs.dispatcher import chain_budget
+
+    assert chain_budget(None) == MAX_CHAIN_JOBS  # a user's own blob starts a chain
+    assert chain_budget({"job_id": "j", "processor_id": "p", "depth": 2, "run": 1, "budget": 5}) == 5
+    assert chain_budget({"job_id": "j", "processor_id": "p", "depth": 3, "run": 1}) == MAX_DEPTH - 3  # from before
+    assert chain_budget({"depth": 1, "budget": 99}) == FULL_BUDGET  # never more than a chain holds
