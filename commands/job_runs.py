@@ -9,7 +9,10 @@ retried after the log was unreachable (then the append lands once).
 
 The output blob's id is derived from the job and its run, and the blob is
 created with expected sequence 0: two runners that both got as far as
-writing it produce one blob, and the slower one finds it and uses it.
+writing it produce one blob, and the slower one finds it and uses it. Its
+``source`` says where it came from, with the job's depth and what the
+chain's budget still allows below the job (``Job.spawn_budget``), which
+the trigger dispatcher splits over the processors the blob triggers.
 
 A processor at a version and a blob at a version never change, so the reads
 keep the last few (a batch of jobs usually shares its processor, often its
@@ -170,7 +173,10 @@ class JobRunHandlers:
             await self._schemas.ensure_valid(await self._schemas.resolve(processor.output_schema), cmd.data,
                                        what="the output")
         blob_id = output_blob_id(job.id_str, job.run)
-        source = {"job_id": job.id_str, "processor_id": processor.id_str, "depth": job.depth, "run": job.run}
+        # ``budget``: what the chain may still spawn below this job, which the jobs its output
+        # triggers share (the dispatcher reads it here rather than reading the job)
+        source = {"job_id": job.id_str, "processor_id": processor.id_str, "depth": job.depth, "run": job.run,
+                  "budget": job.spawn_budget}
         try:
             return await self._repo.execute(
                 Blob,

@@ -8,7 +8,9 @@ request writes nothing.
 Policies act as the system: the trigger dispatcher requests a job for a
 matching blob event under an id derived from the processor and the event's
 position (created with expected sequence 0, so a replayed or redelivered
-event requests nothing new), and a deleted processor's unfinished jobs are
+event requests nothing new) with the share of the chain's budget the
+dispatcher gave it (``domain.job.split_budget``; ``OVER_BUDGET`` records a
+job the budget did not cover, which fails without running), and a deleted processor's unfinished jobs are
 cancelled one by one. The log decides every transition: a job that moved on
 meanwhile refuses, and the policy lets it be.
 """
@@ -24,7 +26,7 @@ from uuid import UUID
 from domain.blob import Blob
 from domain.errors import Conflict, ConcurrencyError, DomainError, NotFound, ValidationFailed, invalid
 from domain.ids import hashed_id, is_id
-from domain.job import FAILED, PENDING, RUNNING, Job
+from domain.job import FAILED, FULL_BUDGET, PENDING, RUNNING, Job
 from domain.processor import Processor
 
 from commands.authorization import changeable, require_actor
@@ -65,13 +67,16 @@ class RetryFailedJobs:
 
 @dataclass(frozen=True, slots=True)
 class RequestTriggeredJob:
-    """A policy's command: ``processor`` as of the triggering event, ``blob`` ``{id, version}``."""
+    """A policy's command: ``processor`` as of the triggering event, ``blob`` ``{id, version}``;
+    ``budget`` the job's share of its chain's budget (``OVER_BUDGET``: it is recorded only to say
+    the budget was spent)."""
 
     processor: Processor
     blob: dict[str, Any]
     trigger: dict[str, Any]
     depth: int
     position: int
+    budget: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,7 @@ class JobHandlers:
             Job,
             None,
             lambda _: Job.request(owner_id, processor_id, processor.version, processor.type, input_blob_id,
-                                  blob.version),
+                                  blob.version, budget=FULL_BUDGET),  # a user's job starts a chain
             ctx,
         )
 
@@ -194,14 +199,14 @@ class JobHandlers:
         expected-sequence check and be refused, not be answered as a duplicate of the
         first (which would look like a new job).
         """
-        processor, blob, trigger, depth = cmd.processor, cmd.blob, cmd.trigger, cmd.depth
+        processor, blob, trigger, depth, budget = cmd.processor, cmd.blob, cmd.trigger, cmd.depth, cmd.budget
         job_id = triggered_job_id(processor.id_str, cmd.position)
         try:
             return await self._repo.execute(
                 Job,
                 None,
                 lambda _: Job.request(processor.owner_id, processor.id_str, processor.version, processor.type,
-                                      blob["id"], blob["version"], trigger, depth, job_id=job_id),
+                                      blob["id"], blob["version"], trigger, depth, budget, job_id=job_id),
                 ctx,
             )
         except ConcurrencyError:

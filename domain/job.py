@@ -17,6 +17,16 @@
   counts as an attempt, so a processor that kills its runner cannot loop.
 * The job records the processor's version and the input blob's version it
   was requested with: retries and takeovers run exactly that.
+* A chain of triggered jobs is bounded twice: by depth (``MAX_DEPTH``) and by
+  the number of jobs it may hold (``MAX_CHAIN_JOBS``). Each job carries its
+  ``budget``: how many jobs the chain may still spawn *below* it. A job's
+  output that triggers N processors splits that budget over them
+  (``split_budget``); a processor left without a share does not run. The
+  first one left out is recorded with ``budget`` ``OVER_BUDGET`` (and fails at
+  once with ``chain_too_deep``, so its owner sees why the chain stopped); the
+  others are not recorded. ``budget`` is None only on a job requested before
+  budgets existed (class version 1 of ``Requested``): ``budget_left`` gives
+  such a job what the depth limit left it, never more.
 
 Who may do what (owner, runner) is the handlers' business; the aggregate
 guards the transitions.
@@ -43,6 +53,13 @@ ERROR_CODES = ("timeout", "sandbox_error", "invalid_output", "upstream_error", "
 MAX_ERROR_MESSAGE = 2000
 MAX_DEPTH = 8
 """The deepest triggered job that runs; a chain that goes deeper fails with ``chain_too_deep``."""
+MAX_CHAIN_JOBS = 16
+"""The most jobs one chain of triggers runs: a user's blob change, or a user's job and everything
+its output triggers. A chain that would run more is refused (``chain_too_deep``, its budget spent)."""
+FULL_BUDGET = MAX_CHAIN_JOBS - 1
+"""The budget of a job a user requests: the jobs below it, so the chain holds ``MAX_CHAIN_JOBS``."""
+OVER_BUDGET = -1
+"""The budget of a job recorded only to say that the chain's budget was spent: it never runs."""
 MAX_VERSION = 2**31 - 1  # a PostgreSQL ``integer``
 MAX_POSITION = 2**63 - 1
 MAX_RETRY_IN = 86_400.0
@@ -85,6 +102,44 @@ def _trigger_errors(trigger: object) -> list[FieldError]:
     return []
 
 
+def budget_left(budget: object, depth: object) -> int:
+    """How many jobs the chain may still spawn below a job with ``budget`` at ``depth``: 0 to
+    ``FULL_BUDGET``.
+
+    ``budget`` None is a job requested before budgets existed (an upcast ``Requested``, or an
+    output blob of such a job): it gets what the depth limit left it, ``MAX_DEPTH - depth``, so a
+    straight chain that was running when budgets came ends as it would have, and a fan-out that
+    was running is cut to at most that many jobs under each of its jobs. Anything that is not a
+    budget (a refused job's ``OVER_BUDGET``, a value no runner writes) leaves nothing.
+    """
+    if budget is None:
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            return 0
+        return max(0, min(FULL_BUDGET, MAX_DEPTH - depth))
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        return 0
+    return max(0, min(FULL_BUDGET, budget))
+
+
+def split_budget(budget: int, n_matches: int) -> list[int | None]:
+    """The budgets of the ``n_matches`` jobs one event triggers, in processor id order, from
+    ``budget`` (what the triggering job may still spawn below it; ``MAX_CHAIN_JOBS`` for a
+    user's own blob, which no job spawned).
+
+    Each job that runs costs one and takes its own budget out of what is left, so the shares
+    (one plus each budget) add up to at most ``budget``: at most ``budget`` matches run, the
+    first ones, and what is left over is spread evenly, the earlier ones taking the remainder.
+    None marks a match left without a share: it does not run.
+    """
+    budget = max(0, budget)
+    running = min(max(0, n_matches), budget)
+    if running == 0:
+        return [None] * max(0, n_matches)
+    spare, extra = divmod(budget - running, running)
+    shares: list[int | None] = [spare + (1 if i < extra else 0) for i in range(running)]
+    return shares + [None] * (n_matches - running)
+
+
 def _conflict(job: Job, action: str) -> Conflict:
     return Conflict(f"job {job.id_str} is {job.status}; it cannot be {action}")
 
@@ -103,9 +158,14 @@ class Job(InkAggregate):
         input_version: int,
         trigger: dict[str, Any] | None = None,
         depth: int = 0,
+        budget: int = FULL_BUDGET,
         job_id: Any = None,
     ) -> Job:
-        """A new pending job; ``job_id`` (a UUID) when the id is derived (a triggered job)."""
+        """A new pending job; ``job_id`` (a UUID) when the id is derived (a triggered job).
+
+        ``budget``: the jobs its chain may still spawn below it (``FULL_BUDGET`` for a user's
+        request, a share from ``split_budget`` for a triggered one, ``OVER_BUDGET`` for the
+        record of a job the chain's budget did not cover)."""
         errors = _trigger_errors(trigger)
         if not is_id(processor_id):
             errors.append(FieldError("/processor_id", "must be a processor id"))
@@ -118,6 +178,8 @@ class Job(InkAggregate):
                 errors.append(FieldError(path, f"must be a version from 1 to {MAX_VERSION}"))
         if not _count(depth, 0, MAX_DEPTH + 1):
             errors.append(FieldError("/depth", f"depth must be 0 to {MAX_DEPTH + 1}"))
+        if not _count(budget, OVER_BUDGET, FULL_BUDGET):
+            errors.append(FieldError("/budget", f"budget must be {OVER_BUDGET} to {FULL_BUDGET}"))
         _fail(errors)
         kwargs = dict(
             owner_id=owner_id,
@@ -128,12 +190,32 @@ class Job(InkAggregate):
             input_version=input_version,
             trigger=copy.deepcopy(trigger),
             depth=depth,
+            budget=budget,
         )
         if job_id is None:
             return cls(**kwargs)
         return cls._create(cls.Requested, id=job_id, **kwargs)  # type: ignore[attr-defined]
 
-    @event("Requested")
+    class Requested(InkAggregate.Created):
+        """Class version 2 added ``budget``; a version 1 event is a job requested before budgets
+        existed, read with ``budget`` None (``budget_left`` says what that leaves)."""
+
+        class_version = 2
+        owner_id: str
+        processor_id: str
+        processor_version: int
+        processor_type: str
+        input_blob_id: str
+        input_version: int
+        trigger: dict[str, Any] | None
+        depth: int
+        budget: int | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["budget"] = None
+
+    @event(Requested)
     def __init__(
         self,
         owner_id: str,
@@ -144,6 +226,7 @@ class Job(InkAggregate):
         input_version: int,
         trigger: dict[str, Any] | None,
         depth: int,
+        budget: int | None,
     ) -> None:
         self.owner_id = owner_id
         self.processor_id = processor_id
@@ -153,6 +236,7 @@ class Job(InkAggregate):
         self.input_version = input_version
         self.trigger = copy.deepcopy(trigger)
         self.depth = depth
+        self.budget = budget
         self.status = PENDING
         self.run = 1
         self.attempts = 0
@@ -177,6 +261,21 @@ class Job(InkAggregate):
     @property
     def chain_too_deep(self) -> bool:
         return self.depth > MAX_DEPTH
+
+    @property
+    def over_budget(self) -> bool:
+        """Recorded only to say that its chain's budget was spent: it fails without running."""
+        return self.budget is not None and self.budget < 0
+
+    @property
+    def spawn_budget(self) -> int:
+        """How many jobs its output may still trigger, all the way down (``budget_left``)."""
+        return budget_left(self.budget, self.depth)
+
+    @classmethod
+    def state_from_snapshot(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """A snapshot taken before budgets existed is of a job requested before them."""
+        return {"budget": None, **state}
 
     # -- the runner's transitions ---------------------------------------------------
 

@@ -20,7 +20,16 @@ Matching, for a processor of the blob's owner that is not deleted:
   schema (a trigger never requests a job its processor would refuse);
 * a blob that a processor made (``source.processor_id``) never triggers that
   processor; any other processor's trigger runs at the output's ``depth`` + 1,
-  and a job deeper than ``MAX_DEPTH`` fails with ``chain_too_deep``.
+  and a job deeper than ``MAX_DEPTH`` fails with ``chain_too_deep``;
+* the matches of one event share one budget, in processor id order
+  (``domain.job.split_budget``): a user's own blob starts a chain with
+  ``MAX_CHAIN_JOBS``, a job's output passes on what its job may still spawn
+  (``source.budget``; an output of a job from before budgets:
+  ``budget_left(None, depth)``). A match left without a share does not run:
+  the first one is recorded (``OVER_BUDGET``; the runner fails it with
+  ``chain_too_deep``, saying the chain's budget was spent), the others are
+  only logged (``triggers.budget_spent``), so a spent budget adds at most one
+  job per event and a refusal never fans out.
 
 ``DispatcherLoop`` drives it from the process's shared reader of the log
 (``adapters.shared_log``) from position 1 (the index is rebuilt on every
@@ -55,6 +64,7 @@ from commands.repository import Context, Repository
 from domain.base import EventCodec
 from domain.blob import Blob
 from domain.ids import new_id
+from domain.job import MAX_CHAIN_JOBS, OVER_BUDGET, budget_left, split_budget
 from domain.processor import Processor
 from domain.recorded import Recorded
 
@@ -80,6 +90,15 @@ def matches(processor: Processor, on: str, blob: dict[str, Any]) -> dict[str, An
             continue
         return trigger
     return None
+
+
+def chain_budget(source: dict[str, Any] | None) -> int:
+    """What the jobs a blob change triggers share: ``MAX_CHAIN_JOBS`` for a user's blob (it starts
+    a chain), else what the job that made it may still spawn (``source.budget``, written by the
+    runner; a blob from before budgets has none, and ``budget_left`` goes by its depth)."""
+    if not source:
+        return MAX_CHAIN_JOBS
+    return budget_left(source.get("budget"), source.get("depth", 0))
 
 
 class TriggerDispatcher:
@@ -164,21 +183,34 @@ class TriggerDispatcher:
             found = saved.aggregate
             blob = {"owner_id": found.owner_id, "schema_id": found.schema_id, "bucket_ids": found.bucket_ids,
                     "source": found.source}
-        depth = int((blob.get("source") or {}).get("depth", 0)) + 1
-        for processor in self._candidates(blob["owner_id"]):
-            if matches(processor, on, blob) is not None:
-                await self._request(processor, record, on, depth)
+        source = blob.get("source") or {}
+        depth = int(source.get("depth", 0)) + 1
+        matched = [p for p in self._candidates(blob["owner_id"]) if matches(p, on, blob) is not None]
+        if not matched:
+            return
+        pool = chain_budget(blob.get("source"))
+        shares = split_budget(pool, len(matched))
+        left_out = [p for p, share in zip(matched, shares) if share is None]
+        if left_out:
+            log.warning("triggers.budget_spent", blob_id=record.aggregate_id, position=record.position,
+                        job_id=source.get("job_id"), budget=pool, matched=len(matched), refused=left_out[0].id_str,
+                        not_requested=[p.id_str for p in left_out[1:]])
+        for processor, share in zip(matched, shares):
+            if share is not None:
+                await self._request(processor, record, on, depth, share)
+        if left_out:  # recorded, so its owner sees why; it fails without running, so it triggers nothing
+            await self._request(left_out[0], record, on, depth, OVER_BUDGET)
 
     def _candidates(self, owner_id: str) -> list[Processor]:
         return [self._processors[p] for p in sorted(self._by_owner.get(owner_id, ()))]
 
-    async def _request(self, processor: Processor, record: Recorded, on: str, depth: int) -> None:
+    async def _request(self, processor: Processor, record: Recorded, on: str, depth: int, budget: int) -> None:
         self.actions += 1
         trigger = {"on": on, "blob_id": record.aggregate_id, "position": record.position}
         parent = extract({"traceparent": record.traceparent or ""})
         span = self._tracing.span("trigger", parent, **{"ink.processor_id": processor.id_str}) if self._tracing else None
         command = RequestTriggeredJob(processor, {"id": record.aggregate_id, "version": record.version}, trigger,
-                                      depth, record.position)
+                                      depth, record.position, budget)
         with span if span is not None else contextlib.nullcontext():
             saved = await self._bus.handle(command, Context(TRIGGER_ACTOR, new_id(), record.traceparent))
         if saved is not None:

@@ -89,7 +89,7 @@ from commands.ports import Sandbox, Unavailable
 from commands.repository import Context
 from domain.errors import DomainError, FieldError, ValidationFailed
 from domain.ids import new_id
-from domain.job import MAX_DEPTH, RUNNING, Job, job_error
+from domain.job import MAX_CHAIN_JOBS, MAX_DEPTH, RUNNING, Job, job_error
 from domain.processor import Processor
 
 log = structlog.get_logger("inkstream.jobs")
@@ -490,6 +490,12 @@ class JobRunner:
         if job.chain_too_deep:
             error = job_error("chain_too_deep", f"a chain of triggered jobs stops at depth {MAX_DEPTH}; this job "
                                                 f"would be at depth {job.depth}")
+            return await self._final_failure(job, error, None)
+        if job.over_budget:
+            error = job_error("chain_too_deep", f"the chain's budget was spent: a chain of triggered jobs runs at "
+                                                f"most {MAX_CHAIN_JOBS} jobs and none was left for this one; the "
+                                                f"processors after it that the same blob change matched were not "
+                                                f"requested")
             return await self._final_failure(job, error, None)
         processor = await self._durably(lambda: self._runs.processor_at(job.processor_id, job.processor_version))
         assert processor is not None

@@ -550,6 +550,8 @@ bad_job_triggers = st.one_of(
 )
 depths = st.integers(0, 9)
 bad_depths = st.one_of(st.integers(10, 2**70), st.integers(-(2**70), -1), texts, st.booleans())
+budgets = st.integers(-1, 15)  # -1: recorded only to say the chain's budget was spent
+bad_budgets = st.one_of(st.integers(16, 2**70), st.integers(-(2**70), -2), st.none(), texts, st.booleans())
 errors = st.fixed_dictionaries({"code": st.sampled_from(["timeout", "sandbox_error", "internal"]), "message": contents})
 bad_errors = st.one_of(bad_texts, bad_json, st.fixed_dictionaries({"code": bad_texts, "message": bad_texts}),
                        st.fixed_dictionaries({"message": st.sampled_from(OVER)}))
@@ -574,7 +576,7 @@ job_steps = st.lists(
 @PROPERTY
 @given(args=probe(pair(ids, bad_ids), pair(job_versions, bad_job_versions), pair(processor_types, bad_processor_types),
                   pair(ids, bad_ids), pair(job_versions, bad_job_versions), pair(job_triggers, bad_job_triggers),
-                  pair(depths, bad_depths)),
+                  pair(depths, bad_depths), pair(budgets, bad_budgets)),
        derived=st.booleans(), steps=job_steps)
 async def test_job_commands_project(stores: list[ReadModelStore], args: tuple[Any, ...], derived: bool,
                                     steps: list[tuple[Any, ...]]) -> None:

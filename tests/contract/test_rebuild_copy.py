@@ -49,12 +49,13 @@ class Studio:
         self.processors: list[str] = []
         self.jobs: dict[str, str] = {}  # job -> status
 
-    async def emit(self, kind: str, aggregate_id: str, type_: str, data: dict[str, Any]) -> None:
+    async def emit(self, kind: str, aggregate_id: str, type_: str, data: dict[str, Any],
+                   class_version: int = 1) -> None:
         self.tick += 1
         version = self.versions.get(aggregate_id, 0) + 1
         self.versions[aggregate_id] = version
         event = NewEvent(type=type_, version=version, at=T0 + timedelta(seconds=self.tick), data=data,
-                         actor=self.owner)
+                         class_version=class_version, actor=self.owner)
         expected = self.store._by_subject.get((kind, aggregate_id), [])
         await self.store.append(kind, aggregate_id, event, expected[-1].position if expected else 0, new_id())
 
@@ -143,10 +144,14 @@ class Studio:
         elif r < 0.88 and self.blobs:
             job = new_id()
             self.jobs[job] = "pending"
-            await self.emit("job", job, "Job.Requested", {
+            requested = {
                 "owner_id": self.owner, "processor_id": new_id(), "processor_version": 1,
                 "processor_type": "javascript", "input_blob_id": rng.choice(list(self.blobs)), "input_version": 1,
-                "trigger": rng.choice([None, {"kind": "manual"}]), "depth": 0})
+                "trigger": rng.choice([None, {"kind": "manual"}]), "depth": 0}
+            if rng.random() < 0.5:  # class version 2 carries the chain's budget; 1 is a job from before it
+                await self.emit("job", job, "Job.Requested", {**requested, "budget": rng.choice([-1, 0, 15])}, 2)
+            else:
+                await self.emit("job", job, "Job.Requested", requested)
         elif r < 0.95 and self.jobs:
             job = rng.choice(list(self.jobs))
             type_, data = rng.choice([

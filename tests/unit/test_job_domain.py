@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from domain.base import EventCodec, InkAggregate
 from domain.errors import Conflict, DomainError, ValidationFailed
 from domain.ids import hashed_id, new_id
-from domain.job import MAX_ERROR_MESSAGE, Job, job_error
+from domain.job import FULL_BUDGET, MAX_DEPTH, MAX_ERROR_MESSAGE, OVER_BUDGET, Job, job_error
+from domain.snapshot import Taken, restore, take
 from domain.processor import Processor, check_limits, check_triggers
 from domain.recorded import Recorded
 from projections.changes import row_after
@@ -32,7 +33,7 @@ def records_of(aggregate: InkAggregate, log: list[Recorded]) -> None:
     for event in aggregate.collect_events():
         encoded = CODEC.encode(event, actor=None)
         log.append(Recorded(len(log) + 1, aggregate.TYPE, aggregate.id_str, encoded.type, encoded.version,
-                            datetime.now(timezone.utc), copy.deepcopy(encoded.data)))
+                            datetime.now(timezone.utc), copy.deepcopy(encoded.data), encoded.class_version))
 
 
 def test_a_job_runs_pending_running_completed() -> None:
@@ -91,6 +92,51 @@ def test_a_chain_too_deep_fails_before_any_attempt() -> None:
     assert (job.status, job.attempts) == ("failed", 0)
     with pytest.raises(ValidationFailed):
         new_job(depth=10)
+
+
+def test_a_job_carries_its_chains_budget_and_one_over_it_fails_before_any_attempt() -> None:
+    assert (new_job().budget, new_job().spawn_budget) == (FULL_BUDGET, FULL_BUDGET)  # a user's: the full budget
+    assert (new_job(depth=2, budget=3).spawn_budget, new_job(budget=0).over_budget) == (3, False)
+    refused = new_job(depth=2, budget=OVER_BUDGET)
+    assert refused.over_budget and refused.spawn_budget == 0
+    refused.fail(job_error("chain_too_deep", "budget spent"))
+    assert (refused.status, refused.attempts) == ("failed", 0)
+    for bad in (OVER_BUDGET - 1, FULL_BUDGET + 1, None, True, "3", 2.0):
+        with pytest.raises(ValidationFailed):
+            new_job(budget=bad)
+
+
+def test_the_budget_is_in_the_requested_event_class_version_2() -> None:
+    job = new_job(depth=1, budget=4)
+    log: list[Recorded] = []
+    records_of(job, log)
+    assert (log[0].class_version, log[0].data["budget"]) == (2, 4)
+    rebuilt: Any = CODEC.rebuild(log)
+    assert (rebuilt.budget, rebuilt.spawn_budget, rebuilt.over_budget) == (4, 4, False)
+
+
+def test_a_version_1_requested_event_is_upcast_to_no_budget_which_leaves_what_the_depth_limit_left() -> None:
+    """A job requested before budgets existed: its ``Requested`` (class version 1) has no
+    ``budget``. It reads as None, and its output may trigger ``MAX_DEPTH - depth`` jobs below it."""
+    job_id = new_id()
+    data = {"owner_id": new_id(), "processor_id": new_id(), "processor_version": 1, "processor_type": "js-transform",
+            "input_blob_id": new_id(), "input_version": 1, "trigger": None, "depth": 3}
+    at = datetime.now(timezone.utc)
+    v1 = Recorded(1, "job", job_id, "Job.Requested", 1, at, copy.deepcopy(data), class_version=1)
+    assert CODEC.upcast(v1).data == {**data, "budget": None} and CODEC.upcast(v1).class_version == 2
+    old: Any = CODEC.rebuild([v1, Recorded(2, "job", job_id, "Job.Started", 2, at,
+                                           {"attempt": 1, "run": 1, "runner": "r", "recovered_attempt": None})])
+    assert (old.budget, old.depth, old.status, old.over_budget) == (None, 3, "running", False)
+    assert old.spawn_budget == MAX_DEPTH - 3
+    old.complete(1, OUT)  # an old job still runs to its end
+    assert old.status == "completed"
+    assert row_after(JobProjection(), [v1]) is not None  # and projects as before
+    # a snapshot of it taken before budgets existed has no budget either
+    taken = take(CODEC.rebuild([v1]), v1)  # type: ignore[arg-type]
+    assert taken is not None
+    state = {k: v for k, v in taken.state.items() if k != "budget"}
+    restored = restore(Job, job_id, Taken(taken.position, taken.version, taken.command_id, state))
+    assert (restored.budget, restored.spawn_budget) == (None, MAX_DEPTH - 3)
 
 
 def test_a_triggered_job_has_the_derived_id() -> None:

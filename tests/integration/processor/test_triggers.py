@@ -1,10 +1,12 @@
 """Triggers: each matching blob event requests exactly one job, others none; a processor's own
-output never triggers it; a chain of triggered jobs stops at depth 8 with chain_too_deep."""
+output never triggers it; a chain of triggered jobs stops at depth 8 with chain_too_deep, and
+runs at most 16 jobs however many processors each output triggers (its budget)."""
 
 from __future__ import annotations
 
 from adapters.client import InkstreamClient
 from adapters.jobs.dispatcher import TriggerDispatcher
+from domain.job import MAX_CHAIN_JOBS, MAX_DEPTH
 from tests.integration.processor.helpers import ECHO, all_jobs, eventually, js_processor, schema
 from tests.support.sdk import SignUp
 from tests.support.system import RunningSystem
@@ -94,6 +96,65 @@ async def test_a_chain_of_triggered_jobs_stops_at_depth_8_with_chain_too_deep(si
     last_output = await ink.get_blob(jobs[7].output_blob_id)
     assert last_output.data == {"hop": 8}
     assert len(await jobs_of(ink, a_to_b)) + len(await jobs_of(ink, b_to_a)) == 9  # and nothing after
+
+
+async def test_k_processors_on_one_schema_that_each_write_it_run_at_most_the_chains_budget(
+    sign_up: SignUp,
+) -> None:
+    """Three processors triggered by one schema, each writing that schema: by depth alone one blob
+    would run 3 + 3·2 + … (thousands of jobs). The chain runs at most MAX_CHAIN_JOBS; where its
+    budget runs out one job per event is recorded, refused, and nothing more."""
+    ink = await sign_up("fanout")
+    same = await schema(ink, "fan", ANY_OBJECT)
+    hop = "function process(data) { return {hop: (data.hop || 0) + 1}; }"
+    fan = [await js_processor(ink, hop, output_schema=same, triggers=[{"on": "blob.created", "schema_id": same}])
+           for _ in range(3)]
+    marker_schema = await schema(ink, "fan-marker", ANY_OBJECT)
+    marker_processor = await js_processor(ink, ECHO, triggers=[{"on": "blob.created", "schema_id": marker_schema}])
+    echo = await js_processor(ink, ECHO)
+    own_input = await ink.create_blob({"n": 1})
+    bystander = await sign_up("bystander")
+    bystander_echo = await js_processor(bystander, ECHO)
+    bystander_input = await bystander.create_blob({"n": 2})
+
+    await ink.create_blob({"hop": 0}, schema_id=same)
+
+    async def chain() -> list:  # type: ignore[type-arg]
+        jobs = [j for p in fan for j in await jobs_of(ink, p)]
+        assert len(jobs) <= 2 * MAX_CHAIN_JOBS + 1, f"{len(jobs)} jobs: the chain fans out past its budget"
+        return jobs
+
+    # while it runs, the user's and another user's requests answer
+    mine = await ink.request_job(echo, own_input.id)
+    theirs = await bystander.request_job(bystander_echo, bystander_input.id)
+    assert (await ink.wait_for_job(mine.id, timeout=30)).status == "completed"
+    assert (await bystander.wait_for_job(theirs.id, timeout=30)).status == "completed"
+    assert (await ink.get_blob(own_input.id)).data == {"n": 1}
+
+    async def ended() -> list | None:  # type: ignore[type-arg]
+        jobs = await chain()
+        if not jobs or any(j.status in ("pending", "running") for j in jobs):
+            return None
+        # the dispatcher works in log order: once a later blob's job exists, every output before it was seen
+        marker = await ink.create_blob({"n": len(jobs)}, schema_id=marker_schema)
+        await eventually(lambda: _has_job_for(ink, marker_processor, marker.id), timeout=20)
+        again = await chain()
+        return again if len(again) == len(jobs) and all(j.status in ("completed", "failed") for j in again) else None
+
+    jobs = await eventually(ended, timeout=120, step=0.5)
+    ran = [j for j in jobs if j.status == "completed"]
+    refused = [j for j in jobs if j.status == "failed"]
+    assert len(ran) == MAX_CHAIN_JOBS  # the whole budget, and not one job more
+    assert max(j.depth for j in jobs) <= MAX_DEPTH  # the budget, not the depth, ended it
+    assert 1 <= len(refused) <= len(ran) + 1
+    for job in refused:
+        assert job.error is not None and job.error.code == "chain_too_deep" and job.attempts == 0
+        assert "budget was spent" in job.error.message
+    events = [j.trigger.position for j in jobs]
+    refusing = [j.trigger.position for j in refused]
+    assert len(set(refusing)) == len(refusing)  # one refused job per event at most: a refusal never fans out
+    assert all(events.count(p) <= len(fan) for p in set(events))
+    assert len(await chain()) == len(jobs)  # and nothing after
 
 
 async def _has_job_for(ink: InkstreamClient, processor_id: str, blob_id: str):  # type: ignore[no-untyped-def]
