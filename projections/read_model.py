@@ -29,6 +29,12 @@ D = TypeVar("D", bound=Document)
 
 MAX_LIMIT = 500
 
+PAGE_BYTES = 8 * 1024 * 1024
+"""What the items of one page of blobs or schema versions may weigh (their ``data_bytes`` or
+``schema_bytes``, ``projections/sizes.py``): a page ends early, with a cursor, before its items
+would pass it, whatever ``limit`` asks; one item always fits. Stores pick the page by these
+weights and read the data of its items only."""
+
 
 class BadQuery(Exception):
     """Query parameters no store can answer (the client's mistake, not the store's)."""
@@ -56,7 +62,7 @@ class ReadModel(Protocol):
         ...
 
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
-        """Newest (highest semver precedence) first."""
+        """Newest (highest semver precedence) first; at most ``PAGE_BYTES`` of schemas a page."""
         ...
 
     async def bucket(self, bucket_id: str) -> BucketOut | None: ...
@@ -74,7 +80,7 @@ class ReadModel(Protocol):
     async def blobs(self, owner_id: str, bucket_id: str | None, schema_id: str | None, limit: int,
                     cursor: str | None) -> Page[BlobOut]:
         """The owner's blobs, oldest first, optionally in one bucket and/or of one schema
-        version (a bare name means its latest version)."""
+        version (a bare name means its latest version); at most ``PAGE_BYTES`` of data a page."""
         ...
 
     async def book(self, book_id: str) -> BookOut | None: ...

@@ -5,7 +5,9 @@ with ``COLLATE "C"``) let SQL order versions by semver precedence, newest
 first. ``version`` holds the semantic version (the API's field), so the
 aggregate's event count goes to ``aggregate_version``. The numeric parts come
 clamped to the ``bigint`` range (``SemVer.sort_columns``), so even a version
-the log took in before the domain bounded them projects.
+the log took in before the domain bounded them projects. ``schema_bytes``
+weighs the schema and its migration (``projections/sizes.py``), which bounds
+a page of versions in bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from domain.recorded import Recorded
 from domain.schema import SemVer, schema_id
 
 from projections.changes import Change, Upsert
+from projections.sizes import json_text_bytes
 
 
 class SchemaProjection:
@@ -34,6 +37,7 @@ class SchemaProjection:
             "owner_id": data["owner_id"],
             "schema": data["schema"],
             "migration": data.get("migration"),
+            "schema_bytes": json_text_bytes(data["schema"]) + json_text_bytes(data.get("migration")),
             "major": major,
             "minor": minor,
             "patch": patch,

@@ -7,6 +7,15 @@ keyset-paged on the same sort keys, with the same cursors
 schema versions newest first by semver precedence, books by id. Tombstones
 (see ``adapters/mongo/changes.py``) are never answered.
 
+A page of blobs or schema versions is also bounded in bytes (``PAGE_BYTES``),
+in two reads (in one snapshot where the server offers one): the next
+``limit + 1`` keys with their weights (``data_bytes``, ``schema_bytes``) and
+nothing else, then the documents of the prefix that fits, streamed in order
+and cut again by their own weights (a document that grew in between ends the
+page there: without a snapshot at most one batch more is read). A document
+written before its weight was recorded weighs ``UNWEIGHED``, more than any
+event can carry, until a replay (``inkstream replay --store mongo``) weighs it.
+
 A book and its chapters are read in one aggregation (``$lookup`` by
 ``book_id``), within a snapshot session where the server offers one, so they
 show one committed batch; the chapters are put in the book's order here, in
@@ -39,7 +48,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
-from projections.read_model import Page
+from projections.read_model import PAGE_BYTES, Page
 
 D = TypeVar("D", bound=Document)
 P = ParamSpec("P")
@@ -48,6 +57,9 @@ R = TypeVar("R")
 _LATEST = [("major", DESCENDING), ("minor", DESCENDING), ("patch", DESCENDING), ("pre", DESCENDING)]
 _OLDEST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 _NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+
+UNWEIGHED = 1024 * 1024
+"""The weight of a document without one: more than the data of any event (``MAX_EVENT_BYTES``)."""
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -150,6 +162,37 @@ class MongoReadModel:
         cursor = self._db[table].find({**query, **LIVE}, projection).sort(sort).limit(limit)
         return await cursor.to_list()
 
+    async def _weighed(self, table: str, keys: list[dict[str, Any]], weight: str, sort: list[tuple[str, int]],
+                       limit: int, session: AsyncClientSession | None, shape: Callable[[dict[str, Any]], D],
+                       key: Callable[[dict[str, Any]], list[Any]]) -> Page[D]:
+        """The page of ``keys`` (up to ``limit + 1`` documents' ``_id``, sort fields and ``weight``, in
+        ``sort`` order) whose weights fit in ``PAGE_BYTES``; one always fits. Only those documents are read."""
+        if not keys:
+            return Page([])
+        chosen: list[Any] = []
+        used = 0
+        for doc in keys[:limit]:
+            size = doc.get(weight, UNWEIGHED)
+            if chosen and used + size > PAGE_BYTES:
+                break
+            chosen.append(doc["_id"])
+            used += size
+        more = len(keys) > len(chosen)
+        docs: list[dict[str, Any]] = []
+        used = 0
+        found = self._db[table].find({"_id": {"$in": chosen}, **LIVE}, session=session).sort(sort)
+        try:
+            async for doc in found:
+                size = doc.get(weight, UNWEIGHED)
+                if docs and used + size > PAGE_BYTES:
+                    more = True  # it grew since its key was read
+                    break
+                docs.append(doc)
+                used += size
+        finally:
+            await found.close()
+        return Page([shape(d) for d in docs], encode_cursor(key(docs[-1])) if more and docs else None)
+
     @_reachable
     async def user(self, user_id: str) -> UserOut | None:
         doc = await self._db.users.find_one({"_id": user_id, **LIVE})
@@ -175,8 +218,12 @@ class MongoReadModel:
     @_reachable
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
         limit = clamp_limit(limit)
-        docs = await self._find("schemas", {"name": name, **_after_semver(cursor)}, _LATEST, limit + 1)
-        return _page(docs, limit, _schema, lambda d: [d["major"], d["minor"], d["patch"], d["pre"]])
+        query = {"name": name, **_after_semver(cursor), **LIVE}
+        fields = {"major": 1, "minor": 1, "patch": 1, "pre": 1, "schema_bytes": 1}
+        async with self._snapshot() as session:
+            keys = await self._db.schemas.find(query, fields, session=session).sort(_LATEST).limit(limit + 1).to_list()
+            return await self._weighed("schemas", keys, "schema_bytes", _LATEST, limit, session, _schema,
+                                       lambda d: [d["major"], d["minor"], d["patch"], d["pre"]])
 
     @_reachable
     async def bucket(self, bucket_id: str) -> BucketOut | None:
@@ -214,21 +261,26 @@ class MongoReadModel:
         query: dict[str, Any] = {"owner_id": owner_id, **after}
         if schema_id is not None:
             query["schema_id"] = schema_id
-        if bucket_id is None:
-            docs = await self._find("blobs", query, _OLDEST, limit + 1)
-        else:
-            # The bucket's memberships, joined to their blobs (scalar to scalar: no path through an array).
-            pipeline: list[dict[str, Any]] = [
-                {"$match": {"bucket_id": bucket_id, **LIVE}},
-                {"$lookup": {"from": "blobs", "localField": "blob_id", "foreignField": "_id", "as": "blob"}},
-                {"$unwind": "$blob"},
-                {"$replaceWith": "$blob"},
-                {"$match": {**query, **LIVE}},
-                {"$sort": dict(_OLDEST)},
-                {"$limit": limit + 1},
-            ]
-            docs = await (await self._db.blob_buckets.aggregate(pipeline)).to_list()
-        return _page(docs, limit, _blob, _time_key)
+        fields = {"created_at": 1, "data_bytes": 1}
+        async with self._snapshot() as session:
+            if bucket_id is None:
+                found = self._db.blobs.find({**query, **LIVE}, fields, session=session)
+                keys = await found.sort(_OLDEST).limit(limit + 1).to_list()
+            else:
+                # The bucket's memberships, joined to their blobs (scalar to scalar: no path through an
+                # array), each cut down to its key and weight before the sort holds them.
+                pipeline: list[dict[str, Any]] = [
+                    {"$match": {"bucket_id": bucket_id, **LIVE}},
+                    {"$lookup": {"from": "blobs", "localField": "blob_id", "foreignField": "_id", "as": "blob"}},
+                    {"$unwind": "$blob"},
+                    {"$replaceWith": "$blob"},
+                    {"$match": {**query, **LIVE}},
+                    {"$project": fields},
+                    {"$sort": dict(_OLDEST)},
+                    {"$limit": limit + 1},
+                ]
+                keys = await (await self._db.blob_buckets.aggregate(pipeline, session=session)).to_list()
+            return await self._weighed("blobs", keys, "data_bytes", _OLDEST, limit, session, _blob, _time_key)
 
     @_reachable
     async def book(self, book_id: str) -> BookOut | None:

@@ -7,6 +7,14 @@ rows are added. Blobs, buckets and processors list oldest first by
 (created_at, id), jobs newest first by (created_at, id), schema versions
 newest first by semver precedence, books by id (UUIDv7: creation order).
 
+A page of blobs or schema versions is also bounded in bytes (``PAGE_BYTES``):
+one statement numbers the next ``limit + 1`` rows in order and sums their
+``data_bytes`` (``schema_bytes``) over a window, from the keys alone, and joins
+back the data of the rows within the budget only, so the rows past it never
+leave the database. ``fetched`` (how many rows followed the cursor, up to
+``limit + 1``) says whether there is a next page. A row written before its
+weight was recorded is weighed by its data's text, in the database.
+
 A book is read in one SQL statement, so it sees one committed state even while
 the projector commits a batch: the book row's ``chapter_ids`` and the chapter
 rows always agree. Chapter content travels as plain text columns, not inside
@@ -36,7 +44,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
-from projections.read_model import Page
+from projections.read_model import PAGE_BYTES, Page
 
 D = TypeVar("D", bound=Document)
 
@@ -122,6 +130,27 @@ def _page(rows: list[asyncpg.Record], limit: int, shape: Callable[[asyncpg.Recor
     return Page([shape(r) for r in rows], encode_cursor(key(rows[-1])) if more else None)
 
 
+def _weighed(keys: str, order: str, columns: str, table: str) -> str:
+    """A statement answering the page of ``keys`` (a query of ``id``, the sort columns and ``bytes``,
+    ``LIMIT $1`` rows) that fits in ``$2`` bytes, with the data of those rows only."""
+    return f"""
+WITH keys AS ({keys}),
+page AS (
+    SELECT id, count(*) OVER () AS fetched, row_number() OVER w AS n, sum(bytes) OVER w AS running
+    FROM keys WINDOW w AS (ORDER BY {order}, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+)
+SELECT {columns}, p.fetched FROM page p JOIN {table} ON t.id = p.id
+WHERE p.n < $1 AND (p.n = 1 OR p.running <= $2)
+ORDER BY p.n
+"""
+
+
+def _weighed_page(rows: list[asyncpg.Record], shape: Callable[[asyncpg.Record], D],
+                  key: Callable[[asyncpg.Record], list[Any]]) -> Page[D]:
+    more = bool(rows) and rows[0]["fetched"] > len(rows)
+    return Page([shape(r) for r in rows], encode_cursor(key(rows[-1])) if more else None)
+
+
 def _time_key(row: asyncpg.Record) -> list[Any]:
     return [row["created_at"].isoformat(), row["id"]]
 
@@ -186,15 +215,18 @@ class PostgresReadModel:
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
         limit = clamp_limit(limit)
         after = semver_cursor(cursor) or [None, None, None, None]
-        rows = await self._conn.fetch(
-            f"SELECT {_SCHEMA_COLUMNS}, major, minor, patch, pre FROM schemas"
-            " WHERE name = $1 AND ($2::bigint IS NULL OR (major, minor, patch, pre) < ($2, $3, $4, $5))"
-            f" {_LATEST} LIMIT $6",
-            name,
-            *after,
-            limit + 1,
+        keys = (
+            "SELECT id, major, minor, patch, pre,"
+            " COALESCE(schema_bytes, octet_length(schema::text) + COALESCE(octet_length(migration::text), 4)) AS bytes"
+            " FROM schemas WHERE name = $3 AND ($4::bigint IS NULL OR (major, minor, patch, pre) < ($4, $5, $6, $7))"
+            f" {_LATEST} LIMIT $1"
         )
-        return _page(rows, limit, _schema, lambda r: [r["major"], r["minor"], r["patch"], r["pre"]])
+        columns = ", ".join(f"t.{c}" for c in _SCHEMA_COLUMNS.split(", ")) + ", t.major, t.minor, t.patch, t.pre"
+        rows = await self._conn.fetch(
+            _weighed(keys, "major DESC, minor DESC, patch DESC, pre DESC", columns, "schemas t"),
+            limit + 1, PAGE_BYTES, name, *after,
+        )  # fmt: skip
+        return _weighed_page(rows, _schema, lambda r: [r["major"], r["minor"], r["patch"], r["pre"]])
 
     async def bucket(self, bucket_id: str) -> BucketOut | None:
         row = await self._conn.fetchrow(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE id = $1", bucket_id)
@@ -236,8 +268,8 @@ class PostgresReadModel:
             if latest is None:
                 return Page([])
             schema_id = latest.id
-        params: list[Any] = [owner_id]
-        where = ["b.owner_id = $1"]
+        params: list[Any] = [limit + 1, PAGE_BYTES, owner_id]
+        where = ["b.owner_id = $3"]
         source = "blobs b"
         if bucket_id is not None:
             params.append(bucket_id)
@@ -248,13 +280,13 @@ class PostgresReadModel:
         if at is not None:
             params += [at, last_id]
             where.append(f"(b.created_at, b.id) > (${len(params) - 1}, ${len(params)})")
-        params.append(limit + 1)
-        rows = await self._conn.fetch(
-            f"SELECT {_BLOB_COLUMNS} FROM {source} WHERE {' AND '.join(where)}"
-            f" ORDER BY b.created_at, b.id LIMIT ${len(params)}",
-            *params,
+        keys = (
+            "SELECT b.id, b.created_at, COALESCE(b.data_bytes, octet_length(b.data::text), 4) AS bytes"
+            f" FROM {source} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id LIMIT $1"
         )
-        return _page(rows, limit, _blob, _time_key)
+        columns = _BLOB_COLUMNS.replace("b.", "t.")
+        rows = await self._conn.fetch(_weighed(keys, "created_at", columns, "blobs t"), *params)
+        return _weighed_page(rows, _blob, _time_key)
 
     async def book(self, book_id: str) -> BookOut | None:
         rows = await self._conn.fetch(_GET_BOOK, book_id)

@@ -247,3 +247,7 @@ async def test_random_event_sequences_project_to_the_same_documents_in_both_stor
         await purge_tombstones(stores.mongo.db, TABLES, records[-1].position)
 
     assert await mongo_rows(stores.mongo) == await pg_rows(stores.pg)
+    # the weights that bound list pages are never less than what PostgreSQL gives back
+    assert not await stores.pg.fetch("SELECT id FROM blobs WHERE data_bytes < octet_length(data::text)")
+    assert not await stores.pg.fetch("SELECT id FROM schemas WHERE schema_bytes"
+                                     " < octet_length(schema::text) + COALESCE(octet_length(migration::text), 0)")

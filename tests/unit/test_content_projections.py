@@ -4,7 +4,11 @@ and the rows they build agree with the aggregates the events came from."""
 from __future__ import annotations
 
 import copy
+import json
+from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +24,7 @@ from projections.blobs import BlobProjection
 from projections.buckets import BucketProjection
 from projections.changes import Upsert
 from projections.schemas import SchemaProjection
+from projections.sizes import json_text_bytes
 from tests.support.memory_tables import MemoryTables
 
 CODEC = EventCodec([Schema, Bucket, Blob])
@@ -40,6 +45,18 @@ ops = st.lists(
     ),
     max_size=40,
 )  # fmt: skip
+
+
+def jsonb_text(value: Any) -> str:
+    """``value`` as PostgreSQL writes a jsonb back (``data::text``): ", " and ": " between items,
+    numbers as ``numeric`` written out in full (the log's ``1e16`` comes back as 17 digits)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {jsonb_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return format(Decimal(orjson.dumps(value).decode()), "f")
+    return json.dumps(value, ensure_ascii=False)
 
 
 class Workload:
@@ -168,6 +185,12 @@ def test_rows_agree_with_the_aggregates(operations: list[tuple[str, int, int, An
     for b in live_blobs:
         row = blobs[b.id_str]
         assert (row["data"], row["schema_id"], row["bucket_ids"], row["version"]) == (b.data, b.schema_id, b.bucket_ids, b.version)
+        assert row["data_bytes"] == json_text_bytes(b.data) >= len(jsonb_text(b.data).encode())
+    schemas = {r["id"]: r for r in tables.rows("schemas")}
+    for s in workload.schemas:
+        for v, entry in s.versions.items():
+            row = schemas[f"{s.name}@{v}"]
+            assert row["schema_bytes"] >= len(jsonb_text(entry.schema).encode()) + len(jsonb_text(entry.migration).encode())
     memberships = {(r["blob_id"], r["bucket_id"]) for r in tables.rows("blob_buckets")}
     assert memberships == {(b.id_str, bucket_id) for b in live_blobs for bucket_id in b.bucket_ids}
     schema_rows = {r["id"] for r in tables.rows("schemas")}
@@ -207,3 +230,21 @@ def test_schema_rows_carry_the_semver_sort_key() -> None:
     )  # fmt: skip
     assert row["migration"] == {"from_version": "1.0.0", "transform": "x"}
     assert row["created_at"] == workload.records[1].at and row["aggregate_version"] == 2
+
+
+def test_blob_rows_weigh_their_data_as_the_read_stores_give_it_back() -> None:
+    """``data_bytes`` bounds list pages in bytes: never less than the data's text, even where the
+    log's compact JSON is much shorter than what PostgreSQL answers (numbers in exponent form)."""
+    workload = Workload()
+    blob = Blob.create(OWNERS[0], {"text": "x" * 1000}, None, None, [])
+    workload._record(blob)
+    compact = [1e308, -1e-300, 1.5e16, 12, "1e5"]
+    blob.update(compact)
+    workload._record(blob)
+    blob.migrate("s@2.0.0", {"n": [0.1] * 10})
+    workload._record(blob)
+    created, updated, migrated = (BlobProjection().changes(r)[0] for r in workload.records)
+    assert isinstance(created, Upsert)
+    assert created.row["data_bytes"] == len(b'{"text":"' + b"x" * 1000 + b'"}') + 1
+    assert updated.fields["data_bytes"] >= len(jsonb_text(compact)) > 600 > 10 * len(orjson.dumps(compact))
+    assert migrated.fields["data_bytes"] == json_text_bytes({"n": [0.1] * 10}) >= len(jsonb_text({"n": [0.1] * 10}))

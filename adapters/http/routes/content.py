@@ -62,7 +62,7 @@ from domain.errors import NotFound
 from domain.ids import is_id
 from domain.schema import NAME_RE, parse_schema_id
 from projections.documents import BlobOut, BucketOut, HistoryItem, SchemaOut
-from projections.read_model import ReadModel
+from projections.read_model import PAGE_BYTES, ReadModel
 
 SCHEMAS, BUCKETS, BLOBS = "schemas", "buckets", "blobs"
 
@@ -273,6 +273,10 @@ _SCHEMA_OWNER = (
 _OWNER_ONLY = "Only the owner may read or change it (403 for someone else's, 404 when unknown)."
 _IF_MATCH = " `If-Match` with the ETag (the version) makes a stale write fail with 412."
 _PAGING = " Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`."
+_BYTE_PAGING = (
+    f" A page also ends early, with a `next_cursor`, when its items' data would exceed {PAGE_BYTES} bytes "
+    "(8 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
+)
 _PATTERNS = (
     " Patterns (`pattern`, `patternProperties`, `propertyNames`) must match in linear time: look-around and "
     "back-references are refused (422, the error at the pattern's path)."
@@ -292,7 +296,7 @@ def register_routes(api: Api) -> None:
        description=_SCHEMA_OWNER + _PATTERNS)(create_schema)
     op("GET", "/v1/schemas", summary="The versions of a schema name, newest first", tag="schemas",
        query=SchemaListQuery, response=SchemaPage, errors=(400,),
-       description=_SCHEMA_READS + " `name` is required." + _PAGING)(list_schemas)
+       description=_SCHEMA_READS + " `name` is required." + _PAGING + _BYTE_PAGING)(list_schemas)
     op("GET", "/v1/schemas/{id}", summary="A schema version (`name@version`, or a bare name: its latest)",
        tag="schemas", query=ReadQuery, response=SchemaOut, errors=(400, 404), description=_SCHEMA_READS)(get_schema)
     op("POST", "/v1/schemas/{id}/validate", summary="Validate data against a schema version", tag="schemas",
@@ -321,7 +325,8 @@ def register_routes(api: Api) -> None:
                    "yours (404 unknown, 403 someone else's). Nothing is recorded when anything fails.")(create_blob)
     op("GET", "/v1/blobs", summary="Your blobs, oldest first", tag="blobs", query=BlobListQuery,
        response=BlobPage, errors=(400, 403, 404),
-       description="Optionally only those in one of your buckets and/or of one schema." + _PAGING)(list_blobs)
+       description="Optionally only those in one of your buckets and/or of one schema." + _PAGING
+                   + _BYTE_PAGING)(list_blobs)
     op("GET", "/v1/blobs/{id}", summary="A blob (or, with `as_of`, the blob as it was at that log position)",
        tag="blobs", query=BlobReadQuery, response=BlobOut, errors=(400, 403, 404),
        description=_OWNER_ONLY + " `as_of` rebuilds it from the log (404 if it did not exist then).")(get_blob)
