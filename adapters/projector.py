@@ -138,6 +138,25 @@ class ProjectionStore(Protocol):
     def writer(self, projection: Projection) -> AbstractAsyncContextManager[ProjectionWriter]: ...
 
 
+BATCH_BYTES = 4 * 1024 * 1024
+"""Events' bytes one commit writes at most. 500 events of a user's 512 KiB blobs are 250 MB in one
+transaction: more than a MongoDB transaction may hold (``TransactionTooLargeForCache``, which is labelled
+transient, so it was retried as an outage, forever), and more memory than one commit should take."""
+
+
+def by_bytes(batch: list[Recorded], limit: int) -> list[list[Recorded]]:
+    """``batch`` in order, cut into runs of at most ``limit`` bytes (an event larger than that alone)."""
+    parts: list[list[Recorded]] = []
+    size = 0
+    for record in batch:
+        if not parts or (parts[-1] and size + record.size > limit):
+            parts.append([])
+            size = 0
+        parts[-1].append(record)
+        size += record.size
+    return parts
+
+
 class ProjectorRunner:
     def __init__(
         self,
@@ -148,6 +167,7 @@ class ProjectorRunner:
         codec: EventCodec,
         metrics: Metrics | None = None,
         batch_size: int = 500,
+        batch_bytes: int = BATCH_BYTES,
         retry_delays: Sequence[float] = (0.05, 0.2, 0.5, 1.0, 2.0),
         idle_check: float = 2.0,
         standby_poll: float = 1.0,
@@ -163,6 +183,7 @@ class ProjectorRunner:
         self._codec = codec
         self._metrics = metrics
         self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
         self._retry_delays = tuple(retry_delays)
         self._idle_check = idle_check
         self._standby_poll = standby_poll
@@ -220,7 +241,8 @@ class ProjectorRunner:
                 raise_if_cancelling()
                 batch = [r for r in await follower.next_batch() if r.position > self.state.position]
                 if batch:
-                    await self._apply(writer, batch)
+                    for part in by_bytes(batch, self._batch_bytes):
+                        await self._apply(writer, part)
                     await self._report_lag()
                 else:
                     await writer.idle()

@@ -90,3 +90,36 @@ async def test_a_runner_stops_when_cancelled_even_if_the_log_client_swallowed_th
     done, _ = await asyncio.wait([task], timeout=3)
     assert done, "the runner went on after its cancellation"
     assert target.rows == [1, 2, 3]
+
+
+class CountingStore(MemoryProjectionStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.commits: list[tuple[int, int]] = []  # (events, their bytes) of each commit
+
+    async def commit(self, events: list[Projected], before_checkpoint: BeforeCheckpoint | None) -> Committed:
+        self.commits.append((len(events), sum(e.record.size for e in events)))
+        return await super().commit(events, before_checkpoint)
+
+
+async def test_a_commit_holds_at_most_batch_bytes_of_events_and_a_large_event_alone() -> None:
+    """A batch of many large events (a user's 512 KiB blobs) is cut into commits of a bounded size: one
+    MongoDB transaction cannot hold 250 MB, and the error it gives is labelled transient."""
+    log = MemoryEventStore()
+    sizes = [300_000, 300_000, 300_000, 900_000, 10, 10, 600_000]
+    for i, size in enumerate(sizes):
+        await log.append("thing", f"t{i}", NewEvent("Thing.Made", 1, datetime.now(timezone.utc), {"x": "y" * size}), 0,
+                         f"c{i}")
+    target = CountingStore()
+    runner = ProjectorRunner(Rows(), target, store=log, codec=EventCodec([]), idle_check=0.05, batch_bytes=700_000)
+    task = asyncio.create_task(runner.run())
+    try:
+        async with asyncio.timeout(5):
+            while target.checkpoint < len(sizes):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert target.rows == list(range(1, len(sizes) + 1))  # every event once, in order
+    assert all(size <= 700_000 or count == 1 for count, size in target.commits), target.commits
+    assert (1, 900_008) in target.commits  # the 900 kB event alone, nothing with it
