@@ -26,10 +26,10 @@ Matching, for a processor of the blob's owner that is not deleted:
   ``MAX_CHAIN_JOBS``, a job's output passes on what its job may still spawn
   (``source.budget``; an output of a job from before budgets:
   ``budget_left(None, depth)``). A match left without a share does not run:
-  the first one is recorded (``OVER_BUDGET``; the runner fails it with
-  ``chain_too_deep``, saying the chain's budget was spent), the others are
-  only logged (``triggers.budget_spent``), so a spent budget adds at most one
-  job per event and a refusal never fans out.
+  it is recorded (``OVER_BUDGET``; the runner fails it with
+  ``chain_too_deep``, saying the chain's budget was spent) and logged
+  (``triggers.budget_spent``), so every matching change still has its one job
+  per processor, and a refusal, which writes no output, never fans out.
 
 ``DispatcherLoop`` drives it from the process's shared reader of the log
 (``adapters.shared_log``) from position 1 (the index is rebuilt on every
@@ -193,13 +193,13 @@ class TriggerDispatcher:
         left_out = [p for p, share in zip(matched, shares) if share is None]
         if left_out:
             log.warning("triggers.budget_spent", blob_id=record.aggregate_id, position=record.position,
-                        job_id=source.get("job_id"), budget=pool, matched=len(matched), refused=left_out[0].id_str,
-                        not_requested=[p.id_str for p in left_out[1:]])
+                        job_id=source.get("job_id"), budget=pool, matched=len(matched),
+                        refused=[p.id_str for p in left_out])
+        # Every match gets its one job, as the contract says; those left out of the budget are recorded
+        # refused (their owner sees why), fail without running, and so trigger nothing: at most one per
+        # matching processor of this one event.
         for processor, share in zip(matched, shares):
-            if share is not None:
-                await self._request(processor, record, on, depth, share)
-        if left_out:  # recorded, so its owner sees why; it fails without running, so it triggers nothing
-            await self._request(left_out[0], record, on, depth, OVER_BUDGET)
+            await self._request(processor, record, on, depth, OVER_BUDGET if share is None else share)
 
     def _candidates(self, owner_id: str) -> list[Processor]:
         return [self._processors[p] for p in sorted(self._by_owner.get(owner_id, ()))]
