@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     login_failures_per_minute: float = 10.0  # per (account, client address)
     login_account_failures_per_minute: float = 100.0  # per account, from addresses it never logged in from
     login_known_address_days: float = 30.0
-    # book exports running at once in one API process: per user (one more is a 429) and in all (more wait)
+    # book exports in one API process: running per user (one more is a 429); reading or rendering a step
+    # at a time, in all (more wait; sending is never a step)
     exports_per_user: int = Field(default=2, ge=1)
     exports_per_process: int = Field(default=4, ge=1)
     log_format: Literal["console", "json"] = "console"

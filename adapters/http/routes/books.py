@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from adapters.export import ExportFormat, get_format
+from adapters.export import get_format
 from adapters.export.common import one_line
 from adapters.http.api import (
     Api,
@@ -116,29 +116,36 @@ def _disposition(title: str, filename: str) -> str:
 
 
 async def export_book(request: web.Request) -> web.StreamResponse:
+    """Streams the file; the book is read and each chunk rendered as steps of the process's export
+    limit, and the writes to the client happen outside them (a slow reader holds only its own slot)."""
     query = read_query(request, ExportQuery)
     fmt = get_format(query.format)
-    async with request.app[LIMITERS].exports.slot(actor(request)):
-        return await _export(request, query, fmt)
-
-
-async def _export(request: web.Request, query: ExportQuery, fmt: ExportFormat) -> web.StreamResponse:
-    book = await _own_book(request, query)
-    response = web.StreamResponse(
-        status=200,
-        headers={
-            "Content-Type": fmt.content_type,
-            "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
-            "ETag": etag(book.version),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
-    await response.prepare(request)
-    for chunk in fmt.render(book.model_dump(mode="json")):
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+    exports = request.app[LIMITERS].exports
+    async with exports.slot(actor(request)):
+        async with exports.step():
+            book = await _own_book(request, query)
+            document = book.model_dump(mode="json")
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": fmt.content_type,
+                "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
+                "ETag": etag(book.version),
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, no-store",
+            },
+        )
+        del book
+        await response.prepare(request)
+        chunks = fmt.render(document)
+        while True:
+            async with exports.step():
+                chunk = next(chunks, None)
+            if chunk is None:
+                break
+            await response.write(chunk)
+        await response.write_eof()
+        return response
 
 
 # -- book commands -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Book exports are heavy (an 8 MiB book is about 0.1 s of the server's loop): a user runs two at once.
+"""Book exports are heavy (an 8 MiB book is about 0.1 s of the server's loop): a user runs two at once,
+and exports nobody reads hold no one else's.
 
 The two exports are held open by a client that does not read them: the book's
 HTML (every ``<`` escaped to ``&lt;``) is far larger than the sockets' buffers, so the server's handler waits
@@ -8,9 +9,11 @@ in the middle of writing, holding its slot, until the client reads on.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 
+from adapters.client import InkstreamClient
 from tests.support.sdk import SignUp
 from tests.support.wire import Answer, bearer, problem
 
@@ -18,27 +21,41 @@ CHAPTERS = 32
 CHAPTER = "<" * 250_000
 
 
+async def _heavy_book(ink: InkstreamClient) -> str:
+    book = await ink.create_book("Heavy")
+    for i in range(CHAPTERS):
+        await ink.add_chapter(book.id, f"c{i}", CHAPTER)
+    return book.id
+
+
 async def test_a_third_export_at_once_is_429_and_others_are_not_held(http: aiohttp.ClientSession,
                                                                       sign_up: SignUp) -> None:
-    heavy, other = await sign_up("exporter"), await sign_up("reader")
-    book = await heavy.create_book("Heavy")
-    for i in range(CHAPTERS):
-        await heavy.add_chapter(book.id, f"c{i}", CHAPTER)
+    heavy, stalled, other = await sign_up("exporter"), await sign_up("stalled"), await sign_up("reader")
+    book_id, stalled_book_id = await _heavy_book(heavy), await _heavy_book(stalled)
     small = await other.create_book("Small", chapters=[{"title": "One", "content": "short"}])
-    url, params = f"/v1/books/{book.id}/export", {"format": "html", "min_position": str(heavy.last_position)}
+    url, params = f"/v1/books/{book_id}/export", {"format": "html", "min_position": str(heavy.last_position)}
+    stalled_url = f"/v1/books/{stalled_book_id}/export"
+    stalled_params = {"format": "html", "min_position": str(stalled.last_position)}
 
+    for ink, bid in ((heavy, book_id), (stalled, stalled_book_id)):  # the SDK waits out a read model behind
+        assert len((await ink.get_book(bid)).chapters) == CHAPTERS
+    # two users, each with two exports they never read: as many as the process renders at once (4)
     held = [await http.get(url, params=params, headers=bearer(heavy)) for _ in range(2)]
+    held += [await http.get(stalled_url, params=stalled_params, headers=bearer(stalled)) for _ in range(2)]
     try:
-        assert [r.status for r in held] == [200, 200]
+        assert [r.status for r in held] == [200] * 4
         async with http.get(url, params=params, headers=bearer(heavy)) as r:  # not call(): it waits out a 429
-            third = Answer(r.status, await r.json(content_type=None), r.headers)
+            raw = await r.read()
+            assert r.status == 429, (r.status, r.headers, raw[:100], [h.status for h in held],
+                                     [h.content.total_bytes for h in held])
+            third = Answer(r.status, json.loads(raw), r.headers)
         body = problem(third, 429, "rate_limited", "rate limit exceeded")
         assert "at most 2 exports at a time" in body["detail"] and third.headers["Retry-After"] == "1"
-        # someone else's export, and the exporter's own light requests, are not held by it
-        assert b"short" in await other.export_book(small.id, "text")
-        assert (await heavy.get_book(book.id)).title == "Heavy"
-        # reading on finishes both, whole
-        sizes = await asyncio.gather(*(r.read() for r in held))
+        # someone else's export, and the exporter's own light requests, are not held by the stalled ones
+        assert b"short" in await asyncio.wait_for(other.export_book(small.id, "text"), 10)
+        assert (await heavy.get_book(book_id)).title == "Heavy"
+        # reading on finishes them, whole
+        sizes = await asyncio.gather(*(r.read() for r in held[:2]))
         assert [len(s) for s in sizes] == [len(sizes[0])] * 2 and len(sizes[0]) > CHAPTERS * len(CHAPTER) * 4
     finally:
         for r in held:
