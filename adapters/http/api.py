@@ -178,7 +178,7 @@ def context(request: web.Request) -> Context:
     return Context(actor=actor_or_none(request), command_id=command_id(request), traceparent=request.get(TRACEPARENT_KEY))
 
 
-_ENTITY_TAG = re.compile(r'(?:W/)?"v?([0-9]{1,18})"')
+_ENTITY_TAG = re.compile(r'(?:W/)?"([0-9]{1,18})"')
 
 
 def if_match(request: web.Request) -> int | None:
@@ -188,8 +188,11 @@ def if_match(request: web.Request) -> int | None:
     ``"٣"`` as 3). A command checks one expected version, so a list naming several different versions is refused
     rather than compared by its first entry only; the refusal changes nothing and says why.
     """
-    value = request.headers.get("If-Match")
-    if value is None or value.strip() == "*":
+    fields = request.headers.getall("If-Match", [])
+    if not fields:
+        return None
+    value = ", ".join(fields)  # repeated fields are one list (RFC 9110, 5.3)
+    if value.strip() == "*":
         return None
     versions = set()
     for tag in value.split(","):

@@ -277,9 +277,13 @@ async def test_a_stale_if_match_is_412(http: aiohttp.ClientSession, sign_up: Sig
     blob10 = await ink.create_blob({"n": 0})
     for n in range(1, 10):
         await ink.update_blob(blob10.id, {"n": n})
-    for tag in ('"1_0"', '" 10"', '"+10"', '"1٠"', '"10", "3"', "10"):
+    for tag in ('"v10"', '"1_0"', '" 10"', '"+10"', '"1٠"', '"10", "3"', "10"):
         odd = await call(http, "PUT", f"/v1/blobs/{blob10.id}", ink, json={"data": {"n": "odd"}}, headers={"If-Match": tag})
         problem(odd, 412, "precondition_failed", "precondition failed")
+    # the same list as two header fields
+    twice = await http.put(f"/v1/blobs/{blob10.id}", json={"data": {"n": "odd"}},
+                           headers=[("Authorization", f"Bearer {ink.token}"), ("If-Match", '"10"'), ("If-Match", '"3"')])
+    assert twice.status == 412, await twice.text()
     assert (await ink.get_blob(blob10.id)).data == {"n": 9}
     listed = await call(http, "PUT", f"/v1/blobs/{blob10.id}", ink, json={"data": {"n": 10}},
                         headers={"If-Match": '"10", W/"10"'})
