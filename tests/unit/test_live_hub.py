@@ -444,9 +444,10 @@ def test_the_limits_come_from_the_settings_with_the_same_defaults() -> None:
     assert live_limits(Settings()) == LiveLimits()
     set_ = live_limits(Settings(live_queue_bytes=1000, live_states=5, live_states_bytes=7, live_catch_ups_per_user=3,
                                 live_catch_ups_per_process=9, live_catch_up_read_bytes=11,
-                                live_catch_up_states_bytes=13))
+                                live_catch_up_states_bytes=13, live_catch_up_stall_seconds=2.5))
     assert (set_.queue_bytes, set_.states, set_.states_bytes, set_.catch_ups_per_user, set_.catch_ups_per_process,
-            set_.catch_up_read_bytes, set_.catch_up_states_bytes) == (1000, 5, 7, 3, 9, 11, 13)
+            set_.catch_up_read_bytes, set_.catch_up_states_bytes,
+            set_.catch_up_stall_seconds) == (1000, 5, 7, 3, 9, 11, 13, 2.5)
 
 
 async def test_clients_that_do_not_read_cannot_keep_the_process_turns_from_another_users_catch_up() -> None:
