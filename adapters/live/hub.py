@@ -137,6 +137,12 @@ class _PutInTurn:
         message = Message.of(push)
         loop = asyncio.get_running_loop()
         while True:
+            # checked before each wait too: a client reading a trickle, just often enough, gives way as well
+            if self.stalled >= self._limit and self._gate.contended():
+                log.info("live.catch_up_stalled", user_id=self._outbox.user_id, topic=self._topic,
+                         stalled_seconds=round(self.stalled, 1), position=push.position)
+                self._outbox.overflow()
+                return False
             started = loop.time()
             try:
                 # until the limit, then a look every second (or sooner, for a short limit)
@@ -146,11 +152,6 @@ class _PutInTurn:
                 pass
             finally:
                 self.stalled += loop.time() - started
-            if self.stalled >= self._limit and self._gate.contended():
-                log.info("live.catch_up_stalled", user_id=self._outbox.user_id, topic=self._topic,
-                         stalled_seconds=round(self.stalled, 1), position=push.position)
-                self._outbox.overflow()
-                return False
 
 
 @dataclass

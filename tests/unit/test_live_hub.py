@@ -526,3 +526,34 @@ async def test_the_pushes_pending_behind_many_subscriptions_share_the_connection
                 task.cancel()
             await asyncio.gather(*running_, return_exceptions=True)
             rig.hub.disconnect(outbox)
+
+
+async def test_a_client_reading_a_trickle_gives_its_turn_way_too_once_someone_waits() -> None:
+    carol = new_id()
+    limits = LiveLimits(queue_size=4, catch_ups_per_process=1, catch_up_stall_seconds=0.2)
+    async with running(limits) as rig:
+        mine = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        theirs = await rig.new(Bucket, lambda: Bucket.create(carol, "b", "folder", None), carol)
+        for i in range(60):
+            await rig.new(Blob, lambda: Blob.create(ALICE, i, None, None, [mine.aggregate.id_str]))
+        await routed(rig)
+        slow = rig.hub.connect(ALICE, "test")
+        slow_task = asyncio.create_task(rig.hub.catch_up(await rig.hub.open(slow, ("bucket", mine.aggregate.id_str),
+                                                                            mine.position)))
+
+        async def trickle() -> int:  # one message every 50 ms: each wait for room is shorter than a look
+            got = 0
+            while await slow.get(timeout=1) is not None:
+                got += 1
+                await asyncio.sleep(0.05)
+            return got
+
+        reading = asyncio.create_task(trickle())
+        await asyncio.sleep(0.5)  # alone: it keeps its turn, however slowly it reads
+        assert not slow.overflowed
+        outbox = rig.hub.connect(carol, "test")
+        task = asyncio.create_task(rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", theirs.aggregate.id_str), 1)))
+        await asyncio.wait_for(task, 5)
+        assert [m.type for m in await take(outbox, 2)] == ["subscribed", "caught_up"]
+        assert slow.overflowed and await reading < 60  # cut before its replay ended: it resumes with since
+        await asyncio.gather(slow_task, return_exceptions=True)
