@@ -15,7 +15,7 @@ subscription registered at ``live_from = position`` receives from the router
 every push at ``live_from`` or later, and nothing earlier; a subscription with
 ``since`` replays ``since + 1 .. live_from - 1`` from the log (a subject
 filter: ``read_range``). Until the replay ends, the router's pushes wait in the
-subscription's ``pending`` list (bounded like the queue), and the switch-over
+subscription's ``pending`` list (charged to the connection's budget), and the switch-over
 flushes them and sends ``caught_up`` in one synchronous step. Every push is
 also dropped when its position is not after the subscription's ``after`` (its
 ``since``), so a client resuming from a position this process has not routed
@@ -27,10 +27,11 @@ deletes the bucket: the subscription ends with ``unsubscribed``.
 
 What one user can make this process hold is bounded (``LiveLimits``): the
 router's aggregate states in entries and bytes (``states.py``), each
-connection's queue and each replay's pending list in messages and bytes
-(``outbox.py``), and the catch-ups from ``since`` in number (two per user,
-four per process read the log at once; the others wait their turn), in the
-bytes of each read of the log and in the states each keeps (``replay.py``).
+connection's queue and the pending lists of its subscriptions, together, in
+messages and bytes (``outbox.py``), and the catch-ups from ``since`` in number
+(two per user, four per process read the log at once; the others wait their
+turn; a turn is not kept by a client that does not read), in the bytes of each
+read of the log and in the states each keeps (``replay.py``).
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ class LiveLimits:
     docs/live.md, "Limits", and docs/operations.md have the table)."""
 
     queue_size: int = 1000
-    """Messages waiting for one connection (and pushes pending behind its replay); more: 4408."""
+    """Messages held for one connection: its queue and the pushes pending behind its subscriptions'
+    catch-ups, together; more: 4408."""
     queue_bytes: int = 8 * MIB
-    """Their encoded bytes (one message always fits in an empty queue); more: 4408."""
+    """Their encoded bytes (a connection holding nothing takes any one message); more: 4408."""
     max_connections_per_user: int = 20
     max_subscriptions_per_user: int = 200
     heartbeat_seconds: float = 20.0
@@ -109,6 +111,47 @@ class LiveLimits:
     """The events of one read of the log by a catch-up."""
     catch_up_states_bytes: int = 16 * MIB
     """The encoded bytes of the aggregate states one catch-up keeps."""
+    catch_up_stall_seconds: float = 10.0
+    """The time, in all, a catch-up may wait for room in its connection's queue while it holds a
+    turn; past it, its connection overflows (4408) as soon as another catch-up waits for a turn."""
+
+
+class _PutInTurn:
+    """A catch-up's ``put`` while it holds a turn: a client that does not read must not keep it.
+
+    The time spent waiting for room in the connection's queue is added up; once it passes
+    ``limit`` seconds, the connection overflows (4408, or the SSE stream ends) as soon as another
+    catch-up waits for a turn of the process. The client resumes with ``since`` from what it did
+    receive, and waits its turn again. With nobody waiting, a slow reader is not cut off, and a
+    user's own waiting catch-ups (held by its per-user limit) do not count.
+    """
+
+    def __init__(self, outbox: Outbox, gate: CatchUpGate, limit: float, topic: Topic) -> None:
+        self._outbox = outbox
+        self._gate = gate
+        self._limit = max(0.0, limit)
+        self._topic = topic
+        self.stalled = 0.0
+
+    async def __call__(self, push: Push) -> bool:
+        message = Message.of(push)
+        loop = asyncio.get_running_loop()
+        while True:
+            # checked before each wait too: a client reading a trickle, just often enough, gives way as well
+            if self.stalled >= self._limit and self._gate.contended():
+                log.info("live.catch_up_stalled", user_id=self._outbox.user_id, topic=self._topic,
+                         stalled_seconds=round(self.stalled, 1), position=push.position)
+                self._outbox.overflow()
+                return False
+            started = loop.time()
+            try:
+                # until the limit, then a look every second (or sooner, for a short limit)
+                async with asyncio.timeout(max(self._limit - self.stalled, min(1.0, self._limit), 0.01)):
+                    return await self._outbox.put(message)
+            except TimeoutError:
+                pass
+            finally:
+                self.stalled += loop.time() - started
 
 
 @dataclass
@@ -203,12 +246,8 @@ class LiveHub:
             return
         if sub.pending is None:
             sub.outbox.offer(message)
-        elif len(sub.pending) < self.limits.queue_size and (
-                not sub.pending or sub.pending_bytes + message.size <= self.limits.queue_bytes):
-            sub.pending.append(message)
-            sub.pending_bytes += message.size
-        else:
-            sub.outbox.overflow()
+        else:  # not live yet: held, in the connection's budget (past it, the connection overflows)
+            sub.outbox.hold(sub, message)
 
     def _end(self, sub: Subscription, reason: str, position: int) -> None:
         """The subscription stops: its bucket is gone, or no longer the subscriber's."""
@@ -287,23 +326,22 @@ class LiveHub:
                 replay = Replay(self._store, self._codec, sub.topic, read_events=limits.catch_up_read_events,
                                 read_bytes=limits.catch_up_read_bytes, states_bytes=limits.catch_up_states_bytes)
                 if not await replay.run(sub.after + 1, sub.live_from - 1,
-                                        lambda push: outbox.put(Message.of(push))):
+                                        _PutInTurn(outbox, self.gate, limits.catch_up_stall_seconds, sub.topic)):
                     return
         self._go_live(sub)
 
     def _go_live(self, sub: Subscription) -> None:
-        pending, sub.pending, sub.pending_bytes = sub.pending or [], None, 0
         outbox = sub.outbox
-        for item in pending:
+        for item in outbox.release(sub):  # already in the connection's budget: moved, not offered
             if isinstance(item, End):
                 sub.ended = False
                 self._end(sub, item.reason, item.position)
                 return
-            if not outbox.offer(item):
+            if not outbox.admit(item):
                 return
         if sub.replay:
             position = max(sub.after, self.position - 1)
-            outbox.offer(Message("caught_up", {**topic_field(sub.topic), "position": position}, position))
+            outbox.admit(Message("caught_up", {**topic_field(sub.topic), "position": position}, position))
 
     def close(self, sub: Subscription) -> None:
         """The client unsubscribed."""
@@ -314,6 +352,9 @@ class LiveHub:
         if outbox.subscriptions.get(sub.topic) is not sub:
             return
         del outbox.subscriptions[sub.topic]
+        if sub.pending:
+            outbox.release(sub)
+            sub.pending = []  # still not live: a catch-up still running finds nothing to flush
         self._subscriptions[outbox.user_id] -= 1
         if self._subscriptions[outbox.user_id] <= 0:
             del self._subscriptions[outbox.user_id]

@@ -6,11 +6,18 @@ on a WebSocket, and the client resumes with ``since``). A catch-up from the
 log, which the connection itself asked for, ``put``s and waits for room
 instead, so replaying a long history never overflows anyone.
 
-A queue is full at ``capacity`` messages or at ``max_bytes`` of encoded
-messages, whichever comes first: a slow reader of large blobs cannot hold
-a thousand of them. One message always fits in an empty queue, however
-large, so a blob bigger than ``max_bytes`` is still delivered to a reader
-that keeps up.
+The budget is the connection's, not a subscription's: ``capacity`` messages
+and ``max_bytes`` of encoded messages, whichever comes first, counting the
+queue *and* the pushes held in the pending lists of all its subscriptions
+that are not live yet (waiting for their catch-up's turn, or replaying): a
+slow reader of large blobs cannot hold a thousand of them, and two hundred
+subscriptions waiting behind a catch-up cannot hold two hundred budgets.
+A connection holding nothing takes any one message, however large, so a blob
+bigger than ``max_bytes`` is still delivered to a reader that keeps up.
+
+A catch-up ``put``s into at most half of the budget (an empty queue always
+takes one message), so the pushes routed meanwhile, held in its pending
+list, have the other half before the connection overflows.
 
 A push is one ``Message`` shared by every connection on its topic and
 serialised once, however many connections send it (its size is known from
@@ -86,7 +93,11 @@ class Outbox:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.bytes = 0
-        """The encoded bytes of the messages waiting."""
+        """The encoded bytes of the messages waiting in the queue."""
+        self.pending_bytes = 0
+        """The encoded bytes of the pushes held in its subscriptions' pending lists..."""
+        self.pending_count = 0
+        """... and how many they are: the queue and these share the connection's budget."""
         self.subscriptions: dict[Topic, Subscription] = {}
         self.overflowed = False
         self.closed = False
@@ -99,15 +110,34 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue)
 
+    @property
+    def held(self) -> int:
+        """Messages held for this connection: its queue and its subscriptions' pending lists."""
+        return len(self._queue) + self.pending_count
+
+    @property
+    def held_bytes(self) -> int:
+        return self.bytes + self.pending_bytes
+
     def full_for(self, message: Message) -> bool:
-        """Whether ``message`` does not fit: ``capacity`` messages are waiting, or it would take the
-        waiting bytes past ``max_bytes`` (an empty queue takes any one message)."""
-        if len(self._queue) >= self.capacity:
+        """Whether ``message`` does not fit: ``capacity`` messages are held (queue and pending lists
+        together), or it would take the bytes held past ``max_bytes`` (a connection holding nothing
+        takes any one message)."""
+        if self.held >= self.capacity:
             return True
-        return self.max_bytes is not None and bool(self._queue) and self.bytes + message.size > self.max_bytes
+        return self.max_bytes is not None and self.held > 0 and self.held_bytes + message.size > self.max_bytes
+
+    def _no_room_to_put(self, message: Message) -> bool:
+        """A catch-up's share: half of the budget (an empty queue takes any one message), the rest
+        left to the pushes held in pending lists meanwhile."""
+        if not self._queue:
+            return False
+        if self.held >= max(1, self.capacity // 2):
+            return True
+        return self.max_bytes is not None and self.held_bytes + message.size > self.max_bytes // 2
 
     def offer(self, message: Message) -> bool:
-        """Queue without waiting; a full queue overflows the connection (False)."""
+        """Queue without waiting; a full connection overflows (False)."""
         if self.overflowed or self.closed:
             return False
         if self.full_for(message):
@@ -117,10 +147,43 @@ class Outbox:
         return True
 
     async def put(self, message: Message) -> bool:
-        """Queue, waiting for room; False once the connection has overflowed."""
-        while self.full_for(message) and not (self.overflowed or self.closed):
+        """Queue, waiting for room (in the catch-up's half of the budget); False once the connection
+        has overflowed or closed."""
+        while self._no_room_to_put(message) and not (self.overflowed or self.closed):
             self._room.clear()
             await self._room.wait()
+        if self.overflowed or self.closed:
+            return False
+        self._append(message)
+        return True
+
+    def hold(self, sub: Subscription, message: Message) -> bool:
+        """Keep a push in ``sub``'s pending list (it is not live yet), charged to this connection's
+        budget; past it the connection overflows (False)."""
+        if self.overflowed or self.closed:
+            return False
+        if self.full_for(message):
+            self.overflow()
+            return False
+        assert sub.pending is not None
+        sub.pending.append(message)
+        sub.pending_bytes += message.size
+        self.pending_bytes += message.size
+        self.pending_count += 1
+        return True
+
+    def release(self, sub: Subscription) -> list[Message | End]:
+        """``sub``'s pending list, taken out of it and out of this connection's count (``sub`` is
+        going live, or going away)."""
+        pending, sub.pending = sub.pending or [], None
+        self.pending_bytes -= sub.pending_bytes
+        self.pending_count -= sum(1 for item in pending if isinstance(item, Message))
+        sub.pending_bytes = 0
+        return pending
+
+    def admit(self, message: Message) -> bool:
+        """Queue a message already counted in the budget (a pending push moving to the queue), or
+        the one ``caught_up`` of a catch-up: no check; False once overflowed or closed."""
         if self.overflowed or self.closed:
             return False
         self._append(message)
@@ -135,6 +198,11 @@ class Outbox:
         self.overflowed = True
         self._queue.clear()
         self.bytes = 0
+        for sub in self.subscriptions.values():  # nothing held will be sent: let it all go now
+            if sub.pending:
+                sub.pending.clear()
+                sub.pending_bytes = 0
+        self.pending_bytes = self.pending_count = 0
         self.failed.set()
         self._wake.set()
         self._room.set()
@@ -181,5 +249,5 @@ class Subscription:
     replay: bool
     pending: list[Message | End] | None = field(default_factory=list)
     pending_bytes: int = 0
-    """The encoded bytes of the messages in ``pending`` (bounded like the queue)."""
+    """The encoded bytes of the messages in ``pending`` (charged to the connection's budget)."""
     ended: bool = False

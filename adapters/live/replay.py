@@ -8,9 +8,13 @@ built from them) and CPU for as long as it lasts. So:
   catch-ups in all read the log at once; the others wait their turn (in the
   order they asked, a user at its own limit never holding anyone else's
   turn), they are not refused. A waiting catch-up's subscription is already
-  registered, so the router's pushes wait for it in its pending list, bounded
-  like the connection's queue: one that waits too long overflows (4408) like
-  any connection too slow to keep up, and resumes with ``since``.
+  registered, so the router's pushes wait for it in its pending list, charged
+  to its connection's budget (``outbox.py``): one that waits too long
+  overflows (4408) like any connection too slow to keep up, and resumes with
+  ``since``. A turn is not held by a client that does not read: a catch-up
+  that has waited, in all, ``catch_up_stall_seconds`` for room in its
+  connection's queue while holding its turn overflows its connection as soon
+  as another catch-up waits for a turn of the process (``LiveHub.catch_up``).
 * **Bounded reads.** The log is read through the subject filter in batches of
   at most ``read_events`` events and about ``read_bytes`` bytes (the batch
   stops after the event that reaches it), each batch let go before the next.
@@ -54,6 +58,11 @@ class CatchUpGate:
 
     def active_for(self, user_id: str) -> int:
         return self._by_user[user_id]
+
+    def contended(self) -> bool:
+        """Whether a catch-up waits for a turn that only the process's limit keeps from it (its user
+        is under its own): the turns held are then everyone's business, not just their users'."""
+        return any(not turn.done() and self._by_user[user_id] < self.per_user for user_id, turn in self._waiting)
 
     @asynccontextmanager
     async def turn(self, user_id: str) -> AsyncIterator[None]:

@@ -244,6 +244,7 @@ def live_limits(settings: Settings) -> LiveLimits:
         catch_ups_per_process=settings.live_catch_ups_per_process,
         catch_up_read_bytes=settings.live_catch_up_read_bytes,
         catch_up_states_bytes=settings.live_catch_up_states_bytes,
+        catch_up_stall_seconds=settings.live_catch_up_stall_seconds,
     )
 
 

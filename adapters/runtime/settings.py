@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     live_catch_ups_per_process: int = Field(default=4, ge=1)  # (more wait their turn)
     live_catch_up_read_bytes: int = Field(default=8 * MIB, ge=1)  # about the bytes of one read of the log
     live_catch_up_states_bytes: int = Field(default=16 * MIB, ge=0)  # aggregate states one catch-up keeps
+    # time a catch-up may wait, in all, for its connection to read while holding a turn (then 4408
+    # as soon as another catch-up waits for a turn of the process)
+    live_catch_up_stall_seconds: float = Field(default=10.0, ge=0)
     ws_heartbeat_seconds: float = 20.0  # ping interval; no pong within half of it closes the connection
     ws_max_message_bytes: int = 64 * 1024  # a bigger client message closes the connection (1009)
     ws_auth_timeout_seconds: float = 10.0  # the first message (auth) must arrive within this

@@ -444,6 +444,116 @@ def test_the_limits_come_from_the_settings_with_the_same_defaults() -> None:
     assert live_limits(Settings()) == LiveLimits()
     set_ = live_limits(Settings(live_queue_bytes=1000, live_states=5, live_states_bytes=7, live_catch_ups_per_user=3,
                                 live_catch_ups_per_process=9, live_catch_up_read_bytes=11,
-                                live_catch_up_states_bytes=13))
+                                live_catch_up_states_bytes=13, live_catch_up_stall_seconds=2.5))
     assert (set_.queue_bytes, set_.states, set_.states_bytes, set_.catch_ups_per_user, set_.catch_ups_per_process,
-            set_.catch_up_read_bytes, set_.catch_up_states_bytes) == (1000, 5, 7, 3, 9, 11, 13)
+            set_.catch_up_read_bytes, set_.catch_up_states_bytes,
+            set_.catch_up_stall_seconds) == (1000, 5, 7, 3, 9, 11, 13, 2.5)
+
+
+async def test_clients_that_do_not_read_cannot_keep_the_process_turns_from_another_users_catch_up() -> None:
+    carol = new_id()
+    limits = LiveLimits(queue_bytes=64 * KIB, catch_ups_per_user=2, catch_ups_per_process=4,
+                        catch_up_stall_seconds=0.2)
+    async with running(limits) as rig:
+        buckets = {}
+        for user in (ALICE, BOB, carol):
+            saved = await rig.new(Bucket, lambda: Bucket.create(user, "b", "folder", None), user)
+            buckets[user] = saved.aggregate.id_str
+        for user in (ALICE, BOB):  # about 1 MiB of history each: far more than a queue holds
+            for i in range(10):
+                await rig.new(Blob, lambda: Blob.create(user, {"i": i, "t": "x" * (100 * KIB)}, None, None,
+                                                        [buckets[user]]), user)
+        await rig.new(Blob, lambda: Blob.create(carol, {"i": 1}, None, None, [buckets[carol]]), carol)
+        await routed(rig)
+
+        async def start(user: str) -> tuple[Outbox, asyncio.Task[None]]:
+            outbox = rig.hub.connect(user, "test")
+            sub = await rig.hub.open(outbox, ("bucket", buckets[user]), since=1)
+            return outbox, asyncio.create_task(rig.hub.catch_up(sub))
+
+        stalled = [await start(user) for user in (ALICE, BOB, ALICE, BOB)]  # never read
+        third = await start(ALICE)  # waits for Alice's own turns: that holds no one else up
+        await asyncio.sleep(0.5)
+        assert rig.hub.gate.active == 4 and rig.hub.gate.waiting == 1
+        assert not any(o.overflowed for o, _ in stalled)  # nobody else waits: a slow reader is not cut off
+
+        theirs, task = await start(carol)
+        await asyncio.wait_for(task, 5)  # before: subscribed, then nothing, for as long as they do not read
+        assert [(m.type, m.position) for m in await take(theirs, 3)][0::2] == [("subscribed", 1),
+                                                                               ("caught_up", rig.hub.position - 1)]
+        cut = [o for o, _ in stalled if o.overflowed]
+        assert cut and all(o.failed.is_set() for o in cut)  # 4408: they resume with since, and wait again
+        for outbox, catching_up in [*stalled, third]:
+            catching_up.cancel()
+            rig.hub.disconnect(outbox)
+        await asyncio.gather(*(t for _, t in [*stalled, third]), return_exceptions=True)
+        assert rig.hub.gate.active == 0 and rig.hub.gate.waiting == 0
+
+
+async def test_the_pushes_pending_behind_many_subscriptions_share_the_connections_budget() -> None:
+    budget = 512 * KIB
+    async with running(LiveLimits(queue_size=1000, queue_bytes=budget, catch_ups_per_user=1,
+                                  catch_up_stall_seconds=60)) as rig:
+        history = await rig.new(Bucket, lambda: Bucket.create(ALICE, "history", "folder", None))
+        for i in range(20):  # 1 MiB: more than the connection's budget
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (50 * KIB)}, None, None,
+                                                    [history.aggregate.id_str]))
+        buckets = [(await rig.new(Bucket, lambda: Bucket.create(ALICE, f"b{i}", "folder", None))).aggregate.id_str
+                   for i in range(40)]
+        await routed(rig)
+        outbox = rig.hub.connect(ALICE, "test")  # never read
+        first = await rig.hub.open(outbox, ("bucket", history.aggregate.id_str), since=history.position)
+        running_ = [asyncio.create_task(rig.hub.catch_up(first))]
+        await asyncio.sleep(0.1)  # its replay fills the queue (its half of the budget) and waits
+        subs = []
+        for bucket_id in buckets:  # each waits (for room, or its turn) behind the replay filling the queue
+            subs.append(await rig.hub.open(outbox, ("bucket", bucket_id), since=1))
+            running_.append(asyncio.create_task(rig.hub.catch_up(subs[-1])))
+        await asyncio.sleep(0.1)
+        assert outbox.bytes > 0 and all(s.pending == [] for s in subs)
+        try:
+            for write in range(1, 4):  # 40 pushes of about 5 KiB (the blob names its 40 buckets): 200 KiB a write
+                await rig.new(Blob, lambda: Blob.create(ALICE, {"t": "y" * (3 * KIB)}, None, None, buckets))
+                await routed(rig)
+                held = outbox.bytes + sum(s.pending_bytes for s in subs)
+                assert held <= budget  # 40 pending lists and the queue: one budget
+                if write == 1:
+                    assert not outbox.overflowed and all(len(s.pending or ()) == 1 for s in subs)
+            assert outbox.overflowed and outbox.failed.is_set()  # past the budget: 4408, resume with since
+            assert outbox.held_bytes == 0 and all(s.pending_bytes == 0 for s in subs)  # let go at once
+        finally:
+            for task in running_:
+                task.cancel()
+            await asyncio.gather(*running_, return_exceptions=True)
+            rig.hub.disconnect(outbox)
+
+
+async def test_a_client_reading_a_trickle_gives_its_turn_way_too_once_someone_waits() -> None:
+    carol = new_id()
+    limits = LiveLimits(queue_size=4, catch_ups_per_process=1, catch_up_stall_seconds=0.2)
+    async with running(limits) as rig:
+        mine = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        theirs = await rig.new(Bucket, lambda: Bucket.create(carol, "b", "folder", None), carol)
+        for i in range(60):
+            await rig.new(Blob, lambda: Blob.create(ALICE, i, None, None, [mine.aggregate.id_str]))
+        await routed(rig)
+        slow = rig.hub.connect(ALICE, "test")
+        slow_task = asyncio.create_task(rig.hub.catch_up(await rig.hub.open(slow, ("bucket", mine.aggregate.id_str),
+                                                                            mine.position)))
+
+        async def trickle() -> int:  # one message every 50 ms: each wait for room is shorter than a look
+            got = 0
+            while await slow.get(timeout=1) is not None:
+                got += 1
+                await asyncio.sleep(0.05)
+            return got
+
+        reading = asyncio.create_task(trickle())
+        await asyncio.sleep(0.5)  # alone: it keeps its turn, however slowly it reads
+        assert not slow.overflowed
+        outbox = rig.hub.connect(carol, "test")
+        task = asyncio.create_task(rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", theirs.aggregate.id_str), 1)))
+        await asyncio.wait_for(task, 5)
+        assert [m.type for m in await take(outbox, 2)] == ["subscribed", "caught_up"]
+        assert slow.overflowed and await reading < 60  # cut before its replay ended: it resumes with since
+        await asyncio.gather(slow_task, return_exceptions=True)
