@@ -29,8 +29,11 @@ after it, instead of every event (``domain/snapshot.py``). The snapshot's own
 last event is read too and must still be the log's, at the same position and
 version, command id and time; a snapshot that fails that (a log restored
 from a backup reuses positions), or cannot be read, is ignored and the log
-folded whole. A load that folded ``snapshot_after`` events or more keeps
-a fresh snapshot, taken from the aggregate it folded from the log.
+folded whole. A load at a past position (``as_of``, a retried command's
+answer) uses the snapshot too when it was taken at or before that position,
+and never keeps one (it would replace a later one). A load that folded
+``snapshot_after`` events or more keeps a fresh snapshot, taken from the
+aggregate it folded from the log.
 
 Every fold from the log streams (``fold``): a batch of at most ``FOLD_BYTES``
 of event data (``EventStore.load(max_bytes=)``, the first event always), folded
@@ -265,7 +268,7 @@ class Repository:
     async def _fetch(self, cls: type[A], aggregate_id: str, until_position: int | None = None) -> tuple[A, int, int] | None:
         """(aggregate, position of its last event, bytes it weighs) from the log (and its snapshot, when
         it was taken at or before ``until_position``), folded a batch of events at a time."""
-        if until_position is None and cls in self._snapshotting:
+        if cls in self._snapshotting:
             fetched = await self._from_snapshot(cls, aggregate_id, until_position)
             if fetched is not None:
                 return fetched
