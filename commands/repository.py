@@ -417,11 +417,14 @@ class Repository:
         return Saved(aggregate, folded.last.position)
 
     async def at_version(self, cls: type[A], aggregate_id: str, version: int) -> A | None:
-        """The aggregate as it was at ``version`` (None when it never had it), folded from the log a
-        batch at a time up to that version's event."""
+        """The aggregate folded from the log up to its event of ``version`` (a batch at a time, none
+        after it): at an earlier version when the log holds no later one, None when it has no event."""
         folded = await self._fold(cls, aggregate_id, stop=lambda record: record.version >= version)
         found = folded.aggregate
-        return found if isinstance(found, cls) and found.version == version else None
+        if found is not None and found.version > version:
+            return None  # no event of that version (never happens: versions follow each other)
+        assert found is None or isinstance(found, cls)
+        return found
 
     async def _original(self, cls: type[A], position: int) -> Saved[A]:
         """A retried command: answer with the aggregate as its first attempt left it (not as it is now,

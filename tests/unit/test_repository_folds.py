@@ -275,4 +275,8 @@ async def _compare(steps: list[tuple[str, Any]], batch: int, cut: int, pick: int
     first, _, _ = await one_list(store, blob_id, until=at)
     assert replayed is not None and replayed.position == at and state(replayed.aggregate) == state(first)
     assert await repo.replayed(Blob, blob_id, ctx()) is None
+    for version in (cut, len(records), len(records) + 1):  # what a revert and a job's input read
+        before = CODEC.rebuild([r for r in records if r.version <= version])
+        found = await repo.at_version(Blob, blob_id, version)
+        assert (found is None) == (before is None) and (found is None or state(found) == state(before))
     store.assert_bounded(batch)
