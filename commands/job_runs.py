@@ -230,8 +230,7 @@ class JobReads:
         if key in self._versions:
             self._versions.move_to_end(key)
             return self._versions[key]
-        records = await self._repo.history(cls.TYPE, aggregate_id)
-        found = self._repo.codec.rebuild([r for r in records if r.version <= version])
+        found = await self._repo.at_version(cls, aggregate_id, version)
         if found is not None and found.version == version:  # complete: it can never change
             self._versions[key] = found
             while len(self._versions) > self._cache_size:

@@ -255,9 +255,8 @@ class MigrationReads:
 
     async def blob_at(self, blob_id: str, version: int) -> Blob | None:
         """The blob as it was at ``version`` (what a revert puts back)."""
-        records = await self._repo.history(Blob.TYPE, blob_id)
-        found = self._repo.codec.rebuild([r for r in records if r.version <= version])
-        return found if isinstance(found, Blob) and found.version == version else None
+        found = await self._repo.at_version(Blob, blob_id, version)
+        return found if found is not None and found.version == version else None
 
     async def chain(self, run: Migration) -> Chain | None:
         target = await self._schemas.resolve(run.schema_id)

@@ -29,8 +29,21 @@ after it, instead of every event (``domain/snapshot.py``). The snapshot's own
 last event is read too and must still be the log's, at the same position and
 version, command id and time; a snapshot that fails that (a log restored
 from a backup reuses positions), or cannot be read, is ignored and the log
-folded whole. A load that folded ``snapshot_after`` events or more keeps
-a fresh snapshot, taken from the aggregate it folded from the log.
+folded whole. A load at a past position (``as_of``, a retried command's
+answer) uses the snapshot too when it was taken at or before that position,
+and never keeps one (it would replace a later one). A load that folded
+``snapshot_after`` events or more keeps a fresh snapshot, taken from the
+aggregate it folded from the log.
+
+Every fold from the log streams (``fold``): a batch of at most ``FOLD_BYTES``
+of event data (``EventStore.load(max_bytes=)``, the first event always), folded
+into the aggregate and let go before the next batch is read, until a batch comes
+back empty. However long an aggregate's history grew, a load holds one batch of
+its events besides the aggregate itself (whose state is bounded: a blob is at
+most 512 KiB): a whole load, a load at a past position (``as_of``, a retried
+command's answer) and the search for a command id (``replayed``) alike. Only
+``history`` still answers every event as one list (for aggregates whose
+histories stay short: jobs, migration runs).
 """
 
 from __future__ import annotations
@@ -53,7 +66,74 @@ from commands.ports import EventStore, SnapshotStore
 
 MIB = 1024 * 1024
 
+FOLD_BYTES = 4 * MIB
+"""The most event data (``Recorded.size``) one batch of a fold holds (the first event of a batch always
+comes, whatever its size): what a load holds of an aggregate's history at a time."""
+
 A = TypeVar("A", bound=InkAggregate)
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """What a fold read from the log: the aggregate (``start`` when no event was folded), the last event
+    read (None: none), and how many events were folded and their bytes."""
+
+    aggregate: InkAggregate | None
+    last: Recorded | None
+    count: int
+    weight: int
+
+
+class NotAfter(Exception):
+    """The first event a fold read is not the one its start was taken after (``fold(after=)``)."""
+
+
+async def fold(
+    store: EventStore, codec: EventCodec, aggregate_type: str, aggregate_id: str, *,
+    start: InkAggregate | None = None, from_position: int = 1, until_position: int | None = None,
+    after: Callable[[Recorded], bool] | None = None, stop: Callable[[Recorded], bool] | None = None,
+    max_bytes: int = FOLD_BYTES,
+) -> Folded:
+    """The aggregate's events from ``from_position`` (to ``until_position``) folded onto ``start``, read
+    in batches of at most ``max_bytes`` of event data (the first event of a batch always), each let go
+    before the next is read, until a batch comes back empty.
+
+    With ``after``, the first event read is the one ``start`` was taken after (a snapshot's last
+    event): it must pass ``after`` (else ``NotAfter``, also when there is none) and is not folded.
+    With ``stop``, the fold ends with the first event ``stop`` is true of (folded too)."""
+    aggregate, last, count, weight = start, None, 0, 0
+    position = from_position
+    while until_position is None or position <= until_position:
+        batch = await store.load(aggregate_type, aggregate_id, from_position=position,
+                                 until_position=until_position, max_bytes=max_bytes)
+        if after is not None:
+            if not batch or not after(batch[0]):
+                raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")
+            after, last = None, batch[0]
+            del batch[0]
+        if not batch:
+            if last is not None and position <= last.position:  # only the start's own event came
+                position = last.position + 1
+                continue
+            break
+        found = False
+        if stop is not None:
+            for i, record in enumerate(batch):
+                if stop(record):
+                    del batch[i + 1:]
+                    found = True
+                    break
+        aggregate = codec.rebuild(batch, aggregate)
+        last = batch[-1]
+        count += len(batch)
+        weight += sum(record.size for record in batch)
+        position = last.position + 1
+        del batch  # not held while the next batch is read
+        if found:
+            break
+    if after is not None:
+        raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")  # nothing to read at all
+    return Folded(aggregate, last, count, weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +196,7 @@ class Repository:
     def __init__(
         self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB,
         read_cache_bytes: int = 64 * MIB, snapshots: SnapshotStore | None = None,
-        snapshotting: Iterable[type[InkAggregate]] = (), snapshot_after: int = 32,
+        snapshotting: Iterable[type[InkAggregate]] = (), snapshot_after: int = 32, fold_bytes: int = FOLD_BYTES,
     ) -> None:
         self._store = store
         self._codec = codec
@@ -126,6 +206,7 @@ class Repository:
         self._snapshots = snapshots
         self._snapshotting = frozenset(snapshotting) if snapshots is not None and snapshot_after > 0 else frozenset()
         self._snapshot_after = snapshot_after
+        self._fold_bytes = fold_bytes
         self.cache_hits = 0
         self.read_hits = 0
         self.snapshot_hits = 0
@@ -185,45 +266,56 @@ class Repository:
         return Saved(fetched[0], fetched[1])
 
     async def _fetch(self, cls: type[A], aggregate_id: str, until_position: int | None = None) -> tuple[A, int, int] | None:
-        """(aggregate, position of its last event, bytes it weighs) from the log (and its snapshot)."""
-        if until_position is None and cls in self._snapshotting:
-            fetched = await self._from_snapshot(cls, aggregate_id)
+        """(aggregate, position of its last event, bytes it weighs) from the log (and its snapshot, when
+        it was taken at or before ``until_position``), folded a batch of events at a time."""
+        if cls in self._snapshotting:
+            fetched = await self._from_snapshot(cls, aggregate_id, until_position)
             if fetched is not None:
                 return fetched
-        records = await self._store.load(cls.TYPE, aggregate_id, until_position=until_position)
+        folded = await self._fold(cls, aggregate_id, until_position=until_position)
         self.log_loads += 1
-        if not records:
+        if folded.last is None:
             return None
-        aggregate = self._codec.rebuild(records)
+        aggregate = folded.aggregate
         assert isinstance(aggregate, cls)
         if until_position is None:
-            self._snapshot(cls, aggregate, records)
-        return aggregate, records[-1].position, sum(r.size for r in records)
+            self._snapshot(cls, aggregate, folded)
+        return aggregate, folded.last.position, folded.weight
 
-    async def _from_snapshot(self, cls: type[A], aggregate_id: str) -> tuple[A, int, int] | None:
-        """From the aggregate's snapshot and the events after it; None when there is no usable one."""
+    async def _fold(self, cls: type[A], aggregate_id: str, **bounds: object) -> Folded:
+        return await fold(self._store, self._codec, cls.TYPE, aggregate_id, max_bytes=self._fold_bytes,
+                          **bounds)  # type: ignore[arg-type]
+
+    async def _from_snapshot(self, cls: type[A], aggregate_id: str, until_position: int | None = None,
+                             ) -> tuple[A, int, int] | None:
+        """From the aggregate's snapshot and the events after it (to ``until_position``); None when there
+        is no usable one (or it was taken after ``until_position``)."""
         assert self._snapshots is not None
         taken = await self._snapshots.get(cls.TYPE, aggregate_id)
-        if taken is None:
+        if taken is None or (until_position is not None and taken.position > until_position):
             return None
-        records = await self._store.load(cls.TYPE, aggregate_id, from_position=taken.position)
-        if not records or not taken.taken_after(records[0]):
-            return None  # not (or no longer) this aggregate's history: fold the log instead
         try:
             start = restore(cls, aggregate_id, taken)
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
-        aggregate = self._codec.rebuild(records[1:], start)
+        try:
+            folded = await self._fold(cls, aggregate_id, start=start, from_position=taken.position,
+                                      until_position=until_position, after=taken.taken_after)
+        except NotAfter:
+            return None  # not (or no longer) this aggregate's history: fold the log instead
+        aggregate = folded.aggregate
         assert isinstance(aggregate, cls)
         self.snapshot_hits += 1
-        self._snapshot(cls, aggregate, records[1:])
-        return aggregate, records[-1].position, taken.size + sum(r.size for r in records[1:])
+        if until_position is None:  # a snapshot at a past position would replace a later one
+            self._snapshot(cls, aggregate, folded)
+        assert folded.last is not None  # the snapshot's own event at least
+        return aggregate, folded.last.position, taken.size + folded.weight
 
-    def _snapshot(self, cls: type[A], aggregate: A, folded: list[Recorded]) -> None:
+    def _snapshot(self, cls: type[A], aggregate: A, folded: Folded) -> None:
         """Keep a snapshot of ``aggregate``, just folded from the log, when that took many events."""
-        if cls not in self._snapshotting or len(folded) < self._snapshot_after:
+        if cls not in self._snapshotting or folded.count < self._snapshot_after or folded.last is None:
             return
-        taken = take(aggregate, folded[-1])
+        taken = take(aggregate, folded.last)
         if taken is not None:
             assert self._snapshots is not None
             self._snapshots.keep(cls.TYPE, aggregate.id_str, taken)
@@ -311,17 +403,28 @@ class Repository:
 
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
         """The first attempt's result when this command id already changed the
-        aggregate (None otherwise): what ``Idempotency-Key`` promises a retry."""
+        aggregate (None otherwise): what ``Idempotency-Key`` promises a retry.
+        The log is folded a batch at a time up to the first event with the command id."""
         if not is_id(aggregate_id):  # never a raw request token in a subject
             return None
-        records = await self._store.load(cls.TYPE, aggregate_id)
-        first = next((r for r in records if r.command_id == ctx.command_id), None)
-        if first is None:
+        command_id = ctx.command_id
+        folded = await self._fold(cls, aggregate_id, stop=lambda record: record.command_id == command_id)
+        if folded.last is None or folded.last.command_id != command_id:
             return None
         # as the first attempt left it: later changes by others are not this command's answer
-        aggregate = self._codec.rebuild([r for r in records if r.position <= first.position])
+        aggregate = folded.aggregate
         assert isinstance(aggregate, cls)
-        return Saved(aggregate, first.position)
+        return Saved(aggregate, folded.last.position)
+
+    async def at_version(self, cls: type[A], aggregate_id: str, version: int) -> A | None:
+        """The aggregate folded from the log up to its event of ``version`` (a batch at a time, none
+        after it): at an earlier version when the log holds no later one, None when it has no event."""
+        folded = await self._fold(cls, aggregate_id, stop=lambda record: record.version >= version)
+        found = folded.aggregate
+        if found is not None and found.version > version:
+            return None  # no event of that version (never happens: versions follow each other)
+        assert found is None or isinstance(found, cls)
+        return found
 
     async def _original(self, cls: type[A], position: int) -> Saved[A]:
         """A retried command: answer with the aggregate as its first attempt left it (not as it is now,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from adapters.http.models import DEPTH_NOTE, MAX_POSITION, Answer, ListQuery, ReadQuery, Request
 from domain.limits import MAX_BUCKETS_PER_BLOB, MAX_INT64, MIB, Limits
@@ -44,12 +44,18 @@ ends early, with a ``next_cursor``, when the next event would take it past this;
 event always fits."""
 
 
-class HistoryQuery(BaseModel):
-    """Paging of a blob's history. It is read from the log, which is never behind: a
-    ``min_position`` or ``consistency`` sent along (as by every query of the SDK) has nothing
-    to wait for and is ignored."""
+class HistoryQuery(ReadQuery):
+    """Paging of a blob's history. It is read from the log, which is never behind: the
+    ``min_position`` and ``consistency`` every query accepts (the SDK sends them along) are
+    checked like everywhere else (a wrong value is a 400), and then ignored: there is nothing
+    to wait for."""
 
-    model_config = ConfigDict(extra="allow")
+    min_position: int | None = Field(default=None, ge=0, le=MAX_POSITION,
+                                     description="Accepted as by every query (0 or more, else 400) and ignored: "
+                                                 "the history is read from the log, which is never behind.")
+    consistency: Literal["eventual", "strong"] | None = Field(
+        default=None, description="Accepted as by every query (else 400) and ignored: the history is read "
+                                  "from the log, which is never behind.")
     limit: int = Field(default=50, ge=1, le=500, description="Events per page (1-500, else 400).")
     cursor: str | None = Field(default=None, description="The previous page's `next_cursor` (anything else: 400).")
 

@@ -49,6 +49,7 @@ from adapters.live.states import OUTAGES, AggregateStates, pushes_for, pushes_or
 from adapters.shared_log import SharedLog
 from commands.authorization import ensure_owner
 from commands.ports import EventStore
+from commands.repository import fold
 from domain.base import EventCodec
 from domain.errors import NotFound
 from domain.recorded import Recorded
@@ -366,8 +367,10 @@ class LiveHub:
 
     async def _owner(self, topic: Topic) -> str:
         kind, topic_id = topic
-        history = await self._store.load(kind, topic_id)
-        aggregate = self._codec.rebuild(history) if history and self._codec.knows(history[0].type) else None
+        first = await self._store.load(kind, topic_id, limit=1)
+        known = bool(first) and self._codec.knows(first[0].type)
+        # a batch of its events at a time, never its whole history at once
+        aggregate = (await fold(self._store, self._codec, kind, topic_id)).aggregate if known else None
         if aggregate is None or getattr(aggregate, "deleted", False):
             raise NotFound(f"{kind} {topic_id}")
         return str(aggregate.owner_id)  # type: ignore[attr-defined]

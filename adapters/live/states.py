@@ -28,6 +28,7 @@ import orjson
 import structlog
 
 from commands.ports import EventStore, Unavailable
+from commands.repository import fold
 from domain.base import EventCodec, InkAggregate
 from domain.recorded import Recorded
 from projections.documents import BlobOut
@@ -80,8 +81,9 @@ class AggregateStates:
         aggregate = self._next(kept, record)
         if aggregate is None:
             self.loads += 1
-            history = await self._store.load(record.aggregate_type, record.aggregate_id, until_position=record.position)
-            aggregate = self._codec.rebuild(history)
+            # a batch of its events at a time, never its whole history at once (a blob edited thousands of times)
+            aggregate = (await fold(self._store, self._codec, record.aggregate_type, record.aggregate_id,
+                                    until_position=record.position)).aggregate
             if aggregate is None:
                 return None
         self._keep(key, aggregate, encoded_size(aggregate, fallback=record.size))

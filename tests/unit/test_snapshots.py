@@ -188,14 +188,34 @@ async def test_short_histories_past_positions_and_other_types_are_not_snapshotte
     repo = repository(store, snapshots)
     past = await repo.get(Blob, long_id, until_position=history[6].position)
     assert past is not None and past.aggregate.version == 7 and snapshots.kept == {}
-    await repo.get(Blob, long_id)
-    reads = snapshots.reads
-    await repo.get(Blob, long_id, until_position=history[8].position)
-    assert snapshots.reads == reads, "a past state is always folded from the log"
+    await repo.get(Blob, long_id)  # takes the snapshot, at the last event
+    assert ("blob", long_id) in snapshots.kept
+    past = await repo.get(Blob, long_id, until_position=history[8].position)
+    assert past is not None and past.aggregate.version == 9 and repo.snapshot_hits == 0, "folded from the log"
     schema_repo = repository(store, snapshots, after=1)
     saved = await schema_repo.execute(Schema, None, lambda _: Schema.register("essay", OWNER, "1.0.0", {"type": "object"}, None), ctx())
     await repository(store, snapshots, after=1).get(Schema, saved.aggregate.id_str)
     assert ("schema", saved.aggregate.id_str) not in snapshots.kept
+
+
+async def test_a_past_position_at_or_after_the_snapshot_starts_from_it() -> None:
+    """``as_of`` and a retried command's answer: the snapshot, then the events up to the position."""
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    blob_id = await blob_with_history(repository(store, snapshots, after=1000), updates=9)
+    snapshot_at = (await store.load("blob", blob_id))[-1].position
+    await repository(store, snapshots).get(Blob, blob_id)  # 10 events: a snapshot at the last
+    writer = repository(store, snapshots, after=1000)
+    for n in range(10, 16):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n}), b)[1], ctx())
+    history = await store.load("blob", blob_id)
+    kept = dict(snapshots.kept)
+    for until in (snapshot_at, history[12].position, history[-1].position):
+        repo = repository(store, snapshots)
+        past = await repo.get(Blob, blob_id, until_position=until)
+        expected = CODEC.rebuild([r for r in history if r.position <= until])
+        assert past is not None and past.position == until and state(past.aggregate) == state(expected)
+        assert repo.snapshot_hits == 1 and repo.log_loads == 0
+    assert snapshots.kept == kept, "a past state keeps no snapshot"
 
 
 async def test_a_snapshot_of_history_lost_by_restoring_the_log_from_a_backup_is_ignored() -> None:

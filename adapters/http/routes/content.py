@@ -247,18 +247,14 @@ async def blob_history(request: web.Request) -> web.Response:
     query = read_query(request, HistoryQuery)
     after = position_cursor(query.cursor)
     repository = request.app[REPOSITORY]
-    if after is None:  # the first page begins with the event that created the blob: it names the owner
-        records, more = await repository.history_page(Blob.TYPE, blob_id, limit=query.limit,
-                                                      max_bytes=HISTORY_PAGE_BYTES)
-        created = records[0] if records else None
-    else:  # the owner first, from that one event, then the page
-        created = await repository.first_event(Blob.TYPE, blob_id)
+    # the owner first, from the one event that created the blob, then the page: someone
+    # else's blob costs one event read, never a page
+    created = await repository.first_event(Blob.TYPE, blob_id)
     if created is None:
         raise NotFound(f"blob {blob_id}")
     ensure_owner(user, created.data.get("owner_id"), "blob")
-    if after is not None:
-        records, more = await repository.history_page(Blob.TYPE, blob_id, after=after, limit=query.limit,
-                                                      max_bytes=HISTORY_PAGE_BYTES)
+    records, more = await repository.history_page(Blob.TYPE, blob_id, after=after or 0, limit=query.limit,
+                                                  max_bytes=HISTORY_PAGE_BYTES)
     next_cursor = encode_cursor([records[-1].position]) if more and records else None
     return page_answer([HistoryItem.from_record(r) for r in records], next_cursor)
 
@@ -348,4 +344,5 @@ def register_routes(api: Api) -> None:
                    "and the previous page's `next_cursor` (null on the last page). A page also ends early, with "
                    f"a `next_cursor`, when its events' data would exceed {HISTORY_PAGE_BYTES} bytes (8 MiB); a "
                    "single event always fits. Read from the log, which is never behind: there is nothing to "
-                   "wait for.")(blob_history)
+                   "wait for (`min_position` and `consistency` are checked as everywhere, then ignored). "
+                   "Someone else's blob answers 403 after reading only its first event.")(blob_history)

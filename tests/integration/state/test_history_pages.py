@@ -19,6 +19,7 @@ from adapters.client import BadRequestError, ForbiddenError, InkstreamClient, No
 from adapters.http.models_content import HISTORY_PAGE_BYTES
 from domain.ids import new_id
 from tests.support.sdk import SignUp, fails
+from tests.support.system import RunningSystem
 from tests.support.wire import call, problem
 
 VERSIONS = 80
@@ -142,3 +143,52 @@ async def test_the_answer_keeps_its_shape(http: aiohttp.ClientSession, sign_up: 
     assert [set(i) for i in answer.body["items"]] == [{"position", "type", "version", "actor", "at", "data"}] * min(
         limit, 2)
     assert (answer.body["next_cursor"] is None) == (limit >= 2)
+
+
+async def test_someone_elses_history_is_refused_after_reading_only_its_first_event(
+    system: RunningSystem, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The owner is checked on the event that created the blob before a page is read (a page may be
+    8 MiB): a 403 costs one event read from the log, on the first page as with a cursor."""
+    ink = await sign_up("history-owner")
+    blob_id, positions = await edited(ink, 4, {"text": "x" * 200_000})
+    page = await ink.blob_history(blob_id, limit=1)
+    other = await sign_up("history-stranger")
+    store = system.services.store
+    loads: list[dict[str, Any]] = []
+    original = store.load
+
+    async def spy(aggregate_type: str, aggregate_id: str, **bounds: Any) -> Any:
+        records = await original(aggregate_type, aggregate_id, **bounds)
+        if aggregate_id == blob_id:
+            loads.append({**bounds, "sizes": [r.size for r in records]})
+        return records
+
+    monkeypatch.setattr(store, "load", spy)
+    for next_cursor in (None, page.next_cursor):
+        loads.clear()
+        with fails(ForbiddenError):
+            await other.blob_history(blob_id, cursor=next_cursor)
+        assert loads and all(load.get("limit") == 1 and len(load["sizes"]) <= 1 for load in loads), loads
+    loads.clear()
+    mine = await ink.blob_history(blob_id)  # the owner: the first event, then the page
+    assert [i.position for i in mine.items] == positions and [load.get("limit") for load in loads] == [1, 51]
+
+
+async def test_history_checks_min_position_and_consistency_like_every_query_then_ignores_them(
+    http: aiohttp.ClientSession, sign_up: SignUp,
+) -> None:
+    ink = await sign_up("history-consistency")
+    blob_id, positions = await edited(ink, 2)
+    path = f"/v1/blobs/{blob_id}/history"
+    for params in ({"consistency": "bogus"}, {"min_position": "-1"}, {"min_position": "soon"},
+                   {"min_position": str(2**63)}):
+        problem(await call(http, "GET", path, ink, params=params), 400, "bad_request", "bad request")
+        # as on the blob itself
+        problem(await call(http, "GET", f"/v1/blobs/{blob_id}", ink, params=params), 400, "bad_request",
+                "bad request")
+    for params in ({"consistency": "strong"}, {"consistency": "eventual"}, {"min_position": "0"},
+                   {"min_position": str(positions[-1])}, {"min_position": str(positions[-1] + 10**6)}):
+        answer = await call(http, "GET", path, ink, params=params)
+        assert answer.status == 200, (params, answer.body)
+        assert [i["position"] for i in answer.body["items"]] == positions
