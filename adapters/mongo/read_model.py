@@ -191,7 +191,9 @@ class MongoReadModel:
                 used += size
         finally:
             await found.close()
-        return Page([shape(d) for d in docs], encode_cursor(key(docs[-1])) if more and docs else None)
+        # every chosen document gone between the two reads (deleted meanwhile): go on after the last chosen key
+        last = docs[-1] if docs else keys[len(chosen) - 1]
+        return Page([shape(d) for d in docs], encode_cursor(key(last)) if more else None)
 
     @_reachable
     async def user(self, user_id: str) -> UserOut | None:
