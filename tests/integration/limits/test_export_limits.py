@@ -1,6 +1,10 @@
 """Book exports are heavy (an 8 MiB book is about 0.1 s of the server's loop): a user runs two at once,
 and exports nobody reads hold no one else's.
 
+On a log and a database of its own: the limit is the HTTP layer's, whatever the store, and on the
+session's shared log the MongoDB-answering system would project two 8 MiB books chapter by chapter into
+SecantusDB (the test stand-in for MongoDB), minutes that every later MongoDB test would wait out.
+
 The two exports are held open by a client that does not read them: the book's
 HTML (every ``<`` escaped to ``&lt;``) is far larger than the sockets' buffers, so the server's handler waits
 in the middle of writing, holding its slot, until the client reads on.
@@ -10,12 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 
 from adapters.client import InkstreamClient
 from tests.support.sdk import SignUp
+from tests.support.servers import Database, start_nats
+from tests.support.system import RunningSystem, start_system
 from tests.support.wire import Answer, bearer, problem
+
+
+
+@pytest.fixture(scope="module")
+async def system(database: Database) -> AsyncIterator[RunningSystem]:
+    """This module's ``http`` and ``sign_up`` talk to a system on a nats-server of its own."""
+    server, root = await start_nats()
+    assert server.url
+    running = await start_system(server.url, await database.new_database(), run_jobs=False)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
 
 CHAPTERS = 32
 CHAPTER = "<" * 250_000
