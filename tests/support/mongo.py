@@ -65,7 +65,9 @@ class MongoServer:
         self._proc = await asyncio.create_subprocess_exec(
             str(SECANTUSD), "--host", "127.0.0.1", "--port", str(self.port),
             "--storage-path", str(self.storage) if self.storage else ":memory:",
-            "--cache-size", "128M", "--log-level", "ERROR",
+            # in memory, WiredTiger's cache holds every document: the session's tests write tens of MB of
+            # large blobs, books and schema versions, and a full cache answers InternalError to every write
+            "--cache-size", "2G", "--log-level", "ERROR",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=pdeathsig_preexec(), start_new_session=True,
         )
