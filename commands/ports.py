@@ -69,6 +69,15 @@ class EventStore(Protocol):
         whatever its size; the next page starts after the last event's position."""
         ...
 
+    async def load_page(
+        self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
+        max_bytes: int,
+    ) -> tuple[list[Recorded], bool]:
+        """A page as ``load(max_bytes=...)`` answers it, and whether more events may follow in the bounds
+        (False only when the log said there are none): a fold reads page after page without asking
+        once more for an empty one."""
+        ...
+
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         """Whether the aggregate has an event after ``position`` (what a kept copy is checked by)."""
         ...

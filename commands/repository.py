@@ -96,7 +96,7 @@ async def fold(
 ) -> Folded:
     """The aggregate's events from ``from_position`` (to ``until_position``) folded onto ``start``, read
     in batches of at most ``max_bytes`` of event data (the first event of a batch always), each let go
-    before the next is read, until a batch comes back empty.
+    before the next is read, until the log says no more follow (a cold load is then one request).
 
     With ``after``, the first event read is the one ``start`` was taken after (a snapshot's last
     event): it must pass ``after`` (else ``NotAfter``, also when there is none) and is not folded.
@@ -104,15 +104,15 @@ async def fold(
     aggregate, last, count, weight = start, None, 0, 0
     position = from_position
     while until_position is None or position <= until_position:
-        batch = await store.load(aggregate_type, aggregate_id, from_position=position,
-                                 until_position=until_position, max_bytes=max_bytes)
+        batch, more = await store.load_page(aggregate_type, aggregate_id, from_position=position,
+                                            until_position=until_position, max_bytes=max_bytes)
         if after is not None:
             if not batch or not after(batch[0]):
                 raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")
             after, last = None, batch[0]
             del batch[0]
         if not batch:
-            if last is not None and position <= last.position:  # only the start's own event came
+            if more and last is not None and position <= last.position:  # only the start's own event came
                 position = last.position + 1
                 continue
             break
@@ -129,7 +129,7 @@ async def fold(
         weight += sum(record.size for record in batch)
         position = last.position + 1
         del batch  # not held while the next batch is read
-        if found:
+        if found or not more:
             break
     if after is not None:
         raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")  # nothing to read at all

@@ -328,6 +328,20 @@ class JetStreamEventStore:
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
 
+    async def load_page(
+        self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
+        max_bytes: int,
+    ) -> tuple[list[Recorded], bool]:
+        subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+        start = max(from_position, 1)
+        try:
+            return await self._patiently(
+                "load",
+                lambda timeout: self._direct_get_pages(subject, start, until_position, None, max_bytes, timeout),
+            )
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         """One Direct Get of at most one message: the subject's first after ``position``."""
         request = {"seq": max(position, 0) + 1, "next_by_subj": subject_for(aggregate_type, aggregate_id, self._prefix),
@@ -342,9 +356,16 @@ class JetStreamEventStore:
         self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,
         timeout: float,
     ) -> list[Recorded]:
+        return (await self._direct_get_pages(subject, start, until_position, limit, max_bytes, timeout))[0]
+
+    async def _direct_get_pages(
+        self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,
+        timeout: float,
+    ) -> tuple[list[Recorded], bool]:
         """The subject's events from ``start`` (to ``until_position``): all of them, or a page of at
-        most ``limit`` events and ``max_bytes`` of event data (the first event always). Each request
-        is bounded (``_ask_bytes``); the next one continues after the last event received."""
+        most ``limit`` events and ``max_bytes`` of event data (the first event always), and whether
+        more may follow. Each request is bounded (``_ask_bytes``); the next one continues after the
+        last event received."""
         records: list[Recorded] = []
         used = 0
         while True:
@@ -357,17 +378,17 @@ class JetStreamEventStore:
             batch, more = await self._direct_get(request, timeout)
             for record in batch:
                 if until_position is not None and record.position > until_position:
-                    return records
+                    return records, False
                 if max_bytes is not None and records and used + record.size > max_bytes:
-                    return records  # the page is full: the next event would take it past max_bytes
+                    return records, True  # the page is full: the next event would take it past max_bytes
                 records.append(record)
                 used += record.size
-            if not more or not batch or (limit is not None and len(records) >= limit):
-                return records
-            if (max_bytes is not None and used >= max_bytes) or (
-                until_position is not None and batch[-1].position >= until_position
-            ):
-                return records
+            if not more or not batch:
+                return records, False
+            if until_position is not None and batch[-1].position >= until_position:
+                return records, False
+            if (limit is not None and len(records) >= limit) or (max_bytes is not None and used >= max_bytes):
+                return records, True
             start = batch[-1].position + 1
 
     async def read_range(

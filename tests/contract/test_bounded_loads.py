@@ -196,3 +196,34 @@ async def test_a_page_of_an_aggregate_is_bounded_by_count_and_bytes(store: Event
             break
         seen.extend(more)
     assert seen == positions
+
+
+async def test_a_fold_of_a_small_aggregate_is_one_request_and_a_large_one_asks_no_empty_page(
+    bounded: tuple[JetStreamEventStore, Wire, Client],
+) -> None:
+    """``load_page`` says when nothing follows, so the repository's fold asks no empty page after the last."""
+    store, wire, spy = bounded
+    small = new_id()
+    for version in range(1, 4):
+        await store.append("thing", small, ev(version, "tiny"), 0 if version == 1 else position, new_id())
+        position = (await store.load("thing", small))[-1].position
+    large, positions = await _write_large_aggregate(store)
+    for agg, count in ((small, 3), (large, len(positions))):
+        await _settled(spy)
+        wire.clear()
+        page, more = await store.load_page("thing", agg, max_bytes=LOAD_MAX_BYTES)
+        assert [r.version for r in page] == list(range(1, len(page) + 1)) and more == (len(page) < count)
+        await _settled(spy)
+        wire.clear()
+        records: list[int] = []
+        while True:  # what the repository's fold does (commands/repository.py ``fold``)
+            page, more = await store.load_page("thing", agg, from_position=records[-1] + 1 if records else 1,
+                                               max_bytes=LOAD_MAX_BYTES)
+            records += [r.position for r in page]
+            if not more:
+                break
+        await _settled(spy)
+        assert len(records) == count
+        assert all(sizes for _, sizes in wire.exchanges()), "no request answered with nothing"
+        if agg == small:
+            assert len(wire.exchanges()) == 1

@@ -107,6 +107,16 @@ class MemoryEventStore:
             used += r.size
         return out
 
+    async def load_page(
+        self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
+        max_bytes: int,
+    ) -> tuple[list[Recorded], bool]:
+        page = await self.load(aggregate_type, aggregate_id, from_position=from_position,
+                               until_position=until_position, max_bytes=max_bytes)
+        after = page[-1].position if page else from_position - 1
+        return page, any(r.position > after and (until_position is None or r.position <= until_position)
+                         for r in self._by_subject.get((aggregate_type, aggregate_id), []))
+
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         self._check_available()
         events = self._by_subject.get((aggregate_type, aggregate_id), [])
