@@ -8,11 +8,39 @@ start once (tests/conftest.py); this only chooses between them.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
 import pytest
 
-from tests.support.system import RunningSystem
+from tests.support.mongo import MongoServer
+from tests.support.servers import Database, start_nats
+from tests.support.system import RunningSystem, start_system
 
 
 @pytest.fixture(scope="session", params=["postgres", "mongo"])
 def system(request: pytest.FixtureRequest) -> RunningSystem:
     return request.getfixturevalue("pg_system" if request.param == "postgres" else "mongo_system")
+
+
+@pytest.fixture(scope="module", params=["postgres", "mongo"], name="system")
+async def own_log_system(request: pytest.FixtureRequest, database: Database,
+                         mongo_server: MongoServer) -> AsyncIterator[RunningSystem]:
+    """The same choice of read store, on a log of the module's own: for tests that write tens of
+    megabytes, which every system started later on the session's log would replay from position 0
+    (eight projections at once), and which the MongoDB-answering session system would project into
+    SecantusDB. A module imports it (``from tests.support.stores import own_log_system``) to override
+    ``system``."""
+    server, root = await start_nats()
+    assert server.url
+    overrides: dict[str, Any] = {}
+    if request.param == "mongo":
+        overrides = {"mongo_url": mongo_server.database_url(), "read_store": "mongo"}
+    running = await start_system(server.url, await database.new_database(), **overrides)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)

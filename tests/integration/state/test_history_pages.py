@@ -18,6 +18,7 @@ import pytest
 from adapters.client import BadRequestError, ForbiddenError, InkstreamClient, NotFoundError
 from adapters.http.models_content import HISTORY_PAGE_BYTES
 from domain.ids import new_id
+from tests.support.stores import own_log_system  # noqa: F401 - this module's `system`: a log of its own
 from tests.support.sdk import SignUp, fails
 from tests.support.system import RunningSystem
 from tests.support.wire import call, problem

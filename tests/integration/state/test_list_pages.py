@@ -16,6 +16,7 @@ from typing import Any
 from adapters.client import InkstreamClient
 from projections.read_model import PAGE_BYTES
 from projections.sizes import json_text_bytes
+from tests.support.stores import own_log_system  # noqa: F401 - this module's `system`: a log of its own
 from tests.support.sdk import SignUp
 
 BLOBS = 40
