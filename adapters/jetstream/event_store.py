@@ -316,28 +316,26 @@ class JetStreamEventStore:
         self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None, from_position: int = 1,
         limit: int | None = None, max_bytes: int | None = None,
     ) -> list[Recorded]:
-        subject = subject_for(aggregate_type, aggregate_id, self._prefix)
-        start = max(from_position, 1)
         if limit is not None and limit < 1:
             return []
-        try:
-            return await self._patiently(
-                "load",
-                lambda timeout: self._direct_get_batches(subject, start, until_position, limit, max_bytes, timeout),
-            )
-        except (NatsError, asyncio.TimeoutError, OSError) as exc:
-            raise Unavailable("the event log is unreachable") from exc
+        return (await self._load(aggregate_type, aggregate_id, from_position, until_position, limit, max_bytes))[0]
 
     async def load_page(
         self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
         max_bytes: int,
+    ) -> tuple[list[Recorded], bool]:
+        return await self._load(aggregate_type, aggregate_id, from_position, until_position, None, max_bytes)
+
+    async def _load(
+        self, aggregate_type: str, aggregate_id: str, from_position: int, until_position: int | None,
+        limit: int | None, max_bytes: int | None,
     ) -> tuple[list[Recorded], bool]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         start = max(from_position, 1)
         try:
             return await self._patiently(
                 "load",
-                lambda timeout: self._direct_get_pages(subject, start, until_position, None, max_bytes, timeout),
+                lambda timeout: self._direct_get_pages(subject, start, until_position, limit, max_bytes, timeout),
             )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
@@ -351,12 +349,6 @@ class JetStreamEventStore:
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
         return bool(records)
-
-    async def _direct_get_batches(
-        self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,
-        timeout: float,
-    ) -> list[Recorded]:
-        return (await self._direct_get_pages(subject, start, until_position, limit, max_bytes, timeout))[0]
 
     async def _direct_get_pages(
         self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,
