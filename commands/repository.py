@@ -160,7 +160,7 @@ async when deciding needs I/O (resolving a schema, running a migration)."""
 Key = tuple[str, str]  # (aggregate type, id)
 
 
-class _Kept:
+class Kept:
     """Aggregates with the position of their last event, least recently used first out,
     bounded in entries and in bytes."""
 
@@ -170,11 +170,21 @@ class _Kept:
         self._budget = budget
         self.bytes = 0
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._entries
+
     def get(self, key: Key) -> tuple[InkAggregate, int, int] | None:
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
         return entry
+
+    def peek(self, key: Key) -> tuple[InkAggregate, int, int] | None:
+        """The entry, without making it recent."""
+        return self._entries.get(key)
 
     def put(self, key: Key, aggregate: InkAggregate, position: int, weight: int) -> None:
         self.drop(key)
@@ -186,10 +196,12 @@ class _Kept:
             _, (_, _, dropped) = self._entries.popitem(last=False)
             self.bytes -= dropped
 
-    def drop(self, key: Key) -> None:
+    def drop(self, key: Key) -> tuple[InkAggregate, int, int] | None:
+        """Take the entry out (and answer it)."""
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.bytes -= entry[2]
+        return entry
 
 
 class Repository:
@@ -200,8 +212,8 @@ class Repository:
     ) -> None:
         self._store = store
         self._codec = codec
-        self._cache = _Kept(cache_size, cache_bytes)
-        self._seen = _Kept(cache_size, read_cache_bytes)
+        self._cache = Kept(cache_size, cache_bytes)
+        self._seen = Kept(cache_size, read_cache_bytes)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
         self._snapshots = snapshots
         self._snapshotting = frozenset(snapshotting) if snapshots is not None and snapshot_after > 0 else frozenset()

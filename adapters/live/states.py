@@ -20,7 +20,6 @@ JSON-heavy data, as for the write-side cache), which the default allows for.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -28,7 +27,7 @@ import orjson
 import structlog
 
 from commands.ports import EventStore, Unavailable
-from commands.repository import fold
+from commands.repository import Key, Kept, fold
 from domain.base import EventCodec, InkAggregate
 from domain.recorded import Recorded
 from projections.documents import BlobOut
@@ -37,8 +36,6 @@ from projections.pushes import JOB, MIGRATION, Push, blob_pushes, job_pushes, mi
 log = structlog.get_logger("inkstream.live")
 
 MIB = 1024 * 1024
-
-Key = tuple[str, str]
 
 
 def encoded_size(aggregate: InkAggregate, fallback: int = 0) -> int:
@@ -59,12 +56,13 @@ class AggregateStates:
                  max_bytes: int = 64 * MIB) -> None:
         self._store = store
         self._codec = codec
-        self._capacity = capacity
-        self._max_bytes = max_bytes
-        self._cache: OrderedDict[Key, tuple[InkAggregate, int]] = OrderedDict()
-        self.bytes = 0
-        """The encoded bytes of every state kept (never more than ``max_bytes``)."""
+        self._cache = Kept(capacity, max_bytes)  # the repository's LRU, bounded in entries and bytes
         self.loads = 0
+
+    @property
+    def bytes(self) -> int:
+        """The encoded bytes of every state kept (never more than ``max_bytes``)."""
+        return self._cache.bytes
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -77,8 +75,8 @@ class AggregateStates:
         if not self._codec.knows(record.type):
             return None
         key = (record.aggregate_type, record.aggregate_id)
-        kept = self._take(key)
-        aggregate = self._next(kept, record)
+        kept = self._cache.drop(key)
+        aggregate = self._next(kept[0] if kept is not None else None, record)
         if aggregate is None:
             self.loads += 1
             # a batch of its events at a time, never its whole history at once (a blob edited thousands of times)
@@ -86,33 +84,17 @@ class AggregateStates:
                                     until_position=record.position)).aggregate
             if aggregate is None:
                 return None
-        self._keep(key, aggregate, encoded_size(aggregate, fallback=record.size))
+        self._cache.put(key, aggregate, record.position, encoded_size(aggregate, fallback=record.size))
         return aggregate
 
     def peek(self, key: Key) -> InkAggregate | None:
         """The state kept for this aggregate, if one is (without making it recent)."""
-        entry = self._cache.get(key)
+        entry = self._cache.peek(key)
         return entry[0] if entry is not None else None
 
     def forget(self, key: Key) -> None:
         """Hold this aggregate's state no longer (a catch-up's blob that is not in its bucket)."""
-        self._take(key)
-
-    def _take(self, key: Key) -> InkAggregate | None:
-        entry = self._cache.pop(key, None)
-        if entry is None:
-            return None
-        self.bytes -= entry[1]
-        return entry[0]
-
-    def _keep(self, key: Key, aggregate: InkAggregate, weight: int) -> None:
-        if weight > self._max_bytes:
-            return  # heavier than the whole budget: loaded from the log when it is met again
-        self._cache[key] = (aggregate, weight)
-        self.bytes += weight
-        while len(self._cache) > self._capacity or self.bytes > self._max_bytes:
-            _, (_, dropped) = self._cache.popitem(last=False)
-            self.bytes -= dropped
+        self._cache.drop(key)
 
     def _next(self, known: InkAggregate | None, record: Recorded) -> InkAggregate | None:
         """The state after ``record`` from what is known without I/O, or None."""
