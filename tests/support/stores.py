@@ -8,15 +8,14 @@ start once (tests/conftest.py); this only chooses between them.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.support.mongo import MongoServer
-from tests.support.servers import Database, start_nats
-from tests.support.system import RunningSystem, start_system
+from tests.support.servers import Database
+from tests.support.system import RunningSystem, system_on_own_log
 
 
 @pytest.fixture(scope="session", params=["postgres", "mongo"])
@@ -32,15 +31,8 @@ async def own_log_system(request: pytest.FixtureRequest, database: Database,
     (eight projections at once), and which the MongoDB-answering session system would project into
     SecantusDB. A module imports it (``from tests.support.stores import own_log_system``) to override
     ``system``."""
-    server, root = await start_nats()
-    assert server.url
     overrides: dict[str, Any] = {}
     if request.param == "mongo":
         overrides = {"mongo_url": mongo_server.database_url(), "read_store": "mongo"}
-    running = await start_system(server.url, await database.new_database(), **overrides)
-    try:
+    async with system_on_own_log(database, **overrides) as (running, _):
         yield running
-    finally:
-        await running.stop()
-        await server.stop()
-        shutil.rmtree(root, ignore_errors=True)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.runtime.bootstrap import Services
+from adapters.runtime.nats_server import EmbeddedNats
 from adapters.runtime.lifecycle import Running, start
 from adapters.runtime.serve import serve_http
 from adapters.runtime.settings import Settings
 from adapters.telemetry.tracing import Tracing
+from tests.support.servers import Database, start_nats
 
 TEST_SECRET = "test-secret-" + "x" * 60  # long enough for HS512 too (the forgery tests try it)
 
@@ -65,3 +69,18 @@ async def start_system(
         await stack.aclose()
         raise
     return RunningSystem(f"http://127.0.0.1:{port}", running, stack)
+
+
+@asynccontextmanager
+async def system_on_own_log(database: Database, **overrides: Any) -> AsyncIterator[tuple[RunningSystem, EmbeddedNats]]:
+    """A system on a nats-server of its own (a temporary store) and a new database: for tests whose log must
+    be theirs alone (jobs run only by their runner, tens of megabytes no later system should replay)."""
+    server, root = await start_nats()
+    assert server.url
+    system = await start_system(server.url, await database.new_database(), **overrides)
+    try:
+        yield system, server
+    finally:
+        await system.stop()
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)

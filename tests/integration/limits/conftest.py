@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from tests.support.servers import Database, start_nats
-from tests.support.system import RunningSystem, start_system
+from tests.support.servers import Database
+from tests.support.system import RunningSystem, system_on_own_log
 
 #: Small limits, so that a test reaches them with a few requests.
 SMALL = {"max_chapter_bytes": 16 * 1024, "max_book_bytes": 64 * 1024, "max_chapters_per_book": 20}
@@ -18,15 +17,8 @@ SMALL = {"max_chapter_bytes": 16 * 1024, "max_book_bytes": 64 * 1024, "max_chapt
 @pytest.fixture(scope="module")
 async def own_system(database: Database) -> AsyncIterator[RunningSystem]:
     """A log and a database of its own, with ``SMALL`` limits: if a fix regresses, only this log is poisoned."""
-    server, root = await start_nats()
-    assert server.url
-    system = await start_system(server.url, await database.new_database(), **SMALL)
-    try:
+    async with system_on_own_log(database, **SMALL) as (system, _):
         yield system
-    finally:
-        await system.stop()
-        await server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

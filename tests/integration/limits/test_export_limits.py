@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -22,8 +21,8 @@ import pytest
 
 from adapters.client import InkstreamClient
 from tests.support.sdk import SignUp
-from tests.support.servers import Database, start_nats
-from tests.support.system import RunningSystem, start_system
+from tests.support.servers import Database
+from tests.support.system import RunningSystem, system_on_own_log
 from tests.support.wire import Answer, bearer, problem
 
 
@@ -31,15 +30,8 @@ from tests.support.wire import Answer, bearer, problem
 @pytest.fixture(scope="module")
 async def system(database: Database) -> AsyncIterator[RunningSystem]:
     """This module's ``http`` and ``sign_up`` talk to a system on a nats-server of its own."""
-    server, root = await start_nats()
-    assert server.url
-    running = await start_system(server.url, await database.new_database(), run_jobs=False)
-    try:
+    async with system_on_own_log(database, run_jobs=False) as (running, _):
         yield running
-    finally:
-        await running.stop()
-        await server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 CHAPTERS = 32

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,8 +12,8 @@ from typing import Any
 from adapters.client import InkstreamClient
 from adapters.runtime.nats_server import EmbeddedNats
 from tests.support.sdk import new_client
-from tests.support.servers import Database, start_nats
-from tests.support.system import RunningSystem, start_system
+from tests.support.servers import Database
+from tests.support.system import RunningSystem, system_on_own_log
 
 OPEN_LIMITS: dict[str, Any] = {
     "rate_limit_per_second": 1e6, "rate_limit_burst": 10**6,
@@ -74,15 +73,8 @@ async def all_jobs(ink: InkstreamClient, **filters: Any) -> list[Any]:
 async def isolated_system(database: Database, **overrides: Any) -> AsyncIterator[tuple[RunningSystem, EmbeddedNats]]:
     """A system on a nats-server of its own: its runner is the only one on its jobs consumer,
     so the test's settings (model endpoint, fairness, ack_wait) are the ones that run its jobs."""
-    server, root = await start_nats()
-    assert server.url
-    system = await start_system(server.url, await database.new_database(), **{**OPEN_LIMITS, **overrides})
-    try:
-        yield system, server
-    finally:
-        await system.stop()
-        await server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    async with system_on_own_log(database, **{**OPEN_LIMITS, **overrides}) as running:
+        yield running
 
 
 async def user(system: RunningSystem, prefix: str = "author") -> InkstreamClient:
