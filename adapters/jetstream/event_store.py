@@ -14,7 +14,8 @@
   large an aggregate grew: a load continues after the last event received
   until the subject's events are complete; ``read_range`` is one bounded
   request; ``has_events_after`` asks for one event.
-* ``read_all`` is an ordered consumer: the fastest in-order reader of the log.
+* ``open_cursor`` and ``read_all`` read bounded pages while behind and an ordered consumer at
+  the tail (``cursor.py``: why).
 * An event larger than the server's ``max_payload`` (headers included) is the
   client's problem (``EventTooLarge``, 413), checked before publishing:
   the server would otherwise close the connection on it, and the publish
@@ -51,7 +52,9 @@ from nats.js import api
 from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from adapters.cancellation import raise_if_cancelling
-from adapters.jetstream.decoding import install, stream_sequence
+from adapters.jetstream.cursor import PAGE_BYTES as CURSOR_PAGE_BYTES
+from adapters.jetstream.cursor import BEHIND_BYTES, JetStreamCursor
+from adapters.jetstream.decoding import install
 from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended, EventTooLarge, Unavailable
@@ -491,19 +494,29 @@ class JetStreamEventStore:
             raise Unavailable("the event log is unreachable") from exc
         return int(info.state.last_seq)
 
-    async def open_cursor(self, from_position: int = 1) -> JetStreamCursor:
-        """An ordered consumer from ``from_position``, read in batches (see ``JetStreamCursor``)."""
-        cursor = JetStreamCursor()
-        if from_position <= 1:
+    async def open_cursor(self, from_position: int = 1, *, behind_bytes: int = BEHIND_BYTES) -> JetStreamCursor:
+        """The log from ``from_position`` on: bounded pages while behind, then an ordered consumer
+        at the tail (see ``cursor.py``)."""
+        return JetStreamCursor(self._log_page, self._follow_tail, to_recorded, from_position,
+                               behind_bytes=behind_bytes)
+
+    async def _log_page(self, position: int, count: int) -> tuple[list[Recorded], bool]:
+        """One batched Direct Get of the whole log from ``position``: a cursor's page (with no subject
+        filter, which the server answers faster: the stream holds nothing but events)."""
+        request = {"seq": position, "batch": count, "max_bytes": self._ask_bytes(CURSOR_PAGE_BYTES)}
+        try:
+            return await self._patiently("read_page", lambda timeout: self._direct_get(request, timeout))
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+
+    async def _follow_tail(self, position: int, callback: Callable[[Msg], Awaitable[None]]) -> Any:
+        if position <= 1:
             config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL)
         else:
-            config = api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_position
-            )
-        cursor.sub = await self._js.subscribe(
-            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=cursor.on_msg
+            config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=position)
+        return await self._js.subscribe(
+            f"{self._prefix}.>", stream=self._stream, ordered_consumer=True, config=config, cb=callback
         )
-        return cursor
 
     async def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]:  # type: ignore[override]
         """Every event from ``from_position`` on, in order, then live ones; never ends."""
@@ -514,41 +527,3 @@ class JetStreamEventStore:
                     yield record
         finally:
             await cursor.close()
-
-
-class JetStreamCursor:
-    """Implements ``commands.ports.LogCursor`` on an ordered consumer (the fastest in-order reader).
-
-    The queue is bounded and the callback waits on it, so a slow reader holds
-    back the consumer's flow-control replies and the server pauses: a replay
-    of a long log does not pile up in memory. Waiting with a timeout happens
-    on the queue, never by cancelling an iterator, so a caller can poll for
-    idleness without losing its place.
-    """
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=capacity)
-        self.sub: Any = None
-
-    async def on_msg(self, msg: Msg) -> None:
-        await self._queue.put(msg)
-
-    async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
-        if self._queue.empty():
-            try:
-                async with asyncio.timeout(timeout):
-                    first = await self._queue.get()
-            except TimeoutError:
-                return []
-        else:
-            first = self._queue.get_nowait()
-        msgs = [first]
-        while len(msgs) < max_size and not self._queue.empty():
-            msgs.append(self._queue.get_nowait())
-        return [to_recorded(m.subject, stream_sequence(m), m.headers, m.data) for m in msgs]
-
-    async def close(self) -> None:
-        if self.sub is not None:
-            with contextlib.suppress(Exception):  # the connection may already be gone
-                await self.sub.unsubscribe()
-            self.sub = None
