@@ -271,7 +271,7 @@ _IF_MATCH = " `If-Match` with the ETag (the version) makes a stale write fail wi
 _PAGING = " Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`."
 _BYTE_PAGING = (
     f" A page also ends early, with a `next_cursor`, when its items' data would exceed {PAGE_BYTES} bytes "
-    "(8 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
+    "(2 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
 )
 _PATTERNS = (
     " Patterns (`pattern`, `patternProperties`, `propertyNames`) must match in linear time: look-around and "
@@ -342,7 +342,7 @@ def register_routes(api: Api) -> None:
        query=HistoryQuery, response=HistoryOut, errors=(400, 403, 404),
        description=_OWNER_ONLY + " Every event of the blob in log order, paged with `limit` (1-500, default 50) "
                    "and the previous page's `next_cursor` (null on the last page). A page also ends early, with "
-                   f"a `next_cursor`, when its events' data would exceed {HISTORY_PAGE_BYTES} bytes (8 MiB); a "
+                   f"a `next_cursor`, when its events' data would exceed {HISTORY_PAGE_BYTES} bytes (2 MiB); a "
                    "single event always fits. Read from the log, which is never behind: there is nothing to "
                    "wait for (`min_position` and `consistency` are checked as everywhere, then ignored). "
                    "Someone else's blob answers 403 after reading only its first event.")(blob_history)
