@@ -452,7 +452,7 @@ class InkstreamClient:
     async def blob_history(self, blob_id: str, *, limit: int | None = None, cursor: str | None = None,
                            consistency: Consistency | None = None) -> HistoryOut:
         """A page of the blob's events, read from the log, oldest first: ``limit`` (1-500, the
-        server's default 50) events at most, fewer when their data would pass 8 MiB, and
+        server's default 50) events at most, fewer when their data would pass 2 MiB, and
         ``next_cursor`` for the next page (None on the last). Every event:
         ``ink.iter_pages(ink.blob_history, blob_id)``."""
         return await self._get(HistoryOut, f"/v1/blobs/{_seg(blob_id)}/history", consistency, limit=limit,

@@ -13,12 +13,14 @@ from adapters.http.ratelimit import Counters, Limiter, LocalLimiter, SharedLimit
 @dataclass(frozen=True, slots=True)
 class Limiters:
     """Per user (valid token), per client address (everything else), the login guard, and how many
-    book exports run at once (per user and per process: always this process's own count)."""
+    book exports and pages of blobs, schema versions or history run at once (per user and per
+    process: always this process's own count)."""
 
     user: Limiter
     anonymous: Limiter
     login: LoginGuard
     exports: InFlight
+    pages: InFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +34,18 @@ class LimitSettings:
     known_address_seconds: float
     exports_per_user: int = 2
     exports_per_process: int = 4
+    pages_per_user: int = 2
+    pages_per_process: int = 4
+    pages_waiting_per_user: int = 32
 
 
 def _exports(s: LimitSettings) -> InFlight:
     return InFlight("exports", s.exports_per_user, s.exports_per_process)
+
+
+def _pages(s: LimitSettings) -> InFlight:
+    """Pages wait for their turn: clients ask for a few at once as a matter of course."""
+    return InFlight("page reads", s.pages_per_user, s.pages_per_process, s.pages_waiting_per_user)
 
 
 def local_limiters(s: LimitSettings) -> Limiters:
@@ -46,6 +56,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
         login=LoginGuard.local(s.login_failures_per_minute, s.login_account_failures_per_minute,
                                s.known_address_seconds),
         exports=_exports(s),
+        pages=_pages(s),
     )
 
 
@@ -69,4 +80,5 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
             KnownAddresses(s.known_address_seconds, marks, key, timeout=timeout),
         ),
         exports=_exports(s),
+        pages=_pages(s),
     )

@@ -38,10 +38,11 @@ class BlobReadQuery(ReadQuery):
                               description="A log position: the blob as it was then, rebuilt from the log.")
 
 
-HISTORY_PAGE_BYTES = 8 * MIB
+HISTORY_PAGE_BYTES = 2 * MIB
 """The most event data (the events' JSON payloads) one page of a blob's history holds: a page
 ends early, with a ``next_cursor``, when the next event would take it past this; a single
-event always fits."""
+event always fits. 2 MiB, as a list page (``PAGE_BYTES``) and for the same reason: a page's
+cost to the event loop and memory grows with its bytes."""
 
 
 class HistoryQuery(ReadQuery):

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     # at a time, in all (more wait; sending is never a step)
     exports_per_user: int = Field(default=2, ge=1)
     exports_per_process: int = Field(default=4, ge=1)
+    # pages of blobs, schema versions and a blob's history in one API process: read and encoded per user
+    # at once (more wait their turn, and past the waiting ones a 429); at once in all (more wait)
+    pages_per_user: int = Field(default=2, ge=1)
+    pages_waiting_per_user: int = Field(default=32, ge=0)
+    pages_per_process: int = Field(default=4, ge=1)
     log_format: Literal["console", "json"] = "console"
     log_level: str = "info"
     stream_replicas: int = 1

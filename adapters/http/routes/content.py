@@ -9,6 +9,9 @@ the log, which is never behind.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
 from aiohttp import web
 
 from adapters.cursors import encode_cursor, position_cursor
@@ -24,7 +27,8 @@ from adapters.http.api import (
     read_query,
     resource_answer,
 )
-from adapters.http.keys import BUS, READS, REPOSITORY
+from adapters.http.disconnect import cancelled_when_gone
+from adapters.http.keys import BUS, LIMITERS, READS, REPOSITORY
 from adapters.http.models import ReadQuery
 from adapters.http.models_content import (
     HISTORY_PAGE_BYTES,
@@ -71,6 +75,20 @@ async def _read(request: web.Request, query: ReadQuery, *projections: str) -> Re
     return await request.app[READS].read(projections, query.min_position, query.consistency)
 
 
+@asynccontextmanager
+async def _page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
+    """Read and encode a page of data (blobs, schema versions, history) in one of ``user``'s turns,
+    waiting for it, and one of the process's steps: a page of up to 2 MiB is tens of milliseconds
+    of the loop, so one user's burst of them takes turns instead of the whole loop. A request whose
+    client goes away while it waits leaves the queue; the answer is sent after the turn, by aiohttp."""
+    pages = request.app[LIMITERS].pages
+    async with AsyncExitStack() as held:
+        async with cancelled_when_gone(request):
+            await held.enter_async_context(pages.slot(user))
+            await held.enter_async_context(pages.step())
+        yield
+
+
 # -- schemas -------------------------------------------------------------------------------
 
 
@@ -92,13 +110,14 @@ async def get_schema(request: web.Request) -> web.Response:
 
 
 async def list_schemas(request: web.Request) -> web.Response:
-    actor(request)
+    user = actor(request)
     query = read_query(request, SchemaListQuery)
     model = await _read(request, query, SCHEMAS)
     if not NAME_RE.match(query.name):
         return page_answer([], None)
-    page = await model.schema_versions(query.name, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    async with _page_turn(request, user):
+        page = await model.schema_versions(query.name, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def validate_against_schema(request: web.Request) -> web.Response:
@@ -210,8 +229,9 @@ async def list_blobs(request: web.Request) -> web.Response:
             parse_schema_id(query.schema_id)
         except ValueError:
             return page_answer([], None)
-    page = await model.blobs(user, query.bucket_id, query.schema_id, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    async with _page_turn(request, user):
+        page = await model.blobs(user, query.bucket_id, query.schema_id, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def update_blob(request: web.Request) -> web.Response:
@@ -253,10 +273,11 @@ async def blob_history(request: web.Request) -> web.Response:
     if created is None:
         raise NotFound(f"blob {blob_id}")
     ensure_owner(user, created.data.get("owner_id"), "blob")
-    records, more = await repository.history_page(Blob.TYPE, blob_id, after=after or 0, limit=query.limit,
-                                                  max_bytes=HISTORY_PAGE_BYTES)
-    next_cursor = encode_cursor([records[-1].position]) if more and records else None
-    return page_answer([HistoryItem.from_record(r) for r in records], next_cursor)
+    async with _page_turn(request, user):
+        records, more = await repository.history_page(Blob.TYPE, blob_id, after=after or 0, limit=query.limit,
+                                                      max_bytes=HISTORY_PAGE_BYTES)
+        next_cursor = encode_cursor([records[-1].position]) if more and records else None
+        return page_answer([HistoryItem.from_record(r) for r in records], next_cursor)
 
 
 # -- declarations ---------------------------------------------------------------------------------
@@ -271,7 +292,7 @@ _IF_MATCH = " `If-Match` with the ETag (the version) makes a stale write fail wi
 _PAGING = " Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`."
 _BYTE_PAGING = (
     f" A page also ends early, with a `next_cursor`, when its items' data would exceed {PAGE_BYTES} bytes "
-    "(8 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
+    "(2 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
 )
 _PATTERNS = (
     " Patterns (`pattern`, `patternProperties`, `propertyNames`) must match in linear time: look-around and "
@@ -342,7 +363,7 @@ def register_routes(api: Api) -> None:
        query=HistoryQuery, response=HistoryOut, errors=(400, 403, 404),
        description=_OWNER_ONLY + " Every event of the blob in log order, paged with `limit` (1-500, default 50) "
                    "and the previous page's `next_cursor` (null on the last page). A page also ends early, with "
-                   f"a `next_cursor`, when its events' data would exceed {HISTORY_PAGE_BYTES} bytes (8 MiB); a "
+                   f"a `next_cursor`, when its events' data would exceed {HISTORY_PAGE_BYTES} bytes (2 MiB); a "
                    "single event always fits. Read from the log, which is never behind: there is nothing to "
                    "wait for (`min_position` and `consistency` are checked as everywhere, then ignored). "
                    "Someone else's blob answers 403 after reading only its first event.")(blob_history)

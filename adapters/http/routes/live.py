@@ -33,6 +33,7 @@ from aiohttp_sse import EventSourceResponse
 from pydantic import ValidationError
 
 from adapters.http.api import Api, actor, pydantic_errors, read_query
+from adapters.http.disconnect import request_gone
 from adapters.http.middleware import bearer
 from adapters.http.errors import BadRequest, RateLimited, TokenExpired, Unauthorized
 from adapters.http.keys import LIMITERS, LIVE, METRICS, TOKENS
@@ -334,11 +335,6 @@ async def _stream(request: web.Request, response: EventSourceResponse, hub: Live
         metrics.live_overflows.labels("sse").inc()
     with contextlib.suppress(Exception):
         response.stop_streaming()
-
-
-def request_gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
 
 
 async def _write_sse(response: EventSourceResponse, outbox: Outbox, keepalive: float, metrics: Metrics,

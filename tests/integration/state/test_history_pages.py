@@ -82,7 +82,7 @@ async def test_the_pages_of_a_long_history_hold_every_event_once_in_order(sign_u
 async def test_a_page_ends_early_when_its_events_data_would_pass_the_byte_cap(sign_up: SignUp) -> None:
     ink = await sign_up("history-large", retry_rate_limited=True)
     text = "x" * 500_000
-    blob_id, positions = await edited(ink, 18, {"text": text})  # about 9 MB of event data
+    blob_id, positions = await edited(ink, 6, {"text": text})  # about 3 MB of event data: 2 MiB, then the rest
     sizes = {}
     pages = []
     next_cursor: str | None = None
@@ -150,7 +150,7 @@ async def test_someone_elses_history_is_refused_after_reading_only_its_first_eve
     system: RunningSystem, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The owner is checked on the event that created the blob before a page is read (a page may be
-    8 MiB): a 403 costs one event read from the log, on the first page as with a cursor."""
+    2 MiB): a 403 costs one event read from the log, on the first page as with a cursor."""
     ink = await sign_up("history-owner")
     blob_id, positions = await edited(ink, 4, {"text": "x" * 200_000})
     page = await ink.blob_history(blob_id, limit=1)

@@ -20,7 +20,7 @@ from tests.support.stores import own_log_system  # noqa: F401 - this module's `s
 from tests.support.sdk import SignUp
 
 BLOBS = 40
-TEXT = 400_000  # bytes of each blob's text: 40 of them are about 16 MB
+TEXT = 100_000  # bytes of each blob's text: 40 of them are about 4 MB, two PAGE_BYTES (2 MiB) and some
 
 
 async def walk(list_page: Callable[..., Awaitable[Any]], *args: Any, **params: Any) -> list[list[Any]]:
@@ -60,7 +60,7 @@ async def big_blobs(ink: InkstreamClient, bucket_id: str) -> list[str]:
     return ids
 
 
-async def test_a_list_of_big_blobs_comes_in_pages_of_at_most_8_mib_that_hold_every_blob_once(
+async def test_a_list_of_big_blobs_comes_in_pages_of_at_most_page_bytes_that_hold_every_blob_once(
     sign_up: SignUp,
 ) -> None:
     ink = await sign_up("big-blobs", retry_rate_limited=True)
@@ -83,21 +83,21 @@ async def test_a_list_of_big_blobs_comes_in_pages_of_at_most_8_mib_that_hold_eve
 
 async def test_numbers_in_exponent_form_weigh_what_they_take_written_out(sign_up: SignUp) -> None:
     """``1e308`` is 5 bytes in the log and 309 digits from PostgreSQL's jsonb: a page is weighed by
-    the larger, so 30,000 of them (180 KB as compact JSON, about 10 MB written out) fill a page alone."""
+    the larger, so 8,000 of them (48 KB as compact JSON, about 2.5 MB written out) fill a page alone."""
     ink = await sign_up("exponents", retry_rate_limited=True)
-    ids = [(await ink.create_blob([1e308] * 30_000)).id for _ in range(3)]
+    ids = [(await ink.create_blob([1e308] * 8_000)).id for _ in range(3)]
     pages = await walk(ink.list_blobs, limit=500)
     assert [[b.id for b in page] for page in pages] == [[i] for i in ids]
-    assert pages[0][0].data == [1e308] * 30_000
+    assert pages[0][0].data == [1e308] * 8_000
 
 
-async def test_the_versions_of_a_schema_come_in_pages_of_at_most_8_mib(sign_up: SignUp) -> None:
+async def test_the_versions_of_a_schema_come_in_pages_of_at_most_page_bytes(sign_up: SignUp) -> None:
     ink = await sign_up("big-schemas", retry_rate_limited=True)
     assert ink.user_id is not None
     name = f"big-{ink.user_id[-12:]}".lower()
     versions = [f"1.{n}.0" for n in range(40)]
     for version in versions:
-        await ink.register_schema(name, version, {"type": "object", "description": version[-1] * 220_000})
+        await ink.register_schema(name, version, {"type": "object", "description": version[-1] * 110_000})
 
     def weight(schema: Any) -> int:
         return json_text_bytes(schema.document) + json_text_bytes(schema.migration)
