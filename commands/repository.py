@@ -258,9 +258,6 @@ class Repository:
         """The log's last position (what a read-your-writes wait targets)."""
         return await self._store.last_position()
 
-    async def history(self, aggregate_type: str, aggregate_id: str, until_position: int | None = None) -> list[Recorded]:
-        return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
-
     def pages(self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None,
               ) -> AsyncIterator[list[Recorded]]:
         """The aggregate's history (to ``until_position``) a batch of at most the fold's bytes at a time
