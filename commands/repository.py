@@ -35,10 +35,10 @@ and never keeps one (it would replace a later one). A load that folded
 ``snapshot_after`` events or more keeps a fresh snapshot, taken from the
 aggregate it folded from the log.
 
-Every fold from the log streams (``fold``): a batch of at most ``FOLD_BYTES``
-of event data (``EventStore.load(max_bytes=)``, the first event always), folded
-into the aggregate and let go before the next batch is read, until a batch comes
-back empty. However long an aggregate's history grew, a load holds one batch of
+Every fold from the log streams (``fold``, reading ``pages``): a batch of at most
+``FOLD_BYTES`` of event data (``EventStore.load_page``, the first event always),
+folded into the aggregate and let go before the next batch is read, until the log
+says no more follow. However long an aggregate's history grew, a load holds one batch of
 its events besides the aggregate itself (whose state is bounded: a blob is at
 most 512 KiB): a whole load, a load at a past position (``as_of``, a retried
 command's answer) and the search for a command id (``replayed``) alike. Nothing
@@ -442,7 +442,12 @@ class Repository:
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
         """The first attempt's result when this command id already changed the
         aggregate (None otherwise): what ``Idempotency-Key`` promises a retry.
-        The log is folded a batch at a time up to the first event with the command id."""
+        The log is folded a batch at a time up to the first event with the command id,
+        and no further. When no event has it (a stale If-Match, any refusal of a new
+        command) every event is read, a batch at a time: the log keeps no index from a
+        command id to its event (JetStream's Msg-Id deduplication answers only an
+        append, within its window), and the first attempt's event may be anywhere in
+        the history (a retry may carry another If-Match, or none)."""
         if not is_id(aggregate_id):  # never a raw request token in a subject
             return None
         command_id = ctx.command_id
