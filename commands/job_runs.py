@@ -34,7 +34,6 @@ from domain.ids import hashed_id
 from domain.job import RUNNING, Job
 from domain.limits import Limits
 from domain.processor import Processor
-from domain.recorded import Recorded
 
 from commands.bus import Handler
 from commands.repository import Context, Repository, Saved
@@ -221,9 +220,13 @@ class JobReads:
         """The job as the log holds it now (kept for the transition that usually follows)."""
         return await self._repo.get_and_keep(Job, job_id)
 
-    async def last_event(self, job_id: str) -> Recorded | None:
-        records = await self._repo.history(Job.TYPE, job_id)
-        return records[-1] if records else None
+    async def job_now(self, job_id: str) -> Job | None:
+        """The job as the log holds it now: what a running attempt looks at, every few seconds, to
+        tell whether it is still the job's (its status and attempt). While nothing was written to the
+        job that is one Direct Get of at most one message (the read cache); after a change, its history
+        folded a bounded batch at a time, never read whole into a list (its owner can make it long)."""
+        saved = await self._repo.get(Job, job_id)
+        return saved.aggregate if saved is not None else None
 
     async def _at_version(self, cls: type[InkAggregate], aggregate_id: str, version: int) -> Any:
         key = (cls.TYPE, aggregate_id, version)

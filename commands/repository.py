@@ -35,15 +35,16 @@ and never keeps one (it would replace a later one). A load that folded
 ``snapshot_after`` events or more keeps a fresh snapshot, taken from the
 aggregate it folded from the log.
 
-Every fold from the log streams (``fold``): a batch of at most ``FOLD_BYTES``
-of event data (``EventStore.load(max_bytes=)``, the first event always), folded
-into the aggregate and let go before the next batch is read, until a batch comes
-back empty. However long an aggregate's history grew, a load holds one batch of
+Every fold from the log streams (``fold``, reading ``pages``): a batch of at most
+``FOLD_BYTES`` of event data (``EventStore.load_page``, the first event always),
+folded into the aggregate and let go before the next batch is read, until the log
+says no more follow. However long an aggregate's history grew, a load holds one batch of
 its events besides the aggregate itself (whose state is bounded: a blob is at
 most 512 KiB): a whole load, a load at a past position (``as_of``, a retried
-command's answer) and the search for a command id (``replayed``) alike. Only
-``history`` still answers every event as one list (for aggregates whose
-histories stay short: jobs, migration runs).
+command's answer) and the search for a command id (``replayed``) alike. Nothing
+here answers a history as one list: a summary of one (a job's or a migration
+run's answer, which its owner can make long: a job retried and cancelled over and
+over, a run over many blobs) is folded from ``pages`` too.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ import asyncio
 import inspect
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar, Union
 
@@ -88,6 +90,30 @@ class NotAfter(Exception):
     """The first event a fold read is not the one its start was taken after (``fold(after=)``)."""
 
 
+async def pages(
+    store: EventStore, aggregate_type: str, aggregate_id: str, *, from_position: int = 1,
+    until_position: int | None = None, max_bytes: int = FOLD_BYTES,
+) -> AsyncIterator[list[Recorded]]:
+    """The aggregate's events from ``from_position`` (to ``until_position``), in order, a batch of at most
+    ``max_bytes`` of event data at a time (the first event of a batch always), until the log says no more
+    follow (a short history is one request). The one way the log is read a bounded batch at a time: a fold,
+    a summary of a history (a job's answer) and ``inkstream audit`` alike.
+
+    A batch is not held here while the next is read; a caller that lets each batch go before asking for
+    the next (``del``, or rebinding) holds one batch of the history at a time, however long it grew."""
+    position = from_position
+    while until_position is None or position <= until_position:
+        batch, more = await store.load_page(aggregate_type, aggregate_id, from_position=position,
+                                            until_position=until_position, max_bytes=max_bytes)
+        if not batch:
+            return
+        position = batch[-1].position + 1
+        yield batch
+        del batch  # not held while the next batch is read
+        if not more:
+            return
+
+
 async def fold(
     store: EventStore, codec: EventCodec, aggregate_type: str, aggregate_id: str, *,
     start: InkAggregate | None = None, from_position: int = 1, until_position: int | None = None,
@@ -95,42 +121,37 @@ async def fold(
     max_bytes: int = FOLD_BYTES,
 ) -> Folded:
     """The aggregate's events from ``from_position`` (to ``until_position``) folded onto ``start``, read
-    in batches of at most ``max_bytes`` of event data (the first event of a batch always), each let go
-    before the next is read, until the log says no more follow (a cold load is then one request).
+    in ``pages`` of at most ``max_bytes`` of event data, each let go before the next is read.
 
     With ``after``, the first event read is the one ``start`` was taken after (a snapshot's last
     event): it must pass ``after`` (else ``NotAfter``, also when there is none) and is not folded.
-    With ``stop``, the fold ends with the first event ``stop`` is true of (folded too)."""
+    With ``stop``, the fold ends with the first event ``stop`` is true of (folded too): nothing after
+    the batch that holds it is read."""
     aggregate, last, count, weight = start, None, 0, 0
-    position = from_position
-    while until_position is None or position <= until_position:
-        batch, more = await store.load_page(aggregate_type, aggregate_id, from_position=position,
-                                            until_position=until_position, max_bytes=max_bytes)
-        if after is not None:
-            if not batch or not after(batch[0]):
-                raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")
-            after, last = None, batch[0]
-            del batch[0]
-        if not batch:
-            if more and last is not None and position <= last.position:  # only the start's own event came
-                position = last.position + 1
-                continue
-            break
-        found = False
-        if stop is not None:
-            for i, record in enumerate(batch):
-                if stop(record):
-                    del batch[i + 1:]
-                    found = True
-                    break
-        aggregate = codec.rebuild(batch, aggregate)
-        last = batch[-1]
-        count += len(batch)
-        weight += sum(record.size for record in batch)
-        position = last.position + 1
-        del batch  # not held while the next batch is read
-        if found or not more:
-            break
+    async with aclosing(pages(store, aggregate_type, aggregate_id, from_position=from_position,
+                              until_position=until_position, max_bytes=max_bytes)) as batches:
+        async for batch in batches:
+            if after is not None:
+                if not after(batch[0]):
+                    raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")
+                after, last = None, batch[0]
+                del batch[0]
+                if not batch:  # only the start's own event came
+                    continue
+            found = False
+            if stop is not None:
+                for i, record in enumerate(batch):
+                    if stop(record):
+                        del batch[i + 1:]
+                        found = True
+                        break
+            aggregate = codec.rebuild(batch, aggregate)
+            last = batch[-1]
+            count += len(batch)
+            weight += sum(record.size for record in batch)
+            del batch  # not held while the next batch is read
+            if found:
+                break
     if after is not None:
         raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")  # nothing to read at all
     return Folded(aggregate, last, count, weight)
@@ -237,8 +258,13 @@ class Repository:
         """The log's last position (what a read-your-writes wait targets)."""
         return await self._store.last_position()
 
-    async def history(self, aggregate_type: str, aggregate_id: str, until_position: int | None = None) -> list[Recorded]:
-        return await self._store.load(aggregate_type, aggregate_id, until_position=until_position)
+    def pages(self, aggregate_type: str, aggregate_id: str, *, until_position: int | None = None,
+              ) -> AsyncIterator[list[Recorded]]:
+        """The aggregate's history (to ``until_position``) a batch of at most the fold's bytes at a time
+        (``pages``): what a summary of a history that may grow long (a job's answer) is folded from. Let
+        each batch go before asking for the next; never collect them into one list."""
+        return pages(self._store, aggregate_type, aggregate_id, until_position=until_position,
+                     max_bytes=self._fold_bytes)
 
     async def history_page(
         self, aggregate_type: str, aggregate_id: str, *, after: int = 0, limit: int, max_bytes: int,
@@ -416,7 +442,12 @@ class Repository:
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
         """The first attempt's result when this command id already changed the
         aggregate (None otherwise): what ``Idempotency-Key`` promises a retry.
-        The log is folded a batch at a time up to the first event with the command id."""
+        The log is folded a batch at a time up to the first event with the command id,
+        and no further. When no event has it (a stale If-Match, any refusal of a new
+        command) every event is read, a batch at a time: the log keeps no index from a
+        command id to its event (JetStream's Msg-Id deduplication answers only an
+        append, within its window), and the first attempt's event may be anywhere in
+        the history (a retry may carry another If-Match, or none)."""
         if not is_id(aggregate_id):  # never a raw request token in a subject
             return None
         command_id = ctx.command_id

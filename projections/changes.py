@@ -8,7 +8,7 @@ the projection's checkpoint, in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from typing import Any, ClassVar, Protocol
 
 from domain.recorded import Recorded
@@ -58,14 +58,25 @@ def touched(record: Recorded, **fields: Any) -> dict[str, Any]:
     return {**fields, "updated_at": record.at, "version": record.version, "position": record.position}
 
 
-def row_after(projection: Projection, records: Iterable[Recorded]) -> dict[str, Any] | None:
+def row_after(projection: Projection, records: Iterable[Recorded],
+              row: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The one row a projection keeps for an aggregate, as it holds it after ``records`` (that
-    aggregate's history): how an answer is built from the log before the read model has it."""
-    row: dict[str, Any] | None = None
+    aggregate's history, or the next stretch of it after the one that left ``row``): how an
+    answer is built from the log before the read model has it."""
     for record in records:
         for change in projection.changes(record):
             if isinstance(change, Upsert):
                 row = dict(change.row)
             elif isinstance(change, Update) and row is not None:
                 row.update(change.fields)
+    return row
+
+
+async def row_after_pages(projection: Projection, pages: AsyncIterable[list[Recorded]]) -> dict[str, Any] | None:
+    """``row_after`` a history read a batch at a time (``Repository.pages``), each batch let go
+    before the next is read: the row is all that is kept, however long the history grew."""
+    row: dict[str, Any] | None = None
+    async for page in pages:
+        row = row_after(projection, page, row)
+        del page  # not held while the next batch is read
     return row

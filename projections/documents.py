@@ -10,7 +10,7 @@ SDK use the same class. Timestamps are ``datetime``s; they serialise as RFC
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterable
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from domain.migration import STATUSES as MIGRATION_STATUSES
 from domain.processor import Processor
 from domain.recorded import Recorded
 from domain.schema import Schema, schema_id
-from projections.changes import row_after
+from projections.changes import row_after_pages
 from projections.jobs import JobProjection
 from projections.migrations import MigrationProjection
 
@@ -254,9 +254,10 @@ class JobOut(Document):
                                       "read what that change made (a completed job's output blob) at once.")
 
     @classmethod
-    def from_history(cls, records: Iterable[Recorded]) -> JobOut:
-        """The job as the jobs projection holds it after ``records`` (its history up to a command)."""
-        row = row_after(JobProjection(), records)
+    async def from_pages(cls, pages: AsyncIterable[list[Recorded]]) -> JobOut:
+        """The job as the jobs projection holds it after its history up to a command, folded a batch at
+        a time (its owner can make it long: a job cancelled and retried over and over)."""
+        row = await row_after_pages(JobProjection(), pages)
         if row is None:
             raise ValueError("no job in these records")
         return cls.model_validate(row)
@@ -300,9 +301,11 @@ class MigrationOut(Document):
     position: int = Field(description="The log position of the run's last change.")
 
     @classmethod
-    def from_history(cls, records: Iterable[Recorded]) -> MigrationOut:
-        """The run as the migrations projection holds it after ``records``."""
-        row = row_after(MigrationProjection(), records)
+    async def from_pages(cls, pages: AsyncIterable[list[Recorded]]) -> MigrationOut:
+        """The run as the migrations projection holds it after its history up to a command, folded a
+        batch at a time (a run over many blobs records a progress event, with the blobs it changed, per
+        batch of blobs: a revert's answer follows all of them)."""
+        row = await row_after_pages(MigrationProjection(), pages)
         if row is None:
             raise ValueError("no migration in these records")
         return cls.model_validate(row)

@@ -89,7 +89,7 @@ from commands.ports import Sandbox, Unavailable
 from commands.repository import Context
 from domain.errors import DomainError, FieldError, ValidationFailed
 from domain.ids import new_id
-from domain.job import MAX_CHAIN_JOBS, MAX_DEPTH, RUNNING, Job, job_error
+from domain.job import CANCELLED, MAX_CHAIN_JOBS, MAX_DEPTH, RUNNING, Job, job_error
 from domain.processor import Processor
 
 log = structlog.get_logger("inkstream.jobs")
@@ -583,17 +583,18 @@ class JobRunner:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def _check_still_ours(self, job_id: str, attempt: int) -> None:
+        """Raise when the job is no longer this attempt's: cancelled, or moved on (another runner
+        started a newer attempt, or recorded an outcome). Attempts only grow, so the job is still ours
+        exactly while it is running with this attempt."""
         try:
-            last = await self._runs.last_event(job_id)
+            job = await self._runs.job_now(job_id)
         except Unavailable:
             return  # cannot tell now; the next look may
-        if last is None:
+        if job is None:
             return
-        if last.type == "Job.Cancelled":
+        if job.status == CANCELLED:
             raise _Cancelled()
-        if last.type == "Job.Started" and last.data.get("attempt") != attempt:
-            raise _TakenOver()
-        if last.type in ("Job.Completed", "Job.Failed", "Job.Retried", "Job.AttemptFailed"):
+        if job.status != RUNNING or job.attempts != attempt:
             raise _TakenOver()
 
     async def _complete(

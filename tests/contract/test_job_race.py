@@ -41,7 +41,7 @@ async def setup(system: RunningSystem, ms: int) -> tuple[Work, str]:
 
 
 async def history(system: RunningSystem, job_id: str) -> list[str]:
-    return [r.type for r in await system.services.repo.history(Job.TYPE, job_id)]
+    return [r.type for r in await system.services.store.load(Job.TYPE, job_id)]
 
 
 async def outputs(system: RunningSystem, job_id: str) -> list[str]:

@@ -86,7 +86,7 @@ async def test_a_run_taken_over_writes_nothing_twice_and_reverts_everything_it_w
     done = await ink.get_migration(run.id, consistency="strong")
     assert (done.status, done.total, done.migrated, done.failed, done.skipped) == ("completed", 10, 10, 0, 0)
     for i, blob in enumerate(blobs):
-        history = await s.repo.history(Blob.TYPE, blob.id)
+        history = await s.store.load(Blob.TYPE, blob.id)
         assert [r.type for r in history] == ["Blob.Created", "Blob.Migrated"], f"blob {i} migrated once"
         assert history[-1].data["migration_id"] == run.id
     unrelated = await ink.get_blob(before.id)

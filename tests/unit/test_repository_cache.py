@@ -43,7 +43,7 @@ async def test_a_stale_cached_aggregate_is_reloaded_and_the_command_succeeds() -
     third = await a.execute(Blob, blob_id, update({"n": 3}), ctx())
     assert a.cache_hits == hits + 1, "the cached copy was tried first"
     assert third.aggregate.version == 4 and third.aggregate.data == {"n": 3}
-    history = await a.history("blob", blob_id)
+    history = await store.load("blob", blob_id)
     assert [r.data.get("data") for r in history[1:]] == [{"n": 1}, {"n": 2}, {"n": 3}]
 
 

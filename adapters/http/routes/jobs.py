@@ -1,8 +1,9 @@
 """Processors and jobs routes.
 
 Command answers are built from what the command saved (a processor from its
-aggregate, a job by folding its history with the jobs projection), in the
-shape the matching GET answers from the read model, which may lag behind.
+aggregate, a job by folding its history with the jobs projection, a bounded
+batch at a time), in the shape the matching GET answers from the read model,
+which may lag behind.
 Only the owner reaches a processor or a job: someone else's is 403, an
 unknown (or malformed) id 404.
 """
@@ -66,9 +67,10 @@ def _processor_answer(saved: Saved[Processor], status: int = 200, **extra: bool)
 
 
 async def _job_answer(request: web.Request, saved: Saved[Job], status: int) -> web.Response:
-    """The job as of the command's event, folded from its history (so it has the event's times)."""
-    history = await request.app[REPOSITORY].history(Job.TYPE, saved.aggregate.id_str, until_position=saved.position)
-    job = JobOut.from_history(history)
+    """The job as of the command's event, folded from its history (so it has the event's times) a bounded
+    batch at a time: the history is the owner's to make long (cancel and retry, again and again)."""
+    job = await JobOut.from_pages(request.app[REPOSITORY].pages(Job.TYPE, saved.aggregate.id_str,
+                                                                until_position=saved.position))
     request.app[METRICS].jobs.labels(job.processor_type, job.status).inc()
     return command_answer(job, saved.position, status=status, version=job.version)
 

@@ -2,8 +2,9 @@
 
 A run is a job on the runners' shared consumer (``adapters/jobs/migrations.py``);
 the command answers are built by folding the run's history with the
-migrations projection, in the shape GET answers from the read model. Only
-the owner reaches a run: someone else's is 403, an unknown id 404.
+migrations projection (a bounded batch at a time), in the shape GET answers
+from the read model. Only the owner reaches a run: someone else's is 403, an
+unknown id 404.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ MIGRATIONS = "migrations"
 
 
 async def _answer(request: web.Request, saved: Saved[Migration], status: int) -> web.Response:
-    history = await request.app[REPOSITORY].history(Migration.TYPE, saved.aggregate.id_str,
-                                                    until_position=saved.position)
-    run = MigrationOut.from_history(history)
+    """The run as of the command's event, folded from its history a bounded batch at a time (a revert's
+    answer follows every progress event of the run, one per batch of the owner's blobs)."""
+    run = await MigrationOut.from_pages(request.app[REPOSITORY].pages(Migration.TYPE, saved.aggregate.id_str,
+                                                                      until_position=saved.position))
     return command_answer(run, saved.position, status=status, version=run.version)
 
 

@@ -43,6 +43,6 @@ async def test_a_valid_create_with_chapters_is_one_event(system: RunningSystem, 
     assert [(c.order, c.title) for c in book.chapters] == [(1, "Chapter 1"), (2, "Chapter 2")]
     assert book.version == 1
     assert [b.id for b in (await ink.list_books()).items] == [book.id]
-    history = await system.services.repo.history("book", book.id)
+    history = await system.services.store.load("book", book.id)
     assert [h.type for h in history] == ["Book.Created"] and history[0].position == book.position
     assert book.position > before

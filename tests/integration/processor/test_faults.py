@@ -35,7 +35,7 @@ def spawn_worker(nats_url: str, dsn: str, port: int, data_dir: Path, log: Path) 
 
 
 async def history(system: RunningSystem, job_id: str) -> list:  # type: ignore[type-arg]
-    return await system.services.repo.history(Job.TYPE, job_id)
+    return await system.services.store.load(Job.TYPE, job_id)
 
 
 async def outputs_of(ink: InkstreamClient, processor_id: str) -> list:  # type: ignore[type-arg]
