@@ -164,6 +164,9 @@ class Context:
     actor: str | None
     command_id: str
     traceparent: str | None = None
+    fresh: bool = False
+    """The command id was made up for this request (no ``Idempotency-Key``): no event can carry it
+    yet, so a refusal answers at once instead of searching the aggregate's history for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +419,9 @@ class Repository:
                     # decide once more on the log's current state before refusing.
                     self._cache.drop(key)
                     if not cached:
-                        replayed = await self.replayed(cls, aggregate_id, ctx)
+                        # a retry of a command the log holds? (never, for a fresh command id: the
+                        # search reads the whole history, which its owner can make long)
+                        replayed = None if ctx.fresh else await self.replayed(cls, aggregate_id, ctx)
                         if replayed is not None:
                             return replayed
                         raise

@@ -175,7 +175,8 @@ def command_id(request: web.Request) -> str:
 
 
 def context(request: web.Request) -> Context:
-    return Context(actor=actor_or_none(request), command_id=command_id(request), traceparent=request.get(TRACEPARENT_KEY))
+    return Context(actor=actor_or_none(request), command_id=command_id(request), traceparent=request.get(TRACEPARENT_KEY),
+                   fresh=not request.headers.get("Idempotency-Key"))
 
 
 _ENTITY_TAG = re.compile(r'(?:W/)?"([0-9]{1,18})"')

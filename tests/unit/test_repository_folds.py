@@ -179,6 +179,26 @@ async def test_a_stale_if_match_on_a_long_aggregate_scans_it_in_bounded_batches(
     assert len(store.loads) >= 2 * 120 * 10 * KIB // BATCH, "the load, then the search for the command id"
 
 
+async def test_a_refused_command_with_a_fresh_command_id_reads_the_history_once() -> None:
+    """Without an Idempotency-Key, the HTTP layer makes a command id up (``fresh``): no event can
+    carry it, so a refusal does not search the history for it. Otherwise one account could make
+    every stale write it sends read its longest blob's whole history a second time."""
+    store = WatchingStore()
+    blob_id, _ = await long_blob(store, updates=120, size=10 * KIB)
+
+    def stale(blob: Blob | None) -> Blob:
+        assert blob is not None
+        raise PreconditionFailed(f"the blob is at version {blob.version}")
+
+    store.watch()
+    fresh = Context(actor=OWNER, command_id=new_id(), fresh=True)
+    with pytest.raises(PreconditionFailed):
+        await Repository(store, CODEC, fold_bytes=BATCH).execute(Blob, blob_id, stale, fresh)
+    store.assert_bounded(BATCH)
+    assert [load["from_position"] for load in store.loads].count(1) == 1, "the load only, no search"
+    assert sum(load["answered"] for load in store.loads) < 2 * 120 * 10 * KIB
+
+
 async def test_snapshots_are_taken_and_used_as_before_across_batches() -> None:
     store, snapshots = WatchingStore(), MemorySnapshots()
     blob_id, _ = await long_blob(store, updates=60, size=10 * KIB)
