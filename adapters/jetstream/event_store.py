@@ -55,6 +55,7 @@ from adapters.cancellation import raise_if_cancelling
 from adapters.jetstream.cursor import PAGE_BYTES as CURSOR_PAGE_BYTES
 from adapters.jetstream.cursor import BEHIND_BYTES, JetStreamCursor
 from adapters.jetstream.decoding import install
+from adapters.jetstream.receive_budget import RECEIVE_BYTES, ReceiveBudget
 from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from commands.ports import Appended, EventTooLarge, Unavailable
@@ -168,6 +169,7 @@ class JetStreamEventStore:
         on_append: Callable[[NewEvent], None] | None = None,
         tracing: Tracing | None = None,
         wait_seconds: float = 0.0,
+        receive_bytes: int = RECEIVE_BYTES,
     ) -> None:
         self._nc = nc
         install(nc)  # faster header parsing, the same headers
@@ -183,6 +185,7 @@ class JetStreamEventStore:
         self._tokens = itertools.count(1)
         self._waiting: dict[str, _Batch] = {}
         self._wait_seconds = wait_seconds
+        self._receiving = ReceiveBudget(receive_bytes)
 
     @property
     def stream(self) -> str:
@@ -445,15 +448,18 @@ class JetStreamEventStore:
             self._replies = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
         token = str(next(self._tokens))
         batch = _Batch(asyncio.get_running_loop().create_future())
-        self._waiting[token] = batch
-        try:
-            await self._nc.publish(
-                f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
-            )
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(batch.done)
-        finally:
-            self._waiting.pop(token, None)
+        # what its replies may weigh: the bytes asked for, and the message that crosses them
+        async with self._receiving.take(int(request.get("max_bytes", LOAD_MAX_BYTES)) + self._nc.max_payload
+                                        + _MESSAGE_ROOM):
+            self._waiting[token] = batch
+            try:
+                await self._nc.publish(
+                    f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
+                )
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(batch.done)
+            finally:
+                self._waiting.pop(token, None)
         if batch.error:
             raise _Transient(batch.error)
         return batch.records, batch.more

@@ -1,4 +1,9 @@
-"""Cursors catching up on a log of large events keep their connection (against the real nats-server).
+"""Reading much of the log at once keeps the process's connection (against the real nats-server).
+
+The server cuts a client connection that has 64 MiB waiting to be written to
+it (a slow consumer), and every request in flight on it fails, everyone's
+appends included. What the process asks for at once is bounded so that never
+happens: cursors catching up, and concurrent loads of a large aggregate.
 
 A new process starts its projections and the job triggers from position 0,
 each on a cursor of its own, all on the process's one NATS connection. When
@@ -92,9 +97,38 @@ async def test_cursors_catching_up_on_large_events_keep_the_connection(
     readers = await asyncio.gather(*(_read_busily(store, first, last) for _ in range(CURSORS)))
 
     assert all(positions == list(range(first, last + 1)) for positions in readers)
+    assert_kept(server, nc, log_start)
+
+
+def assert_kept(server: EmbeddedNats, nc: Client, log_start: int) -> None:
     server_log = server.log_path.read_bytes()[log_start:].decode(errors="replace")
     assert "Slow Consumer" not in server_log
     assert nc.stats["reconnects"] == 0
+
+
+async def test_many_concurrent_loads_of_a_large_aggregate_keep_the_connection(
+    own_server: tuple[EmbeddedNats, Client],
+) -> None:
+    """40 loads of an aggregate of 7 MiB at once (one account's burst of ``?as_of=`` reads), on a busy
+    loop: each batched Direct Get is bounded, and so is how many are in flight (``ReceiveBudget``)."""
+    server, nc = own_server
+    store = JetStreamEventStore(nc)
+    agg, last = new_id(), 0
+    for version in range(1, 9):
+        event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc),
+                         data={"text": "x" * BIG}, actor="u1")
+        last = (await store.append("thing", agg, event, last, new_id())).position
+    log_start = server.log_path.stat().st_size
+
+    async def load() -> int:
+        records, _ = await store.load_page("thing", agg, max_bytes=4 * KIB * KIB)
+        time.sleep(0.02)  # noqa: ASYNC251 - on purpose: the loop's other work
+        return len(records)
+
+    counts = await asyncio.gather(*(load() for _ in range(40)))
+
+    assert set(counts) == {4}  # 4 MiB of 900 KiB events each
+    assert_kept(server, nc, log_start)
 
 
 async def test_a_cursor_that_falls_behind_at_the_tail_pages_again_and_misses_nothing(
