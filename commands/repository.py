@@ -239,6 +239,7 @@ class Repository:
         self._cache = Kept(cache_size, cache_bytes)
         self._seen = Kept(cache_size, read_cache_bytes)
         self._locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._searches: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._snapshots = snapshots
         self._snapshotting = frozenset(snapshotting) if snapshots is not None and snapshot_after > 0 else frozenset()
         self._snapshot_after = snapshot_after
@@ -456,7 +457,14 @@ class Repository:
         if not is_id(aggregate_id):  # never a raw request token in a subject
             return None
         command_id = ctx.command_id
-        folded = await self._fold(cls, aggregate_id, stop=lambda record: record.command_id == command_id)
+        # one search at a time per actor: each may read a whole history its owner made long, so a
+        # burst of keyed stale writes reads it once after the other, never all at once
+        search = self._searches.get(ctx.actor or "")
+        if search is None:
+            search = asyncio.Lock()
+            self._searches[ctx.actor or ""] = search
+        async with search:
+            folded = await self._fold(cls, aggregate_id, stop=lambda record: record.command_id == command_id)
         if folded.last is None or folded.last.command_id != command_id:
             return None
         # as the first attempt left it: later changes by others are not this command's answer

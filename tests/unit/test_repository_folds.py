@@ -10,6 +10,7 @@ it is reading. Results are compared with the one-list fold the repository did be
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import weakref
 from typing import Any
@@ -35,6 +36,7 @@ OWNER = new_id()
 BUCKETS = [new_id(), new_id(), new_id()]
 KIB = 1024
 BATCH = 64 * KIB
+current: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="")
 
 
 class _Watched(Recorded):
@@ -197,6 +199,37 @@ async def test_a_refused_command_with_a_fresh_command_id_reads_the_history_once(
     store.assert_bounded(BATCH)
     assert [load["from_position"] for load in store.loads].count(1) == 1, "the load only, no search"
     assert sum(load["answered"] for load in store.loads) < 2 * 120 * 10 * KIB
+
+
+async def test_one_actors_searches_for_command_ids_run_one_after_the_other() -> None:
+    """A burst of keyed stale writes by one account reads the long history once after the other
+    (each search may read all of it), while another account's search does not wait for them."""
+    store = WatchingStore()
+    blob_id, _ = await long_blob(store, updates=60, size=10 * KIB)
+    repo = Repository(store, CODEC, fold_bytes=BATCH)
+    reading: dict[str, int] = {}
+    most: dict[str, int] = {}
+    load = store.load_page
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        actor = current.get()
+        reading[actor] = reading.get(actor, 0) + 1
+        most[actor] = max(most.get(actor, 0), reading[actor])
+        try:
+            await asyncio.sleep(0.001)
+            return await load(*args, **kwargs)
+        finally:
+            reading[actor] -= 1
+
+    store.load_page = counted  # type: ignore[method-assign]
+
+    async def search(actor: str) -> None:
+        current.set(actor)
+        await repo.replayed(Blob, blob_id, Context(actor=actor, command_id=new_id()))
+
+    await asyncio.gather(*(search("mallory") for _ in range(5)), search("alice"))
+    assert most["mallory"] == 1, "one search of hers at a time"
+    assert most["alice"] == 1
 
 
 async def test_snapshots_are_taken_and_used_as_before_across_batches() -> None:
