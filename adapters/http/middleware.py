@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -15,6 +16,10 @@ from adapters.telemetry.tracing import current_trace_id, current_traceparent, ex
 from adapters.http.errors import RateLimited, TokenExpired, Unauthorized
 
 log = structlog.get_logger("inkstream.http")
+
+CLIENT_GONE = 499
+"""The status logged and counted for a request cancelled before it answered (nginx's "client closed
+request"): a request whose client left while it waited for its turn is not a server error."""
 
 LONG_LIVED = frozenset({"/ws", "/v1/events"})
 """Live connections last minutes or hours: their duration would drown the request histogram."""
@@ -54,6 +59,9 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
         if not response.prepared:  # a streamed export has sent its headers already
             response.headers["X-Request-Id"] = request_id
         return response
+    except asyncio.CancelledError:
+        status = CLIENT_GONE  # its client went away (or the server is stopping): no answer, and not an error
+        raise
     finally:
         elapsed = time.perf_counter() - started
         if template not in ("/metrics",):

@@ -112,3 +112,9 @@ async def test_a_users_burst_of_pages_takes_turns_while_others_are_answered(
     assert all([b["id"] for b in a.body["items"]] == [mine.id] for a in answers)
     assert most == PER_USER
     assert (gate.running(heavy.user_id), gate.waiting(heavy.user_id)) == (0, 0)
+    # the request cut short by its client's leaving is counted as such (499), not as a server error
+    async with http.get("/metrics") as r:
+        counted = [line for line in (await r.text()).splitlines()
+                   if line.startswith("http_requests_total{") and 'route="/v1/blobs"' in line]
+    assert any('status="499"' in line and line.endswith(" 1.0") for line in counted), counted
+    assert not any('status="500"' in line for line in counted), counted
