@@ -3,13 +3,15 @@
 Documents are decoded (``adapters/mongo/encoding.py``) and validated into the
 documents of ``projections.documents``, as rows are on PostgreSQL. Lists are
 keyset-paged on the same sort keys, with the same cursors
-(``adapters/cursors.py``): blobs and buckets oldest first by (created_at, id),
+(``adapters/cursors.py``): blobs, buckets and processors oldest first by
+(created_at, id), jobs and migration runs newest first,
 schema versions newest first by semver precedence, books by id. Tombstones
 (see ``adapters/mongo/changes.py``) are never answered.
 
-A page of blobs or schema versions is also bounded in bytes (``PAGE_BYTES``),
-in two reads (in one snapshot where the server offers one): the next
-``limit + 1`` keys with their weights (``data_bytes``, ``schema_bytes``) and
+A page of blobs, schema versions, processors or migration runs is also bounded
+in bytes (``PAGE_BYTES``), in two reads (in one snapshot where the server offers
+one): the next ``limit + 1`` keys with their weights (``data_bytes``,
+``schema_bytes``, ``config_bytes``, ``errors_bytes`` + ``revert_skipped_bytes``) and
 nothing else, then the documents of the prefix that fits, streamed in order
 and cut again by their own weights (a document that grew in between ends the
 page there: without a snapshot at most one batch more is read). A document
@@ -48,6 +50,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
 
 D = TypeVar("D", bound=Document)
@@ -60,6 +63,18 @@ _NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 UNWEIGHED = 1024 * 1024
 """The weight of a document without one: more than the data of any event (``MAX_EVENT_BYTES``)."""
+
+Weight = Callable[[dict[str, Any]], int]
+"""What a document (or its key: the fields a list projects) weighs on a page."""
+
+
+def _weight(*fields: str, base: int = 0) -> Weight:
+    """A document's weight: ``base`` and its stored ``fields`` (``UNWEIGHED`` each one it lacks)."""
+    return lambda doc: base + sum(doc.get(f, UNWEIGHED) for f in fields)
+
+
+_PROCESSOR_WEIGHT = _weight("config_bytes")
+_MIGRATION_WEIGHT = _weight("errors_bytes", "revert_skipped_bytes", base=MIGRATION_ROW_BYTES)
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -162,17 +177,18 @@ class MongoReadModel:
         cursor = self._db[table].find({**query, **LIVE}, projection).sort(sort).limit(limit)
         return await cursor.to_list()
 
-    async def _weighed(self, table: str, keys: list[dict[str, Any]], weight: str, sort: list[tuple[str, int]],
+    async def _weighed(self, table: str, keys: list[dict[str, Any]], weight: Weight, sort: list[tuple[str, int]],
                        limit: int, session: AsyncClientSession | None, shape: Callable[[dict[str, Any]], D],
                        key: Callable[[dict[str, Any]], list[Any]]) -> Page[D]:
-        """The page of ``keys`` (up to ``limit + 1`` documents' ``_id``, sort fields and ``weight``, in
-        ``sort`` order) whose weights fit in ``PAGE_BYTES``; one always fits. Only those documents are read."""
+        """The page of ``keys`` (up to ``limit + 1`` documents' ``_id``, sort fields and the fields ``weight``
+        reads, in ``sort`` order) whose weights fit in ``PAGE_BYTES``; one always fits. Only those documents
+        are read."""
         if not keys:
             return Page([])
         chosen: list[Any] = []
         used = 0
         for doc in keys[:limit]:
-            size = doc.get(weight, UNWEIGHED)
+            size = weight(doc)
             if chosen and used + size > PAGE_BYTES:
                 break
             chosen.append(doc["_id"])
@@ -183,7 +199,7 @@ class MongoReadModel:
         found = self._db[table].find({"_id": {"$in": chosen}, **LIVE}, session=session).sort(sort)
         try:
             async for doc in found:
-                size = doc.get(weight, UNWEIGHED)
+                size = weight(doc)
                 if docs and used + size > PAGE_BYTES:
                     more = True  # it grew since its key was read
                     break
@@ -224,7 +240,7 @@ class MongoReadModel:
         fields = {"major": 1, "minor": 1, "patch": 1, "pre": 1, "schema_bytes": 1}
         async with self._snapshot() as session:
             keys = await self._db.schemas.find(query, fields, session=session).sort(_LATEST).limit(limit + 1).to_list()
-            return await self._weighed("schemas", keys, "schema_bytes", _LATEST, limit, session, _schema,
+            return await self._weighed("schemas", keys, _weight("schema_bytes"), _LATEST, limit, session, _schema,
                                        lambda d: [d["major"], d["minor"], d["patch"], d["pre"]])
 
     @_reachable
@@ -282,7 +298,7 @@ class MongoReadModel:
                     {"$limit": limit + 1},
                 ]
                 keys = await (await self._db.blob_buckets.aggregate(pipeline, session=session)).to_list()
-            return await self._weighed("blobs", keys, "data_bytes", _OLDEST, limit, session, _blob, _time_key)
+            return await self._weighed("blobs", keys, _weight("data_bytes"), _OLDEST, limit, session, _blob, _time_key)
 
     @_reachable
     async def book(self, book_id: str) -> BookOut | None:
@@ -335,8 +351,12 @@ class MongoReadModel:
     @_reachable
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
         limit = clamp_limit(limit)
-        docs = await self._find("processors", {"owner_id": owner_id, **_after_time(cursor)}, _OLDEST, limit + 1)
-        return _page(docs, limit, _processor, _time_key)
+        query = {"owner_id": owner_id, **_after_time(cursor), **LIVE}
+        async with self._snapshot() as session:
+            found = self._db.processors.find(query, {"created_at": 1, "config_bytes": 1}, session=session)
+            keys = await found.sort(_OLDEST).limit(limit + 1).to_list()
+            return await self._weighed("processors", keys, _PROCESSOR_WEIGHT, _OLDEST, limit, session, _processor,
+                                       _time_key)
 
     @_reachable
     async def job(self, job_id: str) -> JobOut | None:
@@ -374,8 +394,13 @@ class MongoReadModel:
     @_reachable
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
         limit = clamp_limit(limit)
-        docs = await self._find("migrations", {"owner_id": owner_id, **_before_time(cursor)}, _NEWEST, limit + 1)
-        return _page(docs, limit, _migration, _time_key)
+        query = {"owner_id": owner_id, **_before_time(cursor), **LIVE}
+        fields = {"created_at": 1, "errors_bytes": 1, "revert_skipped_bytes": 1}
+        async with self._snapshot() as session:
+            found = self._db.migrations.find(query, fields, session=session)
+            keys = await found.sort(_NEWEST).limit(limit + 1).to_list()
+            return await self._weighed("migrations", keys, _MIGRATION_WEIGHT, _NEWEST, limit, session, _migration,
+                                       _time_key)
 
     @_reachable
     async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:

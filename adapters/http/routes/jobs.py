@@ -39,6 +39,7 @@ from adapters.http.models_jobs import (
     ProcessorPage,
     ProcessorPatch,
 )
+from adapters.http.page_turns import BYTE_PAGING, page_turn
 from commands.authorization import ensure_owner
 from commands.jobs import CancelJob, RequestJob, RetryFailedJobs, RetryJob
 from commands.processors import DeleteProcessor, RegisterProcessor, UpdateProcessor
@@ -111,8 +112,10 @@ async def get_processor(request: web.Request) -> web.Response:
 async def list_processors(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, ProcessorListQuery)
-    page = await (await _read(request, query, PROCESSORS)).processors(user, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    model = await _read(request, query, PROCESSORS)
+    async with page_turn(request, user):  # a config may weigh 256 KiB: a page is up to 2 MiB
+        page = await model.processors(user, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def update_processor(request: web.Request) -> web.Response:
@@ -194,7 +197,7 @@ def register_routes(api: Api) -> None:
                    "now), limits out of range or a malformed trigger; 404 for an unknown schema or trigger "
                    "bucket, 403 for someone else's bucket. Nothing is recorded when anything fails.")(create_processor)
     op("GET", "/v1/processors", summary="Your processors, oldest first", tag="processors",
-       query=ProcessorListQuery, response=ProcessorPage, errors=(400,), description=_PAGING.strip())(list_processors)
+       query=ProcessorListQuery, response=ProcessorPage, errors=(400,), description=(_PAGING + BYTE_PAGING).strip())(list_processors)
     op("GET", "/v1/processors/{id}", summary="A processor", tag="processors", query=ReadQuery,
        response=ProcessorOut, errors=(400, 403, 404), description=_OWNER_ONLY)(get_processor)
     op("PATCH", "/v1/processors/{id}", summary="Change a processor's config, triggers and/or limits",

@@ -1,0 +1,15 @@
+-- What each processor's config and each migration run's lists weigh as JSON text
+-- (projections/sizes.py), so pages of processors and runs stop at PAGE_BYTES without reading the
+-- rows past it, as blobs and schema versions do (0009).
+-- Nullable: a projector of the previous version, still running during an upgrade, writes rows
+-- without them; the queries weigh such a row by its columns' text, in the database.
+ALTER TABLE processors ADD COLUMN IF NOT EXISTS config_bytes bigint;
+UPDATE processors
+SET config_bytes = octet_length(config::text) + octet_length(triggers::text) + octet_length(limits::text)
+WHERE config_bytes IS NULL;
+
+ALTER TABLE migrations ADD COLUMN IF NOT EXISTS errors_bytes bigint;
+ALTER TABLE migrations ADD COLUMN IF NOT EXISTS revert_skipped_bytes bigint;
+UPDATE migrations SET errors_bytes = octet_length(errors::text) WHERE errors_bytes IS NULL;
+UPDATE migrations SET revert_skipped_bytes = octet_length(revert_skipped_blob_ids::text)
+WHERE revert_skipped_bytes IS NULL;
