@@ -1,0 +1,32 @@
+"""``MIGRATION_ROW_BYTES`` bounds a run's row without its two lists, at the domain's largest.
+
+The stores weigh a run as ``MIGRATION_ROW_BYTES`` plus its stored list weights; if the
+rest of the row could outgrow the constant, a page of runs could pass ``PAGE_BYTES``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from domain.ids import new_id
+from domain.migration import MAX_ERROR_MESSAGE
+from domain.schema import MAX_VERSION_LENGTH
+from projections.documents import MigrationOut
+from projections.migrations import MIGRATION_ROW_BYTES
+from projections.read_model import MAX_LIMIT, PAGE_BYTES
+from projections.sizes import json_text_bytes
+
+
+def test_the_largest_run_without_lists_weighs_less_than_migration_row_bytes() -> None:
+    schema_id = "n" * 64 + "@" + "9" * MAX_VERSION_LENGTH
+    now = datetime.now(UTC)
+    big = 2**63 - 1
+    run = MigrationOut.model_validate({
+        "id": new_id(), "owner_id": new_id(), "schema_id": schema_id, "from_schema_id": schema_id,
+        "bucket_id": new_id(), "dry_run": False, "status": "reverting", "total": big, "migrated": big,
+        "failed": big, "skipped": big, "errors": [], "error": "😀" * MAX_ERROR_MESSAGE, "reverted": big,
+        "revert_skipped": big, "revert_skipped_blob_ids": [], "created_at": now, "started_at": now,
+        "finished_at": now, "reverted_at": now, "updated_at": now, "version": 2**31 - 1, "position": big,
+    })
+    assert json_text_bytes(run.model_dump(mode="json")) <= MIGRATION_ROW_BYTES
+    assert MAX_LIMIT * MIGRATION_ROW_BYTES <= PAGE_BYTES  # a page of plain runs is cut by ``limit`` alone
