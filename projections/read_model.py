@@ -30,8 +30,9 @@ D = TypeVar("D", bound=Document)
 MAX_LIMIT = 500
 
 PAGE_BYTES = 2 * 1024 * 1024
-"""What the items of one page of blobs or schema versions may weigh (their ``data_bytes`` or
-``schema_bytes``, ``projections/sizes.py``): a page ends early, with a cursor, before its items
+"""What the items of one page of blobs, schema versions, processors or migration runs may weigh
+(their ``data_bytes``, ``schema_bytes``, ``config_bytes``, or a run's ``errors_bytes`` and
+``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``; ``projections/sizes.py``): a page ends early, with a cursor, before its items
 would pass it, whatever ``limit`` asks; one item always fits. Stores pick the page by these
 weights and read the data of its items only.
 
@@ -98,7 +99,7 @@ class ReadModel(Protocol):
     async def processor(self, processor_id: str) -> ProcessorOut | None: ...
 
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
-        """The owner's processors, oldest first."""
+        """The owner's processors, oldest first; at most ``PAGE_BYTES`` of configs a page."""
         ...
 
     async def job(self, job_id: str) -> JobOut | None: ...
@@ -120,7 +121,7 @@ class ReadModel(Protocol):
     async def migration(self, migration_id: str) -> MigrationOut | None: ...
 
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
-        """The owner's migration runs, newest first."""
+        """The owner's migration runs, newest first; at most ``PAGE_BYTES`` of runs a page."""
         ...
 
     async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:
