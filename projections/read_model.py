@@ -32,9 +32,9 @@ MAX_LIMIT = 500
 PAGE_BYTES = 2 * 1024 * 1024
 """What the items of one page of blobs, schema versions, processors or migration runs may weigh
 (their ``data_bytes``, ``schema_bytes``, ``config_bytes``, or a run's ``errors_bytes`` and
-``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``; ``projections/sizes.py``): a page ends early, with a cursor, before its items
-would pass it, whatever ``limit`` asks; one item always fits. Stores pick the page by these
-weights and read the data of its items only.
+``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``; ``projections/sizes.py``): a page ends
+early, with a cursor, before its items would pass it, whatever ``limit`` asks; one item always
+fits. Stores pick the page by these weights and read the data of its items only.
 
 2 MiB, not more: a page costs the API's event loop and memory in proportion to its bytes (an
 8 MiB page measured about 0.23 s of the loop and ~190 MiB at its peak, decoded, validated and

@@ -197,7 +197,8 @@ def register_routes(api: Api) -> None:
                    "now), limits out of range or a malformed trigger; 404 for an unknown schema or trigger "
                    "bucket, 403 for someone else's bucket. Nothing is recorded when anything fails.")(create_processor)
     op("GET", "/v1/processors", summary="Your processors, oldest first", tag="processors",
-       query=ProcessorListQuery, response=ProcessorPage, errors=(400,), description=(_PAGING + BYTE_PAGING).strip())(list_processors)
+       query=ProcessorListQuery, response=ProcessorPage, errors=(400,),
+       description=(_PAGING + BYTE_PAGING).strip())(list_processors)
     op("GET", "/v1/processors/{id}", summary="A processor", tag="processors", query=ReadQuery,
        response=ProcessorOut, errors=(400, 403, 404), description=_OWNER_ONLY)(get_processor)
     op("PATCH", "/v1/processors/{id}", summary="Change a processor's config, triggers and/or limits",
