@@ -30,8 +30,9 @@ D = TypeVar("D", bound=Document)
 MAX_LIMIT = 500
 
 PAGE_BYTES = 2 * 1024 * 1024
-"""What the items of one page of blobs, schema versions, processors or migration runs may weigh
-(their ``data_bytes``, ``schema_bytes``, ``config_bytes``, or a run's ``errors_bytes`` and
+"""What the items of one page of blobs, schema versions, processors, jobs or migration runs may
+weigh (their ``data_bytes``, ``schema_bytes``, ``config_bytes``, a job's ``error_bytes`` and
+``last_error_bytes`` over ``JOB_ROW_BYTES``, or a run's ``errors_bytes`` and
 ``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``; ``projections/sizes.py``): a page ends
 early, with a cursor, before its items would pass it, whatever ``limit`` asks; one item always
 fits. Stores pick the page by these weights and read the data of its items only.
@@ -106,7 +107,8 @@ class ReadModel(Protocol):
 
     async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
                    cursor: str | None) -> Page[JobOut]:
-        """The owner's jobs, newest first, optionally of one processor and/or in one status."""
+        """The owner's jobs, newest first, optionally of one processor and/or in one status; at most
+        ``PAGE_BYTES`` of jobs a page."""
         ...
 
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:

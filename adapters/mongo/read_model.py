@@ -8,10 +8,11 @@ keyset-paged on the same sort keys, with the same cursors
 schema versions newest first by semver precedence, books by id. Tombstones
 (see ``adapters/mongo/changes.py``) are never answered.
 
-A page of blobs, schema versions, processors or migration runs is also bounded
-in bytes (``PAGE_BYTES``), in two reads (in one snapshot where the server offers
-one): the next ``limit + 1`` keys with their weights (``data_bytes``,
-``schema_bytes``, ``config_bytes``, ``errors_bytes`` + ``revert_skipped_bytes``) and
+A page of blobs, schema versions, processors, jobs or migration runs is also
+bounded in bytes (``PAGE_BYTES``), in two reads (in one snapshot where the server
+offers one): the next ``limit + 1`` keys with their weights (``data_bytes``,
+``schema_bytes``, ``config_bytes``, ``error_bytes`` + ``last_error_bytes``,
+``errors_bytes`` + ``revert_skipped_bytes``) and
 nothing else, then the documents of the prefix that fits, streamed in order
 and cut again by their own weights (a document that grew in between ends the
 page there: without a snapshot at most one batch more is read). A document
@@ -50,6 +51,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
 
@@ -74,6 +76,7 @@ def _weight(*fields: str, base: int = 0) -> Weight:
 
 
 _PROCESSOR_WEIGHT = _weight("config_bytes")
+_JOB_WEIGHT = _weight("error_bytes", "last_error_bytes", base=JOB_ROW_BYTES)
 _MIGRATION_WEIGHT = _weight("errors_bytes", "revert_skipped_bytes", base=MIGRATION_ROW_BYTES)
 
 
@@ -372,8 +375,11 @@ class MongoReadModel:
             query["processor_id"] = processor_id
         if status is not None:
             query["status"] = status
-        docs = await self._find("jobs", query, _NEWEST, limit + 1)
-        return _page(docs, limit, _job, _time_key)
+        query.update(LIVE)
+        fields = {"created_at": 1, "error_bytes": 1, "last_error_bytes": 1}
+        async with self._snapshot() as session:
+            keys = await self._db.jobs.find(query, fields, session=session).sort(_NEWEST).limit(limit + 1).to_list()
+            return await self._weighed("jobs", keys, _JOB_WEIGHT, _NEWEST, limit, session, _job, _time_key)
 
     @_reachable
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:

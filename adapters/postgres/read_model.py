@@ -7,10 +7,12 @@ rows are added. Blobs, buckets and processors list oldest first by
 (created_at, id), jobs and migration runs newest first by (created_at, id), schema versions
 newest first by semver precedence, books by id (UUIDv7: creation order).
 
-A page of blobs, schema versions, processors or migration runs is also bounded
-in bytes (``PAGE_BYTES``): one statement numbers the next ``limit + 1`` rows in
-order and sums their weights (``data_bytes``, ``schema_bytes``, ``config_bytes``,
-a run's ``errors_bytes`` and ``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``)
+A page of blobs, schema versions, processors, jobs or migration runs is also
+bounded in bytes (``PAGE_BYTES``): one statement numbers the next ``limit + 1``
+rows in order and sums their weights (``data_bytes``, ``schema_bytes``,
+``config_bytes``, a job's ``error_bytes`` and ``last_error_bytes`` over
+``JOB_ROW_BYTES``, a run's ``errors_bytes`` and ``revert_skipped_bytes`` over
+``MIGRATION_ROW_BYTES``)
 over a window, from the keys alone, and joins
 back the data of the rows within the budget only, so the rows past it never
 leave the database. ``fetched`` (how many rows followed the cursor, up to
@@ -46,6 +48,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
 
@@ -339,14 +342,17 @@ class PostgresReadModel:
                    cursor: str | None) -> Page[JobOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        rows = await self._conn.fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = $1"
-            " AND ($2::text IS NULL OR processor_id = $2) AND ($3::text IS NULL OR status = $3)"
-            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
-            " ORDER BY created_at DESC, id DESC LIMIT $6",
-            owner_id, processor_id, status, at, last_id, limit + 1,
-        )  # fmt: skip
-        return _page(rows, limit, _job, _time_key)
+        keys = (
+            f"SELECT id, created_at, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
+            " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS bytes"
+            " FROM jobs WHERE owner_id = $3 AND ($4::text IS NULL OR processor_id = $4)"
+            " AND ($5::text IS NULL OR status = $5) AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))"
+            " ORDER BY created_at DESC, id DESC LIMIT $1"
+        )
+        columns = ", ".join(f"t.{c}" for c in _JOB_COLUMNS.split(", "))
+        rows = await self._conn.fetch(_weighed(keys, "created_at DESC, id DESC", columns, "jobs t"),
+                                      limit + 1, PAGE_BYTES, owner_id, processor_id, status, at, last_id)
+        return _weighed_page(rows, _job, _time_key)
 
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
         rows = await self._conn.fetch(

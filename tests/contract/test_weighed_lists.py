@@ -1,8 +1,9 @@
-"""Pages of processors and migration runs are bounded in bytes on both read stores, from stored weights.
+"""Pages of processors, jobs and migration runs are bounded in bytes on both read stores, from stored weights.
 
-A processor's config may weigh 256 KiB and a run keeps up to 100 errors of 500
+A processor's config may weigh 256 KiB, a job's two errors 2,000 characters each
+of the user's code's choosing, and a run keeps up to 100 errors of 500
 characters, so ``limit=500`` could otherwise answer a page of a hundred
-megabytes. Runs with big error lists are slow to make through the API (a
+megabytes (a few for jobs). Runs with big error lists are slow to make through the API (a
 hundred failing blobs each), so here the real projections project events the
 domain recorded straight into both stores, as their projectors do, and each
 store's ``ReadModel`` is walked page by page: every page within ``PAGE_BYTES``
@@ -33,9 +34,11 @@ from adapters.projector import Projected
 from adapters.runtime.bootstrap import aggregates
 from domain.base import EventCodec, InkAggregate
 from domain.ids import new_id
+from domain.job import MAX_ERROR_MESSAGE, Job
 from domain.migration import MAX_ERRORS, Migration
 from domain.processor import Processor
 from domain.recorded import Recorded
+from projections.jobs import JOB_ROW_BYTES, JobProjection
 from projections.migrations import MIGRATION_ROW_BYTES, MigrationProjection
 from projections.processors import ProcessorProjection
 from projections.read_model import PAGE_BYTES, Page, ReadModel
@@ -44,7 +47,7 @@ from tests.support.mongo import MongoServer, new_database_name
 from tests.support.servers import Database
 
 CODEC = EventCodec(aggregates())
-PROJECTIONS = [ProcessorProjection(), MigrationProjection()]
+PROJECTIONS = [ProcessorProjection(), JobProjection(), MigrationProjection()]
 TABLES = [t for p in PROJECTIONS for t in p.tables]
 SOURCE = "function process(d) { return d; }\n// "
 
@@ -127,6 +130,11 @@ def run_weight(item: Any) -> int:
     return MIGRATION_ROW_BYTES + json_text_bytes(out["errors"]) + json_text_bytes(out["revert_skipped_blob_ids"])
 
 
+def job_weight(item: Any) -> int:
+    out = item.model_dump(mode="json")
+    return JOB_ROW_BYTES + json_text_bytes(out["error"]) + json_text_bytes(out["last_error"])
+
+
 def models(stores: Stores) -> dict[str, ReadModel]:
     return {"postgres": stores.pg, "mongo": stores.mongo}
 
@@ -204,3 +212,36 @@ async def test_rows_without_a_stored_weight_are_weighed_by_their_text_on_postgre
     pages = await walk(stores.pg.processors, owner)
     assert sum(map(len, pages)) == 12
     assert_full_pages(pages, processor_weight)
+
+
+async def test_pages_of_jobs_with_long_errors_stay_within_page_bytes_and_hold_each_once(stores: Stores) -> None:
+    owner, processor, log = new_id(), new_id(), Log()
+    made, retried = [], None
+    message = "😀" * MAX_ERROR_MESSAGE  # 8 KB as JSON: an attempt's error and the final one, ~16 KB a job
+    for n in range(160):
+        job = Job.request(owner, processor if n % 2 else new_id(), 1, "js-transform", new_id(), 1)
+        job.start("runner")
+        if n % 8:
+            job.attempt_failed(1, {"code": "processor_error", "message": message}, 1)
+            job.start("runner")
+            job.fail({"code": "processor_error", "message": message}, 2)
+            if n == 9:  # retried: its errors, and their weights, are gone
+                job.retry()
+                retried = job.id_str
+        log.record(job)
+        made.append(job.id_str)
+    await log.project(stores)
+
+    answers = {}
+    for name, model in models(stores).items():
+        pages = await walk(lambda owner_id, limit, cursor, m=model: m.jobs(owner_id, None, None, limit, cursor), owner)
+        assert [j.id for page in pages for j in page] == made[::-1], name  # newest first, each once
+        assert len(pages) >= 2, (name, [len(p) for p in pages])
+        assert_full_pages(pages, job_weight)
+        mine = await walk(lambda owner_id, limit, cursor, m=model: m.jobs(owner_id, processor, "failed", limit,
+                                                                          cursor), owner)
+        assert [j.id for page in mine for j in page] == [j for n, j in enumerate(made) if n % 8 and n % 2
+                                                         and j != retried][::-1]
+        assert_full_pages(mine, job_weight)
+        answers[name] = [[j.model_dump() for j in page] for page in pages]
+    assert answers["postgres"] == answers["mongo"]

@@ -162,8 +162,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         processor = await model.processor(query.processor_id)
         if processor is not None:
             ensure_owner(user, processor.owner_id, "processor")
-    page = await model.jobs(user, query.processor_id, query.status, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    async with page_turn(request, user):  # two errors of 2,000 characters a job: a page is up to 2 MiB
+        page = await model.jobs(user, query.processor_id, query.status, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -215,7 +216,8 @@ def register_routes(api: Api) -> None:
                    "processor or blob; 422 when the blob's schema is not the processor's `input_schema` or the "
                    "blob is no input for its type (a text-expansion needs an `outline`).")(request_job)
     op("GET", "/v1/jobs", summary="Your jobs, newest first", tag="jobs", query=JobListQuery, response=JobPage,
-       errors=(400, 403), description="Optionally of one processor (yours) and/or in one status." + _PAGING)(list_jobs)
+       errors=(400, 403),
+       description="Optionally of one processor (yours) and/or in one status." + _PAGING + BYTE_PAGING)(list_jobs)
     op("GET", "/v1/jobs/{id}", summary="A job", tag="jobs", query=ReadQuery, response=JobOut,
        errors=(400, 403, 404),
        description=_OWNER_ONLY + " Statuses: pending → running → completed | failed | cancelled. A failed attempt "

@@ -1,5 +1,5 @@
--- What each processor's config and each migration run's lists weigh as JSON text
--- (projections/sizes.py), so pages of processors and runs stop at PAGE_BYTES without reading the
+-- What each processor's config, each migration run's lists and each job's errors weigh as JSON
+-- text (projections/sizes.py), so pages of processors, runs and jobs stop at PAGE_BYTES without reading the
 -- rows past it, as blobs and schema versions do (0009).
 -- Nullable: a projector of the previous version, still running during an upgrade, writes rows
 -- without them; the queries weigh such a row by its columns' text, in the database.
@@ -13,3 +13,8 @@ ALTER TABLE migrations ADD COLUMN IF NOT EXISTS revert_skipped_bytes bigint;
 UPDATE migrations SET errors_bytes = octet_length(errors::text) WHERE errors_bytes IS NULL;
 UPDATE migrations SET revert_skipped_bytes = octet_length(revert_skipped_blob_ids::text)
 WHERE revert_skipped_bytes IS NULL;
+
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS error_bytes bigint;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS last_error_bytes bigint;
+UPDATE jobs SET error_bytes = COALESCE(octet_length(error::text), 4) WHERE error_bytes IS NULL;
+UPDATE jobs SET last_error_bytes = COALESCE(octet_length(last_error::text), 4) WHERE last_error_bytes IS NULL;
