@@ -30,8 +30,9 @@ D = TypeVar("D", bound=Document)
 MAX_LIMIT = 500
 
 PAGE_BYTES = 2 * 1024 * 1024
-"""What the items of one page of blobs, schema versions, processors, jobs or migration runs may
-weigh (their ``data_bytes``, ``schema_bytes``, ``config_bytes``, a job's ``error_bytes`` and
+"""What the items of one page of blobs, schema versions, books, processors, jobs or migration runs
+may weigh (their ``data_bytes``, ``schema_bytes``, a book's ``metadata_bytes`` and its chapters'
+``summary_bytes`` over ``BOOK_ROW_BYTES``, ``config_bytes``, a job's ``error_bytes`` and
 ``last_error_bytes`` over ``JOB_ROW_BYTES``, or a run's ``errors_bytes`` and
 ``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``; ``projections/sizes.py``): a page ends
 early, with a cursor, before its items would pass it, whatever ``limit`` asks; one item always
@@ -93,7 +94,8 @@ class ReadModel(Protocol):
     async def book(self, book_id: str) -> BookOut | None: ...
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
-        """The owner's books in creation order, without chapter contents."""
+        """The owner's books in creation order, without chapter contents; at most ``PAGE_BYTES`` of
+        books (metadata and chapter lists) a page."""
         ...
 
 

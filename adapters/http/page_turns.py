@@ -1,6 +1,6 @@
 """Pages of big lists take turns: one definition for every list whose rows can be large.
 
-Blobs, schema versions, histories, processors, jobs and migration runs are paged in
+Blobs, schema versions, histories, books, processors, jobs and migration runs are paged in
 bytes (``PAGE_BYTES``), so one page can cost tens of milliseconds of the event
 loop. Their handlers read and encode a page inside ``page_turn``, and their
 OpenAPI descriptions say how such a page ends (``BYTE_PAGING``).
@@ -26,7 +26,7 @@ BYTE_PAGING = (
 
 @asynccontextmanager
 async def page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
-    """Read and encode a page of data (blobs, schema versions, history, processors, jobs, migration runs) in
+    """Read and encode a page of data (blobs, schema versions, history, books, processors, jobs, runs) in
     one of ``user``'s turns, waiting for it, and one of the process's steps: a page of up to 2 MiB is
     tens of milliseconds of the loop, so one user's burst of them takes turns instead of the whole loop.
     A request whose client goes away while it waits leaves the queue; the answer is sent after the turn,

@@ -8,10 +8,11 @@ keyset-paged on the same sort keys, with the same cursors
 schema versions newest first by semver precedence, books by id. Tombstones
 (see ``adapters/mongo/changes.py``) are never answered.
 
-A page of blobs, schema versions, processors, jobs or migration runs is also
-bounded in bytes (``PAGE_BYTES``), in two reads (in one snapshot where the server
-offers one): the next ``limit + 1`` keys with their weights (``data_bytes``,
-``schema_bytes``, ``config_bytes``, ``error_bytes`` + ``last_error_bytes``,
+A page of blobs, schema versions, books, processors, jobs or migration runs is
+also bounded in bytes (``PAGE_BYTES``), in two reads (in one snapshot where the
+server offers one): the next ``limit + 1`` keys with their weights (``data_bytes``,
+``schema_bytes``, a book's ``metadata_bytes`` and its chapters' ``summary_bytes``
+(weighed in Python, not summed along an array path), ``config_bytes``, ``error_bytes`` + ``last_error_bytes``,
 ``errors_bytes`` + ``revert_skipped_bytes``) and
 nothing else, then the documents of the prefix that fits, streamed in order
 and cut again by their own weights (a document that grew in between ends the
@@ -51,6 +52,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.books import BOOK_ROW_BYTES
 from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
@@ -154,6 +156,26 @@ def _job(doc: dict[str, Any]) -> JobOut:
 
 def _migration(doc: dict[str, Any]) -> MigrationOut:
     return MigrationOut.model_validate(decode_document(doc))
+
+
+def _book_weight(doc: dict[str, Any]) -> int:
+    """A book's weight on a page: ``BOOK_ROW_BYTES``, its metadata and its live chapters' summaries."""
+    chapters = [c for c in doc["chapters"] if "_deleted" not in c]
+    return BOOK_ROW_BYTES + doc.get("metadata_bytes", UNWEIGHED) + sum(c.get("summary_bytes", UNWEIGHED)
+                                                                      for c in chapters)
+
+
+def _fitting(docs: list[dict[str, Any]], weight: Weight) -> list[Any]:
+    """The ``_id`` of the first of ``docs`` whose weights fit in ``PAGE_BYTES``; the first always fits."""
+    chosen: list[Any] = []
+    used = 0
+    for doc in docs:
+        size = weight(doc)
+        if chosen and used + size > PAGE_BYTES:
+            break
+        chosen.append(doc["_id"])
+        used += size
+    return chosen
 
 
 def _in_order(book: dict[str, Any], chapters: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
@@ -326,17 +348,12 @@ class MongoReadModel:
         match: dict[str, Any] = {"owner_id": owner_id, **LIVE}
         if after is not None:
             match["_id"] = {"$gt": after}
-        pipeline = [
-            {"$match": match},
-            {"$sort": {"_id": ASCENDING}},
-            {"$limit": limit + 1},
-            {"$lookup": {"from": "book_chapters", "let": {"book": "$_id"}, "as": "chapters", "pipeline": [
+
+        def with_chapters(*fields: str) -> dict[str, Any]:
+            return {"$lookup": {"from": "book_chapters", "let": {"book": "$_id"}, "as": "chapters", "pipeline": [
                 {"$match": {"$expr": {"$eq": ["$book_id", "$$book"]}}},
-                {"$project": {"id": 1, "title": 1, "_deleted": 1}},  # not the contents
-            ]}},
-        ]
-        async with self._snapshot() as session:
-            docs = await (await self._db.books.aggregate(pipeline, session=session)).to_list()
+                {"$project": {**dict.fromkeys(fields, 1), "summary_bytes": 1, "_deleted": 1}},  # not the contents
+            ]}}
 
         def summary(doc: dict[str, Any]) -> BookSummary:
             book = decode_document({k: v for k, v in doc.items() if k != "chapters"})
@@ -344,7 +361,23 @@ class MongoReadModel:
                         for n, c in _in_order(book, doc["chapters"])]
             return BookSummary.model_validate({**book, "chapters": chapters})
 
-        return _page(docs, limit, summary, lambda d: [d["_id"]])
+        async with self._snapshot() as session:
+            keys = await (await self._db.books.aggregate([
+                {"$match": match}, {"$sort": {"_id": ASCENDING}}, {"$limit": limit + 1},
+                {"$project": {"metadata_bytes": 1}}, with_chapters(),
+            ], session=session)).to_list()
+            chosen = _fitting(keys[:limit], _book_weight)
+            docs = await (await self._db.books.aggregate([
+                {"$match": {"_id": {"$in": chosen}, **LIVE}}, {"$sort": {"_id": ASCENDING}},
+                with_chapters("id", "title"),
+            ], session=session)).to_list()
+        if not keys:
+            return Page([])
+        kept = _fitting(docs, _book_weight)  # a book that grew between the two reads ends the page there
+        docs = docs[:len(kept)]
+        more = len(keys) > len(chosen) or len(docs) < len(chosen)
+        last = docs[-1] if docs else keys[len(chosen) - 1]
+        return Page([summary(d) for d in docs], encode_cursor([last["_id"]]) if more else None)
 
     @_reachable
     async def processor(self, processor_id: str) -> ProcessorOut | None:

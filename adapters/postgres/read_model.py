@@ -7,10 +7,11 @@ rows are added. Blobs, buckets and processors list oldest first by
 (created_at, id), jobs and migration runs newest first by (created_at, id), schema versions
 newest first by semver precedence, books by id (UUIDv7: creation order).
 
-A page of blobs, schema versions, processors, jobs or migration runs is also
-bounded in bytes (``PAGE_BYTES``): one statement numbers the next ``limit + 1``
-rows in order and sums their weights (``data_bytes``, ``schema_bytes``,
-``config_bytes``, a job's ``error_bytes`` and ``last_error_bytes`` over
+A page of blobs, schema versions, books, processors, jobs or migration runs is
+also bounded in bytes (``PAGE_BYTES``): one statement numbers the next
+``limit + 1`` rows in order and sums their weights (``data_bytes``,
+``schema_bytes``, a book's ``metadata_bytes`` and its chapters' ``summary_bytes``
+over ``BOOK_ROW_BYTES``, ``config_bytes``, a job's ``error_bytes`` and ``last_error_bytes`` over
 ``JOB_ROW_BYTES``, a run's ``errors_bytes`` and ``revert_skipped_bytes`` over
 ``MIGRATION_ROW_BYTES``)
 over a window, from the keys alone, and joins
@@ -48,6 +49,7 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.books import BOOK_ROW_BYTES
 from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
@@ -99,18 +101,24 @@ WHERE b.id = $1
 ORDER BY ch.n
 """
 
-_LIST_BOOKS = """
-SELECT b.id, b.owner_id, b.title, b.metadata, b.chapter_count, b.version, b.created_at, b.updated_at,
+_BOOK_KEYS = f"""
+SELECT b.id, {BOOK_ROW_BYTES} + COALESCE(b.metadata_bytes, octet_length(b.metadata::text))
+       + COALESCE((SELECT sum(COALESCE(c.summary_bytes, 6 * octet_length(c.title) + 64))
+                   FROM book_chapters c WHERE c.book_id = b.id), 0) AS bytes
+FROM books b
+WHERE b.owner_id = $3 AND ($4::text IS NULL OR b.id > $4)
+ORDER BY b.id
+LIMIT $1
+"""
+# A chapter without a stored weight (written before 0010 by a projector of the previous version) is
+# weighed by its title's bytes as if each were escaped to six, and its id and order.
+
+_BOOK_SUMMARY_COLUMNS = """t.id, t.owner_id, t.title, t.metadata, t.chapter_count, t.version, t.created_at, t.updated_at,
        COALESCE((
            SELECT jsonb_agg(jsonb_build_object('id', c.id, 'title', c.title, 'order', o.n) ORDER BY o.n)
-           FROM jsonb_array_elements_text(b.chapter_ids) WITH ORDINALITY AS o(cid, n)
+           FROM jsonb_array_elements_text(t.chapter_ids) WITH ORDINALITY AS o(cid, n)
            JOIN book_chapters c ON c.id = o.cid
-       ), '[]'::jsonb) AS chapters
-FROM books b
-WHERE b.owner_id = $1 AND ($2::text IS NULL OR b.id > $2)
-ORDER BY b.id
-LIMIT $3
-"""
+       ), '[]'::jsonb) AS chapters"""
 
 
 def _json(value: Any) -> Any:
@@ -312,9 +320,10 @@ class PostgresReadModel:
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
         limit = clamp_limit(limit)
-        rows = await self._conn.fetch(_LIST_BOOKS, owner_id, id_cursor(cursor), limit + 1)
-        return _page(rows, limit, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
-                     lambda r: [r["id"]])
+        rows = await self._conn.fetch(_weighed(_BOOK_KEYS, "id", _BOOK_SUMMARY_COLUMNS, "books t"),
+                                      limit + 1, PAGE_BYTES, owner_id, id_cursor(cursor))
+        return _weighed_page(rows, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
+                             lambda r: [r["id"]])
 
     async def processor(self, processor_id: str) -> ProcessorOut | None:
         row = await self._conn.fetchrow(f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE id = $1", processor_id)

@@ -1,6 +1,7 @@
-"""Pages of processors, jobs and migration runs are bounded in bytes on both read stores, from stored weights.
+"""Pages of books, processors, jobs and migration runs are bounded in bytes on both stores, from stored weights.
 
-A processor's config may weigh 256 KiB, a job's two errors 2,000 characters each
+A book's metadata may weigh 256 KiB and its chapter list 10,000 titles of 500
+characters, a processor's config 256 KiB, a job's two errors 2,000 characters each
 of the user's code's choosing, and a run keeps up to 100 errors of 500
 characters, so ``limit=500`` could otherwise answer a page of a hundred
 megabytes (a few for jobs). Runs with big error lists are slow to make through the API (a
@@ -34,10 +35,12 @@ from adapters.projector import Projected
 from adapters.runtime.bootstrap import aggregates
 from domain.base import EventCodec, InkAggregate
 from domain.ids import new_id
+from domain.book import MAX_TITLE, Book
 from domain.job import MAX_ERROR_MESSAGE, Job
 from domain.migration import MAX_ERRORS, Migration
 from domain.processor import Processor
 from domain.recorded import Recorded
+from projections.books import BOOK_ROW_BYTES, BooksProjection, summary_bytes
 from projections.jobs import JOB_ROW_BYTES, JobProjection
 from projections.migrations import MIGRATION_ROW_BYTES, MigrationProjection
 from projections.processors import ProcessorProjection
@@ -47,7 +50,7 @@ from tests.support.mongo import MongoServer, new_database_name
 from tests.support.servers import Database
 
 CODEC = EventCodec(aggregates())
-PROJECTIONS = [ProcessorProjection(), JobProjection(), MigrationProjection()]
+PROJECTIONS = [BooksProjection(), ProcessorProjection(), JobProjection(), MigrationProjection()]
 TABLES = [t for p in PROJECTIONS for t in p.tables]
 SOURCE = "function process(d) { return d; }\n// "
 
@@ -133,6 +136,11 @@ def run_weight(item: Any) -> int:
 def job_weight(item: Any) -> int:
     out = item.model_dump(mode="json")
     return JOB_ROW_BYTES + json_text_bytes(out["error"]) + json_text_bytes(out["last_error"])
+
+
+def book_weight(item: Any) -> int:
+    return (BOOK_ROW_BYTES + json_text_bytes(item.metadata)
+            + sum(summary_bytes(c.id, c.title) for c in item.chapters))
 
 
 def models(stores: Stores) -> dict[str, ReadModel]:
@@ -245,3 +253,31 @@ async def test_pages_of_jobs_with_long_errors_stay_within_page_bytes_and_hold_ea
         assert_full_pages(mine, job_weight)
         answers[name] = [[j.model_dump() for j in page] for page in pages]
     assert answers["postgres"] == answers["mongo"]
+
+
+async def test_pages_of_books_with_big_metadata_or_many_chapters_stay_within_page_bytes(stores: Stores) -> None:
+    owner, log = new_id(), Log()
+    made = []
+    title = "t" * MAX_TITLE
+    for n in range(40):  # 60 KB of metadata, or 200 chapters of 500-character titles (~105 KB): ~3 MB in all
+        metadata = {"notes": "m" * 60_000} if n % 2 else {}
+        chapters = [] if n % 2 else [{"title": title, "content": "c"} for _ in range(200)]
+        book = Book.create(owner, f"book {n}", metadata, chapters)
+        if n == 2:  # changed later: the weights follow a chapter's new title and new metadata
+            book.edit_chapter(book.chapter_ids[0], "short", None)
+            book.update(metadata={"notes": "n" * 50_000})
+        if n == 4:  # a removed chapter weighs nothing more
+            book.remove_chapter(book.chapter_ids[0])
+        log.record(book)
+        made.append(book.id_str)
+    await log.project(stores)
+
+    answers = {}
+    for name, model in models(stores).items():
+        pages = await walk(model.books, owner)
+        assert [b.id for page in pages for b in page] == made, name  # creation order, each once
+        assert len(pages) >= 2, (name, [len(p) for p in pages])
+        assert_full_pages(pages, book_weight)
+        answers[name] = [[b.model_dump() for b in page] for page in pages]
+    assert answers["postgres"] == answers["mongo"]
+    assert [len(b["chapters"]) for b in answers["postgres"][0][:5]] == [200, 0, 200, 0, 199]

@@ -1,6 +1,6 @@
-"""``MIGRATION_ROW_BYTES`` and ``JOB_ROW_BYTES`` bound a row without its weighed parts, at the domain's largest.
+"""``BOOK_ROW_BYTES``, ``JOB_ROW_BYTES`` and ``MIGRATION_ROW_BYTES`` bound a row without its weighed parts.
 
-The stores weigh a run (a job) as the constant plus its stored list (error) weights; if the
+The stores weigh a book (a job, a run) as the constant plus its stored weights; if the
 rest of the row could outgrow the constant, a page could pass ``PAGE_BYTES``.
 """
 
@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from domain.ids import new_id
+from domain.book import MAX_TITLE
 from domain.migration import MAX_ERROR_MESSAGE
 from domain.schema import MAX_VERSION_LENGTH
-from projections.documents import JobOut, MigrationOut
+from projections.books import BOOK_ROW_BYTES
+from projections.documents import BookSummary, JobOut, MigrationOut
 from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import MAX_LIMIT, PAGE_BYTES
@@ -46,3 +48,13 @@ def test_the_largest_job_without_errors_weighs_less_than_job_row_bytes() -> None
     })
     assert json_text_bytes(job.model_dump(mode="json")) <= JOB_ROW_BYTES
     assert MAX_LIMIT * JOB_ROW_BYTES <= PAGE_BYTES
+
+
+def test_the_largest_book_without_metadata_and_chapters_weighs_less_than_book_row_bytes() -> None:
+    now = datetime.now(UTC)
+    book = BookSummary.model_validate({
+        "id": new_id(), "title": "\x01" * MAX_TITLE, "metadata": {}, "owner_id": new_id(), "version": 2**31 - 1,
+        "created_at": now, "updated_at": now, "chapters": [], "chapter_count": 10_000,
+    })
+    assert json_text_bytes(book.model_dump(mode="json")) <= BOOK_ROW_BYTES
+    assert MAX_LIMIT * (BOOK_ROW_BYTES + json_text_bytes({})) <= PAGE_BYTES

@@ -1,5 +1,6 @@
--- What each processor's config, each migration run's lists and each job's errors weigh as JSON
--- text (projections/sizes.py), so pages of processors, runs and jobs stop at PAGE_BYTES without reading the
+-- What each processor's config, each migration run's lists, each job's errors, each book's
+-- metadata and each chapter's summary weigh as JSON text (projections/sizes.py, projections/books.py),
+-- so pages of processors, runs, jobs and books stop at PAGE_BYTES without reading the
 -- rows past it, as blobs and schema versions do (0009).
 -- Nullable: a projector of the previous version, still running during an upgrade, writes rows
 -- without them; the queries weigh such a row by its columns' text, in the database.
@@ -18,3 +19,9 @@ ALTER TABLE jobs ADD COLUMN IF NOT EXISTS error_bytes bigint;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS last_error_bytes bigint;
 UPDATE jobs SET error_bytes = COALESCE(octet_length(error::text), 4) WHERE error_bytes IS NULL;
 UPDATE jobs SET last_error_bytes = COALESCE(octet_length(last_error::text), 4) WHERE last_error_bytes IS NULL;
+
+ALTER TABLE books ADD COLUMN IF NOT EXISTS metadata_bytes bigint;
+UPDATE books SET metadata_bytes = octet_length(metadata::text) WHERE metadata_bytes IS NULL;
+ALTER TABLE book_chapters ADD COLUMN IF NOT EXISTS summary_bytes bigint;
+UPDATE book_chapters SET summary_bytes = octet_length(jsonb_build_object('id', id, 'title', title, 'order', 10000)::text) + 1
+WHERE summary_bytes IS NULL;

@@ -1,4 +1,4 @@
-"""Pages of blobs, schemas, history, processors, jobs and migration runs take turns: a user's burst takes no loop.
+"""Pages of blobs, schemas, history, books, processors, jobs and runs take turns: a user's burst takes no loop.
 
 A full page is tens of milliseconds of the API's loop and tens of MB at its
 peak, and the request rate limit lets a user send 100 at once. A user's page
@@ -114,13 +114,13 @@ async def test_a_users_burst_of_pages_takes_turns_while_others_are_answered(
     assert (gate.running(heavy.user_id), gate.waiting(heavy.user_id)) == (0, 0)
 
 
-@pytest.mark.parametrize(("path", "query"), [("/v1/processors", "processors"), ("/v1/jobs", "jobs"),
-                                             ("/v1/migrations", "migrations")])
-async def test_pages_of_processors_jobs_and_migration_runs_take_the_same_turns(
+@pytest.mark.parametrize(("path", "query"), [("/v1/books", "books"), ("/v1/processors", "processors"),
+                                             ("/v1/jobs", "jobs"), ("/v1/migrations", "migrations")])
+async def test_pages_of_books_processors_jobs_and_runs_take_the_same_turns(
     system: RunningSystem, http: aiohttp.ClientSession, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch,
     path: str, query: str,
 ) -> None:
-    """Their pages are up to 2 MiB too (configs, jobs' and runs' errors): a burst of them waits, then is refused."""
+    """Their pages are up to 2 MiB too (metadata, configs, errors): a burst of them waits, then is refused."""
     heavy = await sign_up(f"pager-{query}")
     assert heavy.user_id is not None
     gate = system.services.limiters.pages
