@@ -210,14 +210,7 @@ class MongoReadModel:
         are read."""
         if not keys:
             return Page([])
-        chosen: list[Any] = []
-        used = 0
-        for doc in keys[:limit]:
-            size = weight(doc)
-            if chosen and used + size > PAGE_BYTES:
-                break
-            chosen.append(doc["_id"])
-            used += size
+        chosen = _fitting(keys[:limit], weight)
         more = len(keys) > len(chosen)
         docs: list[dict[str, Any]] = []
         used = 0
@@ -366,16 +359,17 @@ class MongoReadModel:
                 {"$match": match}, {"$sort": {"_id": ASCENDING}}, {"$limit": limit + 1},
                 {"$project": {"metadata_bytes": 1}}, with_chapters(),
             ], session=session)).to_list()
+            if not keys:
+                return Page([])
             chosen = _fitting(keys[:limit], _book_weight)
             docs = await (await self._db.books.aggregate([
                 {"$match": {"_id": {"$in": chosen}, **LIVE}}, {"$sort": {"_id": ASCENDING}},
                 with_chapters("id", "title"),
             ], session=session)).to_list()
-        if not keys:
-            return Page([])
-        kept = _fitting(docs, _book_weight)  # a book that grew between the two reads ends the page there
-        docs = docs[:len(kept)]
-        more = len(keys) > len(chosen) or len(docs) < len(chosen)
+        kept = len(_fitting(docs, _book_weight))  # a book that grew between the two reads ends the page there
+        more = len(keys) > len(chosen) or kept < len(docs)
+        docs = docs[:kept]
+        # every chosen book gone between the two reads (deleted meanwhile): go on after the last chosen key
         last = docs[-1] if docs else keys[len(chosen) - 1]
         return Page([summary(d) for d in docs], encode_cursor([last["_id"]]) if more else None)
 

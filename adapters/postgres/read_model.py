@@ -113,7 +113,8 @@ LIMIT $1
 # A chapter without a stored weight (written before 0010 by a projector of the previous version) is
 # weighed by its title's bytes as if each were escaped to six, and its id and order.
 
-_BOOK_SUMMARY_COLUMNS = """t.id, t.owner_id, t.title, t.metadata, t.chapter_count, t.version, t.created_at, t.updated_at,
+_BOOK_SUMMARY_COLUMNS = """
+       t.id, t.owner_id, t.title, t.metadata, t.chapter_count, t.version, t.created_at, t.updated_at,
        COALESCE((
            SELECT jsonb_agg(jsonb_build_object('id', c.id, 'title', c.title, 'order', o.n) ORDER BY o.n)
            FROM jsonb_array_elements_text(t.chapter_ids) WITH ORDINALITY AS o(cid, n)
