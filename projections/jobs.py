@@ -3,6 +3,11 @@
 Every event carries what its row needs, so no row is read. ``changes.row_after``
 folds a job's history with the same changes, which is how command answers (cancel,
 retry) are shaped exactly like the read model's without waiting for it.
+
+A job's row is weighed for list pages (``PAGE_BYTES``) in parts, since each event
+sets only some fields and no row is read: ``error_bytes`` and ``last_error_bytes``
+weigh the two errors as JSON text (``projections/sizes.py``; a message may be
+2,000 characters the user's code chose), and ``JOB_ROW_BYTES`` bounds the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from domain.job import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 from domain.recorded import Recorded
 
 from projections.changes import Change, Update, Upsert, touched
+from projections.sizes import json_text_bytes
 
+JOB_ROW_BYTES = 2 * 1024
+"""An upper bound of a job's row as JSON text without its two errors: ids, the processor's type (at
+most 64 characters), the trigger, counts and times (checked by tests/unit/test_page_weights.py). 500
+rows of it (``MAX_LIMIT``) are half of ``PAGE_BYTES``: a page of jobs without errors is cut by ``limit``."""
+
+_NO_ERROR = json_text_bytes(None)
 
 
 class JobProjection:
@@ -34,8 +46,8 @@ class JobProjection:
                 "input_version": data["input_version"],
                 "output_blob_id": None,
                 "status": PENDING,
-                "error": None,
-                "last_error": None,
+                "error": None, "error_bytes": _NO_ERROR,
+                "last_error": None, "last_error_bytes": _NO_ERROR,
                 "attempts": 0,
                 "trigger": data["trigger"],
                 "depth": data["depth"],
@@ -48,16 +60,20 @@ class JobProjection:
         if kind == "Job.Started":
             return [Update("jobs", key, touched(record, status=RUNNING, attempts=data["attempt"], started_at=record.at))]
         if kind == "Job.AttemptFailed":
-            return [Update("jobs", key, touched(record, status=PENDING, last_error=data["error"]))]
+            fields = touched(record, status=PENDING, last_error=data["error"],
+                             last_error_bytes=json_text_bytes(data["error"]))
+            return [Update("jobs", key, fields)]
         if kind == "Job.Completed":
             fields = touched(record, status=COMPLETED, output_blob_id=data["output_blob_id"], finished_at=record.at)
             return [Update("jobs", key, fields)]
         if kind == "Job.Failed":
-            return [Update("jobs", key, touched(record, status=FAILED, error=data["error"], finished_at=record.at))]
+            fields = touched(record, status=FAILED, error=data["error"], error_bytes=json_text_bytes(data["error"]),
+                             finished_at=record.at)
+            return [Update("jobs", key, fields)]
         if kind == "Job.Cancelled":
             return [Update("jobs", key, touched(record, status=CANCELLED, finished_at=record.at))]
         if kind == "Job.Retried":
             fields = touched(record, status=PENDING, error=None, last_error=None, output_blob_id=None,
-                            started_at=None, finished_at=None)
+                            started_at=None, finished_at=None, error_bytes=_NO_ERROR, last_error_bytes=_NO_ERROR)
             return [Update("jobs", key, fields)]
         return []

@@ -30,10 +30,13 @@ D = TypeVar("D", bound=Document)
 MAX_LIMIT = 500
 
 PAGE_BYTES = 2 * 1024 * 1024
-"""What the items of one page of blobs or schema versions may weigh (their ``data_bytes`` or
-``schema_bytes``, ``projections/sizes.py``): a page ends early, with a cursor, before its items
-would pass it, whatever ``limit`` asks; one item always fits. Stores pick the page by these
-weights and read the data of its items only.
+"""What the items of one page of blobs, schema versions, books, processors, jobs or migration runs
+may weigh (their ``data_bytes``, ``schema_bytes``, a book's ``metadata_bytes`` and its chapters'
+``summary_bytes`` over ``BOOK_ROW_BYTES``, ``config_bytes``, a job's ``error_bytes`` and
+``last_error_bytes`` over ``JOB_ROW_BYTES``, or a run's ``errors_bytes`` and
+``revert_skipped_bytes`` over ``MIGRATION_ROW_BYTES``; ``projections/sizes.py``): a page ends
+early, with a cursor, before its items would pass it, whatever ``limit`` asks; one item always
+fits. Stores pick the page by these weights and read the data of its items only.
 
 2 MiB, not more: a page costs the API's event loop and memory in proportion to its bytes (an
 8 MiB page measured about 0.23 s of the loop and ~190 MiB at its peak, decoded, validated and
@@ -91,21 +94,23 @@ class ReadModel(Protocol):
     async def book(self, book_id: str) -> BookOut | None: ...
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
-        """The owner's books in creation order, without chapter contents."""
+        """The owner's books in creation order, without chapter contents; at most ``PAGE_BYTES`` of
+        books (metadata and chapter lists) a page."""
         ...
 
 
     async def processor(self, processor_id: str) -> ProcessorOut | None: ...
 
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
-        """The owner's processors, oldest first."""
+        """The owner's processors, oldest first; at most ``PAGE_BYTES`` of configs a page."""
         ...
 
     async def job(self, job_id: str) -> JobOut | None: ...
 
     async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
                    cursor: str | None) -> Page[JobOut]:
-        """The owner's jobs, newest first, optionally of one processor and/or in one status."""
+        """The owner's jobs, newest first, optionally of one processor and/or in one status; at most
+        ``PAGE_BYTES`` of jobs a page."""
         ...
 
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
@@ -120,7 +125,7 @@ class ReadModel(Protocol):
     async def migration(self, migration_id: str) -> MigrationOut | None: ...
 
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
-        """The owner's migration runs, newest first."""
+        """The owner's migration runs, newest first; at most ``PAGE_BYTES`` of runs a page."""
         ...
 
     async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:

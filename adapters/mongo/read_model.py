@@ -3,13 +3,17 @@
 Documents are decoded (``adapters/mongo/encoding.py``) and validated into the
 documents of ``projections.documents``, as rows are on PostgreSQL. Lists are
 keyset-paged on the same sort keys, with the same cursors
-(``adapters/cursors.py``): blobs and buckets oldest first by (created_at, id),
+(``adapters/cursors.py``): blobs, buckets and processors oldest first by
+(created_at, id), jobs and migration runs newest first,
 schema versions newest first by semver precedence, books by id. Tombstones
 (see ``adapters/mongo/changes.py``) are never answered.
 
-A page of blobs or schema versions is also bounded in bytes (``PAGE_BYTES``),
-in two reads (in one snapshot where the server offers one): the next
-``limit + 1`` keys with their weights (``data_bytes``, ``schema_bytes``) and
+A page of blobs, schema versions, books, processors, jobs or migration runs is
+also bounded in bytes (``PAGE_BYTES``), in two reads (in one snapshot where the
+server offers one): the next ``limit + 1`` keys with their weights (``data_bytes``,
+``schema_bytes``, a book's ``metadata_bytes`` and its chapters' ``summary_bytes``
+(weighed in Python, not summed along an array path), ``config_bytes``, ``error_bytes`` + ``last_error_bytes``,
+``errors_bytes`` + ``revert_skipped_bytes``) and
 nothing else, then the documents of the prefix that fits, streamed in order
 and cut again by their own weights (a document that grew in between ends the
 page there: without a snapshot at most one batch more is read). A document
@@ -48,6 +52,9 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.books import BOOK_ROW_BYTES
+from projections.jobs import JOB_ROW_BYTES
+from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
 
 D = TypeVar("D", bound=Document)
@@ -60,6 +67,19 @@ _NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 
 UNWEIGHED = 1024 * 1024
 """The weight of a document without one: more than the data of any event (``MAX_EVENT_BYTES``)."""
+
+Weight = Callable[[dict[str, Any]], int]
+"""What a document (or its key: the fields a list projects) weighs on a page."""
+
+
+def _weight(*fields: str, base: int = 0) -> Weight:
+    """A document's weight: ``base`` and its stored ``fields`` (``UNWEIGHED`` each one it lacks)."""
+    return lambda doc: base + sum(doc.get(f, UNWEIGHED) for f in fields)
+
+
+_PROCESSOR_WEIGHT = _weight("config_bytes")
+_JOB_WEIGHT = _weight("error_bytes", "last_error_bytes", base=JOB_ROW_BYTES)
+_MIGRATION_WEIGHT = _weight("errors_bytes", "revert_skipped_bytes", base=MIGRATION_ROW_BYTES)
 
 
 def _reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -138,6 +158,26 @@ def _migration(doc: dict[str, Any]) -> MigrationOut:
     return MigrationOut.model_validate(decode_document(doc))
 
 
+def _book_weight(doc: dict[str, Any]) -> int:
+    """A book's weight on a page: ``BOOK_ROW_BYTES``, its metadata and its live chapters' summaries."""
+    chapters = [c for c in doc["chapters"] if "_deleted" not in c]
+    return BOOK_ROW_BYTES + doc.get("metadata_bytes", UNWEIGHED) + sum(c.get("summary_bytes", UNWEIGHED)
+                                                                      for c in chapters)
+
+
+def _fitting(docs: list[dict[str, Any]], weight: Weight) -> list[Any]:
+    """The ``_id`` of the first of ``docs`` whose weights fit in ``PAGE_BYTES``; the first always fits."""
+    chosen: list[Any] = []
+    used = 0
+    for doc in docs:
+        size = weight(doc)
+        if chosen and used + size > PAGE_BYTES:
+            break
+        chosen.append(doc["_id"])
+        used += size
+    return chosen
+
+
 def _in_order(book: dict[str, Any], chapters: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     """(1-based place in ``chapter_ids``, chapter) for the chapters the book lists, in its order."""
     by_id = {c["_id"]: c for c in chapters if "_deleted" not in c}  # never a tombstone
@@ -162,28 +202,22 @@ class MongoReadModel:
         cursor = self._db[table].find({**query, **LIVE}, projection).sort(sort).limit(limit)
         return await cursor.to_list()
 
-    async def _weighed(self, table: str, keys: list[dict[str, Any]], weight: str, sort: list[tuple[str, int]],
+    async def _weighed(self, table: str, keys: list[dict[str, Any]], weight: Weight, sort: list[tuple[str, int]],
                        limit: int, session: AsyncClientSession | None, shape: Callable[[dict[str, Any]], D],
                        key: Callable[[dict[str, Any]], list[Any]]) -> Page[D]:
-        """The page of ``keys`` (up to ``limit + 1`` documents' ``_id``, sort fields and ``weight``, in
-        ``sort`` order) whose weights fit in ``PAGE_BYTES``; one always fits. Only those documents are read."""
+        """The page of ``keys`` (up to ``limit + 1`` documents' ``_id``, sort fields and the fields ``weight``
+        reads, in ``sort`` order) whose weights fit in ``PAGE_BYTES``; one always fits. Only those documents
+        are read."""
         if not keys:
             return Page([])
-        chosen: list[Any] = []
-        used = 0
-        for doc in keys[:limit]:
-            size = doc.get(weight, UNWEIGHED)
-            if chosen and used + size > PAGE_BYTES:
-                break
-            chosen.append(doc["_id"])
-            used += size
+        chosen = _fitting(keys[:limit], weight)
         more = len(keys) > len(chosen)
         docs: list[dict[str, Any]] = []
         used = 0
         found = self._db[table].find({"_id": {"$in": chosen}, **LIVE}, session=session).sort(sort)
         try:
             async for doc in found:
-                size = doc.get(weight, UNWEIGHED)
+                size = weight(doc)
                 if docs and used + size > PAGE_BYTES:
                     more = True  # it grew since its key was read
                     break
@@ -224,7 +258,7 @@ class MongoReadModel:
         fields = {"major": 1, "minor": 1, "patch": 1, "pre": 1, "schema_bytes": 1}
         async with self._snapshot() as session:
             keys = await self._db.schemas.find(query, fields, session=session).sort(_LATEST).limit(limit + 1).to_list()
-            return await self._weighed("schemas", keys, "schema_bytes", _LATEST, limit, session, _schema,
+            return await self._weighed("schemas", keys, _weight("schema_bytes"), _LATEST, limit, session, _schema,
                                        lambda d: [d["major"], d["minor"], d["patch"], d["pre"]])
 
     @_reachable
@@ -282,7 +316,7 @@ class MongoReadModel:
                     {"$limit": limit + 1},
                 ]
                 keys = await (await self._db.blob_buckets.aggregate(pipeline, session=session)).to_list()
-            return await self._weighed("blobs", keys, "data_bytes", _OLDEST, limit, session, _blob, _time_key)
+            return await self._weighed("blobs", keys, _weight("data_bytes"), _OLDEST, limit, session, _blob, _time_key)
 
     @_reachable
     async def book(self, book_id: str) -> BookOut | None:
@@ -307,17 +341,12 @@ class MongoReadModel:
         match: dict[str, Any] = {"owner_id": owner_id, **LIVE}
         if after is not None:
             match["_id"] = {"$gt": after}
-        pipeline = [
-            {"$match": match},
-            {"$sort": {"_id": ASCENDING}},
-            {"$limit": limit + 1},
-            {"$lookup": {"from": "book_chapters", "let": {"book": "$_id"}, "as": "chapters", "pipeline": [
+
+        def with_chapters(*fields: str) -> dict[str, Any]:
+            return {"$lookup": {"from": "book_chapters", "let": {"book": "$_id"}, "as": "chapters", "pipeline": [
                 {"$match": {"$expr": {"$eq": ["$book_id", "$$book"]}}},
-                {"$project": {"id": 1, "title": 1, "_deleted": 1}},  # not the contents
-            ]}},
-        ]
-        async with self._snapshot() as session:
-            docs = await (await self._db.books.aggregate(pipeline, session=session)).to_list()
+                {"$project": {**dict.fromkeys(fields, 1), "summary_bytes": 1, "_deleted": 1}},  # not the contents
+            ]}}
 
         def summary(doc: dict[str, Any]) -> BookSummary:
             book = decode_document({k: v for k, v in doc.items() if k != "chapters"})
@@ -325,7 +354,24 @@ class MongoReadModel:
                         for n, c in _in_order(book, doc["chapters"])]
             return BookSummary.model_validate({**book, "chapters": chapters})
 
-        return _page(docs, limit, summary, lambda d: [d["_id"]])
+        async with self._snapshot() as session:
+            keys = await (await self._db.books.aggregate([
+                {"$match": match}, {"$sort": {"_id": ASCENDING}}, {"$limit": limit + 1},
+                {"$project": {"metadata_bytes": 1}}, with_chapters(),
+            ], session=session)).to_list()
+            if not keys:
+                return Page([])
+            chosen = _fitting(keys[:limit], _book_weight)
+            docs = await (await self._db.books.aggregate([
+                {"$match": {"_id": {"$in": chosen}, **LIVE}}, {"$sort": {"_id": ASCENDING}},
+                with_chapters("id", "title"),
+            ], session=session)).to_list()
+        kept = len(_fitting(docs, _book_weight))  # a book that grew between the two reads ends the page there
+        more = len(keys) > len(chosen) or kept < len(docs)
+        docs = docs[:kept]
+        # every chosen book gone between the two reads (deleted meanwhile): go on after the last chosen key
+        last = docs[-1] if docs else keys[len(chosen) - 1]
+        return Page([summary(d) for d in docs], encode_cursor([last["_id"]]) if more else None)
 
     @_reachable
     async def processor(self, processor_id: str) -> ProcessorOut | None:
@@ -335,8 +381,12 @@ class MongoReadModel:
     @_reachable
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
         limit = clamp_limit(limit)
-        docs = await self._find("processors", {"owner_id": owner_id, **_after_time(cursor)}, _OLDEST, limit + 1)
-        return _page(docs, limit, _processor, _time_key)
+        query = {"owner_id": owner_id, **_after_time(cursor), **LIVE}
+        async with self._snapshot() as session:
+            found = self._db.processors.find(query, {"created_at": 1, "config_bytes": 1}, session=session)
+            keys = await found.sort(_OLDEST).limit(limit + 1).to_list()
+            return await self._weighed("processors", keys, _PROCESSOR_WEIGHT, _OLDEST, limit, session, _processor,
+                                       _time_key)
 
     @_reachable
     async def job(self, job_id: str) -> JobOut | None:
@@ -352,8 +402,11 @@ class MongoReadModel:
             query["processor_id"] = processor_id
         if status is not None:
             query["status"] = status
-        docs = await self._find("jobs", query, _NEWEST, limit + 1)
-        return _page(docs, limit, _job, _time_key)
+        query.update(LIVE)
+        fields = {"created_at": 1, "error_bytes": 1, "last_error_bytes": 1}
+        async with self._snapshot() as session:
+            keys = await self._db.jobs.find(query, fields, session=session).sort(_NEWEST).limit(limit + 1).to_list()
+            return await self._weighed("jobs", keys, _JOB_WEIGHT, _NEWEST, limit, session, _job, _time_key)
 
     @_reachable
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
@@ -374,8 +427,13 @@ class MongoReadModel:
     @_reachable
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
         limit = clamp_limit(limit)
-        docs = await self._find("migrations", {"owner_id": owner_id, **_before_time(cursor)}, _NEWEST, limit + 1)
-        return _page(docs, limit, _migration, _time_key)
+        query = {"owner_id": owner_id, **_before_time(cursor), **LIVE}
+        fields = {"created_at": 1, "errors_bytes": 1, "revert_skipped_bytes": 1}
+        async with self._snapshot() as session:
+            found = self._db.migrations.find(query, fields, session=session)
+            keys = await found.sort(_NEWEST).limit(limit + 1).to_list()
+            return await self._weighed("migrations", keys, _MIGRATION_WEIGHT, _NEWEST, limit, session, _migration,
+                                       _time_key)
 
     @_reachable
     async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:

@@ -4,12 +4,17 @@ Rows are validated into the documents of ``projections.documents`` (the
 columns carry the fields' names), so no query maps fields by hand. Lists are
 keyset-paged (cursors in ``adapters/cursors.py``): paging stays stable while
 rows are added. Blobs, buckets and processors list oldest first by
-(created_at, id), jobs newest first by (created_at, id), schema versions
+(created_at, id), jobs and migration runs newest first by (created_at, id), schema versions
 newest first by semver precedence, books by id (UUIDv7: creation order).
 
-A page of blobs or schema versions is also bounded in bytes (``PAGE_BYTES``):
-one statement numbers the next ``limit + 1`` rows in order and sums their
-``data_bytes`` (``schema_bytes``) over a window, from the keys alone, and joins
+A page of blobs, schema versions, books, processors, jobs or migration runs is
+also bounded in bytes (``PAGE_BYTES``): one statement numbers the next
+``limit + 1`` rows in order and sums their weights (``data_bytes``,
+``schema_bytes``, a book's ``metadata_bytes`` and its chapters' ``summary_bytes``
+over ``BOOK_ROW_BYTES``, ``config_bytes``, a job's ``error_bytes`` and ``last_error_bytes`` over
+``JOB_ROW_BYTES``, a run's ``errors_bytes`` and ``revert_skipped_bytes`` over
+``MIGRATION_ROW_BYTES``)
+over a window, from the keys alone, and joins
 back the data of the rows within the budget only, so the rows past it never
 leave the database. ``fetched`` (how many rows followed the cursor, up to
 ``limit + 1``) says whether there is a next page. A row written before its
@@ -44,6 +49,9 @@ from projections.documents import (
     SchemaOut,
     UserOut,
 )
+from projections.books import BOOK_ROW_BYTES
+from projections.jobs import JOB_ROW_BYTES
+from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
 
 D = TypeVar("D", bound=Document)
@@ -93,18 +101,25 @@ WHERE b.id = $1
 ORDER BY ch.n
 """
 
-_LIST_BOOKS = """
-SELECT b.id, b.owner_id, b.title, b.metadata, b.chapter_count, b.version, b.created_at, b.updated_at,
+_BOOK_KEYS = f"""
+SELECT b.id, {BOOK_ROW_BYTES} + COALESCE(b.metadata_bytes, octet_length(b.metadata::text))
+       + COALESCE((SELECT sum(COALESCE(c.summary_bytes, 6 * octet_length(c.title) + 64))
+                   FROM book_chapters c WHERE c.book_id = b.id), 0) AS bytes
+FROM books b
+WHERE b.owner_id = $3 AND ($4::text IS NULL OR b.id > $4)
+ORDER BY b.id
+LIMIT $1
+"""
+# A chapter without a stored weight (written before 0010 by a projector of the previous version) is
+# weighed by its title's bytes as if each were escaped to six, and its id and order.
+
+_BOOK_SUMMARY_COLUMNS = """
+       t.id, t.owner_id, t.title, t.metadata, t.chapter_count, t.version, t.created_at, t.updated_at,
        COALESCE((
            SELECT jsonb_agg(jsonb_build_object('id', c.id, 'title', c.title, 'order', o.n) ORDER BY o.n)
-           FROM jsonb_array_elements_text(b.chapter_ids) WITH ORDINALITY AS o(cid, n)
+           FROM jsonb_array_elements_text(t.chapter_ids) WITH ORDINALITY AS o(cid, n)
            JOIN book_chapters c ON c.id = o.cid
-       ), '[]'::jsonb) AS chapters
-FROM books b
-WHERE b.owner_id = $1 AND ($2::text IS NULL OR b.id > $2)
-ORDER BY b.id
-LIMIT $3
-"""
+       ), '[]'::jsonb) AS chapters"""
 
 
 def _json(value: Any) -> Any:
@@ -132,12 +147,13 @@ def _page(rows: list[asyncpg.Record], limit: int, shape: Callable[[asyncpg.Recor
 
 def _weighed(keys: str, order: str, columns: str, table: str) -> str:
     """A statement answering the page of ``keys`` (a query of ``id``, the sort columns and ``bytes``,
-    ``LIMIT $1`` rows) that fits in ``$2`` bytes, with the data of those rows only."""
+    ``LIMIT $1`` rows, in ``order``, which ends with ``id``) that fits in ``$2`` bytes, with the data
+    of those rows only."""
     return f"""
 WITH keys AS ({keys}),
 page AS (
     SELECT id, count(*) OVER () AS fetched, row_number() OVER w AS n, sum(bytes) OVER w AS running
-    FROM keys WINDOW w AS (ORDER BY {order}, id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    FROM keys WINDOW w AS (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
 SELECT {columns}, p.fetched FROM page p JOIN {table} ON t.id = p.id
 WHERE p.n < $1 AND (p.n = 1 OR p.running <= $2)
@@ -223,7 +239,7 @@ class PostgresReadModel:
         )
         columns = ", ".join(f"t.{c}" for c in _SCHEMA_COLUMNS.split(", ")) + ", t.major, t.minor, t.patch, t.pre"
         rows = await self._conn.fetch(
-            _weighed(keys, "major DESC, minor DESC, patch DESC, pre DESC", columns, "schemas t"),
+            _weighed(keys, "major DESC, minor DESC, patch DESC, pre DESC, id", columns, "schemas t"),
             limit + 1, PAGE_BYTES, name, *after,
         )  # fmt: skip
         return _weighed_page(rows, _schema, lambda r: [r["major"], r["minor"], r["patch"], r["pre"]])
@@ -285,7 +301,7 @@ class PostgresReadModel:
             f" FROM {source} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id LIMIT $1"
         )
         columns = _BLOB_COLUMNS.replace("b.", "t.")
-        rows = await self._conn.fetch(_weighed(keys, "created_at", columns, "blobs t"), *params)
+        rows = await self._conn.fetch(_weighed(keys, "created_at, id", columns, "blobs t"), *params)
         return _weighed_page(rows, _blob, _time_key)
 
     async def book(self, book_id: str) -> BookOut | None:
@@ -305,9 +321,10 @@ class PostgresReadModel:
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
         limit = clamp_limit(limit)
-        rows = await self._conn.fetch(_LIST_BOOKS, owner_id, id_cursor(cursor), limit + 1)
-        return _page(rows, limit, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
-                     lambda r: [r["id"]])
+        rows = await self._conn.fetch(_weighed(_BOOK_KEYS, "id", _BOOK_SUMMARY_COLUMNS, "books t"),
+                                      limit + 1, PAGE_BYTES, owner_id, id_cursor(cursor))
+        return _weighed_page(rows, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
+                             lambda r: [r["id"]])
 
     async def processor(self, processor_id: str) -> ProcessorOut | None:
         row = await self._conn.fetchrow(f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE id = $1", processor_id)
@@ -316,12 +333,16 @@ class PostgresReadModel:
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        rows = await self._conn.fetch(
-            f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE owner_id = $1"
-            " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
-            owner_id, at, last_id, limit + 1,
-        )  # fmt: skip
-        return _page(rows, limit, _processor, _time_key)
+        keys = (
+            "SELECT id, created_at, COALESCE(config_bytes,"
+            " octet_length(config::text) + octet_length(triggers::text) + octet_length(limits::text)) AS bytes"
+            " FROM processors WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5))"
+            " ORDER BY created_at, id LIMIT $1"
+        )
+        columns = ", ".join(f"t.{c}" for c in _PROCESSOR_COLUMNS.split(", "))
+        rows = await self._conn.fetch(_weighed(keys, "created_at, id", columns, "processors t"),
+                                      limit + 1, PAGE_BYTES, owner_id, at, last_id)
+        return _weighed_page(rows, _processor, _time_key)
 
     async def job(self, job_id: str) -> JobOut | None:
         row = await self._conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
@@ -331,14 +352,17 @@ class PostgresReadModel:
                    cursor: str | None) -> Page[JobOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        rows = await self._conn.fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE owner_id = $1"
-            " AND ($2::text IS NULL OR processor_id = $2) AND ($3::text IS NULL OR status = $3)"
-            " AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
-            " ORDER BY created_at DESC, id DESC LIMIT $6",
-            owner_id, processor_id, status, at, last_id, limit + 1,
-        )  # fmt: skip
-        return _page(rows, limit, _job, _time_key)
+        keys = (
+            f"SELECT id, created_at, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
+            " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS bytes"
+            " FROM jobs WHERE owner_id = $3 AND ($4::text IS NULL OR processor_id = $4)"
+            " AND ($5::text IS NULL OR status = $5) AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))"
+            " ORDER BY created_at DESC, id DESC LIMIT $1"
+        )
+        columns = ", ".join(f"t.{c}" for c in _JOB_COLUMNS.split(", "))
+        rows = await self._conn.fetch(_weighed(keys, "created_at DESC, id DESC", columns, "jobs t"),
+                                      limit + 1, PAGE_BYTES, owner_id, processor_id, status, at, last_id)
+        return _weighed_page(rows, _job, _time_key)
 
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
         rows = await self._conn.fetch(
@@ -358,13 +382,17 @@ class PostgresReadModel:
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        rows = await self._conn.fetch(
-            f"SELECT {_MIGRATION_COLUMNS} FROM migrations WHERE owner_id = $1"
-            " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))"
-            " ORDER BY created_at DESC, id DESC LIMIT $4",
-            owner_id, at, last_id, limit + 1,
-        )  # fmt: skip
-        return _page(rows, limit, _migration, _time_key)
+        keys = (
+            f"SELECT id, created_at, {MIGRATION_ROW_BYTES}"
+            " + COALESCE(errors_bytes, octet_length(errors::text))"
+            " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS bytes"
+            " FROM migrations WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
+            " ORDER BY created_at DESC, id DESC LIMIT $1"
+        )
+        columns = ", ".join(f"t.{c}" for c in _MIGRATION_COLUMNS.split(", "))
+        rows = await self._conn.fetch(_weighed(keys, "created_at DESC, id DESC", columns, "migrations t"),
+                                      limit + 1, PAGE_BYTES, owner_id, at, last_id)
+        return _weighed_page(rows, _migration, _time_key)
 
     async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:
         rows = await self._conn.fetch(_MIGRATION_CANDIDATES, owner_id, list(schema_ids), bucket_id)

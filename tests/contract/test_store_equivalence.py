@@ -251,3 +251,7 @@ async def test_random_event_sequences_project_to_the_same_documents_in_both_stor
     assert not await stores.pg.fetch("SELECT id FROM blobs WHERE data_bytes < octet_length(data::text)")
     assert not await stores.pg.fetch("SELECT id FROM schemas WHERE schema_bytes"
                                      " < octet_length(schema::text) + COALESCE(octet_length(migration::text), 0)")
+    assert not await stores.pg.fetch("SELECT id FROM books WHERE metadata_bytes < octet_length(metadata::text)")
+    assert not await stores.pg.fetch(
+        "SELECT c.id FROM book_chapters c JOIN books b ON b.id = c.book_id WHERE c.summary_bytes"
+        " < octet_length(jsonb_build_object('id', c.id, 'title', c.title, 'order', b.chapter_count)::text)")

@@ -9,9 +9,6 @@ the log, which is never behind.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-
 from aiohttp import web
 
 from adapters.cursors import encode_cursor, position_cursor
@@ -27,8 +24,7 @@ from adapters.http.api import (
     read_query,
     resource_answer,
 )
-from adapters.http.disconnect import cancelled_when_gone
-from adapters.http.keys import BUS, LIMITERS, READS, REPOSITORY
+from adapters.http.keys import BUS, READS, REPOSITORY
 from adapters.http.models import ReadQuery
 from adapters.http.models_content import (
     HISTORY_PAGE_BYTES,
@@ -56,6 +52,7 @@ from adapters.http.models_content import (
     ValidateIn,
     ValidateOut,
 )
+from adapters.http.page_turns import BYTE_PAGING, page_turn
 from commands.authorization import ensure_owner
 from commands.blobs import CreateBlob, DeleteBlob, MigrateBlob, MoveBlob, UpdateBlob
 from commands.buckets import KEEP, CreateBucket, DeleteBucket, UpdateBucket
@@ -66,27 +63,13 @@ from domain.errors import NotFound
 from domain.ids import is_id
 from domain.schema import NAME_RE, parse_schema_id
 from projections.documents import BlobOut, BucketOut, HistoryItem, SchemaOut
-from projections.read_model import PAGE_BYTES, ReadModel
+from projections.read_model import ReadModel
 
 SCHEMAS, BUCKETS, BLOBS = "schemas", "buckets", "blobs"
 
 
 async def _read(request: web.Request, query: ReadQuery, *projections: str) -> ReadModel:
     return await request.app[READS].read(projections, query.min_position, query.consistency)
-
-
-@asynccontextmanager
-async def _page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
-    """Read and encode a page of data (blobs, schema versions, history) in one of ``user``'s turns,
-    waiting for it, and one of the process's steps: a page of up to 2 MiB is tens of milliseconds
-    of the loop, so one user's burst of them takes turns instead of the whole loop. A request whose
-    client goes away while it waits leaves the queue; the answer is sent after the turn, by aiohttp."""
-    pages = request.app[LIMITERS].pages
-    async with AsyncExitStack() as held:
-        async with cancelled_when_gone(request):
-            await held.enter_async_context(pages.slot(user))
-            await held.enter_async_context(pages.step())
-        yield
 
 
 # -- schemas -------------------------------------------------------------------------------
@@ -115,7 +98,7 @@ async def list_schemas(request: web.Request) -> web.Response:
     model = await _read(request, query, SCHEMAS)
     if not NAME_RE.match(query.name):
         return page_answer([], None)
-    async with _page_turn(request, user):
+    async with page_turn(request, user):
         page = await model.schema_versions(query.name, query.limit, query.cursor)
         return page_answer(page.items, page.next_cursor)
 
@@ -229,7 +212,7 @@ async def list_blobs(request: web.Request) -> web.Response:
             parse_schema_id(query.schema_id)
         except ValueError:
             return page_answer([], None)
-    async with _page_turn(request, user):
+    async with page_turn(request, user):
         page = await model.blobs(user, query.bucket_id, query.schema_id, query.limit, query.cursor)
         return page_answer(page.items, page.next_cursor)
 
@@ -273,7 +256,7 @@ async def blob_history(request: web.Request) -> web.Response:
     if created is None:
         raise NotFound(f"blob {blob_id}")
     ensure_owner(user, created.data.get("owner_id"), "blob")
-    async with _page_turn(request, user):
+    async with page_turn(request, user):
         records, more = await repository.history_page(Blob.TYPE, blob_id, after=after or 0, limit=query.limit,
                                                       max_bytes=HISTORY_PAGE_BYTES)
         next_cursor = encode_cursor([records[-1].position]) if more and records else None
@@ -290,10 +273,6 @@ _SCHEMA_OWNER = (
 _OWNER_ONLY = "Only the owner may read or change it (403 for someone else's, 404 when unknown)."
 _IF_MATCH = " `If-Match` with the ETag (the version) makes a stale write fail with 412."
 _PAGING = " Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`."
-_BYTE_PAGING = (
-    f" A page also ends early, with a `next_cursor`, when its items' data would exceed {PAGE_BYTES} bytes "
-    "(2 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
-)
 _PATTERNS = (
     " Patterns (`pattern`, `patternProperties`, `propertyNames`) must match in linear time: look-around and "
     "back-references are refused (422, the error at the pattern's path)."
@@ -313,7 +292,7 @@ def register_routes(api: Api) -> None:
        description=_SCHEMA_OWNER + _PATTERNS)(create_schema)
     op("GET", "/v1/schemas", summary="The versions of a schema name, newest first", tag="schemas",
        query=SchemaListQuery, response=SchemaPage, errors=(400,),
-       description=_SCHEMA_READS + " `name` is required." + _PAGING + _BYTE_PAGING)(list_schemas)
+       description=_SCHEMA_READS + " `name` is required." + _PAGING + BYTE_PAGING)(list_schemas)
     op("GET", "/v1/schemas/{id}", summary="A schema version (`name@version`, or a bare name: its latest)",
        tag="schemas", query=ReadQuery, response=SchemaOut, errors=(400, 404), description=_SCHEMA_READS)(get_schema)
     op("POST", "/v1/schemas/{id}/validate", summary="Validate data against a schema version", tag="schemas",
@@ -343,7 +322,7 @@ def register_routes(api: Api) -> None:
     op("GET", "/v1/blobs", summary="Your blobs, oldest first", tag="blobs", query=BlobListQuery,
        response=BlobPage, errors=(400, 403, 404),
        description="Optionally only those in one of your buckets and/or of one schema." + _PAGING
-                   + _BYTE_PAGING)(list_blobs)
+                   + BYTE_PAGING)(list_blobs)
     op("GET", "/v1/blobs/{id}", summary="A blob (or, with `as_of`, the blob as it was at that log position)",
        tag="blobs", query=BlobReadQuery, response=BlobOut, errors=(400, 403, 404),
        description=_OWNER_ONLY + " `as_of` rebuilds it from the log (404 if it did not exist then).")(get_blob)

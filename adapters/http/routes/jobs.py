@@ -39,6 +39,7 @@ from adapters.http.models_jobs import (
     ProcessorPage,
     ProcessorPatch,
 )
+from adapters.http.page_turns import BYTE_PAGING, page_turn
 from commands.authorization import ensure_owner
 from commands.jobs import CancelJob, RequestJob, RetryFailedJobs, RetryJob
 from commands.processors import DeleteProcessor, RegisterProcessor, UpdateProcessor
@@ -111,8 +112,10 @@ async def get_processor(request: web.Request) -> web.Response:
 async def list_processors(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, ProcessorListQuery)
-    page = await (await _read(request, query, PROCESSORS)).processors(user, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    model = await _read(request, query, PROCESSORS)
+    async with page_turn(request, user):  # a config may weigh 256 KiB: a page is up to 2 MiB
+        page = await model.processors(user, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def update_processor(request: web.Request) -> web.Response:
@@ -159,8 +162,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         processor = await model.processor(query.processor_id)
         if processor is not None:
             ensure_owner(user, processor.owner_id, "processor")
-    page = await model.jobs(user, query.processor_id, query.status, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    async with page_turn(request, user):  # two errors of 2,000 characters a job: a page is up to 2 MiB
+        page = await model.jobs(user, query.processor_id, query.status, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -194,7 +198,8 @@ def register_routes(api: Api) -> None:
                    "now), limits out of range or a malformed trigger; 404 for an unknown schema or trigger "
                    "bucket, 403 for someone else's bucket. Nothing is recorded when anything fails.")(create_processor)
     op("GET", "/v1/processors", summary="Your processors, oldest first", tag="processors",
-       query=ProcessorListQuery, response=ProcessorPage, errors=(400,), description=_PAGING.strip())(list_processors)
+       query=ProcessorListQuery, response=ProcessorPage, errors=(400,),
+       description=(_PAGING + BYTE_PAGING).strip())(list_processors)
     op("GET", "/v1/processors/{id}", summary="A processor", tag="processors", query=ReadQuery,
        response=ProcessorOut, errors=(400, 403, 404), description=_OWNER_ONLY)(get_processor)
     op("PATCH", "/v1/processors/{id}", summary="Change a processor's config, triggers and/or limits",
@@ -211,7 +216,8 @@ def register_routes(api: Api) -> None:
                    "processor or blob; 422 when the blob's schema is not the processor's `input_schema` or the "
                    "blob is no input for its type (a text-expansion needs an `outline`).")(request_job)
     op("GET", "/v1/jobs", summary="Your jobs, newest first", tag="jobs", query=JobListQuery, response=JobPage,
-       errors=(400, 403), description="Optionally of one processor (yours) and/or in one status." + _PAGING)(list_jobs)
+       errors=(400, 403),
+       description="Optionally of one processor (yours) and/or in one status." + _PAGING + BYTE_PAGING)(list_jobs)
     op("GET", "/v1/jobs/{id}", summary="A job", tag="jobs", query=ReadQuery, response=JobOut,
        errors=(400, 403, 404),
        description=_OWNER_ONLY + " Statuses: pending → running → completed | failed | cancelled. A failed attempt "

@@ -15,6 +15,7 @@ from adapters.http.api import Api, actor, command_answer, context, page_answer, 
 from adapters.http.keys import BUS, READS, REPOSITORY
 from adapters.http.models import ReadQuery
 from adapters.http.models_migrations import MigrationChanged, MigrationIn, MigrationListQuery, MigrationPage
+from adapters.http.page_turns import BYTE_PAGING, page_turn
 from commands.authorization import ensure_owner
 from commands.migrations import RequestMigration, RevertMigration
 from commands.repository import Saved
@@ -58,8 +59,9 @@ async def list_migrations(request: web.Request) -> web.Response:
     user = actor(request)
     query = read_query(request, MigrationListQuery)
     model = await request.app[READS].read((MIGRATIONS,), query.min_position, query.consistency)
-    page = await model.migrations(user, query.limit, query.cursor)
-    return page_answer(page.items, page.next_cursor)
+    async with page_turn(request, user):  # a run keeps up to 100 errors: a page is up to 2 MiB
+        page = await model.migrations(user, query.limit, query.cursor)
+        return page_answer(page.items, page.next_cursor)
 
 
 async def revert_migration(request: web.Request) -> web.Response:
@@ -84,7 +86,8 @@ def register_routes(api: Api) -> None:
                    "source version any more (while some are, it migrates only those).")(request_migration)
     op("GET", "/v1/migrations", summary="Your migration runs, newest first", tag="migrations",
        query=MigrationListQuery, response=MigrationPage, errors=(400,),
-       description="Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`.")(list_migrations)
+       description="Paged with `limit` (1-500, default 50) and the previous page's `next_cursor`." + BYTE_PAGING
+       )(list_migrations)
     op("GET", "/v1/migrations/{id}", summary="A migration run and its progress", tag="migrations",
        query=ReadQuery, response=MigrationOut, errors=(400, 403, 404),
        description=_OWNER_ONLY + " The counts move as the run goes (one change per batch); `errors` keeps the "

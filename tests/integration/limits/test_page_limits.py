@@ -1,4 +1,4 @@
-"""Pages of blobs, schema versions and history take turns: one user's burst of them does not take the loop.
+"""Pages of blobs, schemas, history, books, processors, jobs and runs take turns: a user's burst takes no loop.
 
 A full page is tens of milliseconds of the API's loop and tens of MB at its
 peak, and the request rate limit lets a user send 100 at once. A user's page
@@ -118,3 +118,31 @@ async def test_a_users_burst_of_pages_takes_turns_while_others_are_answered(
                    if line.startswith("http_requests_total{") and 'route="/v1/blobs"' in line]
     assert any('status="499"' in line and line.endswith(" 1.0") for line in counted), counted
     assert not any('status="500"' in line for line in counted), counted
+
+
+@pytest.mark.parametrize(("path", "query"), [("/v1/books", "books"), ("/v1/processors", "processors"),
+                                             ("/v1/jobs", "jobs"), ("/v1/migrations", "migrations")])
+async def test_pages_of_books_processors_jobs_and_runs_take_the_same_turns(
+    system: RunningSystem, http: aiohttp.ClientSession, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch,
+    path: str, query: str,
+) -> None:
+    """Their pages are up to 2 MiB too (metadata, configs, errors): a burst of them waits, then is refused."""
+    heavy = await sign_up(f"pager-{query}")
+    assert heavy.user_id is not None
+    gate = system.services.limiters.pages
+    model = system.services.reads.model
+    original, release = getattr(model, query), asyncio.Event()
+
+    async def held(owner_id: str, *args: Any) -> Any:
+        if owner_id == heavy.user_id:
+            await release.wait()
+        return await original(owner_id, *args)
+
+    monkeypatch.setattr(model, query, held)
+    burst = [asyncio.create_task(get(http, path, heavy, limit="500")) for _ in range(PER_USER + WAITING)]
+    await until(lambda: (gate.running(heavy.user_id), gate.waiting(heavy.user_id)) == (PER_USER, WAITING),
+                "two building, the rest waiting")
+    problem(await get(http, path, heavy, limit="500"), 429, "rate_limited", "rate limit exceeded")
+    release.set()
+    assert [a.status for a in await asyncio.gather(*burst)] == [200] * len(burst)
+    assert (gate.running(heavy.user_id), gate.waiting(heavy.user_id)) == (0, 0)

@@ -1,4 +1,4 @@
-"""Lists of blobs and schema versions come in pages bounded in bytes, not only in count.
+"""Lists of blobs, schema versions and processors come in pages bounded in bytes, not only in count.
 
 ``GET /v1/blobs?limit=500`` of a user whose blobs are each near the blob size
 limit would otherwise be about 256 MB in one answer, read, decoded and
@@ -104,5 +104,21 @@ async def test_the_versions_of_a_schema_come_in_pages_of_at_most_page_bytes(sign
 
     pages = await walk(ink.list_schema_versions, name, limit=500)
     assert [s.version for page in pages for s in page] == versions[::-1]  # newest first
+    assert len(pages) >= 2, [len(p) for p in pages]
+    assert_full_pages(pages, weight)
+
+
+async def test_a_list_of_processors_with_big_configs_comes_in_pages_of_at_most_page_bytes(sign_up: SignUp) -> None:
+    """A config may weigh 256 KiB: 500 of them would be a page of 128 MiB."""
+    ink = await sign_up("big-processors", retry_rate_limited=True)
+    source = "function process(d) { return d; }\n// " + "é" * 99_000  # ~198 KB as JSON: 20 are ~4 MB
+    ids = [(await ink.register_processor(f"p{n}", "js-transform", {"source": source})).id for n in range(20)]
+
+    def weight(processor: Any) -> int:
+        out = processor.model_dump(mode="json")
+        return json_text_bytes(out["config"]) + json_text_bytes(out["triggers"]) + json_text_bytes(out["limits"])
+
+    pages = await walk(lambda cursor, **params: ink.list_processors(cursor=cursor, **params), limit=500)
+    assert [p.id for page in pages for p in page] == ids  # oldest first, each once
     assert len(pages) >= 2, [len(p) for p in pages]
     assert_full_pages(pages, weight)

@@ -1,0 +1,39 @@
+"""Pages of big lists take turns: one definition for every list whose rows can be large.
+
+Blobs, schema versions, histories, books, processors, jobs and migration runs are paged in
+bytes (``PAGE_BYTES``), so one page can cost tens of milliseconds of the event
+loop. Their handlers read and encode a page inside ``page_turn``, and their
+OpenAPI descriptions say how such a page ends (``BYTE_PAGING``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from aiohttp import web
+
+from adapters.http.disconnect import cancelled_when_gone
+from adapters.http.keys import LIMITERS
+from projections.read_model import PAGE_BYTES
+
+BYTE_PAGING = (
+    f" A page also ends early, with a `next_cursor`, when its items' data would exceed {PAGE_BYTES} bytes "
+    "(2 MiB, weighed as JSON text); a single item always fits. `next_cursor` is null on the last page."
+)
+"""What the OpenAPI description of a list paged in bytes adds to its ``limit`` paging."""
+
+
+@asynccontextmanager
+async def page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
+    """Read and encode a page of data (blobs, schema versions, history, books, processors, jobs, runs) in
+    one of ``user``'s turns, waiting for it, and one of the process's steps: a page of up to 2 MiB is
+    tens of milliseconds of the loop, so one user's burst of them takes turns instead of the whole loop.
+    A request whose client goes away while it waits leaves the queue; the answer is sent after the turn,
+    by aiohttp."""
+    pages = request.app[LIMITERS].pages
+    async with AsyncExitStack() as held:
+        async with cancelled_when_gone(request):
+            await held.enter_async_context(pages.slot(user))
+            await held.enter_async_context(pages.step())
+        yield
