@@ -460,6 +460,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     overrides = {
         "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
         "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9,
+        "write_bytes_per_second": 1e12, "write_bytes_burst": 10**12,
         "log_level": "error",
     }  # fmt: skip
     res: dict[str, Any] = {}

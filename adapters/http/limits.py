@@ -18,6 +18,8 @@ class Limiters:
 
     user: Limiter
     anonymous: Limiter
+    written: Limiter
+    """Bytes of request bodies per user: what one account may add to the log, whatever its request rate."""
     login: LoginGuard
     exports: InFlight
     pages: InFlight
@@ -37,6 +39,8 @@ class LimitSettings:
     pages_per_user: int = 2
     pages_per_process: int = 4
     pages_waiting_per_user: int = 32
+    write_bytes_per_second: float = 1024.0 * 1024
+    write_bytes_burst: float = 64.0 * 1024 * 1024
 
 
 def _exports(s: LimitSettings) -> InFlight:
@@ -53,6 +57,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
     return Limiters(
         user=LocalLimiter(s.rate_per_second, s.burst),
         anonymous=LocalLimiter(s.anonymous_rate_per_second, s.anonymous_burst),
+        written=LocalLimiter(s.write_bytes_per_second, s.write_bytes_burst),
         login=LoginGuard.local(s.login_failures_per_minute, s.login_account_failures_per_minute,
                                s.known_address_seconds),
         exports=_exports(s),
@@ -74,6 +79,7 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
     return Limiters(
         user=limiter("user", s.rate_per_second, s.burst),
         anonymous=limiter("anonymous", s.anonymous_rate_per_second, s.anonymous_burst),
+        written=limiter("written", s.write_bytes_per_second, s.write_bytes_burst),
         login=LoginGuard(
             limiter("login-pair", per_pair / 60.0, per_pair),
             limiter("login-account", per_account / 60.0, per_account),

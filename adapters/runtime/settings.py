@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     login_failures_per_minute: float = 10.0  # per (account, client address)
     login_account_failures_per_minute: float = 100.0  # per account, from addresses it never logged in from
     login_known_address_days: float = 30.0
+    # bytes of request bodies a user may send to be written to the log (a token bucket across the API
+    # processes): the request rate alone let one account append 50 MiB a second, forever
+    write_bytes_per_second: float = Field(default=1024.0 * 1024, gt=0)
+    write_bytes_burst: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
     # book exports in one API process: running per user (one more is a 429); reading or rendering a step
     # at a time, in all (more wait; sending is never a step)
     exports_per_user: int = Field(default=2, ge=1)
@@ -131,6 +135,7 @@ class Settings(BaseSettings):
         return {
             "user": window_seconds(self.rate_limit_per_second, self.rate_limit_burst),
             "anonymous": window_seconds(self.anonymous_rate_limit_per_second, self.anonymous_rate_limit_burst),
+            "written": window_seconds(self.write_bytes_per_second, self.write_bytes_burst),
             "login-pair": 60.0,  # the login limits are per minute, their bucket holds one minute's tries
             "login-account": 60.0,
         }

@@ -23,7 +23,8 @@ from tests.support.sdk import fails
 from tests.support.servers import Database
 from tests.support.system import RunningSystem, start_system
 
-UNLIMITED = {"rate_limit_per_second": 1e6, "rate_limit_burst": 10**6, "run_jobs": False}
+UNLIMITED = {"rate_limit_per_second": 1e6, "rate_limit_burst": 10**6, "write_bytes_per_second": 1e12,
+             "write_bytes_burst": 10**12, "run_jobs": False}
 
 
 async def test_edits_of_a_long_blob_survive_new_processes_loading_it_from_a_snapshot(
