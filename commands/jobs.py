@@ -174,7 +174,7 @@ class JobHandlers:
         gate = asyncio.Semaphore(16)
 
         async def one(job_id: str) -> None:
-            sub = Context(ctx.actor, _derived(ctx.command_id, job_id), ctx.traceparent)
+            sub = Context(ctx.actor, _derived(ctx.command_id, job_id), ctx.traceparent, fresh=ctx.fresh)
 
             def decide(current: Job | None) -> Job:
                 job = changeable(ctx.actor, "job", job_id, current, None)

@@ -63,12 +63,15 @@ class JetStreamCursor:
         """The next position this cursor hands out."""
         self._queue: deque[Msg] = deque()
         self._queued = 0
+        self._expected = 0  # the position the push consumer should deliver next
         self._dropped = False
+        self._stopping: asyncio.Future[None] | None = None
         self._arrived = asyncio.Event()
         self.sub: Any = None
         self.pages = 0
         """How many pages it has asked for."""
         self._ahead: asyncio.Future[tuple[list[Recorded], bool]] | None = None
+        self._ahead_size = 0
 
     @property
     def pushed(self) -> bool:
@@ -78,24 +81,31 @@ class JetStreamCursor:
     async def on_msg(self, msg: Msg) -> None:
         if self._dropped:
             return
-        if self._queued >= self._behind_bytes:
-            self._dropped = True  # this one and all after it are read again as pages
+        position = stream_sequence(msg)
+        if self._queued >= self._behind_bytes or position != self._expected:
+            # Behind, or the consumer skipped or went back (nats-py recreates a lost ordered consumer
+            # from the last position it delivered, which is 1 before its first delivery): this one
+            # and all after it are read as pages instead, and the consumer stops now, not once the
+            # reader has drained the queue (it would push the whole backlog at full speed meanwhile).
+            self._dropped = True
+            self._stopping = asyncio.ensure_future(_unsubscribe(self.sub))
         else:
             self._queue.append(msg)
             self._queued += len(msg.data) + len(msg.subject)
+            self._expected = position + 1
         self._arrived.set()
 
     async def next_batch(self, max_size: int, timeout: float | None) -> list[Recorded]:
         while True:
             if self.sub is None:
                 records, more = await self._next_page(max_size)
-                if records:
-                    self.position = records[-1].position + 1
+                start = records[-1].position + 1 if records else self.position
                 if more:  # ask for the next page while the caller works on this one
-                    self._ahead = asyncio.ensure_future(self._read_page(self.position, max_size))
-                else:  # at the tail: follow it
-                    self._dropped = False
-                    self.sub = await self._subscribe(self.position, self.on_msg)
+                    self._ahead, self._ahead_size = asyncio.ensure_future(self._read_page(start, max_size)), max_size
+                else:  # at the tail: follow it (should subscribing fail, the page is read again)
+                    self._dropped, self._expected = False, start
+                    self.sub = await self._subscribe(start, self.on_msg)
+                self.position = start
                 if records:
                     return records
             if self._queue:
@@ -116,9 +126,12 @@ class JetStreamCursor:
     async def _next_page(self, max_size: int) -> tuple[list[Recorded], bool]:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
-            records, more = await ahead
-            if not records or records[0].position == self.position:
-                return records, more
+            if self._ahead_size == max_size:
+                records, more = await ahead
+                if not records or records[0].position == self.position:
+                    return records, more
+            else:  # asked for another size: read again
+                _forget(ahead)
         return await self._read_page(self.position, max_size)
 
     async def _read_page(self, position: int, count: int) -> tuple[list[Recorded], bool]:
@@ -131,22 +144,35 @@ class JetStreamCursor:
             msg = self._queue.popleft()
             self._queued -= len(msg.data) + len(msg.subject)
             position = stream_sequence(msg)
-            if position >= self.position:  # a consumer reset may deliver one again
+            if position >= self.position:
                 records.append(self._to_recorded(msg.subject, position, msg.headers, msg.data))
                 self.position = position + 1
         return records
 
     async def _unsubscribe(self) -> None:
         sub, self.sub = self.sub, None
+        stopping, self._stopping = self._stopping, None
         self._queue.clear()
         self._queued = 0
-        if sub is not None:
-            with contextlib.suppress(Exception):  # the connection may already be gone
-                await sub.unsubscribe()
+        if stopping is not None:
+            await stopping
+        elif sub is not None:
+            await _unsubscribe(sub)
 
     async def close(self) -> None:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:  # not awaited: closing must not wait on the log (nor hide a cancellation)
-            ahead.add_done_callback(lambda done: done.cancelled() or done.exception())
-            ahead.cancel()
+            _forget(ahead)
         await self._unsubscribe()
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    """Cancel a read ahead nobody will await (its failure, if any, noted as retrieved)."""
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
+    future.cancel()
+
+
+async def _unsubscribe(sub: Any) -> None:
+    if sub is not None:
+        with contextlib.suppress(Exception):  # the connection may already be gone
+            await sub.unsubscribe()

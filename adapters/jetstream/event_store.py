@@ -77,6 +77,10 @@ request never pulls more than this. A server configured with a ``max_payload`` o
 gets asked for ``LOAD_MAX_BYTES // 4`` (then a request pulls at most that plus one message)."""
 
 _MESSAGE_ROOM = 4 * KIB
+
+ABANDONED_SECONDS = 30.0
+"""How long a Direct Get given up on (a timeout) keeps its share of the receive budget unless its
+last reply arrives first: the server may still be sending it."""
 """What the server counts for a message beyond ``max_payload``: its subject and record overhead."""
 
 H_TYPE = "Ink-Type"
@@ -115,6 +119,8 @@ class _Batch:
     records: list[Recorded] = field(default_factory=list)
     more: bool = False
     error: str | None = None
+    abandoned: bool = False
+    """Given up on: its messages are not decoded, only its end awaited."""
 
 
 def subject_for(aggregate_type: str, aggregate_id: str, prefix: str = "ink") -> str:
@@ -449,17 +455,34 @@ class JetStreamEventStore:
         token = str(next(self._tokens))
         batch = _Batch(asyncio.get_running_loop().create_future())
         # what its replies may weigh: the bytes asked for, and the message that crosses them
-        async with self._receiving.take(int(request.get("max_bytes", LOAD_MAX_BYTES)) + self._nc.max_payload
-                                        + _MESSAGE_ROOM):
-            self._waiting[token] = batch
-            try:
-                await self._nc.publish(
-                    f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
-                )
-                async with asyncio.timeout(timeout):
-                    await asyncio.shield(batch.done)
-            finally:
+        held = await self._receiving.acquire(int(request.get("max_bytes", LOAD_MAX_BYTES)) + self._nc.max_payload
+                                             + _MESSAGE_ROOM)
+        released = False
+
+        def release(*_: object) -> None:
+            nonlocal released
+            if not released:
+                released = True
                 self._waiting.pop(token, None)
+                self._receiving.release(held)
+
+        sent = False
+        self._waiting[token] = batch
+        try:
+            await self._nc.publish(
+                f"$JS.API.DIRECT.GET.{self._stream}", orjson.dumps(request), reply=f"{self._inbox}.{token}"
+            )
+            sent = True
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(batch.done)
+        finally:
+            if batch.done.done() or not sent:
+                release()
+            else:  # given up on (a timeout, a cancellation): its replies may still be on their way
+                batch.abandoned = True
+                batch.records.clear()
+                batch.done.add_done_callback(release)
+                asyncio.get_running_loop().call_later(ABANDONED_SECONDS, release)
         if batch.error:
             raise _Transient(batch.error)
         return batch.records, batch.more
@@ -471,6 +494,8 @@ class JetStreamEventStore:
         headers = msg.headers or {}
         status = headers.get("Status")
         if status is None:
+            if batch.abandoned:
+                return
             batch.records.append(self._from_direct(msg))
             batch.more = headers.get("Nats-Num-Pending", "0") != "0"
             return

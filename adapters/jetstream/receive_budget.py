@@ -40,27 +40,35 @@ class ReceiveBudget:
     @asynccontextmanager
     async def take(self, size: int) -> AsyncIterator[None]:
         """Hold ``size`` bytes (at most the whole budget) while the replies arrive."""
-        size = max(1, min(size, self._capacity))
-        if not self._waiting and self._free >= size:
-            self._free -= size
-        else:
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            entry = (size, turn)
-            self._waiting.append(entry)
-            try:
-                await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._give(size)  # granted just as it was cancelled: pass the bytes on
-                else:
-                    if entry in self._waiting:
-                        self._waiting.remove(entry)
-                    self._grant()  # it may have held back smaller requests behind it
-                raise
+        held = await self.acquire(size)
         try:
             yield
         finally:
-            self._give(size)
+            self.release(held)
+
+    async def acquire(self, size: int) -> int:
+        """Wait for ``size`` bytes (at most the whole budget); answers what was taken, for ``release``."""
+        size = max(1, min(size, self._capacity))
+        if not self._waiting and self._free >= size:
+            self._free -= size
+            return size
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (size, turn)
+        self._waiting.append(entry)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release(size)  # granted just as it was cancelled: pass the bytes on
+            else:
+                if entry in self._waiting:
+                    self._waiting.remove(entry)
+                self._grant()  # it may have held back smaller requests behind it
+            raise
+        return size
+
+    def release(self, size: int) -> None:
+        self._give(size)
 
     def _give(self, size: int) -> None:
         self._free += size

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.http.ratelimit import window_seconds
@@ -129,6 +129,14 @@ class Settings(BaseSettings):
             blob_bytes=self.max_blob_bytes,
             schema_bytes=self.max_schema_bytes,
         )
+
+    @model_validator(mode="after")
+    def _largest_body_fits_the_write_burst(self) -> Settings:
+        """A body larger than the burst of written bytes could never pass (its Retry-After a lie)."""
+        if self.write_bytes_burst < self.max_body_bytes:
+            raise ValueError(f"write_bytes_burst ({self.write_bytes_burst}) must be at least max_body_bytes "
+                             f"({self.max_body_bytes}): a body that large could never be written")
+        return self
 
     def rate_windows(self) -> dict[str, float]:
         """The window of each shared limit: the time its bucket takes to refill (burst / rate)."""

@@ -30,6 +30,7 @@ from nats.aio.client import Client
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.streams import apply_streams, load_stream_specs
 from adapters.runtime.nats_server import EmbeddedNats
+from commands.ports import Unavailable
 from domain.ids import new_id
 from domain.recorded import NewEvent
 from tests.support.servers import start_nats
@@ -157,3 +158,28 @@ async def test_a_cursor_that_falls_behind_at_the_tail_pages_again_and_misses_not
         assert [r.position for r in await cursor.next_batch(5, timeout=5)] == [later]
     finally:
         await cursor.close()
+
+
+async def test_a_load_given_up_on_keeps_its_share_of_the_budget_until_its_replies_are_in(
+    own_server: tuple[EmbeddedNats, Client],
+) -> None:
+    """A timed-out Direct Get's replies may still be on their way: its bytes are not handed to the next
+    request (a retry) until its last reply has arrived."""
+    _, nc = own_server
+    writer = JetStreamEventStore(nc)
+    agg, last = new_id(), 0
+    for version in range(1, 9):
+        event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc),
+                         data={"text": "x" * BIG}, actor="u1")
+        last = (await writer.append("thing", agg, event, last, new_id())).position
+    capacity = 6 * KIB * KIB
+    impatient = JetStreamEventStore(nc, publish_timeout=0.001, receive_bytes=capacity)
+    with pytest.raises(Unavailable):
+        await impatient.load_page("thing", agg, max_bytes=4 * KIB * KIB)
+    budget = impatient._receiving  # noqa: SLF001 - what the connection is promised, seen from here
+    assert budget.free < capacity  # still held: the server is sending
+    for _ in range(100):
+        if budget.free == capacity:
+            break
+        await asyncio.sleep(0.05)
+    assert budget.free == capacity  # given back once the last reply came
