@@ -19,9 +19,8 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from adapters.http.errors import BadRequest, RateLimited, Unauthorized
+from adapters.http.errors import BadRequest, Unauthorized
 from adapters.http.json_depth import nests_deeper_than
-from adapters.http.keys import LIMITERS
 from commands.authorization import ensure_same_user
 from commands.repository import Context
 from domain.errors import FieldError, PreconditionFailed
@@ -85,17 +84,6 @@ class Api:
 # -- requests ------------------------------------------------------------------
 
 
-async def _charge_written(request: web.Request, size: int) -> None:
-    """A user's bodies are counted in bytes too (``Limiters.written``): the request rate bounds how
-    often one account writes, not how much, and what it writes stays in the log for good."""
-    user = request.get(ACTOR_KEY)
-    if user is None:
-        return  # anonymous bodies (register, login) are small and limited per address
-    grant = await request.app[LIMITERS].written.take(f"written:{user}", size)
-    if grant.wait > 0:
-        raise RateLimited("too many bytes written: slow down", retry_after=grant.wait)
-
-
 async def read_json(request: web.Request) -> Any:
     """The body as JSON: absent, nested deeper than ``MAX_JSON_DEPTH`` or malformed → 400.
 
@@ -107,7 +95,6 @@ async def read_json(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise BadRequest("a JSON body is required")
-    await _charge_written(request, len(raw))
     request[BODY_DIGEST_KEY] = hashlib.sha256(raw).hexdigest()
     if nests_deeper_than(raw, MAX_JSON_DEPTH):
         raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels (objects and arrays inside each other)")

@@ -122,4 +122,18 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
         raise RateLimited("too many requests, slow down", retry_after=wait)
     if failure is not None:
         raise failure
+    if user is not None and request.can_read_body:
+        await _charge_written(request, user)
     return await handler(request)
+
+
+async def _charge_written(request: web.Request, user: str) -> None:
+    """A user's bodies are counted in bytes too (``Limiters.written``): the request rate bounds how
+    often one account writes, not how much, and what it writes stays in the log for good. The body
+    is read here (aiohttp keeps it for the handler; over ``max_body_bytes`` it is a 413); anonymous
+    bodies (register, login) are small and limited per address."""
+    size = len(await request.read())
+    if size:
+        grant = await request.app[LIMITERS].written.take(f"written:{user}", size)
+        if grant.wait > 0:
+            raise RateLimited("too many bytes written: slow down", retry_after=grant.wait)
