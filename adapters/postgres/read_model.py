@@ -161,6 +161,46 @@ ORDER BY p.n
 """
 
 
+def _on_t(columns: str) -> str:
+    """``a, b`` as the columns of the row ``t`` that ``_weighed`` joins."""
+    return ", ".join(f"t.{c}" for c in columns.split(", "))
+
+
+# The weighed pages whose statement does not depend on the request: built once.
+_SCHEMA_PAGE = _weighed(
+    "SELECT id, major, minor, patch, pre,"
+    " COALESCE(schema_bytes, octet_length(schema::text) + COALESCE(octet_length(migration::text), 4)) AS bytes"
+    " FROM schemas WHERE name = $3 AND ($4::bigint IS NULL OR (major, minor, patch, pre) < ($4, $5, $6, $7))"
+    f" {_LATEST} LIMIT $1",
+    "major DESC, minor DESC, patch DESC, pre DESC, id", _on_t(_SCHEMA_COLUMNS) + ", t.major, t.minor, t.patch, t.pre",
+    "schemas t",
+)
+_BOOK_PAGE = _weighed(_BOOK_KEYS, "id", _BOOK_SUMMARY_COLUMNS, "books t")
+_PROCESSOR_PAGE = _weighed(
+    "SELECT id, created_at, COALESCE(config_bytes,"
+    " octet_length(config::text) + octet_length(triggers::text) + octet_length(limits::text)) AS bytes"
+    " FROM processors WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5))"
+    " ORDER BY created_at, id LIMIT $1",
+    "created_at, id", _on_t(_PROCESSOR_COLUMNS), "processors t",
+)
+_JOB_PAGE = _weighed(
+    f"SELECT id, created_at, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
+    " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS bytes"
+    " FROM jobs WHERE owner_id = $3 AND ($4::text IS NULL OR processor_id = $4)"
+    " AND ($5::text IS NULL OR status = $5) AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))"
+    " ORDER BY created_at DESC, id DESC LIMIT $1",
+    "created_at DESC, id DESC", _on_t(_JOB_COLUMNS), "jobs t",
+)
+_MIGRATION_PAGE = _weighed(
+    f"SELECT id, created_at, {MIGRATION_ROW_BYTES}"
+    " + COALESCE(errors_bytes, octet_length(errors::text))"
+    " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS bytes"
+    " FROM migrations WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
+    " ORDER BY created_at DESC, id DESC LIMIT $1",
+    "created_at DESC, id DESC", _on_t(_MIGRATION_COLUMNS), "migrations t",
+)
+
+
 def _weighed_page(rows: list[asyncpg.Record], shape: Callable[[asyncpg.Record], D],
                   key: Callable[[asyncpg.Record], list[Any]]) -> Page[D]:
     more = bool(rows) and rows[0]["fetched"] > len(rows)
@@ -231,17 +271,7 @@ class PostgresReadModel:
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
         limit = clamp_limit(limit)
         after = semver_cursor(cursor) or [None, None, None, None]
-        keys = (
-            "SELECT id, major, minor, patch, pre,"
-            " COALESCE(schema_bytes, octet_length(schema::text) + COALESCE(octet_length(migration::text), 4)) AS bytes"
-            " FROM schemas WHERE name = $3 AND ($4::bigint IS NULL OR (major, minor, patch, pre) < ($4, $5, $6, $7))"
-            f" {_LATEST} LIMIT $1"
-        )
-        columns = ", ".join(f"t.{c}" for c in _SCHEMA_COLUMNS.split(", ")) + ", t.major, t.minor, t.patch, t.pre"
-        rows = await self._conn.fetch(
-            _weighed(keys, "major DESC, minor DESC, patch DESC, pre DESC, id", columns, "schemas t"),
-            limit + 1, PAGE_BYTES, name, *after,
-        )  # fmt: skip
+        rows = await self._conn.fetch(_SCHEMA_PAGE, limit + 1, PAGE_BYTES, name, *after)
         return _weighed_page(rows, _schema, lambda r: [r["major"], r["minor"], r["patch"], r["pre"]])
 
     async def bucket(self, bucket_id: str) -> BucketOut | None:
@@ -300,8 +330,8 @@ class PostgresReadModel:
             "SELECT b.id, b.created_at, COALESCE(b.data_bytes, octet_length(b.data::text), 4) AS bytes"
             f" FROM {source} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id LIMIT $1"
         )
-        columns = _BLOB_COLUMNS.replace("b.", "t.")
-        rows = await self._conn.fetch(_weighed(keys, "created_at, id", columns, "blobs t"), *params)
+        rows = await self._conn.fetch(_weighed(keys, "created_at, id", _BLOB_COLUMNS.replace("b.", "t."), "blobs t"),
+                                      *params)
         return _weighed_page(rows, _blob, _time_key)
 
     async def book(self, book_id: str) -> BookOut | None:
@@ -321,8 +351,7 @@ class PostgresReadModel:
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
         limit = clamp_limit(limit)
-        rows = await self._conn.fetch(_weighed(_BOOK_KEYS, "id", _BOOK_SUMMARY_COLUMNS, "books t"),
-                                      limit + 1, PAGE_BYTES, owner_id, id_cursor(cursor))
+        rows = await self._conn.fetch(_BOOK_PAGE, limit + 1, PAGE_BYTES, owner_id, id_cursor(cursor))
         return _weighed_page(rows, lambda r: BookSummary.model_validate(_row(r, "metadata", "chapters")),
                              lambda r: [r["id"]])
 
@@ -333,15 +362,7 @@ class PostgresReadModel:
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        keys = (
-            "SELECT id, created_at, COALESCE(config_bytes,"
-            " octet_length(config::text) + octet_length(triggers::text) + octet_length(limits::text)) AS bytes"
-            " FROM processors WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5))"
-            " ORDER BY created_at, id LIMIT $1"
-        )
-        columns = ", ".join(f"t.{c}" for c in _PROCESSOR_COLUMNS.split(", "))
-        rows = await self._conn.fetch(_weighed(keys, "created_at, id", columns, "processors t"),
-                                      limit + 1, PAGE_BYTES, owner_id, at, last_id)
+        rows = await self._conn.fetch(_PROCESSOR_PAGE, limit + 1, PAGE_BYTES, owner_id, at, last_id)
         return _weighed_page(rows, _processor, _time_key)
 
     async def job(self, job_id: str) -> JobOut | None:
@@ -352,16 +373,7 @@ class PostgresReadModel:
                    cursor: str | None) -> Page[JobOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        keys = (
-            f"SELECT id, created_at, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
-            " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS bytes"
-            " FROM jobs WHERE owner_id = $3 AND ($4::text IS NULL OR processor_id = $4)"
-            " AND ($5::text IS NULL OR status = $5) AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))"
-            " ORDER BY created_at DESC, id DESC LIMIT $1"
-        )
-        columns = ", ".join(f"t.{c}" for c in _JOB_COLUMNS.split(", "))
-        rows = await self._conn.fetch(_weighed(keys, "created_at DESC, id DESC", columns, "jobs t"),
-                                      limit + 1, PAGE_BYTES, owner_id, processor_id, status, at, last_id)
+        rows = await self._conn.fetch(_JOB_PAGE, limit + 1, PAGE_BYTES, owner_id, processor_id, status, at, last_id)
         return _weighed_page(rows, _job, _time_key)
 
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
@@ -382,16 +394,7 @@ class PostgresReadModel:
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
         limit = clamp_limit(limit)
         at, last_id = time_cursor(cursor)
-        keys = (
-            f"SELECT id, created_at, {MIGRATION_ROW_BYTES}"
-            " + COALESCE(errors_bytes, octet_length(errors::text))"
-            " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS bytes"
-            " FROM migrations WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
-            " ORDER BY created_at DESC, id DESC LIMIT $1"
-        )
-        columns = ", ".join(f"t.{c}" for c in _MIGRATION_COLUMNS.split(", "))
-        rows = await self._conn.fetch(_weighed(keys, "created_at DESC, id DESC", columns, "migrations t"),
-                                      limit + 1, PAGE_BYTES, owner_id, at, last_id)
+        rows = await self._conn.fetch(_MIGRATION_PAGE, limit + 1, PAGE_BYTES, owner_id, at, last_id)
         return _weighed_page(rows, _migration, _time_key)
 
     async def migration_candidates(self, owner_id: str, schema_ids: list[str], bucket_id: str | None) -> list[str]:

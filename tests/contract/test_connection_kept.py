@@ -70,6 +70,16 @@ async def _fill(store: JetStreamEventStore, count: int) -> list[int]:
     return sorted(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+async def _large_aggregate(store: JetStreamEventStore) -> str:
+    """One aggregate of eight events of 900 KiB (about 7 MiB)."""
+    agg, last = new_id(), 0
+    for version in range(1, 9):
+        event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc),
+                         data={"text": "x" * BIG}, actor="u1")
+        last = (await store.append("thing", agg, event, last, new_id())).position
+    return agg
+
+
 async def _read_busily(store: JetStreamEventStore, start: int, end: int) -> list[int]:
     """Every position from ``start`` to ``end`` as a cursor hands them out, holding the loop for a while
     after each batch (what projecting a batch of large events does)."""
@@ -114,11 +124,7 @@ async def test_many_concurrent_loads_of_a_large_aggregate_keep_the_connection(
     loop: each batched Direct Get is bounded, and so is how many are in flight (``ReceiveBudget``)."""
     server, nc = own_server
     store = JetStreamEventStore(nc)
-    agg, last = new_id(), 0
-    for version in range(1, 9):
-        event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc),
-                         data={"text": "x" * BIG}, actor="u1")
-        last = (await store.append("thing", agg, event, last, new_id())).position
+    agg = await _large_aggregate(store)
     log_start = server.log_path.stat().st_size
 
     async def load() -> int:
@@ -167,11 +173,7 @@ async def test_a_load_given_up_on_keeps_its_share_of_the_budget_until_its_replie
     request (a retry) until its last reply has arrived."""
     _, nc = own_server
     writer = JetStreamEventStore(nc)
-    agg, last = new_id(), 0
-    for version in range(1, 9):
-        event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc),
-                         data={"text": "x" * BIG}, actor="u1")
-        last = (await writer.append("thing", agg, event, last, new_id())).position
+    agg = await _large_aggregate(writer)
     capacity = 6 * KIB * KIB
     impatient = JetStreamEventStore(nc, publish_timeout=0.001, receive_bytes=capacity)
     with pytest.raises(Unavailable):
