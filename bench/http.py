@@ -12,8 +12,11 @@ limits lifted; the load comes from a separate process (``--worker``) with
 
 Rows, side by side with their baselines:
 * ``GET /v1/auth/me`` with a token (default read-your-writes consistency, and
-  ``?consistency=eventual``) vs a bare aiohttp handler returning a small JSON
-  on the same machine, driven the same way (the framework's ceiling);
+  ``?consistency=eventual``) and ``GET /v1/blobs/{id}`` (default consistency,
+  about 1 KB of data) vs a bare aiohttp handler returning a small JSON on the
+  same machine, driven the same way (the framework's ceiling);
+* the same default GETs on a system started again with the row cache off
+  (``row_cache_bytes=0``: every GET asks PostgreSQL), same log and tables;
 * ``POST /v1/auth/register`` with unique emails vs argon2 hashing with the
   app's parameters (its floor): ms per hash, and hashes/s with 50 concurrent
   ``Argon2Hasher.hash`` calls (threads, as the app does).
@@ -46,6 +49,9 @@ NAME = "http"
 CONCURRENCY = 50
 SHARED_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "bench-password-1"
+# A small document (about 1 KB of JSON), as a chapter's metadata or a profile would be.
+BLOB_DATA = {"title": "A chapter", "tags": ["draft", "fantasy"], "words": 1234,
+             "summary": "The ship leaves the harbour at dawn. " * 24}
 
 
 # --------------------------------------------------------------------------- load generator (child process)
@@ -257,22 +263,39 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
                 auth = {"Authorization": f"Bearer {token}"}
                 async with http.get("/v1/auth/me", headers=auth) as r:  # waits for the projection
                     assert r.status == 200, await r.text()
+                async with http.post("/v1/blobs", json={"data": BLOB_DATA}, headers=auth) as r:
+                    assert r.status == 201, await r.text()
+                    blob_url = f"{system.base_url}/v1/blobs/{(await r.json())['id']}"
 
             def spec(url: str, method: str = "GET", **extra: Any) -> dict[str, Any]:
                 return {"url": url, "method": method, "concurrency": CONCURRENCY, "warmup": warmup, "duration": duration, **extra}
 
             # GETs in interleaved rounds (the machine is shared and noisy); the median round by req/s is kept.
-            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "me": [], "me_eventual": []}
+            gets = {"me": f"{system.base_url}/v1/auth/me", "me_eventual": f"{system.base_url}/v1/auth/me?consistency=eventual",
+                    "blob": blob_url}  # fmt: skip
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{k: [] for k in gets}}
             async with bare_app() as bare_url:
                 for _ in range(rounds):
                     runs["bare"].append(await drive(spec(bare_url)))
-                    runs["me"].append(await drive(spec(f"{system.base_url}/v1/auth/me", headers=auth)))
-                    runs["me_eventual"].append(
-                        await drive(spec(f"{system.base_url}/v1/auth/me?consistency=eventual", headers=auth))
-                    )
-            bare, me, me_eventual = (_median_run(runs[k]) for k in ("bare", "me", "me_eventual"))
+                    for key, url in gets.items():
+                        runs[key].append(await drive(spec(url, headers=auth)))
+            bare, me, me_eventual, blob = (_median_run(runs[k]) for k in ("bare", "me", "me_eventual", "blob"))
+            rows_kept = system.services.reads.model.rows
+            hit_ratio = rows_kept.hits / max(1, rows_kept.hits + rows_kept.misses) if rows_kept else 0.0
             reg = await drive({**spec(f"{system.base_url}/v1/auth/register", "POST", body="register"),
                                "warmup": max(warmup, 1.0), "duration": duration * 1.5})  # fmt: skip
+        finally:
+            await system.stop()
+        # The same GETs with the row cache off (every GET asks PostgreSQL), same log, same tables.
+        print("  the same GETs with the row cache off ...", flush=True)
+        system = await start_system(nats_server.url, dsn, **overrides, row_cache_bytes=0)
+        try:
+            uncached: dict[str, list[dict[str, Any]]] = {"me": [], "blob": []}
+            blob_path = blob_url.partition("/v1/")[2]
+            for _ in range(rounds):
+                uncached["me"].append(await drive(spec(f"{system.base_url}/v1/auth/me", headers=auth)))
+                uncached["blob"].append(await drive(spec(f"{system.base_url}/v1/{blob_path}", headers=auth)))
+            me_uncached, blob_uncached = _median_run(uncached["me"]), _median_run(uncached["blob"])
         finally:
             await system.stop()
         print("  api --workers 2 vs one api process ...", flush=True)
@@ -289,6 +312,9 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     rows += [
         row("GET /v1/auth/me (token)", me, "bare aiohttp JSON handler", bare),
         row("GET /v1/auth/me?consistency=eventual", me_eventual, "bare aiohttp JSON handler", bare),
+        row("GET /v1/blobs/{id} (token, 1 KB of data)", blob, "bare aiohttp JSON handler", bare),
+        row("GET /v1/auth/me, row cache on", me, "the same, row cache off", me_uncached),
+        row("GET /v1/blobs/{id}, row cache on", blob, "the same, row cache off", blob_uncached),
         row("POST /v1/auth/register (unique emails)", reg, "argon2 hash (p50/p99 seq; /s at 50 conc)", floor),
         row("GET /v1/auth/me, inkstream api --workers 2", workers["me_2"], "the same, inkstream api (1 process)",
             workers["me_1"]),
@@ -306,6 +332,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
         "postgres": pg_desc,
         "load": "separate process, one aiohttp ClientSession, 50 concurrent clients",
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "row_cache_hit_ratio": round(hit_ratio, 4),
     }
     print_table(
         f"bench.http — {'quick, ' if quick else ''}{CONCURRENCY} clients x {duration:g} s x {rounds} round(s); PostgreSQL: {pg_desc}",

@@ -2,6 +2,8 @@
 
 Files ``migrations/NNNN_name.sql`` run once each, in order, each in its own
 transaction, under an advisory lock so that concurrent starters do not race.
+A migration may rewrite rows: its commit tells every running process's row
+cache to forget what it kept (``row_cache.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from importlib import resources
 
 import asyncpg
+
+from adapters.postgres.projector import NOTIFY_CHANNEL, notice
+from adapters.postgres.row_cache import EVERYTHING_CHANGED
 
 _LOCK_KEY = 0x1AC5_0001
 
@@ -34,6 +39,9 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
             async with conn.transaction():
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                # position 0 moves no projection; the rows part is what matters
+                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
+                                   notice("schema_migrations", 0, EVERYTHING_CHANGED))
             applied_now.append(name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

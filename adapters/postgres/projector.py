@@ -21,10 +21,24 @@ import asyncpg
 
 from adapters.postgres.changes import apply_changes
 from adapters.postgres.pool import OUTAGE_ERRORS, connect
+from adapters.postgres.row_cache import changed_rows
 from adapters.projector import BeforeCheckpoint, Committed, Projected
 from projections.changes import Projection
 
 NOTIFY_CHANNEL = "ink_projection"
+
+
+def notice(name: str, position: int, changed: bytes | None = None) -> str:
+    """A checkpoint's NOTIFY: ``name:position``, then, after a newline, the rows the commit
+    changed (``row_cache.changed_rows``), so a listener hears both in commit order, at once."""
+    return f"{name}:{position}" if changed is None else f"{name}:{position}\n{changed.decode()}"
+
+
+def read_notice(payload: str) -> tuple[str, int, str | None]:
+    """``notice`` read back: the projection, its position and what changed (None: not said)."""
+    head, newline, changed = payload.partition("\n")
+    name, _, position = head.rpartition(":")
+    return name, int(position), changed if newline else None
 
 
 def lock_key(name: str) -> int:
@@ -60,13 +74,14 @@ class PostgresProjectionStore:
                 conn.terminate()
 
 
-# Moves the checkpoint forward (never back) and notifies the positions watch, in one round trip.
+# Moves the checkpoint forward (never back) and notifies the positions watch, in one round trip;
+# ``$4`` is what follows the position in the notice ("" or a newline and the rows changed).
 _MOVE_CHECKPOINT = """
 WITH moved AS (
     UPDATE projection_checkpoints SET position = $2, updated_at = now()
     WHERE name = $1 AND position < $2 RETURNING position
 )
-SELECT pg_notify($3, $1 || ':' || $2::text) FROM moved
+SELECT pg_notify($3, $1 || ':' || $2::text || $4) FROM moved
 """
 
 # The same for several projections at once, each only while its runner's connection (the
@@ -118,7 +133,7 @@ class CheckpointMoves:
             done = asyncio.get_running_loop().create_future()
             self._waiters.append(done)
             if not await done:
-                await conn.execute(_MOVE_CHECKPOINT, name, position, NOTIFY_CHANNEL)
+                await conn.execute(_MOVE_CHECKPOINT, name, position, NOTIFY_CHANNEL, "")
             return
         self._flushing = True
         waiters: list[asyncio.Future[bool]] = []
@@ -179,14 +194,18 @@ class PostgresWriter:
             events = [e for e in events if e.position > stored]
             if not events:
                 return Committed(stored)
-            await apply_changes(conn, [c for e in events for c in e.changes])
+            changes = [c for e in events for c in e.changes]
+            await apply_changes(conn, changes)
             applied = [e.record for e in events]
             if before_checkpoint is not None:
                 maybe = before_checkpoint(applied)
                 if maybe is not None:
                     await maybe
             last = events[-1].position
-            await conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL)
+            # the rows changed travel with the position: a process's row cache drops them before
+            # read-your-writes learns that the position is reached (adapters/postgres/row_cache.py)
+            await conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL,
+                               "\n" + changed_rows(changes).decode())
         return Committed(last, applied)
 
     async def advance(self, events: list[Projected]) -> Committed:
@@ -196,7 +215,7 @@ class PostgresWriter:
         if self._moves is not None:
             await self._moves.move(self._conn, self._name, last)
         else:
-            await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL)
+            await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL, "")
         return Committed(last)
 
     async def halt(self, position: int, error: str) -> None:

@@ -35,6 +35,7 @@ import asyncpg
 import orjson
 
 from adapters.cursors import clamp_limit, encode_cursor, id_cursor, semver_cursor, time_cursor
+from adapters.postgres.row_cache import RowCache
 from domain.schema import parse_schema_id
 from projections.documents import (
     BlobOut,
@@ -60,6 +61,11 @@ _SCHEMA_COLUMNS = "id, name, version, owner_id, schema, migration, created_at"
 _LATEST = "ORDER BY major DESC, minor DESC, patch DESC, pre DESC"
 _BUCKET_COLUMNS = "id, name, type, parent_id, owner_id, created_at, updated_at, version"
 _BLOB_COLUMNS = "b.id, b.owner_id, b.schema_id, b.processor_id, b.data, b.bucket_ids, b.version, b.created_at, b.updated_at"
+
+# What a kept row weighs in a row cache: a row's Python objects, and its JSON, which takes several
+# times its text in dicts, lists and strings once decoded.
+_ROW_WEIGHT = 1024
+_DECODED_PER_TEXT_BYTE = 6
 
 _PROCESSOR_COLUMNS = (
     "id, owner_id, name, type, input_schema, output_schema, config, triggers, limits, created_at, updated_at, version"
@@ -201,6 +207,35 @@ _MIGRATION_PAGE = _weighed(
 )
 
 
+# One row by its key, with ``kept_bytes`` (what its JSON weighs as text) for the row cache.
+_ONE_USER = "SELECT user_id, email, username, created_at, 0 AS kept_bytes FROM users WHERE user_id = $1"
+_ONE_SCHEMA = (
+    f"SELECT {_SCHEMA_COLUMNS}, COALESCE(schema_bytes, octet_length(schema::text)"
+    " + COALESCE(octet_length(migration::text), 4)) AS kept_bytes FROM schemas WHERE id = $1"
+)
+_ONE_BUCKET = f"SELECT {_BUCKET_COLUMNS}, 0 AS kept_bytes FROM buckets WHERE id = $1"
+_ONE_BLOB = (
+    f"SELECT {_BLOB_COLUMNS}, COALESCE(b.data_bytes, octet_length(b.data::text)) AS kept_bytes FROM blobs b"
+    " WHERE b.id = $1"
+)
+_ONE_PROCESSOR = (
+    f"SELECT {_PROCESSOR_COLUMNS}, COALESCE(config_bytes, octet_length(config::text)"
+    " + octet_length(triggers::text) + octet_length(limits::text)) AS kept_bytes FROM processors WHERE id = $1"
+)
+_ONE_JOB = (
+    f"SELECT {_JOB_COLUMNS}, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
+    " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS kept_bytes FROM jobs WHERE id = $1"
+)
+_ONE_MIGRATION = (
+    f"SELECT {_MIGRATION_COLUMNS}, {MIGRATION_ROW_BYTES} + COALESCE(errors_bytes, octet_length(errors::text))"
+    " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS kept_bytes"
+    " FROM migrations WHERE id = $1"
+)
+# The tables whose rows a row cache keeps, each by the column its one-row query reads it by.
+KEPT_TABLES = {"users": "user_id", "schemas": "id", "buckets": "id", "blobs": "id", "processors": "id",
+               "jobs": "id", "migrations": "id"}
+
+
 def _weighed_page(rows: list[asyncpg.Record], shape: Callable[[asyncpg.Record], D],
                   key: Callable[[asyncpg.Record], list[Any]]) -> Page[D]:
     more = bool(rows) and rows[0]["fetched"] > len(rows)
@@ -209,6 +244,10 @@ def _weighed_page(rows: list[asyncpg.Record], shape: Callable[[asyncpg.Record], 
 
 def _time_key(row: asyncpg.Record) -> list[Any]:
     return [row["created_at"].isoformat(), row["id"]]
+
+
+def _user(row: asyncpg.Record) -> UserOut:
+    return UserOut.model_validate(dict(row))
 
 
 def _schema(row: asyncpg.Record) -> SchemaOut:
@@ -243,14 +282,34 @@ def _migration(row: asyncpg.Record) -> MigrationOut:
 class PostgresReadModel:
     """Implements ``projections.read_model.ReadModel``; ``conn`` is a pool or a connection."""
 
-    def __init__(self, conn: asyncpg.Pool | asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Pool | asyncpg.Connection, rows: RowCache | None = None) -> None:
         self._conn = conn
+        self._rows = rows
+        if rows is not None:
+            for table, column in KEPT_TABLES.items():
+                rows.keep_table(table, column)
+
+    @property
+    def rows(self) -> RowCache | None:
+        """The process's row cache, if it keeps rows (its counters tell how often it answered)."""
+        return self._rows
+
+    async def _one(self, table: str, key: str, sql: str, shape: Callable[[asyncpg.Record], D]) -> D | None:
+        """The row of ``table`` whose kept column is ``key``, through the row cache if there is one."""
+
+        async def fetch() -> tuple[D, int] | None:
+            row = await self._conn.fetchrow(sql, key)
+            if row is None:
+                return None
+            return shape(row), _ROW_WEIGHT + _DECODED_PER_TEXT_BYTE * int(row["kept_bytes"])
+
+        if self._rows is None:
+            found = await fetch()
+            return None if found is None else found[0]
+        return await self._rows.row(table, key, fetch)
 
     async def user(self, user_id: str) -> UserOut | None:
-        row = await self._conn.fetchrow(
-            "SELECT user_id, email, username, created_at FROM users WHERE user_id = $1", user_id
-        )
-        return UserOut.model_validate(dict(row)) if row is not None else None
+        return await self._one("users", user_id, _ONE_USER, _user)
 
     async def user_account(self, user_id: str) -> str | None:
         return await self._conn.fetchval("SELECT account_id FROM users WHERE user_id = $1", user_id)
@@ -264,9 +323,8 @@ class PostgresReadModel:
             row = await self._conn.fetchrow(
                 f"SELECT {_SCHEMA_COLUMNS} FROM schemas WHERE name = $1 {_LATEST} LIMIT 1", name
             )
-        else:
-            row = await self._conn.fetchrow(f"SELECT {_SCHEMA_COLUMNS} FROM schemas WHERE id = $1", schema_id)
-        return _schema(row) if row is not None else None
+            return _schema(row) if row is not None else None
+        return await self._one("schemas", schema_id, _ONE_SCHEMA, _schema)
 
     async def schema_versions(self, name: str, limit: int, cursor: str | None) -> Page[SchemaOut]:
         limit = clamp_limit(limit)
@@ -275,8 +333,7 @@ class PostgresReadModel:
         return _weighed_page(rows, _schema, lambda r: [r["major"], r["minor"], r["patch"], r["pre"]])
 
     async def bucket(self, bucket_id: str) -> BucketOut | None:
-        row = await self._conn.fetchrow(f"SELECT {_BUCKET_COLUMNS} FROM buckets WHERE id = $1", bucket_id)
-        return _bucket(row) if row is not None else None
+        return await self._one("buckets", bucket_id, _ONE_BUCKET, _bucket)
 
     async def buckets(self, owner_id: str, parent_id: str | None, limit: int, cursor: str | None) -> Page[BucketOut]:
         limit = clamp_limit(limit)
@@ -302,8 +359,7 @@ class PostgresReadModel:
         )
 
     async def blob(self, blob_id: str) -> BlobOut | None:
-        row = await self._conn.fetchrow(f"SELECT {_BLOB_COLUMNS} FROM blobs b WHERE b.id = $1", blob_id)
-        return _blob(row) if row is not None else None
+        return await self._one("blobs", blob_id, _ONE_BLOB, _blob)
 
     async def blobs(self, owner_id: str, bucket_id: str | None, schema_id: str | None, limit: int,
                     cursor: str | None) -> Page[BlobOut]:
@@ -356,8 +412,7 @@ class PostgresReadModel:
                              lambda r: [r["id"]])
 
     async def processor(self, processor_id: str) -> ProcessorOut | None:
-        row = await self._conn.fetchrow(f"SELECT {_PROCESSOR_COLUMNS} FROM processors WHERE id = $1", processor_id)
-        return _processor(row) if row is not None else None
+        return await self._one("processors", processor_id, _ONE_PROCESSOR, _processor)
 
     async def processors(self, owner_id: str, limit: int, cursor: str | None) -> Page[ProcessorOut]:
         limit = clamp_limit(limit)
@@ -366,8 +421,7 @@ class PostgresReadModel:
         return _weighed_page(rows, _processor, _time_key)
 
     async def job(self, job_id: str) -> JobOut | None:
-        row = await self._conn.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = $1", job_id)
-        return _job(row) if row is not None else None
+        return await self._one("jobs", job_id, _ONE_JOB, _job)
 
     async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,
                    cursor: str | None) -> Page[JobOut]:
@@ -388,8 +442,7 @@ class PostgresReadModel:
         return {r["id"] for r in rows}
 
     async def migration(self, migration_id: str) -> MigrationOut | None:
-        row = await self._conn.fetchrow(f"SELECT {_MIGRATION_COLUMNS} FROM migrations WHERE id = $1", migration_id)
-        return _migration(row) if row is not None else None
+        return await self._one("migrations", migration_id, _ONE_MIGRATION, _migration)
 
     async def migrations(self, owner_id: str, limit: int, cursor: str | None) -> Page[MigrationOut]:
         limit = clamp_limit(limit)

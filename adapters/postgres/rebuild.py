@@ -50,7 +50,8 @@ import orjson
 from adapters.collection import collecting_rarely
 from adapters.postgres.changes import _delete_sql, _q, _update_sql, apply_changes
 from adapters.postgres.pool import connect
-from adapters.postgres.projector import swap_lock_key
+from adapters.postgres.projector import NOTIFY_CHANNEL, notice, swap_lock_key
+from adapters.postgres.row_cache import EVERYTHING_CHANGED
 from commands.ports import EventStore
 from domain.base import EventCodec
 from projections.changes import Change, Delete, Projection, Update, Upsert
@@ -558,7 +559,9 @@ async def _swap(
             projection.name,
             reached,
         )
-        await conn.execute("SELECT pg_notify('ink_projection', $1)", f"{projection.name}:{reached}")
+        # every row of its tables may differ now (a rebuild is how a projection's fix reaches them):
+        # row caches forget everything (adapters/postgres/row_cache.py)
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, notice(projection.name, reached, EVERYTHING_CHANGED))
     return reached
 
 

@@ -169,7 +169,8 @@ async def start(
     stores: dict[StoreKind, ReadStore] = {}
     for kind in kinds:
         if kind == "postgres":
-            stores[kind] = await open_postgres(stack, database_url, timeout=connect_timeout)
+            stores[kind] = await open_postgres(stack, database_url, timeout=connect_timeout,
+                                               row_cache_bytes=settings.row_cache_bytes)
         else:
             stores[kind] = await open_mongo_store(stack, settings.mongo_url, projections(), timeout=connect_timeout)
     sandbox = SandboxPool(

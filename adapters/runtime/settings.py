@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     max_schema_bytes: int = _limit("schema_bytes")
     write_cache_bytes: int = Field(default=256 * MIB, ge=0)
     read_cache_bytes: int = Field(default=64 * MIB, ge=0)
+    # Read-model rows a query reads by id (a user, a blob), kept in the process until a projector's
+    # commit says they changed: a GET of an unchanged row asks PostgreSQL nothing (0: always ask).
+    row_cache_bytes: int = Field(default=64 * MIB, ge=0)
     # A load that folds this many events of a blob or book keeps a snapshot of it (0: no snapshots).
     snapshot_after_events: int = Field(default=32, ge=0)
     validation_workers: int = Field(default=2, ge=1)

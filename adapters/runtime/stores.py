@@ -30,6 +30,7 @@ from adapters.postgres.migrations import migrate
 from adapters.postgres.pool import OUTAGE_ERRORS, connect, create_pool
 from adapters.postgres.projector import PostgresProjectionStore
 from adapters.postgres.read_model import PostgresReadModel
+from adapters.postgres.row_cache import RowCache
 from adapters.postgres.watch import ProjectionWatch
 from adapters.projector import ProjectionStore
 from adapters.telemetry.redaction import without_password
@@ -53,7 +54,8 @@ class ReadStore:
     mongo: Mongo | None = None
 
 
-async def open_postgres(stack: AsyncExitStack, dsn: str, *, timeout: float) -> ReadStore:
+async def open_postgres(stack: AsyncExitStack, dsn: str, *, timeout: float, row_cache_bytes: int = 0) -> ReadStore:
+    """``row_cache_bytes``: rows of single-row queries kept until a commit changes them (0: none)."""
     await _wait_for_postgres(dsn, timeout)
     conn = await connect(dsn)
     try:
@@ -64,7 +66,8 @@ async def open_postgres(stack: AsyncExitStack, dsn: str, *, timeout: float) -> R
         log.info("postgres.migrated", applied=applied)
     pool = await create_pool(dsn, min_size=1, max_size=20)
     stack.push_async_callback(_close_pool, pool)
-    watch = ProjectionWatch(dsn)
+    rows = RowCache(row_cache_bytes) if row_cache_bytes > 0 else None
+    watch = ProjectionWatch(dsn, rows=rows)
     await watch.start()
     stack.push_async_callback(watch.stop)
 
@@ -72,7 +75,7 @@ async def open_postgres(stack: AsyncExitStack, dsn: str, *, timeout: float) -> R
         async with pool.acquire() as c:
             await c.fetchval("SELECT 1")
 
-    return ReadStore("postgres", PostgresReadModel(pool), watch, PostgresProjectionStore(dsn), ping, pool=pool)
+    return ReadStore("postgres", PostgresReadModel(pool, rows), watch, PostgresProjectionStore(dsn), ping, pool=pool)
 
 
 async def open_mongo_store(
