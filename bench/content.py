@@ -111,13 +111,13 @@ async def read_your_writes(
     notified: list[tuple[int, float]] = []  # (position, perf_counter at arrival)
     arrived = asyncio.Event()
 
-    from adapters.postgres.projector import NOTIFY_CHANNEL, read_notice
-
     def on_notify(_c: object, _pid: int, _ch: str, payload: str) -> None:
-        name, pos, _ = read_notice(payload)
+        name, _, pos = payload.rpartition(":")
         if name == "blobs":
-            notified.append((pos, time.perf_counter()))
+            notified.append((int(pos), time.perf_counter()))
             arrived.set()
+
+    from adapters.postgres.projector import NOTIFY_CHANNEL
 
     listener = await asyncpg.connect(dsn)
     await listener.add_listener(NOTIFY_CHANNEL, on_notify)

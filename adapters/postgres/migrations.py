@@ -12,7 +12,7 @@ from importlib import resources
 
 import asyncpg
 
-from adapters.postgres.projector import NOTIFY_CHANNEL, notice
+from adapters.postgres.projector import ROWS_CHANNEL, rows_notice
 from adapters.postgres.row_cache import EVERYTHING_CHANGED
 
 _LOCK_KEY = 0x1AC5_0001
@@ -40,8 +40,8 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
                 # position 0 moves no projection; the rows part is what matters
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
-                                   notice("schema_migrations", 0, EVERYTHING_CHANGED))
+                await conn.execute("SELECT pg_notify($1, $2)", ROWS_CHANNEL,
+                                   rows_notice("schema_migrations", 0, EVERYTHING_CHANGED))
             applied_now.append(name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

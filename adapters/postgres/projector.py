@@ -28,17 +28,21 @@ from projections.changes import Projection
 NOTIFY_CHANNEL = "ink_projection"
 
 
-def notice(name: str, position: int, changed: bytes | None = None) -> str:
-    """A checkpoint's NOTIFY: ``name:position``, then, after a newline, the rows the commit
-    changed (``row_cache.changed_rows``), so a listener hears both in commit order, at once."""
-    return f"{name}:{position}" if changed is None else f"{name}:{position}\n{changed.decode()}"
+ROWS_CHANNEL = "ink_rows"
 
 
-def read_notice(payload: str) -> tuple[str, int, str | None]:
-    """``notice`` read back: the projection, its position and what changed (None: not said)."""
-    head, newline, changed = payload.partition("\n")
+def rows_notice(name: str, position: int, changed: bytes) -> str:
+    """What a checkpoint's move changed, on ``ROWS_CHANNEL``: ``name:position``, a newline and
+    ``row_cache.changed_rows``. Sent just before the move's own ``name:position`` on
+    ``NOTIFY_CHANNEL`` (unchanged, so an older process still reads it), in the same transaction:
+    a listener hears both in commit order."""
+    return f"{name}:{position}\n{changed.decode()}"
+
+
+def read_rows_notice(payload: str) -> tuple[str, int, str]:
+    head, _, changed = payload.partition("\n")
     name, _, position = head.rpartition(":")
-    return name, int(position), changed if newline else None
+    return name, int(position), changed
 
 
 def lock_key(name: str) -> int:
@@ -74,15 +78,16 @@ class PostgresProjectionStore:
                 conn.terminate()
 
 
-# Moves the checkpoint forward (never back) and notifies the positions watch, in one round trip;
-# ``$4`` is what follows the position in the notice ("" or a newline and the rows changed).
+# Moves the checkpoint forward (never back) and notifies the positions watch, in one round trip:
+# first the rows changed (``$5``, JSON text) on the rows channel, then the position.
 _MOVE_CHECKPOINT = """
 WITH moved AS (
     UPDATE projection_checkpoints SET position = $2, updated_at = now()
     WHERE name = $1 AND position < $2 RETURNING position
 )
-SELECT pg_notify($3, $1 || ':' || $2::text || $4) FROM moved
+SELECT pg_notify($4, $1 || ':' || $2::text || E'\\n' || $5), pg_notify($3, $1 || ':' || $2::text) FROM moved
 """
+NO_ROWS = "{}"
 
 # The same for several projections at once, each only while its runner's connection (the
 # backend ``pid``) still holds the projection's lock: a move carried by another connection of
@@ -100,7 +105,7 @@ WITH moved AS (
       )
     RETURNING c.name, c.position
 )
-SELECT pg_notify($5, name || ':' || position::text) FROM moved
+SELECT pg_notify($6, name || ':' || position::text || E'\\n{}'), pg_notify($5, name || ':' || position::text) FROM moved
 """
 
 
@@ -133,7 +138,7 @@ class CheckpointMoves:
             done = asyncio.get_running_loop().create_future()
             self._waiters.append(done)
             if not await done:
-                await conn.execute(_MOVE_CHECKPOINT, name, position, NOTIFY_CHANNEL, "")
+                await conn.execute(_MOVE_CHECKPOINT, name, position, NOTIFY_CHANNEL, ROWS_CHANNEL, NO_ROWS)
             return
         self._flushing = True
         waiters: list[asyncio.Future[bool]] = []
@@ -145,6 +150,7 @@ class CheckpointMoves:
                 await conn.execute(
                     _MOVE_CHECKPOINTS, list(moves), [p for p, _ in moves.values()],
                     [lock_key(name) for name in moves], [pid for _, pid in moves.values()], NOTIFY_CHANNEL,
+                    ROWS_CHANNEL,
                 )  # fmt: skip
                 _settle(waiters, True)
         finally:
@@ -204,8 +210,8 @@ class PostgresWriter:
             last = events[-1].position
             # the rows changed travel with the position: a process's row cache drops them before
             # read-your-writes learns that the position is reached (adapters/postgres/row_cache.py)
-            await conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL,
-                               "\n" + changed_rows(changes).decode())
+            await conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL, ROWS_CHANNEL,
+                               changed_rows(changes).decode())
         return Committed(last, applied)
 
     async def advance(self, events: list[Projected]) -> Committed:
@@ -215,7 +221,7 @@ class PostgresWriter:
         if self._moves is not None:
             await self._moves.move(self._conn, self._name, last)
         else:
-            await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL, "")
+            await self._conn.execute(_MOVE_CHECKPOINT, self._name, last, NOTIFY_CHANNEL, ROWS_CHANNEL, NO_ROWS)
         return Committed(last)
 
     async def halt(self, position: int, error: str) -> None:

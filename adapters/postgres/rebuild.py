@@ -50,7 +50,7 @@ import orjson
 from adapters.collection import collecting_rarely
 from adapters.postgres.changes import _delete_sql, _q, _update_sql, apply_changes
 from adapters.postgres.pool import connect
-from adapters.postgres.projector import NOTIFY_CHANNEL, notice, swap_lock_key
+from adapters.postgres.projector import NOTIFY_CHANNEL, ROWS_CHANNEL, rows_notice, swap_lock_key
 from adapters.postgres.row_cache import EVERYTHING_CHANGED
 from commands.ports import EventStore
 from domain.base import EventCodec
@@ -561,7 +561,9 @@ async def _swap(
         )
         # every row of its tables may differ now (a rebuild is how a projection's fix reaches them):
         # row caches forget everything (adapters/postgres/row_cache.py)
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, notice(projection.name, reached, EVERYTHING_CHANGED))
+        await conn.execute("SELECT pg_notify($1, $2), pg_notify($3, $4)",
+                           ROWS_CHANNEL, rows_notice(projection.name, reached, EVERYTHING_CHANGED),
+                           NOTIFY_CHANNEL, f"{projection.name}:{reached}")
     return reached
 
 

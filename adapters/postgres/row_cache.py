@@ -152,11 +152,14 @@ class RowCache:
         self._hearing = hearing
 
     def changed(self, payload: bytes | str) -> None:
-        """A commit's ``changed_rows``: drop what it touched, and mark queries out for it stale."""
+        """A commit's ``changed_rows``: drop what it touched, and mark queries out for it stale.
+        Anything not in that shape (another writer's notice) counts as "every row changed"."""
         try:
-            tables = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            tables = EVERYTHING  # not ours to read: assume the worst
+            self._changed(orjson.loads(payload))
+        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
+            self.forget_everything()
+
+    def _changed(self, tables: object) -> None:
         if not isinstance(tables, Mapping):
             self.forget_everything()
             return
@@ -164,10 +167,11 @@ class RowCache:
             kept_by = self._columns.get(table)
             if kept_by is None:
                 continue
-            if not isinstance(columns, Mapping) or set(columns) != {kept_by}:
+            values = columns.get(kept_by) if isinstance(columns, Mapping) and len(columns) == 1 else None
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 self._forget_table(table)
                 continue
-            for value in columns[kept_by]:
+            for value in values:
                 at = (table, value)
                 if at in self._rows:
                     self._drop(at)

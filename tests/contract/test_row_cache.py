@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from adapters.postgres.pool import connect, create_pool
-from adapters.postgres.projector import PostgresProjectionStore
+from adapters.postgres.projector import NOTIFY_CHANNEL, PostgresProjectionStore
 from adapters.postgres.read_model import PostgresReadModel
 from adapters.postgres.rebuild import rebuild
 from adapters.postgres.row_cache import RowCache
@@ -35,7 +35,7 @@ class Reads:
 @pytest.fixture
 async def reads(blank: str) -> AsyncIterator[Reads]:
     """A process's reads as ``inkstream`` opens them: one pool, a positions watch, one row cache."""
-    rows = RowCache(1 << 20)
+    rows = RowCache(64 << 20)
     watch = ProjectionWatch(blank, rows=rows, reconnect_delay=0.1)
     pool = await create_pool(blank, min_size=1, max_size=2)
     await watch.start()
@@ -126,3 +126,29 @@ async def test_nothing_is_served_from_the_cache_while_the_watch_cannot_hear(blan
             assert (await reads.model.user(user_id)).username == "second"
         finally:
             await admin.close()
+
+
+async def test_a_position_moved_by_a_writer_that_names_no_rows_forgets_every_kept_row(
+    blank: str, reads: Reads
+) -> None:
+    """A projector of an older version (or any writer that moves a checkpoint without saying
+    which rows changed): what it changed is unknown, so nothing kept may be trusted."""
+    user_id = new_id()
+    async with AsyncExitStack() as stack:
+        writer = await stack.enter_async_context(PostgresProjectionStore(blank).writer(UsersProjection()))
+        assert await writer.lead()
+        await writer.start()
+        await writer.commit([registered(1, user_id, "first")], None)
+        await reads.watch.wait(1, ["users"], 5)
+        await reads.model.user(user_id)
+        assert len(reads.rows) == 1
+        conn = await connect(blank)
+        try:  # as such a writer does: the row and the checkpoint, then only "name:position"
+            await conn.execute("UPDATE users SET username = 'second' WHERE user_id = $1", user_id)
+            await conn.execute("UPDATE projection_checkpoints SET position = 2 WHERE name = 'users'")
+            await conn.execute("SELECT pg_notify($1, 'users:2')", NOTIFY_CHANNEL)
+        finally:
+            await conn.close()
+        await reads.watch.wait(2, ["users"], 5)
+        assert len(reads.rows) == 0
+        assert (await reads.model.user(user_id)).username == "second"

@@ -108,8 +108,8 @@ async def test_a_change_that_names_no_row_of_a_kept_table_forgets_that_table_onl
     assert store.fetches == 3  # blobs asked again, users not
 
 
-async def test_a_rebuild_or_an_unreadable_notice_forgets_everything() -> None:
-    for notice in (EVERYTHING_CHANGED, b"{not json"):
+async def test_a_rebuild_or_a_notice_of_another_shape_forgets_everything() -> None:
+    for notice in (EVERYTHING_CHANGED, b"{not json", b'{"users": {"user_id": [1, [2]]}}', b'{"users": 3}'):
         rows, store = cache(), Store()
         store.values["u1"] = "me"
         await rows.row("users", "u1", store.fetch("u1"))
