@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from adapters.cancellation import raise_if_cancelling
-from adapters.live.outbox import End, Message, Outbox, Subscription, topic_field
+from adapters.live.outbox import End, Message, Outbox, Subscription, UserHolding, topic_field
 from adapters.live.replay import CatchUpGate, Replay
 from adapters.live.states import OUTAGES, AggregateStates, pushes_for, pushes_or_none
 from adapters.shared_log import SharedLog
@@ -92,6 +92,9 @@ class LiveLimits:
     catch-ups, together; more: 4408."""
     queue_bytes: int = 8 * MIB
     """Their encoded bytes (a connection holding nothing takes any one message); more: 4408."""
+    user_queue_bytes: int = 32 * MIB
+    """The same bytes for all of one user's connections together (a user holding nothing takes any
+    one message); the connection a message does not fit: 4408."""
     max_connections_per_user: int = 20
     max_subscriptions_per_user: int = 200
     heartbeat_seconds: float = 20.0
@@ -175,6 +178,7 @@ class LiveHub:
         self._topics: dict[Topic, _TopicState] = {}
         self._connections: Counter[str] = Counter()
         self._outboxes: set[Outbox] = set()
+        self._holdings: dict[str, UserHolding] = {}  # by user: what all their connections hold
         self._subscriptions: Counter[str] = Counter()
         self.started = asyncio.Event()
 
@@ -267,7 +271,10 @@ class LiveHub:
             raise TooManyLive(f"at most {self.limits.max_connections_per_user} live connections per user",
                               retry_after=5.0)
         self._connections[user_id] += 1
-        outbox = Outbox(user_id, self.limits.queue_size, transport, max_bytes=self.limits.queue_bytes)
+        holding = self._holdings.get(user_id)
+        if holding is None:
+            holding = self._holdings[user_id] = UserHolding(self.limits.user_queue_bytes)
+        outbox = Outbox(user_id, self.limits.queue_size, transport, max_bytes=self.limits.queue_bytes, user=holding)
         self._outboxes.add(outbox)
         return outbox
 
@@ -281,6 +288,7 @@ class LiveHub:
         self._connections[outbox.user_id] -= 1
         if self._connections[outbox.user_id] <= 0:
             del self._connections[outbox.user_id]
+            self._holdings.pop(outbox.user_id, None)
 
     async def open(self, outbox: Outbox, topic: Topic, since: int | None) -> Subscription:
         """Check and register a subscription; it goes live (after its replay) with ``catch_up``.

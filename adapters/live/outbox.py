@@ -15,6 +15,14 @@ subscriptions waiting behind a catch-up cannot hold two hundred budgets.
 A connection holding nothing takes any one message, however large, so a blob
 bigger than ``max_bytes`` is still delivered to a reader that keeps up.
 
+One user's connections together have a budget of bytes too (``UserHolding``): a
+message offered to a connection when the user's connections already hold
+``max_bytes`` in all overflows that connection, unless the user holds nothing at
+all (any one message goes). Without it, a user's connections that do not read
+could hold their count times a connection's budget (20 × 8 MiB, plus one
+message each). A catch-up's ``put`` is charged to it but does not wait on it
+(a catch-up waits only on its own connection, in half of its budget).
+
 A catch-up ``put``s into at most half of the budget (an empty queue always
 takes one message), so the pushes routed meanwhile, held in its pending
 list, have the other half before the connection overflows.
@@ -84,11 +92,28 @@ def topic_field(topic: Topic) -> dict[str, str]:
     return {f"{topic[0]}_id": topic[1]}
 
 
+class UserHolding:
+    """The bytes every live connection of one user holds (queues and pending lists), in all."""
+
+    __slots__ = ("max_bytes", "bytes")
+
+    def __init__(self, max_bytes: int | None) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+
+    def full_for(self, message: Message) -> bool:
+        return self.max_bytes is not None and self.bytes > 0 and self.bytes + message.size > self.max_bytes
+
+
 class Outbox:
     """A connection's queue, and the subscriptions it holds (by topic)."""
 
-    def __init__(self, user_id: str, capacity: int, transport: str, max_bytes: int | None = None) -> None:
+    def __init__(self, user_id: str, capacity: int, transport: str, max_bytes: int | None = None,
+                 user: UserHolding | None = None) -> None:
         self.user_id = user_id
+        self.user = user
+        self._charged = 0
+        """What this connection holds as ``user`` counts it (brought up to ``held_bytes`` after each change)."""
         self.transport = transport
         self.capacity = capacity
         self.max_bytes = max_bytes
@@ -125,7 +150,16 @@ class Outbox:
         takes any one message)."""
         if self.held >= self.capacity:
             return True
+        if self.user is not None and self.user.full_for(message):
+            return True
         return self.max_bytes is not None and self.held > 0 and self.held_bytes + message.size > self.max_bytes
+
+    def _charge(self) -> None:
+        """Bring the user's count up to date with what this connection holds now."""
+        if self.user is not None and not self.closed:
+            held = self.bytes + self.pending_bytes
+            self.user.bytes += held - self._charged
+            self._charged = held
 
     def _no_room_to_put(self, message: Message) -> bool:
         """A catch-up's share: half of the budget (an empty queue takes any one message), the rest
@@ -170,6 +204,7 @@ class Outbox:
         sub.pending_bytes += message.size
         self.pending_bytes += message.size
         self.pending_count += 1
+        self._charge()
         return True
 
     def release(self, sub: Subscription) -> list[Message | End]:
@@ -179,6 +214,7 @@ class Outbox:
         self.pending_bytes -= sub.pending_bytes
         self.pending_count -= sum(1 for item in pending if isinstance(item, Message))
         sub.pending_bytes = 0
+        self._charge()
         return pending
 
     def admit(self, message: Message) -> bool:
@@ -192,6 +228,7 @@ class Outbox:
     def _append(self, message: Message) -> None:
         self._queue.append(message)
         self.bytes += message.size
+        self._charge()
         self._wake.set()
 
     def overflow(self) -> None:
@@ -203,6 +240,7 @@ class Outbox:
                 sub.pending.clear()
                 sub.pending_bytes = 0
         self.pending_bytes = self.pending_count = 0
+        self._charge()
         self.failed.set()
         self._wake.set()
         self._room.set()
@@ -220,11 +258,16 @@ class Outbox:
                 return None
         message = self._queue.popleft()
         self.bytes -= message.size
+        self._charge()
         self._room.set()
         return message
 
     def close(self) -> None:
-        """Nothing more will be sent: wake whoever waits for room or for a message."""
+        """Nothing more will be sent: wake whoever waits for room or for a message. What it
+        still holds no longer counts for its user."""
+        if self.user is not None and not self.closed:
+            self.user.bytes -= self._charged
+            self._charged = 0
         self.closed = True
         self._room.set()
         self._wake.set()

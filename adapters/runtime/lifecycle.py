@@ -239,6 +239,7 @@ def live_limits(settings: Settings) -> LiveLimits:
         auth_timeout_seconds=settings.ws_auth_timeout_seconds,
         keepalive_seconds=settings.sse_keepalive_seconds,
         queue_bytes=settings.live_queue_bytes,
+        user_queue_bytes=settings.live_user_queue_bytes,
         states=settings.live_states,
         states_bytes=settings.live_states_bytes,
         catch_ups_per_user=settings.live_catch_ups_per_user,

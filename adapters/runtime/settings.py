@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     live_max_subscriptions_per_user: int = 200  # per API process
     # bytes of the messages waiting for one live connection (one always fits); more closes it (4408)
     live_queue_bytes: int = Field(default=8 * MIB, ge=1)
+    # the same bytes for all of one user's live connections together, per API process (20 connections
+    # that do not read held 20 x 8 MiB): past it, the connection a push does not fit is closed (4408)
+    live_user_queue_bytes: int = Field(default=32 * MIB, ge=1)
     live_states: int = Field(default=10_000, ge=1)  # aggregate states the live router keeps ...
     live_states_bytes: int = Field(default=64 * MIB, ge=0)  # ... and their encoded bytes
     live_catch_ups_per_user: int = Field(default=2, ge=1)  # catch-ups from since reading the log at once

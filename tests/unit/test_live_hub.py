@@ -17,7 +17,7 @@ import pytest
 from eventsourcing.domain import event
 
 from adapters.live.hub import LiveHub, LiveLimits, SinceOutOfRange
-from adapters.live.outbox import Message, Outbox
+from adapters.live.outbox import Message, Outbox, UserHolding
 from adapters.live.replay import CatchUpGate, Replay
 from adapters.shared_log import SharedLog
 from commands.repository import Context, Repository
@@ -269,6 +269,48 @@ async def test_a_slow_reader_of_large_blobs_overflows_on_bytes_long_before_the_m
         assert not outbox.offer(Message("blob.created", {"t": "z"}, 2)) and outbox.overflowed
 
 
+async def test_one_users_connections_that_do_not_read_share_one_byte_budget_and_others_are_untouched() -> None:
+    """Twenty connections that never read could each hold a connection's budget; together they hold
+    the user's, and the connections a push no longer fits are closed (4408: they resume with since)."""
+    async with running(LiveLimits(queue_size=1000, queue_bytes=300 * KIB, user_queue_bytes=500 * KIB)) as rig:
+        alices = await rig.new(Bucket, lambda: Bucket.create(ALICE, "a", "folder", None))
+        bobs = await rig.new(Bucket, lambda: Bucket.create(BOB, "b", "folder", None), user=BOB)
+        stalled = [rig.hub.connect(ALICE, "test") for _ in range(5)]
+        reader = rig.hub.connect(BOB, "test")
+        for outbox in stalled:
+            await rig.hub.catch_up(await rig.hub.open(outbox, ("bucket", alices.aggregate.id_str), None))
+        await rig.hub.catch_up(await rig.hub.open(reader, ("bucket", bobs.aggregate.id_str), None))
+        await take(reader, 1)
+        holding = stalled[0].user
+        assert holding is not None and all(o.user is holding for o in stalled) and reader.user is not holding
+        for i in range(8):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None,
+                                                    [alices.aggregate.id_str]))
+            await rig.new(Blob, lambda: Blob.create(BOB, {"i": i, "t": "y" * (100 * KIB)}, None, None,
+                                                    [bobs.aggregate.id_str]), user=BOB)
+            [push] = await take(reader, 1)
+            assert push.type == "blob.created"
+            assert holding.bytes <= 500 * KIB  # not 5 x 300 KiB
+            assert holding.bytes == sum(o.held_bytes for o in stalled)
+        assert any(o.overflowed for o in stalled)
+        assert not reader.overflowed
+        # what a closed connection held no longer counts; the last one gone, nothing is left
+        for outbox in stalled:
+            rig.hub.disconnect(outbox)
+            assert holding.bytes == sum(o.held_bytes for o in stalled if not o.closed)
+        assert holding.bytes == 0
+
+
+def test_a_user_holding_nothing_takes_any_one_message_however_large() -> None:
+    holding = UserHolding(10 * KIB)
+    first, second = Outbox(ALICE, 1000, "test", user=holding), Outbox(ALICE, 1000, "test", user=holding)
+    assert first.offer(Message("blob.created", {"t": "y" * (100 * KIB)}, 1))
+    assert not second.offer(Message("blob.created", {"t": "z"}, 2)) and second.overflowed
+    assert holding.bytes > 100 * KIB
+    first.close()
+    assert holding.bytes == 0
+
+
 async def test_a_catch_up_waits_for_room_in_bytes_instead_of_overflowing() -> None:
     async with running(LiveLimits(queue_bytes=250 * KIB)) as rig:
         bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
@@ -442,9 +484,10 @@ def test_the_limits_come_from_the_settings_with_the_same_defaults() -> None:
     from adapters.runtime.settings import Settings
 
     assert live_limits(Settings()) == LiveLimits()
-    set_ = live_limits(Settings(live_queue_bytes=1000, live_states=5, live_states_bytes=7, live_catch_ups_per_user=3,
+    set_ = live_limits(Settings(live_queue_bytes=1000, live_user_queue_bytes=3000, live_states=5, live_states_bytes=7, live_catch_ups_per_user=3,
                                 live_catch_ups_per_process=9, live_catch_up_read_bytes=11,
                                 live_catch_up_states_bytes=13, live_catch_up_stall_seconds=2.5))
+    assert set_.user_queue_bytes == 3000
     assert (set_.queue_bytes, set_.states, set_.states_bytes, set_.catch_ups_per_user, set_.catch_ups_per_process,
             set_.catch_up_read_bytes, set_.catch_up_states_bytes,
             set_.catch_up_stall_seconds) == (1000, 5, 7, 3, 9, 11, 13, 2.5)
