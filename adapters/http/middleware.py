@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -35,7 +35,7 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
     """Request id, trace span (continuing an incoming ``traceparent``), metrics, access log."""
     tracing, metrics = request.app[TRACING], request.app[METRICS]
     template = route_template(request)
-    request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
+    request_id = request.headers.get("X-Request-Id") or f"{random.getrandbits(128):032x}"  # uuid4: 4 % of a GET
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     status = 500
@@ -65,9 +65,7 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
     finally:
         elapsed = time.perf_counter() - started
         if template not in ("/metrics",):
-            metrics.http_requests.labels(request.method, template, str(status)).inc()
-            if template not in LONG_LIVED:
-                metrics.http_duration.labels(request.method, template).observe(elapsed)
+            metrics.answered(request.method, template, status, None if template in LONG_LIVED else elapsed)
         if template not in ("/metrics", "/health", "/ready"):
             log.info("http.request", method=request.method, route=template, status=status,
                      ms=round(elapsed * 1000, 2))
