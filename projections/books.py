@@ -6,6 +6,10 @@ one chapter of a jsonb list would need the list. The order lives in the book row
 as ``chapter_ids`` (the events that change it carry the whole new order), so a
 reorder is one update and a chapter's ``order`` is its 1-based place in that list.
 
+Every event that changes a chapter row also changes its book's row, in the same
+batch: a process that keeps books read with their chapters (the PostgreSQL row
+cache) relies on the book's row being named whenever any of it changed.
+
 Pages of books (``PAGE_BYTES``) are weighed from stored parts, since no row is
 read: a book's ``metadata_bytes`` (metadata may be 256 KiB), each chapter's
 ``summary_bytes`` (its id, title and order, as a page lists it; a book may have

@@ -97,7 +97,7 @@ ORDER BY b.created_at, b.id
 
 _GET_BOOK = """
 SELECT b.id, b.owner_id, b.title, b.metadata, b.version, b.created_at, b.updated_at,
-       ch.n, ch.id AS chapter_id, ch.title AS chapter_title, ch.content
+       COALESCE(b.metadata_bytes, octet_length(b.metadata::text)) AS metadata_bytes, ch.n, ch.id AS chapter_id, ch.title AS chapter_title, ch.content
 FROM books b
 LEFT JOIN LATERAL (
     SELECT o.n, c.id, c.title, c.content
@@ -232,9 +232,12 @@ _ONE_MIGRATION = (
     " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS kept_bytes"
     " FROM migrations WHERE id = $1"
 )
-# The tables whose rows a row cache keeps, each by the column its one-row query reads it by.
+# The tables whose rows a row cache keeps, each by the column its one-row query reads it by. A book
+# is read with its chapters (``book_chapters``), which are not named here: every event that changes
+# a chapter row changes its book's row too, in the same commit (``projections/books.py``; a test
+# holds it), so the book's notice drops the whole answer.
 KEPT_TABLES = {"users": "user_id", "schemas": "id", "buckets": "id", "blobs": "id", "processors": "id",
-               "jobs": "id", "migrations": "id"}
+               "jobs": "id", "migrations": "id", "books": "id"}
 
 
 def _weighed_page(rows: list[asyncpg.Record], shape: Callable[[asyncpg.Record], D],
@@ -392,6 +395,12 @@ class PostgresReadModel:
         return _weighed_page(rows, _blob, _time_key)
 
     async def book(self, book_id: str) -> BookOut | None:
+        if self._rows is None:
+            found = await self._fetch_book(book_id)
+            return None if found is None else found[0]
+        return await self._rows.row("books", book_id, lambda: self._fetch_book(book_id))
+
+    async def _fetch_book(self, book_id: str) -> tuple[BookOut, int] | None:
         rows = await self._conn.fetch(_GET_BOOK, book_id)
         if not rows:
             return None
@@ -400,11 +409,16 @@ class PostgresReadModel:
             ChapterOut(id=r["chapter_id"], title=r["chapter_title"], order=n, content=r["content"])
             for n, r in enumerate((r for r in rows if r["chapter_id"] is not None), 1)
         ]
-        return BookOut(
+        book = BookOut(
             id=first["id"], title=first["title"], metadata=_json(first["metadata"]), chapters=chapters,
             owner_id=first["owner_id"], version=first["version"], created_at=first["created_at"],
             updated_at=first["updated_at"],
         )
+        # a chapter's text is a str (at most 4 bytes a character), the metadata any JSON
+        weight = _ROW_WEIGHT + _DECODED_PER_TEXT_BYTE * int(first["metadata_bytes"] or 0) + sum(
+            _ROW_WEIGHT + 4 * (len(c.content) + len(c.title)) for c in chapters
+        )
+        return book, weight
 
     async def books(self, owner_id: str, limit: int, cursor: str | None) -> Page[BookSummary]:
         limit = clamp_limit(limit)

@@ -199,3 +199,25 @@ def test_read_model_matches_the_aggregate_after_any_history(
     # And the log alone rebuilds the same aggregate.
     again = CODEC.rebuild(records)
     assert isinstance(again, Book) and state(again) == state(book)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    initial=st.lists(st.tuples(titles, text), max_size=5),
+    operations=st.lists(operation, max_size=25),
+)
+def test_every_event_that_changes_a_chapter_row_names_its_books_row_too(
+    initial: list[tuple[str, str]], operations: list[tuple[Any, ...]]
+) -> None:
+    """What the PostgreSQL row cache relies on to keep a book read with its chapters: the
+    commit's notice names the book's row whenever any chapter row of it changed."""
+    book = Book.create(OWNER, "Start", {}, [{"title": t, "content": c} for t, c in initial])
+    for op in operations:
+        apply(book, op)
+    for record in records_of(book):
+        changes = BooksProjection().changes(record)
+        if any(change.table == "book_chapters" for change in changes):
+            named = [c for c in changes if c.table == "books"
+                     and (c.key == ("id",) and c.row["id"] == book.id_str if isinstance(c, Upsert)
+                          else c.where == {"id": book.id_str})]
+            assert named, (record.type, changes)

@@ -52,3 +52,36 @@ async def test_reads_racing_writes_never_go_back_in_time(system: RunningSystem, 
     done.set()
     await asyncio.gather(*readers)
     assert behind == []
+
+
+async def test_a_kept_book_shows_every_change_to_it_and_its_chapters(system: RunningSystem, sign_up: SignUp) -> None:
+    """A book is kept with its chapters; an edit, an addition, a reorder, a removal of a chapter
+    or of the book each reach the next default GET."""
+    ink = await sign_up("kept")
+    rows = system.services.reads.model.rows
+    assert rows is not None
+    book = await ink.create_book("Kept", chapters=[{"title": "One", "content": "first"},
+                                                   {"title": "Two", "content": "second"}])
+
+    async def read_twice() -> list[tuple[str, str]]:
+        hits = rows.hits
+        first = await ink.get_book(book.id)
+        again = await ink.get_book(book.id)
+        assert again == first and rows.hits > hits  # the second read was kept
+        return [(c.title, c.content) for c in again.chapters]
+
+    one, two = (c.id for c in (await ink.get_book(book.id)).chapters)
+    assert await read_twice() == [("One", "first"), ("Two", "second")]
+    await ink.update_chapter(book.id, one, content="first, edited")
+    assert await read_twice() == [("One", "first, edited"), ("Two", "second")]
+    await ink.add_chapter(book.id, "Three", "third")
+    assert await read_twice() == [("One", "first, edited"), ("Two", "second"), ("Three", "third")]
+    three = (await ink.get_book(book.id)).chapters[2].id
+    await ink.reorder_chapters(book.id, [three, two, one])
+    assert await read_twice() == [("Three", "third"), ("Two", "second"), ("One", "first, edited")]
+    await ink.delete_chapter(book.id, two)
+    assert await read_twice() == [("Three", "third"), ("One", "first, edited")]
+    await ink.update_book(book.id, title="Kept, renamed")
+    assert (await ink.get_book(book.id)).title == "Kept, renamed"
+    await ink.delete_book(book.id)
+    assert [b.id for b in (await ink.list_books()).items] == []
