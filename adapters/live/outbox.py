@@ -20,8 +20,11 @@ message offered to a connection when the user's connections already hold
 ``max_bytes`` in all overflows that connection, unless the user holds nothing at
 all (any one message goes). Without it, a user's connections that do not read
 could hold their count times a connection's budget (20 × 8 MiB, plus one
-message each). A catch-up's ``put`` is charged to it but does not wait on it
-(a catch-up waits only on its own connection, in half of its budget).
+message each). A catch-up ``put``s into half of the user's budget too (it waits
+for room in its own connection or for any of the user's connections to let
+bytes go), so the pushes routed meanwhile keep the other half. A connection that
+holds nothing takes a message whatever its siblings hold: the one that kept up
+is not the one to close.
 
 A catch-up ``put``s into at most half of the budget (an empty queue always
 takes one message), so the pushes routed meanwhile, held in its pending
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,14 +99,28 @@ def topic_field(topic: Topic) -> dict[str, str]:
 class UserHolding:
     """The bytes every live connection of one user holds (queues and pending lists), in all."""
 
-    __slots__ = ("max_bytes", "bytes")
+    __slots__ = ("max_bytes", "bytes", "_freed")
 
     def __init__(self, max_bytes: int | None) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        self._freed = asyncio.Event()  # replaced (after being set) whenever bytes are let go: a broadcast
 
     def full_for(self, message: Message) -> bool:
         return self.max_bytes is not None and self.bytes > 0 and self.bytes + message.size > self.max_bytes
+
+    def no_room_to_put(self, message: Message) -> bool:
+        """A catch-up's share of the user's budget: half of it, as of a connection's."""
+        return self.max_bytes is not None and self.bytes + message.size > self.max_bytes // 2
+
+    def charge(self, delta: int) -> None:
+        self.bytes += delta
+        if delta < 0:
+            freed, self._freed = self._freed, asyncio.Event()
+            freed.set()
+
+    async def wait_freed(self) -> None:
+        await self._freed.wait()
 
 
 class Outbox:
@@ -150,7 +168,9 @@ class Outbox:
         takes any one message)."""
         if self.held >= self.capacity:
             return True
-        if self.user is not None and self.user.full_for(message):
+        # the user's budget closes a connection that holds something: one that has kept up (holds
+        # nothing) is not the one to blame, whatever its siblings hold
+        if self.user is not None and self.held > 0 and self.user.full_for(message):
             return True
         return self.max_bytes is not None and self.held > 0 and self.held_bytes + message.size > self.max_bytes
 
@@ -158,8 +178,9 @@ class Outbox:
         """Bring the user's count up to date with what this connection holds now."""
         if self.user is not None and not self.closed:
             held = self.bytes + self.pending_bytes
-            self.user.bytes += held - self._charged
-            self._charged = held
+            if held != self._charged:
+                self.user.charge(held - self._charged)
+                self._charged = held
 
     def _no_room_to_put(self, message: Message) -> bool:
         """A catch-up's share: half of the budget (an empty queue takes any one message), the rest
@@ -167,6 +188,8 @@ class Outbox:
         if not self._queue:
             return False
         if self.held >= max(1, self.capacity // 2):
+            return True
+        if self.user is not None and self.user.no_room_to_put(message):
             return True
         return self.max_bytes is not None and self.held_bytes + message.size > self.max_bytes // 2
 
@@ -185,7 +208,10 @@ class Outbox:
         has overflowed or closed."""
         while self._no_room_to_put(message) and not (self.overflowed or self.closed):
             self._room.clear()
-            await self._room.wait()
+            if self.user is None:
+                await self._room.wait()
+            else:  # room in its own queue, or bytes let go by any of its user's connections
+                await _either(self._room.wait(), self.user.wait_freed())
         if self.overflowed or self.closed:
             return False
         self._append(message)
@@ -266,11 +292,20 @@ class Outbox:
         """Nothing more will be sent: wake whoever waits for room or for a message. What it
         still holds no longer counts for its user."""
         if self.user is not None and not self.closed:
-            self.user.bytes -= self._charged
+            self.user.charge(-self._charged)
             self._charged = 0
         self.closed = True
         self._room.set()
         self._wake.set()
+
+
+async def _either(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 @dataclass(frozen=True, slots=True)

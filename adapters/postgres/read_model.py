@@ -414,9 +414,10 @@ class PostgresReadModel:
             owner_id=first["owner_id"], version=first["version"], created_at=first["created_at"],
             updated_at=first["updated_at"],
         )
-        # a chapter's text is a str (at most 4 bytes a character), the metadata any JSON
+        # a chapter's text is a str: at most 4 bytes a character, and as much again for the UTF-8
+        # copy CPython keeps once it was encoded (orjson asks for it); the metadata is any JSON
         weight = _ROW_WEIGHT + _DECODED_PER_TEXT_BYTE * int(first["metadata_bytes"] or 0) + sum(
-            _ROW_WEIGHT + 4 * (len(c.content) + len(c.title)) for c in chapters
+            _ROW_WEIGHT + 8 * (len(c.content) + len(c.title)) for c in chapters
         )
         return book, weight
 

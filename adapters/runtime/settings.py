@@ -137,6 +137,14 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
+    def _a_users_live_budget_holds_a_connections(self) -> Settings:
+        """Below one connection's budget, the user's would close connections a reader could keep."""
+        if self.live_user_queue_bytes < self.live_queue_bytes:
+            raise ValueError(f"live_user_queue_bytes ({self.live_user_queue_bytes}) must be at least "
+                             f"live_queue_bytes ({self.live_queue_bytes})")
+        return self
+
+    @model_validator(mode="after")
     def _largest_body_fits_the_write_burst(self) -> Settings:
         """A body larger than the burst of written bytes could never pass (its Retry-After a lie)."""
         if self.write_bytes_burst < self.max_body_bytes:

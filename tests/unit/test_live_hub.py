@@ -290,7 +290,9 @@ async def test_one_users_connections_that_do_not_read_share_one_byte_budget_and_
                                                     [bobs.aggregate.id_str]), user=BOB)
             [push] = await take(reader, 1)
             assert push.type == "blob.created"
-            assert holding.bytes <= 500 * KIB  # not 5 x 300 KiB
+            # the user's 500 KiB, and a connection that held nothing took one message whatever the
+            # others held; not 5 x 300 KiB
+            assert holding.bytes <= 600 * KIB
             assert holding.bytes == sum(o.held_bytes for o in stalled)
         assert any(o.overflowed for o in stalled)
         assert not reader.overflowed
@@ -301,14 +303,42 @@ async def test_one_users_connections_that_do_not_read_share_one_byte_budget_and_
         assert holding.bytes == 0
 
 
-def test_a_user_holding_nothing_takes_any_one_message_however_large() -> None:
+def test_over_its_budget_a_user_loses_the_connection_that_holds_something_not_the_one_that_kept_up() -> None:
     holding = UserHolding(10 * KIB)
     first, second = Outbox(ALICE, 1000, "test", user=holding), Outbox(ALICE, 1000, "test", user=holding)
-    assert first.offer(Message("blob.created", {"t": "y" * (100 * KIB)}, 1))
-    assert not second.offer(Message("blob.created", {"t": "z"}, 2)) and second.overflowed
-    assert holding.bytes > 100 * KIB
+    assert first.offer(Message("blob.created", {"t": "y" * (100 * KIB)}, 1))  # the user held nothing
+    assert second.offer(Message("blob.created", {"t": "z"}, 2))  # second kept up: it held nothing
+    assert not second.offer(Message("blob.created", {"t": "w"}, 3)) and second.overflowed
+    assert not first.overflowed and holding.bytes > 100 * KIB
     first.close()
     assert holding.bytes == 0
+
+
+async def test_catch_ups_of_one_user_fill_half_of_its_budget_and_go_on_as_any_of_its_connections_reads() -> None:
+    async with running(LiveLimits(queue_bytes=1024 * KIB, user_queue_bytes=600 * KIB)) as rig:
+        bucket = await rig.new(Bucket, lambda: Bucket.create(ALICE, "b", "folder", None))
+        bucket_id = bucket.aggregate.id_str
+        for i in range(8):
+            await rig.new(Blob, lambda: Blob.create(ALICE, {"i": i, "t": "x" * (100 * KIB)}, None, None, [bucket_id]))
+        await routed(rig)
+        one, two = rig.hub.connect(ALICE, "test"), rig.hub.connect(ALICE, "test")
+        catching_up = [asyncio.create_task(rig.hub.catch_up(await rig.hub.open(o, ("bucket", bucket_id),
+                                                                               bucket.position)))
+                       for o in (one, two)]
+        await asyncio.sleep(0.3)
+        holding = one.user
+        assert holding is not None
+        # each connection's own half (512 KiB) would let them hold about 1 MiB between them
+        assert holding.bytes <= 300 * KIB + 2 * 110 * KIB
+        got: dict[int, list[str]] = {0: [], 1: []}
+        while not all("caught_up" in g for g in got.values()):
+            for n, outbox in enumerate((one, two)):  # both read: bytes let go by one let the other on
+                if "caught_up" not in got[n]:
+                    message = await outbox.get(timeout=5)
+                    assert message is not None
+                    got[n].append(message.type)
+        await asyncio.gather(*catching_up)
+        assert all(g.count("blob.created") == 8 for g in got.values())
 
 
 async def test_a_catch_up_waits_for_room_in_bytes_instead_of_overflowing() -> None:
