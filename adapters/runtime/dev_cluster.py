@@ -184,13 +184,17 @@ class DevCluster:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def _ports(self, role: str, count: int) -> list[int | None]:
-        if role not in HTTP_ROLES:
-            return [None] * count
-        if self._api_port is None:
-            return [find_free_port(self.host) for _ in range(count)]
-        base = self._api_port if role == "api" else self._api_port + 100
-        return [base + i for i in range(count)]
+    def _planned(self, role: str, i: int, env: dict[str, str]) -> RoleProcess:
+        """The ``i``-th process of ``role`` (0-based), with its port chosen now, added to ``roles``."""
+        port: int | None = None
+        if role in HTTP_ROLES:
+            if self._api_port is None:
+                port = find_free_port(self.host)
+            else:
+                port = (self._api_port if role == "api" else self._api_port + 100) + i
+        process = RoleProcess(role, i + 1, env, self.root / "logs" / f"{role}-{i + 1}.log", port, self.host)
+        self.roles.append(process)
+        return process
 
     async def start(self) -> None:
         try:
@@ -201,14 +205,14 @@ class DevCluster:
                 self._own_postgres = EmbeddedPostgres(self.root / "pg")
                 self.database_url = await self._own_postgres.start()
             env = self._env()
-            for role in ("project", "api", "work"):
-                for i, port in enumerate(self._ports(role, self._counts[role])):
-                    self.roles.append(RoleProcess(role, i + 1, env, self.root / "logs" / f"{role}-{i + 1}.log",
-                                                  port, self.host))
-            # the first projector applies streams.yaml (3 replicas) and migrates PostgreSQL; then the rest at once
-            first, *rest = self.roles
+            plan = [(role, i) for role in ("project", "api", "work") for i in range(self._counts[role])]
+            # the first projector applies streams.yaml (3 replicas) and migrates PostgreSQL; then the rest at once.
+            # The others' ports are asked for only then: a port found free long before its server binds it
+            # may meanwhile be taken as the local end of one of the first process's connections.
+            first = self._planned(*plan[0], env)
             first.start()
             await first.wait_ready()
+            rest = [self._planned(role, i, env) for role, i in plan[1:]]
             for role in rest:
                 role.start()
             await asyncio.gather(*(role.wait_ready() for role in rest))
