@@ -6,15 +6,19 @@ session's shared log the MongoDB-answering system would project two 8 MiB books 
 SecantusDB (the test stand-in for MongoDB), minutes that every later MongoDB test would wait out.
 
 The two exports are held open by a client that does not read them: the book's
-HTML (every ``<`` escaped to ``&lt;``) is far larger than the sockets' buffers, so the server's handler waits
-in the middle of writing, holding its slot, until the client reads on.
+HTML (every ``<`` escaped to ``&lt;``, 32 MB) is far larger than the sockets' buffers, so the server's handler
+waits in the middle of writing, holding its slot, until the client reads on. The holding client's sockets
+have a fixed receive buffer: Linux grows a loopback socket's buffer up to ``tcp_rmem``'s maximum (32 MiB
+on these machines), and once it took the whole export, so that the handler finished and freed its slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -45,7 +49,15 @@ async def _heavy_book(ink: InkstreamClient) -> str:
     return book.id
 
 
-async def test_a_third_export_at_once_is_429_and_others_are_not_held(http: aiohttp.ClientSession,
+def _small_receive_buffer(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A socket whose receive buffer is set, which turns the kernel's growing of it off."""
+    family, kind, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=kind, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    return sock
+
+
+async def test_a_third_export_at_once_is_429_and_others_are_not_held(system: RunningSystem, http: aiohttp.ClientSession,
                                                                       sign_up: SignUp) -> None:
     heavy, stalled, other = await sign_up("exporter"), await sign_up("stalled"), await sign_up("reader")
     book_id, stalled_book_id = await _heavy_book(heavy), await _heavy_book(stalled)
@@ -57,8 +69,10 @@ async def test_a_third_export_at_once_is_429_and_others_are_not_held(http: aioht
     for ink, bid in ((heavy, book_id), (stalled, stalled_book_id)):  # the SDK waits out a read model behind
         assert len((await ink.get_book(bid)).chapters) == CHAPTERS
     # two users, each with two exports they never read: as many as the process renders at once (4)
-    held = [await http.get(url, params=params, headers=bearer(heavy)) for _ in range(2)]
-    held += [await http.get(stalled_url, params=stalled_params, headers=bearer(stalled)) for _ in range(2)]
+    holder = aiohttp.ClientSession(base_url=system.base_url,
+                                   connector=aiohttp.TCPConnector(socket_factory=_small_receive_buffer))
+    held = [await holder.get(url, params=params, headers=bearer(heavy)) for _ in range(2)]
+    held += [await holder.get(stalled_url, params=stalled_params, headers=bearer(stalled)) for _ in range(2)]
     try:
         assert [r.status for r in held] == [200] * 4
         async with http.get(url, params=params, headers=bearer(heavy)) as r:  # not call(): it waits out a 429
@@ -77,6 +91,7 @@ async def test_a_third_export_at_once_is_429_and_others_are_not_held(http: aioht
     finally:
         for r in held:
             r.close()
+        await holder.close()
     # with its slots free again, the same export answers
     async with http.get(url, params=params, headers=bearer(heavy)) as again:
         assert again.status == 200 and len(await again.read()) == len(sizes[0])
