@@ -8,13 +8,14 @@ a request cost.
 Why it is exact, and not merely fresh-ish:
 
 * Every change to a read-model row is made by a projector's commit, and that
-  commit's NOTIFY names the rows it touched (``changed_rows``) in the same
-  message as the checkpoint it moved (``adapters/postgres/projector.py``). A
-  rebuild's swap names everything. PostgreSQL delivers notifications in commit
-  order, so by the time the positions watch has heard that a projection reached
-  position N, it has heard of every row that projection changed up to N, and
-  dropped those rows here first. Read-your-writes waits on those positions, so
-  a row found here is the row PostgreSQL holds at the position waited for.
+  commit's rows notice names the rows it touched (``changed_rows``), just
+  before the position it moved (``adapters/postgres/projector.py``). A
+  rebuild's swap and a migration name everything. PostgreSQL delivers
+  notifications in commit order, so by the time the positions watch has heard
+  that a projection reached position N, it has heard of every row that
+  projection changed up to N, and dropped those rows here first. Read-your-writes
+  waits on those positions, so a row found here is the row PostgreSQL holds at
+  the position waited for.
 * A row read from PostgreSQL is kept only if nothing touching it was heard
   while the query was out: a commit heard before the query was sent is in the
   query's snapshot; one heard after may not be, so the row is not kept.
@@ -23,8 +24,8 @@ Why it is exact, and not merely fresh-ish:
   notifications of that time are lost. So is everything whenever a position is
   learnt by reading the checkpoints rather than from a notification.
 
-Only what a query reads by one key column is kept (``cached``); the rest of the
-read model is read as before. Memory is bounded by ``max_bytes`` of estimated
+Only what a query reads by one key column is kept (``keep_table``); the rest of
+the read model is read as before. Memory is bounded by ``max_bytes`` of estimated
 weight, least recently used first out.
 """
 
@@ -43,7 +44,7 @@ T = TypeVar("T")
 
 EVERYTHING = "*"
 EVERYTHING_CHANGED = orjson.dumps(EVERYTHING)  # what a rebuild's swap says: every row may differ
-# NOTIFY payloads must stay under 8,000 bytes; the checkpoint's "name:position" goes first.
+# NOTIFY payloads must stay under 8,000 bytes; the notice's "name:position" goes first.
 MAX_CHANGED_BYTES = 7_000
 # A row heavier than this share of the cache is read from PostgreSQL every time.
 LARGEST_SHARE = 64
@@ -52,35 +53,30 @@ LARGEST_SHARE = 64
 def changed_rows(changes: Iterable[Change]) -> bytes:
     """What a commit's NOTIFY says it changed: ``{table: {column: [values]}}``, a table as
     ``"*"`` when its rows were picked by more than one column or by a value that is not a
-    string, and the whole as ``"*"`` when the list would not fit in a notification."""
+    string, and every table as ``"*"`` when the list would not fit in a notification."""
     tables: dict[str, dict[str, set[str]] | str] = {}
     for change in changes:
         if tables.get(change.table) == EVERYTHING:
             continue
-        if isinstance(change, Upsert):
-            picked = {column: change.row.get(column) for column in change.key}
-        else:
-            picked = change.where
-        (column, value), = picked.items() if len(picked) == 1 else ((None, None),)
-        if column is None or not isinstance(value, str):
+        picked = change.where if not isinstance(change, Upsert) else {k: change.row.get(k) for k in change.key}
+        value = next(iter(picked.values())) if len(picked) == 1 else None
+        if not isinstance(value, str):
             tables[change.table] = EVERYTHING
             continue
         columns = tables.setdefault(change.table, {})
         assert isinstance(columns, dict)
-        columns.setdefault(column, set()).add(value)
+        columns.setdefault(next(iter(picked)), set()).add(value)
     encoded = orjson.dumps(
         {t: c if isinstance(c, str) else {k: sorted(v) for k, v in c.items()} for t, c in tables.items()}
     )
-    if len(encoded) > MAX_CHANGED_BYTES:
-        return orjson.dumps({t: EVERYTHING for t in tables}) if len(tables) * 64 < MAX_CHANGED_BYTES else EVERYTHING_CHANGED
-    return encoded
+    # our own few table names always fit
+    return encoded if len(encoded) <= MAX_CHANGED_BYTES else orjson.dumps({t: EVERYTHING for t in tables})
 
 
 @dataclass(slots=True, eq=False)  # each read is itself: two reads of one row are not the same read
 class _Read:
     """A query out to PostgreSQL for one row; ``stale`` once a change to it was heard."""
 
-    key: tuple[str, str]
     stale: bool = False
 
 
@@ -127,7 +123,7 @@ class RowCache:
         if not self._hearing or table not in self._columns:
             found = await fetch()
             return None if found is None else found[0]
-        read = _Read(at)
+        read = _Read()
         self._reads.setdefault(at, []).append(read)
         generation = self._table_generations[table]
         try:
