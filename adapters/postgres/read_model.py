@@ -28,7 +28,7 @@ a JSON aggregate, so a big book is not encoded and parsed as JSON once more.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -173,10 +173,25 @@ def _on_t(columns: str) -> str:
     return ", ".join(f"t.{c}" for c in columns.split(", "))
 
 
+# What a row's JSON weighs as text, from the weights its projection stored (computed for rows
+# written before they were): what a page may hold, and what a row cache counts.
+_SCHEMA_BYTES = "COALESCE(schema_bytes, octet_length(schema::text) + COALESCE(octet_length(migration::text), 4))"
+_BLOB_BYTES = "COALESCE(b.data_bytes, octet_length(b.data::text), 4)"
+_PROCESSOR_BYTES = (
+    "COALESCE(config_bytes, octet_length(config::text) + octet_length(triggers::text) + octet_length(limits::text))"
+)
+_JOB_BYTES = (
+    f"{JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
+    " + COALESCE(last_error_bytes, octet_length(last_error::text), 4)"
+)
+_MIGRATION_BYTES = (
+    f"{MIGRATION_ROW_BYTES} + COALESCE(errors_bytes, octet_length(errors::text))"
+    " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text))"
+)
+
 # The weighed pages whose statement does not depend on the request: built once.
 _SCHEMA_PAGE = _weighed(
-    "SELECT id, major, minor, patch, pre,"
-    " COALESCE(schema_bytes, octet_length(schema::text) + COALESCE(octet_length(migration::text), 4)) AS bytes"
+    f"SELECT id, major, minor, patch, pre, {_SCHEMA_BYTES} AS bytes"
     " FROM schemas WHERE name = $3 AND ($4::bigint IS NULL OR (major, minor, patch, pre) < ($4, $5, $6, $7))"
     f" {_LATEST} LIMIT $1",
     "major DESC, minor DESC, patch DESC, pre DESC, id", _on_t(_SCHEMA_COLUMNS) + ", t.major, t.minor, t.patch, t.pre",
@@ -184,24 +199,20 @@ _SCHEMA_PAGE = _weighed(
 )
 _BOOK_PAGE = _weighed(_BOOK_KEYS, "id", _BOOK_SUMMARY_COLUMNS, "books t")
 _PROCESSOR_PAGE = _weighed(
-    "SELECT id, created_at, COALESCE(config_bytes,"
-    " octet_length(config::text) + octet_length(triggers::text) + octet_length(limits::text)) AS bytes"
+    f"SELECT id, created_at, {_PROCESSOR_BYTES} AS bytes"
     " FROM processors WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5))"
     " ORDER BY created_at, id LIMIT $1",
     "created_at, id", _on_t(_PROCESSOR_COLUMNS), "processors t",
 )
 _JOB_PAGE = _weighed(
-    f"SELECT id, created_at, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
-    " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS bytes"
+    f"SELECT id, created_at, {_JOB_BYTES} AS bytes"
     " FROM jobs WHERE owner_id = $3 AND ($4::text IS NULL OR processor_id = $4)"
     " AND ($5::text IS NULL OR status = $5) AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))"
     " ORDER BY created_at DESC, id DESC LIMIT $1",
     "created_at DESC, id DESC", _on_t(_JOB_COLUMNS), "jobs t",
 )
 _MIGRATION_PAGE = _weighed(
-    f"SELECT id, created_at, {MIGRATION_ROW_BYTES}"
-    " + COALESCE(errors_bytes, octet_length(errors::text))"
-    " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS bytes"
+    f"SELECT id, created_at, {_MIGRATION_BYTES} AS bytes"
     " FROM migrations WHERE owner_id = $3 AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))"
     " ORDER BY created_at DESC, id DESC LIMIT $1",
     "created_at DESC, id DESC", _on_t(_MIGRATION_COLUMNS), "migrations t",
@@ -210,28 +221,12 @@ _MIGRATION_PAGE = _weighed(
 
 # One row by its key, with ``kept_bytes`` (what its JSON weighs as text) for the row cache.
 _ONE_USER = "SELECT user_id, email, username, created_at, 0 AS kept_bytes FROM users WHERE user_id = $1"
-_ONE_SCHEMA = (
-    f"SELECT {_SCHEMA_COLUMNS}, COALESCE(schema_bytes, octet_length(schema::text)"
-    " + COALESCE(octet_length(migration::text), 4)) AS kept_bytes FROM schemas WHERE id = $1"
-)
+_ONE_SCHEMA = f"SELECT {_SCHEMA_COLUMNS}, {_SCHEMA_BYTES} AS kept_bytes FROM schemas WHERE id = $1"
 _ONE_BUCKET = f"SELECT {_BUCKET_COLUMNS}, 0 AS kept_bytes FROM buckets WHERE id = $1"
-_ONE_BLOB = (
-    f"SELECT {_BLOB_COLUMNS}, COALESCE(b.data_bytes, octet_length(b.data::text)) AS kept_bytes FROM blobs b"
-    " WHERE b.id = $1"
-)
-_ONE_PROCESSOR = (
-    f"SELECT {_PROCESSOR_COLUMNS}, COALESCE(config_bytes, octet_length(config::text)"
-    " + octet_length(triggers::text) + octet_length(limits::text)) AS kept_bytes FROM processors WHERE id = $1"
-)
-_ONE_JOB = (
-    f"SELECT {_JOB_COLUMNS}, {JOB_ROW_BYTES} + COALESCE(error_bytes, octet_length(error::text), 4)"
-    " + COALESCE(last_error_bytes, octet_length(last_error::text), 4) AS kept_bytes FROM jobs WHERE id = $1"
-)
-_ONE_MIGRATION = (
-    f"SELECT {_MIGRATION_COLUMNS}, {MIGRATION_ROW_BYTES} + COALESCE(errors_bytes, octet_length(errors::text))"
-    " + COALESCE(revert_skipped_bytes, octet_length(revert_skipped_blob_ids::text)) AS kept_bytes"
-    " FROM migrations WHERE id = $1"
-)
+_ONE_BLOB = f"SELECT {_BLOB_COLUMNS}, {_BLOB_BYTES} AS kept_bytes FROM blobs b WHERE b.id = $1"
+_ONE_PROCESSOR = f"SELECT {_PROCESSOR_COLUMNS}, {_PROCESSOR_BYTES} AS kept_bytes FROM processors WHERE id = $1"
+_ONE_JOB = f"SELECT {_JOB_COLUMNS}, {_JOB_BYTES} AS kept_bytes FROM jobs WHERE id = $1"
+_ONE_MIGRATION = f"SELECT {_MIGRATION_COLUMNS}, {_MIGRATION_BYTES} AS kept_bytes FROM migrations WHERE id = $1"
 # The tables whose rows a row cache keeps, each by the column its one-row query reads it by. A book
 # is read with its chapters (``book_chapters``), which are not named here: every event that changes
 # a chapter row changes its book's row too, in the same commit (``projections/books.py``; a test
@@ -298,8 +293,15 @@ class PostgresReadModel:
         """The process's row cache, if it keeps rows (its counters tell how often it answered)."""
         return self._rows
 
+    async def _kept(self, table: str, key: str, fetch: Callable[[], Awaitable[tuple[D, int] | None]]) -> D | None:
+        """What ``fetch`` answers (the row and its weight), through the row cache if there is one."""
+        if self._rows is not None:
+            return await self._rows.row(table, key, fetch)
+        found = await fetch()
+        return None if found is None else found[0]
+
     async def _one(self, table: str, key: str, sql: str, shape: Callable[[asyncpg.Record], D]) -> D | None:
-        """The row of ``table`` whose kept column is ``key``, through the row cache if there is one."""
+        """The row of ``table`` whose kept column is ``key``; ``sql`` answers it with ``kept_bytes``."""
 
         async def fetch() -> tuple[D, int] | None:
             row = await self._conn.fetchrow(sql, key)
@@ -307,10 +309,7 @@ class PostgresReadModel:
                 return None
             return shape(row), _ROW_WEIGHT + _DECODED_PER_TEXT_BYTE * int(row["kept_bytes"])
 
-        if self._rows is None:
-            found = await fetch()
-            return None if found is None else found[0]
-        return await self._rows.row(table, key, fetch)
+        return await self._kept(table, key, fetch)
 
     async def user(self, user_id: str) -> UserOut | None:
         return await self._one("users", user_id, _ONE_USER, _user)
@@ -387,7 +386,7 @@ class PostgresReadModel:
             params += [at, last_id]
             where.append(f"(b.created_at, b.id) > (${len(params) - 1}, ${len(params)})")
         keys = (
-            "SELECT b.id, b.created_at, COALESCE(b.data_bytes, octet_length(b.data::text), 4) AS bytes"
+            f"SELECT b.id, b.created_at, {_BLOB_BYTES} AS bytes"
             f" FROM {source} WHERE {' AND '.join(where)} ORDER BY b.created_at, b.id LIMIT $1"
         )
         rows = await self._conn.fetch(_weighed(keys, "created_at, id", _BLOB_COLUMNS.replace("b.", "t."), "blobs t"),
@@ -395,10 +394,7 @@ class PostgresReadModel:
         return _weighed_page(rows, _blob, _time_key)
 
     async def book(self, book_id: str) -> BookOut | None:
-        if self._rows is None:
-            found = await self._fetch_book(book_id)
-            return None if found is None else found[0]
-        return await self._rows.row("books", book_id, lambda: self._fetch_book(book_id))
+        return await self._kept("books", book_id, lambda: self._fetch_book(book_id))
 
     async def _fetch_book(self, book_id: str) -> tuple[BookOut, int] | None:
         rows = await self._conn.fetch(_GET_BOOK, book_id)
