@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
 
 from adapters.postgres.pool import connect, create_pool
-from adapters.postgres.projector import NOTIFY_CHANNEL, PostgresProjectionStore
+from adapters.postgres.projector import NOTIFY_CHANNEL, PostgresProjectionStore, PostgresWriter
 from adapters.postgres.read_model import PostgresReadModel
 from adapters.postgres.rebuild import rebuild
 from adapters.postgres.row_cache import RowCache
@@ -52,12 +52,18 @@ def registered(position: int, user_id: str, username: str) -> Projected:
     return Projected(record, UsersProjection().changes(record))
 
 
-async def test_a_committed_change_reaches_the_next_read_of_a_kept_row(blank: str, reads: Reads) -> None:
-    user_id = new_id()
-    async with AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(PostgresProjectionStore(blank).writer(UsersProjection()))
+@asynccontextmanager
+async def users_writer(dsn: str) -> AsyncIterator[PostgresWriter]:
+    """The users projection's writer, leading and started, as a projector runner holds it."""
+    async with PostgresProjectionStore(dsn).writer(UsersProjection()) as writer:
         assert await writer.lead()
         await writer.start()
+        yield writer
+
+
+async def test_a_committed_change_reaches_the_next_read_of_a_kept_row(blank: str, reads: Reads) -> None:
+    user_id = new_id()
+    async with users_writer(blank) as writer:
         await writer.commit([registered(1, user_id, "first")], None)
         await reads.watch.wait(1, ["users"], 5)
         assert (await reads.model.user(user_id)).username == "first"
@@ -97,10 +103,7 @@ async def test_a_rebuild_swap_replaces_every_kept_row(blank: str, reads: Reads) 
 
 async def test_nothing_is_served_from_the_cache_while_the_watch_cannot_hear(blank: str, reads: Reads) -> None:
     user_id = new_id()
-    async with AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(PostgresProjectionStore(blank).writer(UsersProjection()))
-        assert await writer.lead()
-        await writer.start()
+    async with users_writer(blank) as writer:
         await writer.commit([registered(1, user_id, "first")], None)
         await reads.watch.wait(1, ["users"], 5)
         await reads.model.user(user_id)
@@ -134,10 +137,7 @@ async def test_a_position_moved_by_a_writer_that_names_no_rows_forgets_every_kep
     """A projector of an older version (or any writer that moves a checkpoint without saying
     which rows changed): what it changed is unknown, so nothing kept may be trusted."""
     user_id = new_id()
-    async with AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(PostgresProjectionStore(blank).writer(UsersProjection()))
-        assert await writer.lead()
-        await writer.start()
+    async with users_writer(blank) as writer:
         await writer.commit([registered(1, user_id, "first")], None)
         await reads.watch.wait(1, ["users"], 5)
         await reads.model.user(user_id)

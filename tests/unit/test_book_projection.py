@@ -167,6 +167,13 @@ def apply(book: Book, op: tuple[Any, ...]) -> None:
         book.update(title=args[0], metadata=args[1])
 
 
+def book_after(initial: list[tuple[str, str]], operations: list[tuple[Any, ...]]) -> Book:
+    book = Book.create(OWNER, "Start", {}, [{"title": t, "content": c} for t, c in initial])
+    for op in operations:
+        apply(book, op)
+    return book
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     initial=st.lists(st.tuples(titles, text), max_size=5),
@@ -175,9 +182,7 @@ def apply(book: Book, op: tuple[Any, ...]) -> None:
 def test_read_model_matches_the_aggregate_after_any_history(
     initial: list[tuple[str, str]], operations: list[tuple[Any, ...]]
 ) -> None:
-    book = Book.create(OWNER, "Start", {}, [{"title": t, "content": c} for t, c in initial])
-    for op in operations:
-        apply(book, op)
+    book = book_after(initial, operations)
     records = records_of(book)
     tables = project(records)
     assert view(tables, book.id_str) == state(book)
@@ -211,9 +216,7 @@ def test_every_event_that_changes_a_chapter_row_names_its_books_row_too(
 ) -> None:
     """What the PostgreSQL row cache relies on to keep a book read with its chapters: the
     commit's notice names the book's row whenever any chapter row of it changed."""
-    book = Book.create(OWNER, "Start", {}, [{"title": t, "content": c} for t, c in initial])
-    for op in operations:
-        apply(book, op)
+    book = book_after(initial, operations)
     for record in records_of(book):
         changes = BooksProjection().changes(record)
         if any(change.table == "book_chapters" for change in changes):
