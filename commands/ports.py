@@ -126,6 +126,20 @@ class SnapshotStore(Protocol):
     def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken) -> None: ...
 
 
+class CommandIndex(Protocol):
+    """Where a keyed command's event is in the log, as a read model indexed it.
+
+    ``command_position`` answers the index's checkpoint and the position of the aggregate's
+    event with that command id, when such an event is at or before the checkpoint (the
+    latest one, if a command landed twice); the events after the checkpoint are not in it.
+    It may raise ``Unavailable``. Only command ids that are not UUIDs are indexed
+    (``projections/commands.py``).
+    """
+
+    async def command_position(self, aggregate_type: str, aggregate_id: str, command_id: str) -> tuple[int, int | None]:
+        ...
+
+
 class Unavailable(Exception):
     """A store is unreachable (the log or a read model). For a write the outcome
     is unknown: retrying with the same command id is safe and lands once."""

@@ -60,11 +60,11 @@ from typing import Generic, TypeVar, Union
 
 from domain.base import EventCodec, InkAggregate
 from domain.errors import ConcurrencyError, DomainError
-from domain.ids import is_id
+from domain.ids import is_id, may_come_again
 from domain.recorded import Recorded
 from domain.snapshot import restore, take
 
-from commands.ports import EventStore, SnapshotStore
+from commands.ports import CommandIndex, EventStore, SnapshotStore
 
 MIB = 1024 * 1024
 
@@ -233,6 +233,7 @@ class Repository:
         self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB,
         read_cache_bytes: int = 64 * MIB, snapshots: SnapshotStore | None = None,
         snapshotting: Iterable[type[InkAggregate]] = (), snapshot_after: int = 32, fold_bytes: int = FOLD_BYTES,
+        commands: CommandIndex | None = None,
     ) -> None:
         self._store = store
         self._codec = codec
@@ -244,6 +245,7 @@ class Repository:
         self._snapshotting = frozenset(snapshotting) if snapshots is not None and snapshot_after > 0 else frozenset()
         self._snapshot_after = snapshot_after
         self._fold_bytes = fold_bytes
+        self._commands = commands
         self.cache_hits = 0
         self.read_hits = 0
         self.snapshot_hits = 0
@@ -447,30 +449,57 @@ class Repository:
 
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
         """The first attempt's result when this command id already changed the
-        aggregate (None otherwise): what ``Idempotency-Key`` promises a retry.
-        The log is folded a batch at a time up to the first event with the command id,
-        and no further. When no event has it (a stale If-Match, any refusal of a new
-        command) every event is read, a batch at a time: the log keeps no index from a
-        command id to its event (JetStream's Msg-Id deduplication answers only an
-        append, within its window), and the first attempt's event may be anywhere in
-        the history (a retry may carry another If-Match, or none)."""
+        aggregate (None otherwise): what ``Idempotency-Key`` promises a retry, as the
+        first attempt left the aggregate (later changes by others are not its answer).
+
+        A command id that may come again is found through the command index
+        (``CommandIndex``, the ``commands`` projection): one lookup, and only the
+        aggregate's events after the index's checkpoint are read. Without an index (a
+        process given none), or for a made-up id, the log is folded a batch at a time up
+        to the first event with the command id, and to the end when none has it: the log
+        keeps no index of its own (JetStream's Msg-Id deduplication answers only an
+        append, within its window), and the first attempt's event may be anywhere in the
+        history (a retry may carry another If-Match, or none)."""
         if not is_id(aggregate_id):  # never a raw request token in a subject
             return None
         command_id = ctx.command_id
-        # one search at a time per actor: each may read a whole history its owner made long, so a
-        # burst of keyed stale writes reads it once after the other, never all at once
+        # one search at a time per actor: each may read a long stretch of a history its owner made
+        # long, so a burst of keyed stale writes reads it once after the other, never all at once
         search = self._searches.get(ctx.actor or "")
         if search is None:
             search = asyncio.Lock()
             self._searches[ctx.actor or ""] = search
         async with search:
+            if self._commands is not None and may_come_again(command_id):
+                position = await self._indexed(cls, aggregate_id, command_id)
+                if position is None:
+                    return None
+                fetched = await self._fetch(cls, aggregate_id, until_position=position)
+                if fetched is not None and fetched[1] == position:
+                    return Saved(fetched[0], position)
+                # the index names an event this aggregate's history does not have there (a log
+                # restored from a backup under an index built from the old one): the log decides
             folded = await self._fold(cls, aggregate_id, stop=lambda record: record.command_id == command_id)
         if folded.last is None or folded.last.command_id != command_id:
             return None
-        # as the first attempt left it: later changes by others are not this command's answer
         aggregate = folded.aggregate
         assert isinstance(aggregate, cls)
         return Saved(aggregate, folded.last.position)
+
+    async def _indexed(self, cls: type[A], aggregate_id: str, command_id: str) -> int | None:
+        """The position of the aggregate's event with ``command_id`` (None: there is none): from the
+        command index, else from the events the index has not reached yet, which are all that is read."""
+        assert self._commands is not None
+        checkpoint, position = await self._commands.command_position(cls.TYPE, aggregate_id, command_id)
+        if position is not None:
+            return position
+        async with aclosing(pages(self._store, cls.TYPE, aggregate_id, from_position=checkpoint + 1,
+                                  max_bytes=self._fold_bytes)) as batches:
+            async for batch in batches:
+                for record in batch:
+                    if record.command_id == command_id:
+                        return record.position
+        return None
 
     async def at_version(self, cls: type[A], aggregate_id: str, version: int) -> A | None:
         """The aggregate folded from the log up to its event of ``version`` (a batch at a time, none

@@ -45,3 +45,16 @@ def hashed_id(namespace: str, key: str) -> UUID:
 def is_id(value: object) -> bool:
     """True for a canonical lowercase UUID string (the only form that reaches a subject)."""
     return isinstance(value, str) and bool(_UUID_RE.match(value))
+
+
+def is_made_up(aggregate_id: str) -> bool:
+    """Whether an aggregate id was made up when it was created (``new_id``, a UUIDv7), not derived
+    from what it names (``hashed_id``, version 8: a user's email, a schema's name, a job's trigger)."""
+    return is_id(aggregate_id) and aggregate_id[14] == "7"
+
+
+def may_come_again(command_id: str | None) -> bool:
+    """Whether a command id can be sent again: one derived from an ``Idempotency-Key``, a run's
+    write or a bulk retry, not a UUID made up for one request (``new_id``). Only such ids are
+    worth finding in the log, and only they are indexed (``projections/commands.py``)."""
+    return bool(command_id) and not is_id(command_id)

@@ -137,6 +137,12 @@ class ReadModel(Protocol):
         """Whether a real run of the owner from one version to the other over the same bucket completed."""
         ...
 
+    async def command_position(self, aggregate_type: str, aggregate_id: str, command_id: str) -> tuple[int, int | None]:
+        """The ``commands`` projection's checkpoint, and the position of the aggregate's event with
+        that command id when one at or before it has it (``projections/commands.py``), read together:
+        implements ``commands.ports.CommandIndex``."""
+        ...
+
 
 class ProjectionPositions(Protocol):
     """How far each projection has applied the log: what read-your-writes waits on."""

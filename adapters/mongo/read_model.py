@@ -44,6 +44,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from adapters.cursors import clamp_limit, encode_cursor, id_cursor, semver_cursor, time_cursor
 from adapters.mongo.changes import LIVE
 from adapters.mongo.client import OUTAGE_ERRORS, Mongo
+from adapters.mongo.collections import CHECKPOINTS, doc_id
 from adapters.mongo.encoding import decode_document, timestamp
 from commands.ports import Unavailable
 from domain.schema import parse_schema_id
@@ -53,6 +54,8 @@ from projections.documents import (
     UserOut,
 )
 from projections.books import BOOK_ROW_BYTES
+from projections.commands import NAME as COMMANDS
+from projections.commands import TABLE as COMMAND_EVENTS
 from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
@@ -456,3 +459,13 @@ class MongoReadModel:
                                                   "schema_id": schema_id, "bucket_id": bucket_id,
                                                   "status": "completed", "dry_run": False, **LIVE}, {"_id": 1})
         return doc is not None
+
+    @_reachable
+    async def command_position(self, aggregate_type: str, aggregate_id: str, command_id: str) -> tuple[int, int | None]:
+        # the checkpoint first: a projector writes a batch's documents before it moves the checkpoint
+        # over them, so every event up to the checkpoint read here is in the index read next
+        checkpoint = await self._db[CHECKPOINTS].find_one({"_id": COMMANDS}, {"position": 1})
+        key = {"command_id": command_id, "aggregate_id": aggregate_id}
+        doc = await self._db[COMMAND_EVENTS].find_one({"_id": doc_id(COMMAND_EVENTS, key),
+                                                       "aggregate_type": aggregate_type, **LIVE}, {"position": 1})
+        return int(checkpoint["position"]) if checkpoint else 0, int(doc["position"]) if doc else None

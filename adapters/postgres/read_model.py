@@ -51,6 +51,7 @@ from projections.documents import (
     UserOut,
 )
 from projections.books import BOOK_ROW_BYTES
+from projections.commands import NAME as COMMANDS
 from projections.jobs import JOB_ROW_BYTES
 from projections.migrations import MIGRATION_ROW_BYTES
 from projections.read_model import PAGE_BYTES, Page
@@ -472,3 +473,14 @@ class PostgresReadModel:
             " AND bucket_id IS NOT DISTINCT FROM $4 AND status = 'completed' AND NOT dry_run)",
             owner_id, from_schema_id, schema_id, bucket_id,
         ))  # fmt: skip
+
+    async def command_position(self, aggregate_type: str, aggregate_id: str, command_id: str) -> tuple[int, int | None]:
+        # one statement, one snapshot: the checkpoint covers exactly the rows this reads
+        row = await self._conn.fetchrow(
+            "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS checkpoint,"
+            " (SELECT position FROM command_events WHERE command_id = $2 AND aggregate_id = $3"
+            " AND aggregate_type = $4) AS position",
+            COMMANDS, command_id, aggregate_id, aggregate_type,
+        )  # fmt: skip
+        assert row is not None
+        return int(row["checkpoint"] or 0), row["position"]

@@ -47,6 +47,7 @@ from projections.blobs import BlobProjection
 from projections.books import BooksProjection
 from projections.buckets import BucketProjection
 from projections.changes import Projection
+from projections.commands import CommandsProjection
 from projections.jobs import JobProjection
 from projections.migrations import MigrationProjection
 from projections.processors import ProcessorProjection
@@ -69,7 +70,7 @@ def snapshotting() -> list[type[InkAggregate]]:
 def projections() -> list[Projection]:
     return [
         UsersProjection(), SchemaProjection(), BucketProjection(), BlobProjection(), BooksProjection(),
-        ProcessorProjection(), JobProjection(), MigrationProjection(),
+        ProcessorProjection(), JobProjection(), MigrationProjection(), CommandsProjection(),
     ]
 
 
@@ -133,7 +134,8 @@ def bootstrap(
     codec = EventCodec(aggregates())
     repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes,
                       read_cache_bytes=settings.read_cache_bytes, snapshots=snapshots,
-                      snapshotting=snapshotting(), snapshot_after=settings.snapshot_after_events)
+                      snapshotting=snapshotting(), snapshot_after=settings.snapshot_after_events,
+                      commands=read_model)
     metrics.watch_loads(repo)
     limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)

@@ -30,6 +30,7 @@ import pytest
 from adapters.client import InkstreamClient, InkstreamError
 from adapters.cursors import encode_cursor
 from adapters.mongo.encoding import decode_document
+from domain.ids import is_made_up, may_come_again, new_id
 from projections.read_model import InvalidCursor, ReadModel
 from tests.support.sdk import new_client
 from tests.support.system import RunningSystem
@@ -192,6 +193,37 @@ async def test_every_read_model_call_answers_the_same_from_both_stores(world: Wo
         assert from_mongo == from_pg, label
 
 
+async def test_both_stores_index_the_event_of_every_command_that_may_come_again(world: World) -> None:
+    """The ``commands`` projection: every event of a command id that may come again (the SDK's
+    commands carry an ``Idempotency-Key``) on an existing aggregate is found by it in either store,
+    the latest when one landed twice on an aggregate; a made-up command id, a creation under a
+    made-up aggregate id (never looked up), and a command id that never landed, are not."""
+    last: dict[tuple[str, str, str], int] = {}
+    made_up = []
+    async for batch in world.system.services.store.read_span(1, world.made.last_position):  # type: ignore[attr-defined]
+        for record in batch:
+            if may_come_again(record.command_id) and not (record.version == 1 and is_made_up(record.aggregate_id)):
+                assert record.command_id is not None
+                last[(record.aggregate_type, record.aggregate_id, record.command_id)] = record.position
+            elif len(made_up) < 100:
+                made_up.append(record)
+    assert len(last) > 10, "the workload's keyed commands on existing aggregates"
+    assert any(r.version == 1 and may_come_again(r.command_id) for r in made_up), "keyed creations"
+    assert any(not may_come_again(r.command_id) for r in made_up), "commands without a key"
+    for kind, model in stores(world).items():
+        for (aggregate_type, aggregate_id, command_id), position in last.items():
+            checkpoint, found = await model.command_position(aggregate_type, aggregate_id, command_id)
+            assert checkpoint >= world.made.last_position, kind
+            assert found == (position if position <= checkpoint else None), (kind, command_id)
+            _, other_type = await model.command_position("other", aggregate_id, command_id)
+            assert other_type is None, kind
+        for record in made_up:
+            assert record.command_id is not None
+            assert await model.command_position(record.aggregate_type, record.aggregate_id,
+                                                record.command_id) == (checkpoint, None), kind
+        assert (await model.command_position("blob", new_id(), "idem-" + "0" * 40))[1] is None, kind
+
+
 # -- each store keeps the contract ------------------------------------------------------------------
 
 
@@ -306,7 +338,7 @@ async def test_replay_into_mongo_equals_the_live_collections_while_queries_answe
         outcomes = await querying
         await reader.close()
     assert proc.returncode == 0, (out, err)
-    assert "rebuilt users, schemas, buckets, blobs, books, processors, jobs, migrations in mongo" in " ".join(err.decode().split())
+    assert "rebuilt users, schemas, buckets, blobs, books, processors, jobs, migrations, commands in mongo" in " ".join(err.decode().split())
     assert set(outcomes) == {"ok"} and len(outcomes) > 4, outcomes
     assert await _dump(system) == before
 

@@ -22,6 +22,7 @@ from commands.repository import Context
 from commands.schemas import RegisterSchema, ValidateData
 from projections.blobs import BlobProjection
 from projections.buckets import BucketProjection
+from tests.support.memory_commands import MemoryCommandIndex
 from tests.support.memory_snapshots import MemorySnapshots
 from tests.support.memory_store import MemoryEventStore
 from tests.support.memory_tables import MemoryTables
@@ -30,11 +31,15 @@ SECRET = "unit-test-secret-" + "x" * 40
 
 
 class MemoryReadModel:
-    """The part of ``projections.read_model.ReadModel`` the write side asks: bucket emptiness,
-    answered by applying the real projections to memory tables."""
+    """The part of ``projections.read_model.ReadModel`` the write side asks: bucket emptiness and
+    where a command's event is, answered by applying the real projections to memory tables."""
 
     def __init__(self, store: MemoryEventStore) -> None:
         self._store = store
+        self._commands = MemoryCommandIndex(store)
+
+    async def command_position(self, aggregate_type: str, aggregate_id: str, command_id: str) -> tuple[int, int | None]:
+        return await self._commands.command_position(aggregate_type, aggregate_id, command_id)
 
     async def bucket_is_empty(self, bucket_id: str) -> bool:
         tables = MemoryTables()

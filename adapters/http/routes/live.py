@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp_sse import EventSourceResponse

@@ -41,7 +41,9 @@ async def test_two_mongo_projector_processes_lead_and_stand_by_without_postgres(
         await ink.close()
 
         async def projected(position: int) -> dict[str, dict]:
-            async with asyncio.timeout(60):
+            # the processes catch up with the session's whole log first (every test's events so far),
+            # into SecantusDB, which writes slowly: a wait, not a measure
+            async with asyncio.timeout(180):
                 while True:
                     docs = {d["_id"]: d async for d in checkpoints.find({})}
                     if len(docs) == len(projections()) and all(d["position"] >= position for d in docs.values()):
