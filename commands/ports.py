@@ -71,15 +71,20 @@ class EventStore(Protocol):
 
     async def load_page(
         self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
-        max_bytes: int,
+        max_bytes: int, limit: int | None = None,
     ) -> tuple[list[Recorded], bool]:
-        """A page as ``load(max_bytes=...)`` answers it, and whether more events may follow in the bounds
-        (False only when the log said there are none): a fold reads page after page without asking
-        once more for an empty one."""
+        """A page as ``load(max_bytes=..., limit=...)`` answers it, and whether more events may follow in
+        the bounds (False only when the log said there are none): a fold reads page after page without
+        asking once more for an empty one."""
         ...
 
     async def has_events_after(self, aggregate_type: str, aggregate_id: str, position: int) -> bool:
         """Whether the aggregate has an event after ``position`` (what a kept copy is checked by)."""
+        ...
+
+    async def last_before(self, aggregate_type: str, aggregate_id: str, position: int) -> Recorded | None:
+        """The aggregate's last event at or before ``position`` (None: it has none there): the version
+        a load at a past position ends at, so it can start from the snapshot just below it."""
         ...
 
     def read_all(self, from_position: int = 1) -> AsyncIterator[Recorded]: ...
@@ -119,11 +124,16 @@ class SnapshotStore(Protocol):
     caller's aggregate may change right after) and writes it in the
     background; it never raises, and a snapshot it could not write is simply
     not there.
+
+    ``rung`` 0 is the aggregate's latest snapshot, which each keep replaces;
+    rung ``r`` > 0 is the one taken at the aggregate's version ``r`` times the
+    repository's ``rung_events``, kept beside it, so that a load at a past
+    position starts near it (``commands/repository.py``, "Rungs").
     """
 
-    async def get(self, aggregate_type: str, aggregate_id: str) -> Taken | None: ...
+    async def get(self, aggregate_type: str, aggregate_id: str, rung: int = 0) -> Taken | None: ...
 
-    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken) -> None: ...
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0) -> None: ...
 
 
 class CommandIndex(Protocol):

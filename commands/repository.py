@@ -35,6 +35,20 @@ and never keeps one (it would replace a later one). A load that folded
 ``snapshot_after`` events or more keeps a fresh snapshot, taken from the
 aggregate it folded from the log.
 
+Rungs: the latest snapshot is no help to a load at a past position before it,
+and such loads are a user's to ask for (``as_of``, a retried command's answer,
+a revert's or a job input's version): folding a long history from its start
+for each one let one account keep a core busy. So every fold of a snapshotted
+aggregate also keeps the snapshot at each version that is a multiple of
+``rung_events`` (``RUNG_EVENTS``, 1,024) it passes, beside the latest. A load
+at a past position asks the log for the aggregate's last event there
+(``EventStore.last_before``, one Direct Get), starts from the rung at or below
+that version (checked against the log like any snapshot) and folds at most
+``rung_events`` events; a rung no fold has passed yet is looked for lower
+down, and without any the fold starts from the first event and keeps the
+rungs it passes for the next load. They take about one latest snapshot's
+bytes per ``rung_events`` events of history in the snapshot bucket.
+
 Every fold from the log streams (``fold``, reading ``pages``): a batch of at most
 ``FOLD_BYTES`` of event data (``EventStore.load_page``, the first event always),
 folded into the aggregate and let go before the next batch is read, until the log
@@ -62,7 +76,7 @@ from domain.base import EventCodec, InkAggregate
 from domain.errors import ConcurrencyError, DomainError
 from domain.ids import is_id, may_come_again
 from domain.recorded import Recorded
-from domain.snapshot import restore, take
+from domain.snapshot import Taken, restore, take
 
 from commands.ports import CommandIndex, EventStore, SnapshotStore
 
@@ -71,6 +85,11 @@ MIB = 1024 * 1024
 FOLD_BYTES = 4 * MIB
 """The most event data (``Recorded.size``) one batch of a fold holds (the first event of a batch always
 comes, whatever its size): what a load holds of an aggregate's history at a time."""
+
+RUNG_EVENTS = 1024
+"""A snapshotted aggregate also keeps the snapshot at every ``RUNG_EVENTS``-th version (a rung), so
+that a load at a past position or version folds at most about this many events, however long the
+history grew (see "Rungs" above)."""
 
 A = TypeVar("A", bound=InkAggregate)
 
@@ -92,22 +111,26 @@ class NotAfter(Exception):
 
 async def pages(
     store: EventStore, aggregate_type: str, aggregate_id: str, *, from_position: int = 1,
-    until_position: int | None = None, max_bytes: int = FOLD_BYTES,
+    until_position: int | None = None, max_bytes: int = FOLD_BYTES, limit: int | None = None,
 ) -> AsyncIterator[list[Recorded]]:
     """The aggregate's events from ``from_position`` (to ``until_position``), in order, a batch of at most
     ``max_bytes`` of event data at a time (the first event of a batch always), until the log says no more
     follow (a short history is one request). The one way the log is read a bounded batch at a time: a fold,
     a summary of a history (a job's answer) and ``inkstream audit`` alike.
 
+    With ``limit``, at most that many events in all.
+
     A batch is not held here while the next is read; a caller that lets each batch go before asking for
     the next (``del``, or rebinding) holds one batch of the history at a time, however long it grew."""
     position = from_position
-    while until_position is None or position <= until_position:
+    while (until_position is None or position <= until_position) and (limit is None or limit > 0):
         batch, more = await store.load_page(aggregate_type, aggregate_id, from_position=position,
-                                            until_position=until_position, max_bytes=max_bytes)
+                                            until_position=until_position, max_bytes=max_bytes, limit=limit)
         if not batch:
             return
         position = batch[-1].position + 1
+        if limit is not None:
+            limit -= len(batch)
         yield batch
         del batch  # not held while the next batch is read
         if not more:
@@ -118,7 +141,8 @@ async def fold(
     store: EventStore, codec: EventCodec, aggregate_type: str, aggregate_id: str, *,
     start: InkAggregate | None = None, from_position: int = 1, until_position: int | None = None,
     after: Callable[[Recorded], bool] | None = None, stop: Callable[[Recorded], bool] | None = None,
-    max_bytes: int = FOLD_BYTES,
+    max_bytes: int = FOLD_BYTES, rung: Callable[[InkAggregate, Recorded], None] | None = None,
+    rung_events: int = 0, limit: int | None = None,
 ) -> Folded:
     """The aggregate's events from ``from_position`` (to ``until_position``) folded onto ``start``, read
     in ``pages`` of at most ``max_bytes`` of event data, each let go before the next is read.
@@ -126,10 +150,12 @@ async def fold(
     With ``after``, the first event read is the one ``start`` was taken after (a snapshot's last
     event): it must pass ``after`` (else ``NotAfter``, also when there is none) and is not folded.
     With ``stop``, the fold ends with the first event ``stop`` is true of (folded too): nothing after
-    the batch that holds it is read."""
+    the batch that holds it is read. With ``limit``, at most that many events are read (the start's
+    own event included). With ``rung``, it is called with the aggregate as each event
+    whose version is a multiple of ``rung_events`` left it (that event just folded)."""
     aggregate, last, count, weight = start, None, 0, 0
     async with aclosing(pages(store, aggregate_type, aggregate_id, from_position=from_position,
-                              until_position=until_position, max_bytes=max_bytes)) as batches:
+                              until_position=until_position, max_bytes=max_bytes, limit=limit)) as batches:
         async for batch in batches:
             if after is not None:
                 if not after(batch[0]):
@@ -145,7 +171,10 @@ async def fold(
                         del batch[i + 1:]
                         found = True
                         break
-            aggregate = codec.rebuild(batch, aggregate)
+            if rung is None:
+                aggregate = codec.rebuild(batch, aggregate)
+            else:
+                aggregate = _rebuild_with_rungs(codec, batch, aggregate, rung, rung_events)
             last = batch[-1]
             count += len(batch)
             weight += sum(record.size for record in batch)
@@ -155,6 +184,19 @@ async def fold(
     if after is not None:
         raise NotAfter(f"{aggregate_type} {aggregate_id} at {from_position}")  # nothing to read at all
     return Folded(aggregate, last, count, weight)
+
+
+def _rebuild_with_rungs(codec: EventCodec, batch: list[Recorded], aggregate: InkAggregate | None,
+                        rung: Callable[[InkAggregate, Recorded], None], rung_events: int) -> InkAggregate | None:
+    """``codec.rebuild`` of ``batch``, stopping at each event of a rung's version to hand it on."""
+    start = 0
+    for i, record in enumerate(batch):
+        if record.version % rung_events == 0:
+            aggregate = codec.rebuild(batch[start:i + 1], aggregate)
+            start = i + 1
+            if aggregate is not None:
+                rung(aggregate, record)
+    return codec.rebuild(batch[start:], aggregate) if start < len(batch) else aggregate
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +275,7 @@ class Repository:
         self, store: EventStore, codec: EventCodec, cache_size: int = 4096, cache_bytes: int = 256 * MIB,
         read_cache_bytes: int = 64 * MIB, snapshots: SnapshotStore | None = None,
         snapshotting: Iterable[type[InkAggregate]] = (), snapshot_after: int = 32, fold_bytes: int = FOLD_BYTES,
-        commands: CommandIndex | None = None,
+        commands: CommandIndex | None = None, rung_events: int = RUNG_EVENTS,
     ) -> None:
         self._store = store
         self._codec = codec
@@ -246,10 +288,13 @@ class Repository:
         self._snapshot_after = snapshot_after
         self._fold_bytes = fold_bytes
         self._commands = commands
+        self._rung_events = rung_events
         self.cache_hits = 0
         self.read_hits = 0
         self.snapshot_hits = 0
         self.snapshots_kept = 0
+        self.rungs_kept = 0
+        self.rung_hits = 0
         self.log_loads = 0
 
     @property
@@ -316,6 +361,13 @@ class Repository:
             fetched = await self._from_snapshot(cls, aggregate_id, until_position)
             if fetched is not None:
                 return fetched
+            if until_position is not None:
+                last = await self._store.last_before(cls.TYPE, aggregate_id, until_position)
+                if last is None:
+                    return None  # no event there yet: nothing to fold
+                fetched = await self._from_rung(cls, aggregate_id, last.version, until_position=last.position)
+                if fetched is not None:
+                    return fetched
         folded = await self._fold(cls, aggregate_id, until_position=until_position)
         self.log_loads += 1
         if folded.last is None:
@@ -327,8 +379,61 @@ class Repository:
         return aggregate, folded.last.position, folded.weight
 
     async def _fold(self, cls: type[A], aggregate_id: str, **bounds: object) -> Folded:
+        rung = self._keep_rung if cls in self._snapshotting and self._rung_events > 0 else None
         return await fold(self._store, self._codec, cls.TYPE, aggregate_id, max_bytes=self._fold_bytes,
-                          **bounds)  # type: ignore[arg-type]
+                          rung=rung, rung_events=self._rung_events, **bounds)  # type: ignore[arg-type]
+
+    def _keep_rung(self, aggregate: InkAggregate, last: Recorded) -> None:
+        """Keep the snapshot of a rung's version that a fold just passed (any fold: a load, one at a
+        past position, a search), replacing the one kept before at that version, if any."""
+        taken = take(aggregate, last)
+        if taken is not None:
+            assert self._snapshots is not None
+            self._snapshots.keep(type(aggregate).TYPE, aggregate.id_str, taken, rung=last.version // self._rung_events)
+            self.rungs_kept += 1
+
+    async def _from_rung(self, cls: type[A], aggregate_id: str, version: int, *, until_position: int | None = None,
+                         ) -> tuple[A, int, int] | None:
+        """The aggregate at ``version`` (its event at ``until_position`` when given), folded from the
+        highest rung at or below it that is kept; None when there is none to start from."""
+        if self._rung_events <= 0:
+            return None
+        taken = await self._find_rung(cls, aggregate_id, version // self._rung_events)
+        if taken is None or taken.version > version or (until_position is not None and taken.position > until_position):
+            return None
+        try:
+            start = restore(cls, aggregate_id, taken)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        bounds: dict[str, object] = (
+            {"until_position": taken.position} if taken.version == version  # read its own event only, to check it
+            else {"until_position": until_position} if until_position is not None
+            else {"stop": lambda record: record.version >= version, "limit": version - taken.version + 1}
+        )
+        try:
+            folded = await self._fold(cls, aggregate_id, start=start, from_position=taken.position,
+                                      after=taken.taken_after, **bounds)
+        except NotAfter:
+            return None  # not (or no longer) this aggregate's history: fold the log instead
+        aggregate = folded.aggregate
+        assert isinstance(aggregate, cls) and folded.last is not None
+        self.rung_hits += 1
+        return aggregate, folded.last.position, taken.size + folded.weight
+
+    async def _find_rung(self, cls: type[A], aggregate_id: str, rung: int) -> Taken | None:
+        """Rung ``rung``, or when it is not kept (no fold passed it yet, or it was pushed out of the
+        bucket) the highest kept one below it found by probing ``rung - 1``, ``rung - 3``, ``rung - 7``,
+        …: folds keep every rung they pass, so the kept ones mostly run unbroken from the first, and a
+        gap costs at most about twice its length in events and a few reads."""
+        assert self._snapshots is not None
+        step = 0
+        while rung >= 1:
+            taken = await self._snapshots.get(cls.TYPE, aggregate_id, rung=rung)
+            if taken is not None:
+                return taken
+            step = step * 2 or 1
+            rung -= step
+        return None
 
     async def _from_snapshot(self, cls: type[A], aggregate_id: str, until_position: int | None = None,
                              ) -> tuple[A, int, int] | None:
@@ -375,6 +480,16 @@ class Repository:
         if fetched is None:
             return None, 0, 0, False
         return fetched[0], fetched[1], fetched[2], False
+
+    async def state_at(self, aggregate_type: str, aggregate_id: str, position: int) -> InkAggregate | None:
+        """The aggregate of ``aggregate_type`` as its last event at or before ``position`` left it (None:
+        none there, or a type the codec does not know), read like ``get(until_position=)``: from the
+        latest snapshot or the rung below it. A fresh object, the caller's to change."""
+        cls = self._codec.aggregate(aggregate_type)
+        if cls is None:
+            return None
+        saved = await self.get(cls, aggregate_id, until_position=position)
+        return saved.aggregate if saved is not None else None
 
     async def get_and_keep(self, cls: type[A], aggregate_id: str) -> Saved[A] | None:
         """The aggregate as the log holds it now, kept in the write-side cache for the change
@@ -504,7 +619,13 @@ class Repository:
     async def at_version(self, cls: type[A], aggregate_id: str, version: int) -> A | None:
         """The aggregate folded from the log up to its event of ``version`` (a batch at a time, none
         after it): at an earlier version when the log holds no later one, None when it has no event."""
-        folded = await self._fold(cls, aggregate_id, stop=lambda record: record.version >= version)
+        if cls in self._snapshotting:
+            fetched = await self._from_rung(cls, aggregate_id, version)
+            if fetched is not None:
+                return fetched[0] if fetched[0].version <= version else None
+        # versions run 1, 2, 3, …: the event of ``version`` is the aggregate's ``version``-th
+        folded = await self._fold(cls, aggregate_id, stop=lambda record: record.version >= version,
+                                  limit=max(version, 1))
         found = folded.aggregate
         if found is not None and found.version > version:
             return None  # no event of that version (never happens: versions follow each other)

@@ -74,6 +74,10 @@ class EventCodec:
                 if isinstance(value, type) and issubclass(value, Aggregate.Event):
                     self._events[event_name(value)] = value
 
+    def aggregate(self, aggregate_type: str) -> type[InkAggregate] | None:
+        """The aggregate class of ``aggregate_type`` (``blob``), None when it is none of the codec's."""
+        return self._aggregates.get(aggregate_type)
+
     def knows(self, event_type: str) -> bool:
         """Whether ``event_type`` (``Blob.Created``) is an event of one of the codec's aggregates."""
         return event_type in self._events

@@ -334,9 +334,9 @@ class JetStreamEventStore:
 
     async def load_page(
         self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
-        max_bytes: int,
+        max_bytes: int, limit: int | None = None,
     ) -> tuple[list[Recorded], bool]:
-        return await self._load(aggregate_type, aggregate_id, from_position, until_position, None, max_bytes)
+        return await self._load(aggregate_type, aggregate_id, from_position, until_position, limit, max_bytes)
 
     async def _load(
         self, aggregate_type: str, aggregate_id: str, from_position: int, until_position: int | None,
@@ -361,6 +361,23 @@ class JetStreamEventStore:
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
         return bool(records)
+
+    async def last_before(self, aggregate_type: str, aggregate_id: str, position: int) -> Recorded | None:
+        """One Direct Get of the subject's last message up to ``position`` (``multi_last`` with
+        ``up_to_seq``). The server answers nothing for a ``position`` past the stream's last
+        sequence, so then a second one asks for the subject's last message, which is the answer
+        when it is at or before ``position``."""
+        subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+        try:
+            for bound in ({"up_to_seq": position}, {}):
+                request = {"multi_last": [subject], "batch": 1, **bound}
+                records, _ = await self._patiently("last_before",
+                                                   lambda timeout, r=request: self._direct_get(r, timeout))
+                if records:
+                    return records[-1] if records[-1].position <= position else None
+        except (NatsError, asyncio.TimeoutError, OSError) as exc:
+            raise Unavailable("the event log is unreachable") from exc
+        return None
 
     async def _direct_get_pages(
         self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,

@@ -4,7 +4,9 @@ Implements ``commands.ports.SnapshotStore``. A snapshot is a shortcut, so
 nothing here may fail a load or a command: a missing, unreadable or
 unreachable snapshot is None, and a write that does not land is dropped.
 
-* Keys are ``<code>.<aggregate type>.<id>``. ``code`` is a hash of the source
+* Keys are ``<code>.<aggregate type>.<id>`` for an aggregate's latest
+  snapshot, and ``<code>.<aggregate type>.<id>.r<n>`` for its rung ``n`` (the
+  snapshot at version ``n`` times the repository's ``rung_events``). ``code`` is a hash of the source
   of what folds an aggregate (the domain package, and the adapter modules
   that turn a message into a ``Recorded``) and the ``eventsourcing``
   library's version, because a snapshot is only right for the code that
@@ -79,14 +81,15 @@ class JetStreamSnapshots:
         self.written = 0
         self.dropped = 0
 
-    def _subject(self, aggregate_type: str, aggregate_id: str) -> str:
-        return f"{self._prefix}.{aggregate_type}.{aggregate_id}"
+    def _subject(self, aggregate_type: str, aggregate_id: str, rung: int = 0) -> str:
+        key = f"{self._prefix}.{aggregate_type}.{aggregate_id}"
+        return f"{key}.r{rung}" if rung else key
 
-    async def get(self, aggregate_type: str, aggregate_id: str) -> Taken | None:
+    async def get(self, aggregate_type: str, aggregate_id: str, rung: int = 0) -> Taken | None:
         if not is_id(aggregate_id) or time.monotonic() < self._resting_until:  # never a raw token in a subject
             return None
         try:
-            msg = await self._js.get_msg(self._stream, subject=self._subject(aggregate_type, aggregate_id),
+            msg = await self._js.get_msg(self._stream, subject=self._subject(aggregate_type, aggregate_id, rung),
                                             direct=True)  # fmt: skip
         except NotFoundError:
             return None
@@ -101,7 +104,7 @@ class JetStreamSnapshots:
         except orjson.JSONDecodeError:
             return None
 
-    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken) -> None:
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0) -> None:
         if self._closed or not is_id(aggregate_id) or len(self._writing) >= self._in_flight:
             self.dropped += 1
             return
@@ -113,7 +116,8 @@ class JetStreamSnapshots:
         if len(payload) > self._nc.max_payload:  # published without headers: the payload is all it counts
             self.dropped += 1
             return
-        task = asyncio.get_running_loop().create_task(self._write(self._subject(aggregate_type, aggregate_id), payload))
+        task = asyncio.get_running_loop().create_task(
+            self._write(self._subject(aggregate_type, aggregate_id, rung), payload))
         self._writing.add(task)
         task.add_done_callback(self._writing.discard)
 

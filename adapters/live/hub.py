@@ -45,7 +45,7 @@ import structlog
 from adapters.cancellation import raise_if_cancelling
 from adapters.live.outbox import End, Message, Outbox, Subscription, UserHolding, topic_field
 from adapters.live.replay import CatchUpGate, Replay
-from adapters.live.states import OUTAGES, AggregateStates, pushes_for, pushes_or_none
+from adapters.live.states import OUTAGES, AggregateStates, Loader, pushes_for, pushes_or_none
 from adapters.shared_log import SharedLog
 from commands.authorization import ensure_owner
 from commands.ports import EventStore
@@ -166,14 +166,15 @@ class _TopicState:
 
 class LiveHub:
     def __init__(self, shared: SharedLog, store: EventStore, codec: EventCodec,
-                 limits: LiveLimits | None = None) -> None:
+                 limits: LiveLimits | None = None, load: Loader | None = None) -> None:
         self._shared = shared
         self._store = store
         self._codec = codec
         self.limits = limits or LiveLimits()
         self.position = 0
+        self._load = load
         self._states = AggregateStates(store, codec, capacity=self.limits.states,
-                                       max_bytes=self.limits.states_bytes)
+                                       max_bytes=self.limits.states_bytes, load=load)
         self.gate = CatchUpGate(self.limits.catch_ups_per_user, self.limits.catch_ups_per_process)
         self._topics: dict[Topic, _TopicState] = {}
         self._connections: Counter[str] = Counter()
@@ -333,7 +334,8 @@ class LiveHub:
                     return  # it went (or fell behind) while waiting for its turn
                 limits = self.limits
                 replay = Replay(self._store, self._codec, sub.topic, read_events=limits.catch_up_read_events,
-                                read_bytes=limits.catch_up_read_bytes, states_bytes=limits.catch_up_states_bytes)
+                                read_bytes=limits.catch_up_read_bytes, states_bytes=limits.catch_up_states_bytes,
+                                load=self._load)
                 if not await replay.run(sub.after + 1, sub.live_from - 1,
                                         _PutInTurn(outbox, self.gate, limits.catch_up_stall_seconds, sub.topic)):
                     return

@@ -34,7 +34,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from adapters.live.states import AggregateStates, pushes_or_none
+from adapters.live.states import AggregateStates, Loader, pushes_or_none
 from commands.ports import EventStore
 from domain.base import EventCodec
 from domain.recorded import Recorded
@@ -142,12 +142,12 @@ class Replay:
 
     def __init__(self, store: EventStore, codec: EventCodec, topic: Topic, *, read_events: int = 500,
                  read_bytes: int = 8 * 1024 * 1024, states_bytes: int = 16 * 1024 * 1024,
-                 outside_ids: int = 50_000) -> None:
+                 outside_ids: int = 50_000, load: Loader | None = None) -> None:
         self._store = store
         self._topic = topic
         self._read_events = read_events
         self._read_bytes = read_bytes
-        self.states = AggregateStates(store, codec, max_bytes=states_bytes)
+        self.states = AggregateStates(store, codec, max_bytes=states_bytes, load=load)
         self.outside = _Outside(outside_ids)
         self.skipped = 0
         """Events of blobs outside the bucket passed over without a state."""

@@ -20,6 +20,7 @@ JSON-heavy data, as for the write-side cache), which the default allows for.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -51,11 +52,18 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+Loader = Callable[[str, str, int], Awaitable[InkAggregate | None]]
+"""(aggregate type, id, position) → the aggregate as its last event at or before the position left it:
+``Repository.state_at`` in a served process (from a snapshot or the rung below: never a fold of a
+long history from its first event)."""
+
+
 class AggregateStates:
     def __init__(self, store: EventStore, codec: EventCodec, capacity: int = 10_000,
-                 max_bytes: int = 64 * MIB) -> None:
+                 max_bytes: int = 64 * MIB, load: Loader | None = None) -> None:
         self._store = store
         self._codec = codec
+        self._load = load or self._fold
         self._cache = Kept(capacity, max_bytes)  # the repository's LRU, bounded in entries and bytes
         self.loads = 0
 
@@ -79,13 +87,15 @@ class AggregateStates:
         aggregate = self._next(kept[0] if kept is not None else None, record)
         if aggregate is None:
             self.loads += 1
-            # a batch of its events at a time, never its whole history at once (a blob edited thousands of times)
-            aggregate = (await fold(self._store, self._codec, record.aggregate_type, record.aggregate_id,
-                                    until_position=record.position)).aggregate
+            aggregate = await self._load(record.aggregate_type, record.aggregate_id, record.position)
             if aggregate is None:
                 return None
         self._cache.put(key, aggregate, record.position, encoded_size(aggregate, fallback=record.size))
         return aggregate
+
+    async def _fold(self, aggregate_type: str, aggregate_id: str, position: int) -> InkAggregate | None:
+        """Without a loader: a batch of its events at a time, never its whole history at once."""
+        return (await fold(self._store, self._codec, aggregate_type, aggregate_id, until_position=position)).aggregate
 
     def peek(self, key: Key) -> InkAggregate | None:
         """The state kept for this aggregate, if one is (without making it recent)."""

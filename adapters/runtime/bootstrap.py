@@ -135,6 +135,7 @@ def bootstrap(
     repo = Repository(store, codec, cache_bytes=settings.write_cache_bytes,
                       read_cache_bytes=settings.read_cache_bytes, snapshots=snapshots,
                       snapshotting=snapshotting(), snapshot_after=settings.snapshot_after_events,
+                      rung_events=settings.snapshot_rung_events,
                       commands=read_model)
     metrics.watch_loads(repo)
     limits = settings.limits()

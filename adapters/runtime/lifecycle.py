@@ -209,7 +209,7 @@ async def start(
                          counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout),
                          snapshots=snapshots)
     shared_log = SharedLog(store)
-    hub = LiveHub(shared_log, store, services.codec, live_limits(settings))
+    hub = LiveHub(shared_log, store, services.codec, live_limits(settings), load=services.repo.state_at)
     running = Running(services, nats_url, database_url, nc, stores, read_store, shared_log, hub,
                       mongo_url=settings.mongo_url)
     running.ready_target = await store.last_position()

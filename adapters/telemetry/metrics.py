@@ -105,13 +105,18 @@ class _Loads(Collector):
         r = self._repository
         loads = CounterMetricFamily(
             "aggregate_loads", "Aggregates the write side needed, by where they came from: the write-side cache, the "
-            "read cache (after checking the log), a snapshot and the events after it, or the whole log",
+            "read cache (after checking the log), a snapshot and the events after it, a rung (the snapshot below a "
+            "past position) and the events up to it, or the whole log",
             labels=["source"],
         )
         for source, count in (("write_cache", r.cache_hits), ("read_cache", r.read_hits),
-                              ("snapshot", r.snapshot_hits), ("log", r.log_loads)):  # fmt: skip
+                              ("snapshot", r.snapshot_hits), ("rung", r.rung_hits), ("log", r.log_loads)):  # fmt: skip
             loads.add_metric([source], count)
         yield loads
         kept = CounterMetricFamily("snapshots_kept", "Snapshots this process took (written in the background)")
         kept.add_metric([], r.snapshots_kept)
         yield kept
+        rungs = CounterMetricFamily("snapshot_rungs_kept", "Rungs this process took: snapshots at every "
+                                    "rung_events-th version a fold passed (written in the background)")
+        rungs.add_metric([], r.rungs_kept)
+        yield rungs

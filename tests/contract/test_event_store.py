@@ -51,6 +51,27 @@ async def test_whether_an_aggregate_has_events_after_a_position(private_store: J
     assert not await private_store.has_events_after("thing", new_id(), 0)
 
 
+async def test_the_last_event_of_an_aggregate_at_or_before_a_position(private_store: JetStreamEventStore) -> None:
+    """Where a load at a past position ends (the version whose rung it starts from): one Direct
+    Get, also for a position past the log's end, where the server answers nothing at first."""
+    agg, other = new_id(), new_id()
+    positions: list[int] = []
+    others = 0
+    for n in range(1, 4):
+        others = (await private_store.append("thing", other, ev(n), others, new_id())).position  # interleaved
+        positions.append((await private_store.append("thing", agg, ev(n, n=n), positions[-1] if positions else 0,
+                                                     new_id())).position)
+    for n, position in enumerate(positions, start=1):
+        for asked in (position, position + 1):  # its own position, and the other aggregate's event after it
+            last = await private_store.last_before("thing", agg, asked)
+            assert last is not None and (last.position, last.version, last.data) == (position, n, {"n": n})
+    assert await private_store.last_before("thing", agg, positions[0] - 1) is None, "not written yet there"
+    last = await private_store.last_before("thing", agg, positions[-1] + 10_000)
+    assert last is not None and last.position == positions[-1], "a position past the log's end"
+    assert await private_store.last_before("thing", agg, 0) is None
+    assert await private_store.last_before("thing", new_id(), positions[-1]) is None
+
+
 async def test_loading_an_unknown_aggregate_gives_no_events(private_store: JetStreamEventStore) -> None:
     assert await private_store.load("thing", new_id()) == []
 

@@ -34,6 +34,22 @@ async def test_a_kept_snapshot_is_read_back_by_the_same_code_only(nc: nats.aio.c
     assert info.config.max_msgs_per_subject == 1 and info.config.allow_direct and info.config.max_bytes == 1 << 30
 
 
+async def test_rungs_are_kept_beside_the_latest_snapshot(nc: nats.aio.client.Client) -> None:
+    snapshots = JetStreamSnapshots(nc, code_fingerprint())
+    blob_id = new_id()
+    snapshots.keep("blob", blob_id, Taken(9, 5, "latest", STATE))
+    snapshots.keep("blob", blob_id, Taken(4, 2, "rung-1", STATE), rung=1)
+    snapshots.keep("blob", blob_id, Taken(8, 4, "rung-2", STATE), rung=2)
+    await snapshots.flush()
+    assert await snapshots.get("blob", blob_id) == Taken(9, 5, "latest", STATE), "rungs do not replace it"
+    assert await snapshots.get("blob", blob_id, rung=1) == Taken(4, 2, "rung-1", STATE)
+    assert await snapshots.get("blob", blob_id, rung=2) == Taken(8, 4, "rung-2", STATE)
+    assert await snapshots.get("blob", blob_id, rung=3) is None
+    snapshots.keep("blob", blob_id, Taken(4, 2, "rung-1 again", STATE), rung=1)
+    await snapshots.flush()
+    assert await snapshots.get("blob", blob_id, rung=1) == Taken(4, 2, "rung-1 again", STATE), "one per key"
+
+
 async def test_what_cannot_be_a_snapshot_is_not_written(nc: nats.aio.client.Client) -> None:
     snapshots = JetStreamSnapshots(nc, code_fingerprint())
     too_big, bad_id = new_id(), "blob.>"

@@ -14,11 +14,13 @@ from domain.snapshot import Taken
 class MemorySnapshots:
     def __init__(self) -> None:
         self.kept: dict[tuple[str, str], bytes] = {}
+        """Latest snapshots."""
+        self.rungs: dict[tuple[str, str, int], bytes] = {}
         self.reads = 0
 
-    async def get(self, aggregate_type: str, aggregate_id: str) -> Taken | None:
+    async def get(self, aggregate_type: str, aggregate_id: str, rung: int = 0) -> Taken | None:
         self.reads += 1
-        raw = self.kept.get((aggregate_type, aggregate_id))
+        raw = self.rungs.get((aggregate_type, aggregate_id, rung)) if rung else self.kept.get((aggregate_type, aggregate_id))
         if raw is None:
             return None
         try:
@@ -26,5 +28,8 @@ class MemorySnapshots:
         except orjson.JSONDecodeError:
             return None
 
-    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken) -> None:
-        self.kept[(aggregate_type, aggregate_id)] = orjson.dumps(taken.to_json())
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0) -> None:
+        if rung:
+            self.rungs[(aggregate_type, aggregate_id, rung)] = orjson.dumps(taken.to_json())
+        else:
+            self.kept[(aggregate_type, aggregate_id)] = orjson.dumps(taken.to_json())

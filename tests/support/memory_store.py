@@ -109,10 +109,10 @@ class MemoryEventStore:
 
     async def load_page(
         self, aggregate_type: str, aggregate_id: str, *, from_position: int = 1, until_position: int | None = None,
-        max_bytes: int,
+        max_bytes: int, limit: int | None = None,
     ) -> tuple[list[Recorded], bool]:
         page = await self.load(aggregate_type, aggregate_id, from_position=from_position,
-                               until_position=until_position, max_bytes=max_bytes)
+                               until_position=until_position, max_bytes=max_bytes, limit=limit)
         after = page[-1].position if page else from_position - 1
         return page, any(r.position > after and (until_position is None or r.position <= until_position)
                          for r in self._by_subject.get((aggregate_type, aggregate_id), []))
@@ -121,6 +121,11 @@ class MemoryEventStore:
         self._check_available()
         events = self._by_subject.get((aggregate_type, aggregate_id), [])
         return bool(events) and events[-1].position > position
+
+    async def last_before(self, aggregate_type: str, aggregate_id: str, position: int) -> Recorded | None:
+        self._check_available()
+        before = [r for r in self._by_subject.get((aggregate_type, aggregate_id), []) if r.position <= position]
+        return self._copy(before[-1]) if before else None
 
     async def read_range(
         self, aggregate_type: str, from_position: int, until_position: int, *,

@@ -86,3 +86,43 @@ async def test_edits_of_a_long_blob_survive_new_processes_loading_it_from_a_snap
     finally:
         for system in systems:
             await system.stop()
+
+
+async def test_a_long_blob_as_it_was_is_read_from_the_rung_below_each_position(
+    nats_server: str, database: Database
+) -> None:
+    """``as_of`` on a blob edited many times, asked of a process that never loaded it: the first
+    answer folds the log from the first event and keeps the rungs it passes (here every 16th
+    version); every later one starts from the rung below its position. Each answer is the blob as
+    it was there, whatever the order of the questions."""
+    dsn = await database.new_database()
+    systems: list[RunningSystem] = []
+    try:
+        for _ in range(2):
+            systems.append(await start_system(nats_server, dsn, **UNLIMITED, snapshot_rung_events=16))
+        writer, reader = (InkstreamClient(s.base_url, consistency="strong") for s in systems)
+        await writer.register(f"rung-{uuid.uuid4().hex[:12]}@example.com", "pw-" + uuid.uuid4().hex, "rung")
+        reader.token = writer.token
+        blob = await writer.create_blob({"n": 0})
+        at = {writer.last_position: 0}
+        for n in range(1, 120):
+            await writer.update_blob(blob.id, {"n": n})  # all in the writer's cache: no snapshot, no rung
+            at[writer.last_position] = n
+        last = max(at)
+        asked = [last] + sorted(set(at) - {last}, key=lambda p: (p * 7919) % 1000)  # then an order of their own
+        for position in asked:
+            shown = await reader.get_blob(blob.id, as_of=position)
+            assert (shown.version, shown.data) == (at[position] + 1, {"n": at[position]}), position
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{systems[1].base_url}/metrics") as r:
+                metrics = await r.text()
+        below_the_first_rung = sum(1 for p in asked[1:] if at[p] + 1 < 16)  # folded from the first event: < 16
+        # the first question folded the whole log from its first event and kept rungs 1 to 7
+        assert f'aggregate_loads_total{{source="log"}} {float(1 + below_the_first_rung)}' in metrics
+        assert f'aggregate_loads_total{{source="rung"}} {float(len(asked) - 1 - below_the_first_rung)}' in metrics
+        assert "snapshot_rungs_kept_total 7.0" in metrics
+        for ink in (writer, reader):
+            await ink.close()
+    finally:
+        for system in systems:
+            await system.stop()
