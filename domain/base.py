@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from domain.ids import uuid7
 from domain.recorded import NewEvent, Recorded
 
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+_APPLYING_AT = "_applying_at"
 
 A = TypeVar("A", bound="InkAggregate")
 
@@ -32,6 +34,25 @@ class InkAggregate(Aggregate):
     """
 
     TYPE: ClassVar[str] = ""
+
+    class Event(Aggregate.Event):
+        def mutate(self, aggregate: Any) -> Any:
+            """Applies the event as the library does, with its time readable by the ``@event`` body
+            (``applying_at``) while the body runs: on a command and on every replay alike."""
+            if aggregate is None:
+                return super().mutate(aggregate)
+            aggregate.__dict__[_APPLYING_AT] = self.timestamp
+            try:
+                return super().mutate(aggregate)
+            finally:
+                aggregate.__dict__.pop(_APPLYING_AT, None)
+
+    @property
+    def applying_at(self) -> datetime:
+        """The time of the event whose ``@event`` body is running: what an aggregate keeps of when a
+        change happened (a job's start), as the read model's projection takes it from the event.
+        Only inside such a body (``KeyError`` elsewhere); never part of the state."""
+        return self.__dict__[_APPLYING_AT]
 
     @classmethod
     def create_id(cls, *args: Any, **kwargs: Any) -> UUID:

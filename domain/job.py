@@ -245,6 +245,10 @@ class Job(InkAggregate):
         self.output_blob_id: str | None = None
         self.error: dict[str, str] | None = None
         self.last_error: dict[str, str] | None = None
+        # when the current run's last attempt started and when the job ended (ISO 8601, as a snapshot
+        # keeps them): what the read model shows, so a command's answer is this state, not a history's fold
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
         self.deleted = False  # jobs are never deleted; ``changeable`` reads it
 
     # -- reading ---------------------------------------------------------
@@ -292,6 +296,7 @@ class Job(InkAggregate):
         self.status = RUNNING
         self.attempts = attempt
         self.runner = runner
+        self.started_at = self.applying_at.isoformat()
 
     def _ensure_attempt(self, attempt: object, action: str) -> None:
         if self.status != RUNNING or type(attempt) is not int or self.attempts != attempt:
@@ -322,6 +327,7 @@ class Job(InkAggregate):
     def _completed(self, attempt: int, output_blob_id: str, engine: str | None) -> None:
         self.status = COMPLETED
         self.output_blob_id = output_blob_id
+        self.finished_at = self.applying_at.isoformat()
 
     def fail(self, error: object, attempt: int | None = None) -> None:
         """The final failure: by the running attempt, or before any (``attempt`` None, e.g. a chain too deep)."""
@@ -336,6 +342,7 @@ class Job(InkAggregate):
     def _failed(self, attempt: int | None, error: dict[str, str]) -> None:
         self.status = FAILED
         self.error = dict(error)
+        self.finished_at = self.applying_at.isoformat()
 
     # -- the owner's transitions ------------------------------------------------------
 
@@ -348,6 +355,7 @@ class Job(InkAggregate):
     @event("Cancelled")
     def _cancelled(self, reason: str) -> None:
         self.status = CANCELLED
+        self.finished_at = self.applying_at.isoformat()
 
     def retry(self) -> None:
         """A failed or cancelled job runs again (a new run, a fresh attempt budget)."""
@@ -364,3 +372,5 @@ class Job(InkAggregate):
         self.output_blob_id = None
         self.error = None
         self.last_error = None
+        self.started_at = None
+        self.finished_at = None

@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.blob import Blob
 from domain.book import Book
 from domain.bucket import Bucket
-from domain.job import ERROR_CODES, STATUSES
+from domain.job import ERROR_CODES, STATUSES, Job
 from domain.migration import STATUSES as MIGRATION_STATUSES
 from domain.processor import Processor
 from domain.recorded import Recorded
 from domain.schema import Schema, schema_id
 from projections.changes import row_after_pages
-from projections.jobs import JobProjection
 from projections.migrations import MigrationProjection
 
 
@@ -254,13 +253,19 @@ class JobOut(Document):
                                       "read what that change made (a completed job's output blob) at once.")
 
     @classmethod
-    async def from_pages(cls, pages: AsyncIterable[list[Recorded]]) -> JobOut:
-        """The job as the jobs projection holds it after its history up to a command, folded a batch at
-        a time (its owner can make it long: a job cancelled and retried over and over)."""
-        row = await row_after_pages(JobProjection(), pages)
-        if row is None:
-            raise ValueError("no job in these records")
-        return cls.model_validate(row)
+    def from_aggregate(cls, job: Job, position: int) -> JobOut:
+        """The job as a command saved it at ``position``: what the jobs projection makes of its history
+        up to there (a property test holds the two equal), without reading that history, which its
+        owner can make long (a job cancelled and retried over and over)."""
+        return cls(
+            id=job.id_str, status=job.status, processor_id=job.processor_id,
+            processor_version=job.processor_version, processor_type=job.processor_type,
+            input_blob_id=job.input_blob_id, output_blob_id=job.output_blob_id,
+            error=job.error, last_error=job.last_error, attempts=job.attempts, trigger=job.trigger,
+            depth=job.depth, owner_id=job.owner_id, version=job.version, created_at=job.created_on,
+            started_at=job.started_at, finished_at=job.finished_at, updated_at=job.modified_on,
+            position=position,
+        )  # fmt: skip
 
 
 class MigrationError(Document):

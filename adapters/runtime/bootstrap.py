@@ -62,9 +62,10 @@ def aggregates() -> list[type[InkAggregate]]:
 
 def snapshotting() -> list[type[InkAggregate]]:
     """The aggregates loaded from snapshots: those that grow long (a blob edited many times, a
-    book written chapter by chapter). Others stay short, or hold state that is not plain JSON
-    (``domain/snapshot.py``): a schema's versions, a migration run's sets and pairs."""
-    return [Blob, Book]
+    book written chapter by chapter, a job its owner cancels and retries over and over). Others
+    stay short, or hold state that is not plain JSON (``domain/snapshot.py``): a schema's
+    versions, a migration run's sets and pairs."""
+    return [Blob, Book, Job]
 
 
 def projections() -> list[Projection]:

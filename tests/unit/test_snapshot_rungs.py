@@ -22,12 +22,17 @@ from adapters.live.states import AggregateStates
 from adapters.runtime.bootstrap import snapshotting
 from commands.repository import Context, Repository
 from domain.blob import Blob
+from domain.job import Job
 from domain.ids import new_id
 from domain.snapshot import Taken
+from projections.changes import row_after
+from projections.documents import JobOut
+from projections.jobs import JobProjection
 from tests.support.memory_commands import MemoryCommandIndex
 from tests.support.memory_snapshots import MemorySnapshots
 from tests.support.memory_store import MemoryEventStore
 from tests.unit.test_command_index import keyed, keyed_blob
+from tests.unit.test_history_pages import long_job
 from tests.unit.test_repository_folds import CODEC, OWNER, WatchingStore, state
 
 RUNG = 32
@@ -198,3 +203,21 @@ async def test_the_live_router_meets_a_long_blob_at_the_rung_below_its_event() -
     after = await states.after(record)
     assert read(store) <= RUNG and states.loads == 1
     assert after is not None and (state(after), record.position) == expected
+
+
+async def test_a_job_retried_over_and_over_is_answered_at_a_past_position_from_a_rung() -> None:
+    """A job's answer is its aggregate (``JobOut.from_aggregate``); a retried command's answer at a
+    past position loads the job there, from the rung below (jobs are snapshotted: their owner makes
+    them long)."""
+    store = WatchingStore()
+    job_id = await long_job(store, cycles=100)  # 401 events
+    snapshots = MemorySnapshots()
+    await repository(store, snapshots).get(Job, job_id)
+    records = await MemoryEventStore.load(store, Job.TYPE, job_id)
+    for record in random.Random(3).sample(records, 12):
+        store.watch()
+        past = await repository(store, snapshots).get(Job, job_id, until_position=record.position)
+        assert read(store) <= RUNG
+        assert past is not None
+        expected = row_after(JobProjection(), [r for r in records if r.position <= record.position])
+        assert JobOut.from_aggregate(past.aggregate, past.position) == JobOut.model_validate(expected)

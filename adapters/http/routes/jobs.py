@@ -23,7 +23,7 @@ from adapters.http.api import (
     read_query,
     resource_answer,
 )
-from adapters.http.keys import BUS, METRICS, READS, REPOSITORY
+from adapters.http.keys import BUS, METRICS, READS
 from adapters.http.models import ReadQuery
 from adapters.http.models_jobs import (
     BulkRetryIn,
@@ -68,10 +68,9 @@ def _processor_answer(saved: Saved[Processor], status: int = 200, **extra: bool)
 
 
 async def _job_answer(request: web.Request, saved: Saved[Job], status: int) -> web.Response:
-    """The job as of the command's event, folded from its history (so it has the event's times) a bounded
-    batch at a time: the history is the owner's to make long (cancel and retry, again and again)."""
-    job = await JobOut.from_pages(request.app[REPOSITORY].pages(Job.TYPE, saved.aggregate.id_str,
-                                                                until_position=saved.position))
+    """The job as of the command's event, from the aggregate the command saved (it keeps the event's
+    times), never from its history: that is the owner's to make long (cancel and retry, again and again)."""
+    job = JobOut.from_aggregate(saved.aggregate, saved.position)
     request.app[METRICS].jobs.labels(job.processor_type, job.status).inc()
     return command_answer(job, saved.position, status=status, version=job.version)
 
