@@ -128,12 +128,17 @@ class SnapshotStore(Protocol):
     ``rung`` 0 is the aggregate's latest snapshot, which each keep replaces;
     rung ``r`` > 0 is the one taken at the aggregate's version ``r`` times the
     repository's ``rung_events``, kept beside it, so that a load at a past
-    position starts near it (``commands/repository.py``, "Rungs").
+    position starts near it (``commands/repository.py``, "Rungs"). Rungs never
+    take the room of latest snapshots among the writes under way.
     """
 
     async def get(self, aggregate_type: str, aggregate_id: str, rung: int = 0) -> Taken | None: ...
 
-    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0) -> None: ...
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0,
+             max_bytes: int | None = None) -> bool:
+        """Whether the write was taken on (not whether it landed): not when ``taken`` encodes to more
+        than ``max_bytes``, nor when too many writes are under way."""
+        ...
 
 
 class CommandIndex(Protocol):
@@ -141,7 +146,7 @@ class CommandIndex(Protocol):
 
     ``command_position`` answers the index's checkpoint and the position of the aggregate's
     event with that command id, when such an event is at or before the checkpoint (the
-    latest one, if a command landed twice); the events after the checkpoint are not in it.
+    first, if a command landed twice); the events after the checkpoint are not in it.
     It may raise ``Unavailable``. Only command ids that are not UUIDs are indexed
     (``projections/commands.py``).
     """

@@ -38,16 +38,18 @@ aggregate it folded from the log.
 Rungs: the latest snapshot is no help to a load at a past position before it,
 and such loads are a user's to ask for (``as_of``, a retried command's answer,
 a revert's or a job input's version): folding a long history from its start
-for each one let one account keep a core busy. So every fold of a snapshotted
-aggregate also keeps the snapshot at each version that is a multiple of
-``rung_events`` (``RUNG_EVENTS``, 1,024) it passes, beside the latest. A load
-at a past position asks the log for the aggregate's last event there
-(``EventStore.last_before``, one Direct Get), starts from the rung at or below
-that version (checked against the log like any snapshot) and folds at most
-``rung_events`` events; a rung no fold has passed yet is looked for lower
-down, and without any the fold starts from the first event and keeps the
-rungs it passes for the next load. They take about one latest snapshot's
-bytes per ``rung_events`` events of history in the snapshot bucket.
+(or from a latest snapshot far below) for each one let one account keep a core
+busy. So every fold of a snapshotted aggregate also keeps the snapshot at each
+version that is a multiple of ``rung_events`` (``RUNG_EVENTS``, 1,024) it
+passes, beside the latest. A load at a past position asks the log for the
+aggregate's last event there (``EventStore.last_before``), starts from the
+latest snapshot when that is at or before it and no rung is closer, else from
+the rung at or below that version (checked against the log like any snapshot),
+and folds at most ``rung_events`` events; a rung that is not kept is looked for
+lower down, and without any the fold starts from the latest snapshot below or
+the first event and keeps the rungs it passes for the next load. A rung is kept
+only when it weighs at most ``RUNG_WEIGHT`` times the events it spans, so rungs
+cost the snapshot bucket at most a few times the history they shortcut.
 
 Every fold from the log streams (``fold``, reading ``pages``): a batch of at most
 ``FOLD_BYTES`` of event data (``EventStore.load_page``, the first event always),
@@ -90,6 +92,15 @@ RUNG_EVENTS = 1024
 """A snapshotted aggregate also keeps the snapshot at every ``RUNG_EVENTS``-th version (a rung), so
 that a load at a past position or version folds at most about this many events, however long the
 history grew (see "Rungs" above)."""
+
+RUNG_WEIGHT = 4
+"""A rung is kept only when its snapshot weighs at most this many times the events folded since the
+previous one (or the fold's start): what rungs add to the snapshot bucket stays within a few times the
+history they shortcut."""
+
+RUNGS_REMEMBERED = 100_000
+"""Rungs this process kept, remembered (about 200 bytes each) so that folds passing them again do
+not write them again."""
 
 A = TypeVar("A", bound=InkAggregate)
 
@@ -141,8 +152,7 @@ async def fold(
     store: EventStore, codec: EventCodec, aggregate_type: str, aggregate_id: str, *,
     start: InkAggregate | None = None, from_position: int = 1, until_position: int | None = None,
     after: Callable[[Recorded], bool] | None = None, stop: Callable[[Recorded], bool] | None = None,
-    max_bytes: int = FOLD_BYTES, rung: Callable[[InkAggregate, Recorded], None] | None = None,
-    rung_events: int = 0, limit: int | None = None,
+    max_bytes: int = FOLD_BYTES, rung: Rung | None = None, rung_events: int = 0, limit: int | None = None,
 ) -> Folded:
     """The aggregate's events from ``from_position`` (to ``until_position``) folded onto ``start``, read
     in ``pages`` of at most ``max_bytes`` of event data, each let go before the next is read.
@@ -152,8 +162,8 @@ async def fold(
     With ``stop``, the fold ends with the first event ``stop`` is true of (folded too): nothing after
     the batch that holds it is read. With ``limit``, at most that many events are read (the start's
     own event included). With ``rung``, it is called with the aggregate as each event
-    whose version is a multiple of ``rung_events`` left it (that event just folded)."""
-    aggregate, last, count, weight = start, None, 0, 0
+    whose version is a multiple of ``rung_events`` left it (that event just folded): see ``Rung``."""
+    aggregate, last, count, weight, span = start, None, 0, 0, 0
     async with aclosing(pages(store, aggregate_type, aggregate_id, from_position=from_position,
                               until_position=until_position, max_bytes=max_bytes, limit=limit)) as batches:
         async for batch in batches:
@@ -174,7 +184,7 @@ async def fold(
             if rung is None:
                 aggregate = codec.rebuild(batch, aggregate)
             else:
-                aggregate = _rebuild_with_rungs(codec, batch, aggregate, rung, rung_events)
+                aggregate, span = _rebuild_with_rungs(codec, batch, aggregate, rung, rung_events, span)
             last = batch[-1]
             count += len(batch)
             weight += sum(record.size for record in batch)
@@ -186,17 +196,24 @@ async def fold(
     return Folded(aggregate, last, count, weight)
 
 
-def _rebuild_with_rungs(codec: EventCodec, batch: list[Recorded], aggregate: InkAggregate | None,
-                        rung: Callable[[InkAggregate, Recorded], None], rung_events: int) -> InkAggregate | None:
-    """``codec.rebuild`` of ``batch``, stopping at each event of a rung's version to hand it on."""
+Rung = Callable[[InkAggregate, Recorded, int], bool]
+"""Called by a fold with the aggregate as an event of a rung's version left it, that event, and the
+bytes of the events folded since the fold's start or the last rung kept; whether this one is kept."""
+
+
+def _rebuild_with_rungs(codec: EventCodec, batch: list[Recorded], aggregate: InkAggregate | None, rung: Rung,
+                        rung_events: int, span: int) -> tuple[InkAggregate | None, int]:
+    """``codec.rebuild`` of ``batch``, stopping at each event of a rung's version to hand it on; the
+    aggregate, and the bytes folded since the last rung kept."""
     start = 0
     for i, record in enumerate(batch):
+        span += record.size
         if record.version % rung_events == 0:
             aggregate = codec.rebuild(batch[start:i + 1], aggregate)
             start = i + 1
-            if aggregate is not None:
-                rung(aggregate, record)
-    return codec.rebuild(batch[start:], aggregate) if start < len(batch) else aggregate
+            if aggregate is not None and rung(aggregate, record, span):
+                span = 0
+    return (codec.rebuild(batch[start:], aggregate) if start < len(batch) else aggregate), span
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +306,7 @@ class Repository:
         self._fold_bytes = fold_bytes
         self._commands = commands
         self._rung_events = rung_events
+        self._rungs: OrderedDict[tuple[str, str, int], tuple[int, str | None]] = OrderedDict()
         self.cache_hits = 0
         self.read_hits = 0
         self.snapshot_hits = 0
@@ -355,19 +373,19 @@ class Repository:
         return Saved(fetched[0], fetched[1])
 
     async def _fetch(self, cls: type[A], aggregate_id: str, until_position: int | None = None) -> tuple[A, int, int] | None:
-        """(aggregate, position of its last event, bytes it weighs) from the log (and its snapshot, when
-        it was taken at or before ``until_position``), folded a batch of events at a time."""
+        """(aggregate, position of its last event, bytes it weighs) from the log, starting from its
+        latest snapshot (or, at a past position, from that or the rung below, whichever is closer),
+        folded a batch of events at a time."""
         if cls in self._snapshotting:
-            fetched = await self._from_snapshot(cls, aggregate_id, until_position)
-            if fetched is not None:
-                return fetched
-            if until_position is not None:
+            if until_position is None:
+                fetched = await self._from_snapshot(cls, aggregate_id)
+            else:
                 last = await self._store.last_before(cls.TYPE, aggregate_id, until_position)
                 if last is None:
                     return None  # no event there yet: nothing to fold
-                fetched = await self._from_rung(cls, aggregate_id, last.version, until_position=last.position)
-                if fetched is not None:
-                    return fetched
+                fetched = await self._from_past(cls, aggregate_id, last)
+            if fetched is not None:
+                return fetched
         folded = await self._fold(cls, aggregate_id, until_position=until_position)
         self.log_loads += 1
         if folded.last is None:
@@ -378,27 +396,59 @@ class Repository:
             self._snapshot(cls, aggregate, folded)
         return aggregate, folded.last.position, folded.weight
 
+    async def _from_past(self, cls: type[A], aggregate_id: str, last: Recorded) -> tuple[A, int, int] | None:
+        """The aggregate as ``last`` (its last event at a past position) left it: from the latest
+        snapshot when that is at or before ``last`` and no rung is closer, else from the rung below
+        (above the latest snapshot, when that is usable), else from the latest snapshot however far
+        below; None when neither is there."""
+        assert self._snapshots is not None
+        taken = await self._snapshots.get(cls.TYPE, aggregate_id)
+        usable = taken if taken is not None and taken.position <= last.position else None
+        step = self._rung_events
+        if usable is not None and (step <= 0 or usable.version >= last.version // step * step):
+            fetched = await self._from_snapshot(cls, aggregate_id, last.position, taken=usable)
+            if fetched is not None:
+                return fetched
+            usable = None  # not (or no longer) this log's history
+        fetched = await self._from_rung(cls, aggregate_id, last.version, until_position=last.position,
+                                        above=usable.version if usable is not None else 0)
+        if fetched is None and usable is not None:
+            fetched = await self._from_snapshot(cls, aggregate_id, last.position, taken=usable)
+        return fetched
+
     async def _fold(self, cls: type[A], aggregate_id: str, **bounds: object) -> Folded:
         rung = self._keep_rung if cls in self._snapshotting and self._rung_events > 0 else None
         return await fold(self._store, self._codec, cls.TYPE, aggregate_id, max_bytes=self._fold_bytes,
                           rung=rung, rung_events=self._rung_events, **bounds)  # type: ignore[arg-type]
 
-    def _keep_rung(self, aggregate: InkAggregate, last: Recorded) -> None:
+    def _keep_rung(self, aggregate: InkAggregate, last: Recorded, span: int) -> bool:
         """Keep the snapshot of a rung's version that a fold just passed (any fold: a load, one at a
-        past position, a search), replacing the one kept before at that version, if any."""
+        past position, a search), unless this process kept that very one already, or it would weigh
+        more than ``RUNG_WEIGHT`` times the ``span`` bytes of events folded since the fold's start or
+        its last rung (so rungs take at most a few times the bytes of the history they shortcut: a
+        large book edited by tiny changes gets rungs further apart). Whether it is kept (or was)."""
+        key = (type(aggregate).TYPE, aggregate.id_str, last.version // self._rung_events)
+        event = (last.position, last.command_id)
+        if self._rungs.get(key) == event:
+            self._rungs.move_to_end(key)
+            return True
         taken = take(aggregate, last)
-        if taken is not None:
-            assert self._snapshots is not None
-            self._snapshots.keep(type(aggregate).TYPE, aggregate.id_str, taken, rung=last.version // self._rung_events)
-            self.rungs_kept += 1
+        assert self._snapshots is not None
+        if taken is None or not self._snapshots.keep(*key[:2], taken, rung=key[2], max_bytes=RUNG_WEIGHT * span):
+            return False
+        self._rungs[key] = event
+        if len(self._rungs) > RUNGS_REMEMBERED:
+            self._rungs.popitem(last=False)
+        self.rungs_kept += 1
+        return True
 
     async def _from_rung(self, cls: type[A], aggregate_id: str, version: int, *, until_position: int | None = None,
-                         ) -> tuple[A, int, int] | None:
+                         above: int = 0) -> tuple[A, int, int] | None:
         """The aggregate at ``version`` (its event at ``until_position`` when given), folded from the
-        highest rung at or below it that is kept; None when there is none to start from."""
+        highest rung at or below it that is kept and above version ``above``; None when there is none."""
         if self._rung_events <= 0:
             return None
-        taken = await self._find_rung(cls, aggregate_id, version // self._rung_events)
+        taken = await self._find_rung(cls, aggregate_id, version // self._rung_events, above // self._rung_events + 1)
         if taken is None or taken.version > version or (until_position is not None and taken.position > until_position):
             return None
         try:
@@ -420,27 +470,33 @@ class Repository:
         self.rung_hits += 1
         return aggregate, folded.last.position, taken.size + folded.weight
 
-    async def _find_rung(self, cls: type[A], aggregate_id: str, rung: int) -> Taken | None:
-        """Rung ``rung``, or when it is not kept (no fold passed it yet, or it was pushed out of the
-        bucket) the highest kept one below it found by probing ``rung - 1``, ``rung - 3``, ``rung - 7``,
-        …: folds keep every rung they pass, so the kept ones mostly run unbroken from the first, and a
-        gap costs at most about twice its length in events and a few reads."""
+    async def _find_rung(self, cls: type[A], aggregate_id: str, rung: int, lowest: int = 1) -> Taken | None:
+        """Rung ``rung``, or when it is not kept (no fold passed it yet, it was too heavy for the events
+        it spans, or it was pushed out of the bucket) the highest kept one below it down to ``lowest``:
+        the next three below (rungs skipped for their weight leave gaps of one or two at the default
+        spacing), then ``rung - 5``, ``rung - 9``, ``rung - 17``, …. Folds keep the rungs they pass, so
+        a longer gap (a stretch no fold has passed yet) costs at most about twice its length in events
+        and a few reads."""
         assert self._snapshots is not None
-        step = 0
-        while rung >= 1:
-            taken = await self._snapshots.get(cls.TYPE, aggregate_id, rung=rung)
+        offset, step, probes = 0, 1, 0
+        while rung - offset >= max(lowest, 1):
+            taken = await self._snapshots.get(cls.TYPE, aggregate_id, rung=rung - offset)
             if taken is not None:
                 return taken
-            step = step * 2 or 1
-            rung -= step
+            probes += 1
+            if probes >= 4:
+                step *= 2
+            offset += step
         return None
 
-    async def _from_snapshot(self, cls: type[A], aggregate_id: str, until_position: int | None = None,
-                             ) -> tuple[A, int, int] | None:
-        """From the aggregate's snapshot and the events after it (to ``until_position``); None when there
-        is no usable one (or it was taken after ``until_position``)."""
+    async def _from_snapshot(self, cls: type[A], aggregate_id: str, until_position: int | None = None, *,
+                             taken: Taken | None = None) -> tuple[A, int, int] | None:
+        """From the aggregate's latest snapshot (``taken``, when the caller read it already) and the
+        events after it (to ``until_position``); None when there is no usable one (or it was taken after
+        ``until_position``)."""
         assert self._snapshots is not None
-        taken = await self._snapshots.get(cls.TYPE, aggregate_id)
+        if taken is None:
+            taken = await self._snapshots.get(cls.TYPE, aggregate_id)
         if taken is None or (until_position is not None and taken.position > until_position):
             return None
         try:
@@ -465,9 +521,8 @@ class Repository:
         if cls not in self._snapshotting or folded.count < self._snapshot_after or folded.last is None:
             return
         taken = take(aggregate, folded.last)
-        if taken is not None:
-            assert self._snapshots is not None
-            self._snapshots.keep(cls.TYPE, aggregate.id_str, taken)
+        assert self._snapshots is not None
+        if taken is not None and self._snapshots.keep(cls.TYPE, aggregate.id_str, taken):
             self.snapshots_kept += 1
 
     async def _load(self, cls: type[A], aggregate_id: str, use_cache: bool) -> tuple[A | None, int, int, bool]:

@@ -41,8 +41,9 @@ class CommandsProjection:
             # created under an id made up for it: a retry of that creation makes up another id, so no
             # command is ever refused on this aggregate and searched for with this command id
             return []
-        # past the duplicate window a command can land twice on one aggregate: the row names the later
-        return [Upsert(TABLE, ("command_id", "aggregate_id"), {
+        # past the duplicate window a command can land twice on one aggregate: a row per landing, and
+        # the first is the answer (what the search of the log finds first)
+        return [Upsert(TABLE, ("command_id", "aggregate_id", "position"), {
             "command_id": record.command_id,
             "aggregate_id": record.aggregate_id,
             "aggregate_type": record.aggregate_type,

@@ -138,8 +138,8 @@ class ReadModel(Protocol):
         ...
 
     async def command_position(self, aggregate_type: str, aggregate_id: str, command_id: str) -> tuple[int, int | None]:
-        """The ``commands`` projection's checkpoint, and the position of the aggregate's event with
-        that command id when one at or before it has it (``projections/commands.py``), read together:
+        """The ``commands`` projection's checkpoint, and the position of the aggregate's first event
+        with that command id when one at or before it has it (``projections/commands.py``), read together:
         implements ``commands.ports.CommandIndex``."""
         ...
 

@@ -365,19 +365,28 @@ class JetStreamEventStore:
     async def last_before(self, aggregate_type: str, aggregate_id: str, position: int) -> Recorded | None:
         """One Direct Get of the subject's last message up to ``position`` (``multi_last`` with
         ``up_to_seq``). The server answers nothing for a ``position`` past the stream's last
-        sequence, so then a second one asks for the subject's last message, which is the answer
-        when it is at or before ``position``."""
+        sequence, so then another asks for the subject's last message, which is the answer when it
+        is at or before ``position``. When it is after, the log has grown past ``position`` since
+        the first question (an append in between), and the first question, asked again, answers."""
+        if position < 1:
+            return None
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
+        bounded = {"multi_last": [subject], "batch": 1, "up_to_seq": position}
+
+        async def ask(request: dict[str, Any]) -> Recorded | None:
+            records, _ = await self._patiently("last_before", lambda timeout: self._direct_get(request, timeout))
+            return records[-1] if records else None
+
         try:
-            for bound in ({"up_to_seq": position}, {}):
-                request = {"multi_last": [subject], "batch": 1, **bound}
-                records, _ = await self._patiently("last_before",
-                                                   lambda timeout, r=request: self._direct_get(r, timeout))
-                if records:
-                    return records[-1] if records[-1].position <= position else None
+            found = await ask(bounded)
+            if found is not None:
+                return found
+            last = await ask({"multi_last": [subject], "batch": 1})
+            if last is None or last.position <= position:
+                return last
+            return await ask(bounded)
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
-        return None
 
     async def _direct_get_pages(
         self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,

@@ -20,7 +20,8 @@ unreachable snapshot is None, and a write that does not land is dropped.
   rest for ``rest_seconds``, so that a slow or lost bucket costs one wait, not
   one per load.
 * One message per key (history 1). Writes happen in the background, at most
-  ``in_flight`` at once (more are dropped), each bounded by ``timeout``; a
+  ``in_flight`` latest snapshots and as many rungs at once (more are dropped;
+  rungs never take a latest snapshot's room), each bounded by ``timeout``; a
   snapshot bigger than a NATS message is not written, and none after ``close``.
 """
 
@@ -77,6 +78,7 @@ class JetStreamSnapshots:
         self._resting_until = 0.0
         self._in_flight = in_flight
         self._writing: set[asyncio.Task[None]] = set()
+        self._writing_rungs: set[asyncio.Task[None]] = set()
         self._closed = False
         self.written = 0
         self.dropped = 0
@@ -104,22 +106,27 @@ class JetStreamSnapshots:
         except orjson.JSONDecodeError:
             return None
 
-    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0) -> None:
-        if self._closed or not is_id(aggregate_id) or len(self._writing) >= self._in_flight:
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0,
+             max_bytes: int | None = None) -> bool:
+        writing = self._writing_rungs if rung else self._writing  # rungs never crowd out latest snapshots
+        if self._closed or not is_id(aggregate_id) or len(writing) >= self._in_flight:
             self.dropped += 1
-            return
+            return False
         try:
             payload = orjson.dumps(taken.to_json())
         except TypeError:  # what orjson cannot write (an integer wider than 64 bits, a lone surrogate)
             self.dropped += 1
-            return
+            return False
         if len(payload) > self._nc.max_payload:  # published without headers: the payload is all it counts
             self.dropped += 1
-            return
+            return False
+        if max_bytes is not None and len(payload) > max_bytes:
+            return False  # not worth its room (a rung heavier than the events it spans): not a drop
         task = asyncio.get_running_loop().create_task(
             self._write(self._subject(aggregate_type, aggregate_id, rung), payload))
-        self._writing.add(task)
-        task.add_done_callback(self._writing.discard)
+        writing.add(task)
+        task.add_done_callback(writing.discard)
+        return True
 
     async def _write(self, subject: str, payload: bytes) -> None:
         try:
@@ -131,14 +138,15 @@ class JetStreamSnapshots:
 
     async def flush(self) -> None:
         """Wait for the writes under way (each is bounded by ``timeout``)."""
-        while self._writing:
-            await asyncio.wait(set(self._writing))
+        while self._writing or self._writing_rungs:
+            await asyncio.wait(self._writing | self._writing_rungs)
 
     async def close(self) -> None:
         """Let the writes under way finish (briefly), then stop the rest; write no more."""
         self._closed = True
-        if self._writing:
-            _, late = await asyncio.wait(set(self._writing), timeout=self._timeout)
+        under_way = self._writing | self._writing_rungs
+        if under_way:
+            _, late = await asyncio.wait(under_way, timeout=self._timeout)
             for task in late:
                 task.cancel()
             if late:

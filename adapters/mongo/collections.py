@@ -66,8 +66,9 @@ COLLECTIONS: dict[str, CollectionSpec] = {
     # migrations(owner): newest first; completed_run(owner, from, to)
     "migrations": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", DOWN), ("_id", DOWN)),
                                            (("owner_id", UP), ("from_schema_id", UP), ("schema_id", UP)))),
-    # command_position(aggregate, command id): by _id
-    "command_events": CollectionSpec(("command_id", "aggregate_id")),
+    # command_position(aggregate, command id): the first landing
+    "command_events": CollectionSpec(("command_id", "aggregate_id", "position"),
+                                     ((("command_id", UP), ("aggregate_id", UP), ("position", UP)),)),
 }
 
 

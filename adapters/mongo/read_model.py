@@ -44,7 +44,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from adapters.cursors import clamp_limit, encode_cursor, id_cursor, semver_cursor, time_cursor
 from adapters.mongo.changes import LIVE
 from adapters.mongo.client import OUTAGE_ERRORS, Mongo
-from adapters.mongo.collections import CHECKPOINTS, doc_id
+from adapters.mongo.collections import CHECKPOINTS
 from adapters.mongo.encoding import decode_document, timestamp
 from commands.ports import Unavailable
 from domain.schema import parse_schema_id
@@ -465,7 +465,7 @@ class MongoReadModel:
         # the checkpoint first: a projector writes a batch's documents before it moves the checkpoint
         # over them, so every event up to the checkpoint read here is in the index read next
         checkpoint = await self._db[CHECKPOINTS].find_one({"_id": COMMANDS}, {"position": 1})
-        key = {"command_id": command_id, "aggregate_id": aggregate_id}
-        doc = await self._db[COMMAND_EVENTS].find_one({"_id": doc_id(COMMAND_EVENTS, key),
-                                                       "aggregate_type": aggregate_type, **LIVE}, {"position": 1})
+        doc = await self._db[COMMAND_EVENTS].find_one(
+            {"command_id": command_id, "aggregate_id": aggregate_id, "aggregate_type": aggregate_type, **LIVE},
+            {"position": 1}, sort=[("position", ASCENDING)])  # the first landing
         return int(checkpoint["position"]) if checkpoint else 0, int(doc["position"]) if doc else None

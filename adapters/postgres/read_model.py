@@ -478,7 +478,7 @@ class PostgresReadModel:
         # one statement, one snapshot: the checkpoint covers exactly the rows this reads
         row = await self._conn.fetchrow(
             "SELECT (SELECT position FROM projection_checkpoints WHERE name = $1) AS checkpoint,"
-            " (SELECT position FROM command_events WHERE command_id = $2 AND aggregate_id = $3"
+            " (SELECT min(position) FROM command_events WHERE command_id = $2 AND aggregate_id = $3"
             " AND aggregate_type = $4) AS position",
             COMMANDS, command_id, aggregate_id, aggregate_type,
         )  # fmt: skip

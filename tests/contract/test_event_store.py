@@ -72,6 +72,31 @@ async def test_the_last_event_of_an_aggregate_at_or_before_a_position(private_st
     assert await private_store.last_before("thing", new_id(), positions[-1]) is None
 
 
+async def test_the_last_event_before_a_position_past_the_end_while_the_log_grows(
+    private_store: JetStreamEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked past the log's end, the server answers nothing at first; if the aggregate gets events
+    before the second question, the one now at the asked position is the answer, not "none"."""
+    agg = new_id()
+    first = await private_store.append("thing", agg, ev(1), 0, new_id())
+    asked = first.position + 1  # past the log's end when asked
+    real = private_store._direct_get
+    questions = 0
+
+    async def growing(request: dict[str, object], timeout: float) -> object:
+        nonlocal questions
+        questions += 1
+        answer = await real(request, timeout)
+        if questions == 1:  # between the first question and the next, two more events of the aggregate
+            second = await private_store.append("thing", agg, ev(2), first.position, new_id())
+            await private_store.append("thing", agg, ev(3), second.position, new_id())
+        return answer
+
+    monkeypatch.setattr(private_store, "_direct_get", growing)
+    last = await private_store.last_before("thing", agg, asked)
+    assert last is not None and (last.position, last.version) == (asked, 2)
+
+
 async def test_loading_an_unknown_aggregate_gives_no_events(private_store: JetStreamEventStore) -> None:
     assert await private_store.load("thing", new_id()) == []
 

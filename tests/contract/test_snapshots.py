@@ -151,3 +151,36 @@ async def test_a_stream_restored_from_a_backup_does_not_bring_back_a_lost_state(
     assert saved.aggregate.data == {"n": 39, "timeline": "kept", "edited": True}
     whole = CODEC.rebuild(await store.load("blob", blob_id))
     assert whole is not None and whole.version == 41 and whole.data == saved.aggregate.data  # type: ignore[attr-defined]
+
+
+async def test_a_cold_load_passing_many_rungs_still_keeps_its_latest_snapshot(
+    private_store: JetStreamEventStore, nc: nats.aio.client.Client
+) -> None:
+    """One fold that passes more rungs than may be written at once: the rungs over the limit wait for
+    a later fold, and the latest snapshot, which saves every cold load the whole fold, is written."""
+    writer = Repository(private_store, CODEC)
+    created = await writer.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, []),
+                                   Context(OWNER, new_id()))  # fmt: skip
+    blob_id = created.aggregate.id_str
+    for n in range(1, 600):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n, "pad": "p" * 200}), b)[1],
+                             Context(OWNER, new_id()))
+
+    def cold(snapshots: JetStreamSnapshots) -> Repository:
+        return Repository(private_store, CODEC, snapshots=snapshots, snapshotting=snapshotting(), snapshot_after=32,
+                          rung_events=16)
+
+    snapshots = JetStreamSnapshots(nc, code_fingerprint(), in_flight=8)
+    first = cold(snapshots)
+    assert await first.get(Blob, blob_id) is not None  # 600 events in one batch: 37 rungs passed
+    await snapshots.flush()
+    assert first.snapshots_kept == 1 and 0 < first.rungs_kept < 37, "the rungs over the limit are left"
+    latest = await snapshots.get("blob", blob_id)
+    assert latest is not None and latest.version == 600
+    kept = [r for r in range(1, 38) if await snapshots.get("blob", blob_id, rung=r) is not None]
+    assert len(kept) == first.rungs_kept
+    second = cold(snapshots)
+    assert await second.get(Blob, blob_id, until_position=latest.position - 1) is not None  # from rungs down
+    await snapshots.flush()
+    again = [r for r in range(1, 38) if await snapshots.get("blob", blob_id, rung=r) is not None]
+    assert len(again) > len(kept), "the load below the rungs kept some of those left the first time"

@@ -23,4 +23,4 @@ class MemoryCommandIndex:
             tables.apply(CommandsProjection().changes(record))
         found = [r["position"] for r in tables.rows(TABLE) if r["command_id"] == command_id
                  and r["aggregate_id"] == aggregate_id and r["aggregate_type"] == aggregate_type]
-        return checkpoint, (found[0] if found else None)
+        return checkpoint, (min(found) if found else None)

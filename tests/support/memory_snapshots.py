@@ -28,8 +28,13 @@ class MemorySnapshots:
         except orjson.JSONDecodeError:
             return None
 
-    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0) -> None:
+    def keep(self, aggregate_type: str, aggregate_id: str, taken: Taken, rung: int = 0,
+             max_bytes: int | None = None) -> bool:
+        raw = orjson.dumps(taken.to_json())
+        if max_bytes is not None and len(raw) > max_bytes:
+            return False
         if rung:
-            self.rungs[(aggregate_type, aggregate_id, rung)] = orjson.dumps(taken.to_json())
+            self.rungs[(aggregate_type, aggregate_id, rung)] = raw
         else:
-            self.kept[(aggregate_type, aggregate_id)] = orjson.dumps(taken.to_json())
+            self.kept[(aggregate_type, aggregate_id)] = raw
+        return True

@@ -33,7 +33,7 @@ from tests.support.memory_snapshots import MemorySnapshots
 from tests.support.memory_store import MemoryEventStore
 from tests.unit.test_command_index import keyed, keyed_blob
 from tests.unit.test_history_pages import long_job
-from tests.unit.test_repository_folds import CODEC, OWNER, WatchingStore, state
+from tests.unit.test_repository_folds import BUCKETS, CODEC, OWNER, WatchingStore, state
 
 RUNG = 32
 
@@ -221,3 +221,62 @@ async def test_a_job_retried_over_and_over_is_answered_at_a_past_position_from_a
         assert past is not None
         expected = row_after(JobProjection(), [r for r in records if r.position <= record.position])
         assert JobOut.from_aggregate(past.aggregate, past.position) == JobOut.model_validate(expected)
+
+
+async def test_a_latest_snapshot_far_below_a_past_position_gives_way_to_the_rungs() -> None:
+    """The latest snapshot is at version 41 and the blob was edited 600 times since by a writer that
+    kept it cached (no load, no newer snapshot). The first past load starts from that snapshot and
+    keeps the rungs it passes; every later one starts from the rung below, not from version 41."""
+    store = WatchingStore()
+    blob_id, _ = await keyed_blob(store, updates=40, size=100)
+    snapshots = MemorySnapshots()
+    assert await repository(store, snapshots).get(Blob, blob_id) is not None
+    assert ("blob", blob_id) in snapshots.kept and len(snapshots.rungs) == 1  # version 41, rung 1 (32)
+    writer = Repository(store, CODEC)
+    await writer.get_and_keep(Blob, blob_id)
+    for n in range(600):
+        await writer.execute(Blob, blob_id, lambda b, n=n: (b.update({"n": n}), b)[1], Context(OWNER, keyed()))
+    records = await MemoryEventStore.load(store, "blob", blob_id)
+    store.watch()
+    first = await repository(store, snapshots).get(Blob, blob_id, until_position=records[-2].position)
+    assert first is not None and read(store) <= 640 - 41 + 1, "from the latest snapshot"
+    for record in random.Random(11).sample(records[60:], 30):
+        expected = await plain(store, blob_id, until=record.position)
+        store.watch()
+        saved = await repository(store, snapshots).get(Blob, blob_id, until_position=record.position)
+        assert read(store) <= RUNG, f"as_of {record.position}: {read(store)} events folded"
+        assert saved is not None and (state(saved.aggregate), saved.position) == expected
+
+
+async def test_rungs_of_a_large_state_changed_by_small_events_are_kept_further_apart() -> None:
+    """A 60 KB blob moved between buckets 400 times (each move a small event): a rung every 32
+    versions would store far more than the history it shortcuts, so a rung is kept only when the
+    events since the previous one weigh at least a quarter of it; past loads still answer exactly,
+    folding at most the events between two kept rungs."""
+    store = WatchingStore()
+    writer = Repository(store, CODEC)
+    made = await writer.execute(Blob, None, lambda _: Blob.create(OWNER, {"pad": "x" * 60_000}, None, None,
+                                                                  BUCKETS[:1]), Context(OWNER, keyed()))
+    blob_id = made.aggregate.id_str
+    for n in range(400):
+        source, target = (BUCKETS[0], BUCKETS[1]) if n % 2 == 0 else (BUCKETS[1], BUCKETS[0])
+        await writer.execute(Blob, blob_id, lambda b, s=source, t=target: (b.move(s, t), b)[1],
+                             Context(OWNER, keyed()))
+    records = await MemoryEventStore.load(store, "blob", blob_id)
+    snapshots = MemorySnapshots()
+    await repository(store, snapshots).get(Blob, blob_id)
+    kept = sorted(rung for (_, _, rung) in snapshots.rungs)
+    assert 0 < len(kept) < 401 // RUNG, f"rungs kept: {kept}"
+    by_version = {r.version: r for r in records}
+    previous = 0
+    for rung in kept:
+        span = sum(by_version[v].size for v in range(previous + 1, rung * RUNG + 1))
+        assert len(snapshots.rungs[("blob", blob_id, rung)]) <= 4 * span, rung
+        previous = rung * RUNG
+    gap = max(b - a for a, b in zip([0, *kept], kept)) * RUNG
+    for record in random.Random(5).sample(records, 20):
+        expected = await plain(store, blob_id, until=record.position)
+        store.watch()
+        saved = await repository(store, snapshots).get(Blob, blob_id, until_position=record.position)
+        assert read(store) <= 2 * gap + RUNG
+        assert saved is not None and (state(saved.aggregate), saved.position) == expected
