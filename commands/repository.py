@@ -98,6 +98,9 @@ RUNG_WEIGHT = 4
 previous one (or the fold's start): what rungs add to the snapshot bucket stays within a few times the
 history they shortcut."""
 
+RUNG_PROBES = 16
+"""How many rungs below a missing one are asked for one by one before the probes widen."""
+
 RUNGS_REMEMBERED = 100_000
 """Rungs this process kept, remembered (about 200 bytes each) so that folds passing them again do
 not write them again."""
@@ -163,7 +166,7 @@ async def fold(
     the batch that holds it is read. With ``limit``, at most that many events are read (the start's
     own event included). With ``rung``, it is called with the aggregate as each event
     whose version is a multiple of ``rung_events`` left it (that event just folded): see ``Rung``."""
-    aggregate, last, count, weight, span = start, None, 0, 0, 0
+    aggregate, last, count, weight, span = start, None, 0, 0, (0, 0)
     async with aclosing(pages(store, aggregate_type, aggregate_id, from_position=from_position,
                               until_position=until_position, max_bytes=max_bytes, limit=limit)) as batches:
         async for batch in batches:
@@ -198,22 +201,26 @@ async def fold(
 
 Rung = Callable[[InkAggregate, Recorded, int], bool]
 """Called by a fold with the aggregate as an event of a rung's version left it, that event, and the
-bytes of the events folded since the fold's start or the last rung kept; whether this one is kept."""
+bytes of the events since the last rung kept (see ``_rebuild_with_rungs``); whether this one is kept."""
 
 
 def _rebuild_with_rungs(codec: EventCodec, batch: list[Recorded], aggregate: InkAggregate | None, rung: Rung,
-                        rung_events: int, span: int) -> tuple[InkAggregate | None, int]:
+                        rung_events: int, span: tuple[int, int]) -> tuple[InkAggregate | None, tuple[int, int]]:
     """``codec.rebuild`` of ``batch``, stopping at each event of a rung's version to hand it on; the
-    aggregate, and the bytes folded since the last rung kept."""
+    aggregate, and the (bytes, events) folded since the last rung kept or the fold's start. A fold that
+    started between two rungs (from a snapshot) saw only part of the first one's span: it is counted as
+    a whole span of events of the average size seen."""
     start = 0
+    spanned, events = span
     for i, record in enumerate(batch):
-        span += record.size
+        spanned, events = spanned + record.size, events + 1
         if record.version % rung_events == 0:
             aggregate = codec.rebuild(batch[start:i + 1], aggregate)
             start = i + 1
-            if aggregate is not None and rung(aggregate, record, span):
-                span = 0
-    return (codec.rebuild(batch[start:], aggregate) if start < len(batch) else aggregate), span
+            weight = spanned if events >= rung_events else spanned * rung_events // events
+            if aggregate is not None and rung(aggregate, record, weight):
+                spanned, events = 0, 0
+    return (codec.rebuild(batch[start:], aggregate) if start < len(batch) else aggregate), (spanned, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,21 +479,23 @@ class Repository:
 
     async def _find_rung(self, cls: type[A], aggregate_id: str, rung: int, lowest: int = 1) -> Taken | None:
         """Rung ``rung``, or when it is not kept (no fold passed it yet, it was too heavy for the events
-        it spans, or it was pushed out of the bucket) the highest kept one below it down to ``lowest``:
-        the next three below (rungs skipped for their weight leave gaps of one or two at the default
-        spacing), then ``rung - 5``, ``rung - 9``, ``rung - 17``, …. Folds keep the rungs they pass, so
-        a longer gap (a stretch no fold has passed yet) costs at most about twice its length in events
-        and a few reads."""
+        it spans, or it left the bucket) the highest kept one below it down to ``lowest``: the next
+        ``RUNG_PROBES`` one by one (rungs refused for their weight leave gaps of a few at the default
+        spacing), then ``rung - 2 * RUNG_PROBES``, ``- 4 * RUNG_PROBES``, …, the last probe at
+        ``lowest``. Folds keep the rungs they pass, so a longer gap (a stretch no fold has passed yet)
+        costs at most about twice its length in events and a few reads. A rung found missing is
+        forgotten as kept by this process, so that the next fold passing it writes it again."""
         assert self._snapshots is not None
-        offset, step, probes = 0, 1, 0
-        while rung - offset >= max(lowest, 1):
-            taken = await self._snapshots.get(cls.TYPE, aggregate_id, rung=rung - offset)
+        lowest = max(lowest, 1)
+        at, step = rung, 1
+        while at >= lowest:
+            taken = await self._snapshots.get(cls.TYPE, aggregate_id, rung=at)
             if taken is not None:
                 return taken
-            probes += 1
-            if probes >= 4:
+            self._rungs.pop((cls.TYPE, aggregate_id, at), None)
+            if rung - at >= RUNG_PROBES:
                 step *= 2
-            offset += step
+            at = lowest if at - step < lowest < at else at - step  # the last probe at the lowest rung
         return None
 
     async def _from_snapshot(self, cls: type[A], aggregate_id: str, until_position: int | None = None, *,

@@ -52,6 +52,7 @@ from commands.ports import EventStore
 from commands.repository import fold
 from domain.base import EventCodec
 from domain.errors import NotFound
+from domain.limits import MAX_INT64 as LAST_POSITION
 from domain.recorded import Recorded
 from projections.pushes import Push, Topic, bucket_access
 
@@ -379,8 +380,11 @@ class LiveHub:
         kind, topic_id = topic
         first = await self._store.load(kind, topic_id, limit=1)
         known = bool(first) and self._codec.knows(first[0].type)
-        # a batch of its events at a time, never its whole history at once
-        aggregate = (await fold(self._store, self._codec, kind, topic_id)).aggregate if known else None
+        aggregate = None
+        if known and self._load is not None:  # from its snapshot: a job's owner can make its history long
+            aggregate = await self._load(kind, topic_id, LAST_POSITION)
+        elif known:  # a batch of its events at a time, never its whole history at once
+            aggregate = (await fold(self._store, self._codec, kind, topic_id)).aggregate
         if aggregate is None or getattr(aggregate, "deleted", False):
             raise NotFound(f"{kind} {topic_id}")
         return str(aggregate.owner_id)  # type: ignore[attr-defined]
