@@ -184,6 +184,9 @@ class SharedLimiter:
         # What this process let through on its own while the counters did not answer, per key: added
         # to the shared counter with the key's next request, so a recovery hands out no fresh burst.
         self._owed: OrderedDict[str, int] = OrderedDict()
+        self.fallbacks = 0
+        """Requests this process decided on its own because the counters did not answer in time (stricter
+        than the shared limit, never looser: an add that timed out may have landed and is owed again)."""
 
     def _counter(self, key: str, window: int) -> str:
         hashed = self._hashed.get(key)
@@ -208,6 +211,7 @@ class SharedLimiter:
 
     async def take(self, key: str, cost: int = 1) -> Grant:
         if time.monotonic() < self._broken_until:
+            self.fallbacks += 1
             return self._take_locally(key, cost)
         now = self._clock()
         window = int(now // self.window)
@@ -222,6 +226,7 @@ class SharedLimiter:
             self._broken_until = time.monotonic() + 1.0
             log.warning("ratelimit.local_fallback", limit=self.name, error=type(exc).__name__)
             self._owe(key, owed)  # the add may not have landed: owed once more (stricter, never looser)
+            self.fallbacks += 1
             return self._take_locally(key, cost)
         weight = 1.0 - elapsed / self.window
         if previous * weight + current <= self.burst:

@@ -166,15 +166,21 @@ async def test_bad_tokens_are_limited_per_address_and_good_ones_per_user(anonymo
     async with client_at(system, "127.0.0.41") as elsewhere:
         user = await new_user(elsewhere)  # registering costs .41 one request
     forged = {"Authorization": "Bearer " + user.token[:-4] + "AAAA"}
+    anonymous = system.services.limiters.anonymous
+    fallbacks = getattr(anonymous, "fallbacks", 0)
     async with client_at(system, "127.0.0.40") as attacker:
         began = time.monotonic()
         statuses = [await me_status(attacker, forged) for _ in range(40)]
         elapsed = time.monotonic() - began
+        # on a machine too busy for the shared counters to answer within their timeout, the process
+        # decides alone and counts the timed-out adds once more: stricter than the burst, never looser
+        shared = getattr(anonymous, "fallbacks", 0) == fallbacks
         # the burst, and what the rate refills meanwhile (0.5/s: more only on a slow, busy machine)
         allowed = 10 + math.ceil(0.5 * elapsed) + 1
         print(f"40 bad-token requests from one address in {elapsed:.1f} s: {statuses.count(401)} x 401, "
               f"{statuses.count(429)} x 429 (at most {allowed} may pass)")
-        assert statuses[:10] == [401] * 10 and statuses.count(401) <= allowed and 429 in statuses[-3:], statuses
+        assert statuses[:10] == [401] * 10 or not shared, statuses
+        assert statuses[0] == 401 and statuses.count(401) <= allowed and 429 in statuses[-3:], statuses
         # once the address is over its limit, neither a missing token nor a login gets through
         assert await me_status(attacker, {}) == 429
         async with attacker.post("/v1/auth/login", json={"email": user.email, "password": user.password}) as r:
