@@ -458,20 +458,14 @@ class Repository:
         taken = await self._find_rung(cls, aggregate_id, version // self._rung_events, above // self._rung_events + 1)
         if taken is None or taken.version > version or (until_position is not None and taken.position > until_position):
             return None
-        try:
-            start = restore(cls, aggregate_id, taken)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            return None
         bounds: dict[str, object] = (
             {"until_position": taken.position} if taken.version == version  # read its own event only, to check it
             else {"until_position": until_position} if until_position is not None
             else {"stop": lambda record: record.version >= version, "limit": version - taken.version + 1}
         )
-        try:
-            folded = await self._fold(cls, aggregate_id, start=start, from_position=taken.position,
-                                      after=taken.taken_after, **bounds)
-        except NotAfter:
-            return None  # not (or no longer) this aggregate's history: fold the log instead
+        folded = await self._fold_after(cls, aggregate_id, taken, **bounds)
+        if folded is None:
+            return None
         aggregate = folded.aggregate
         assert isinstance(aggregate, cls) and folded.last is not None
         self.rung_hits += 1
@@ -508,22 +502,31 @@ class Repository:
             taken = await self._snapshots.get(cls.TYPE, aggregate_id)
         if taken is None or (until_position is not None and taken.position > until_position):
             return None
+        folded = await self._fold_after(cls, aggregate_id, taken, until_position=until_position)
+        if folded is None:
+            return None
+        aggregate = folded.aggregate
+        assert isinstance(aggregate, cls) and folded.last is not None
+        self.snapshot_hits += 1
+        if until_position is None:  # a snapshot at a past position would replace a later one
+            self._snapshot(cls, aggregate, folded)
+        return aggregate, folded.last.position, taken.size + folded.weight
+
+    async def _fold_after(self, cls: type[A], aggregate_id: str, taken: Taken, **bounds: object) -> Folded | None:
+        """The events after a snapshot (the latest or a rung) folded onto it, within ``bounds``; None when
+        it cannot be read or is not (or no longer) this aggregate's history: the caller folds otherwise.
+        The snapshot's own event is read too, and checked, so ``last`` is never None."""
         try:
             start = restore(cls, aggregate_id, taken)
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
         try:
             folded = await self._fold(cls, aggregate_id, start=start, from_position=taken.position,
-                                      until_position=until_position, after=taken.taken_after)
+                                      after=taken.taken_after, **bounds)
         except NotAfter:
-            return None  # not (or no longer) this aggregate's history: fold the log instead
-        aggregate = folded.aggregate
-        assert isinstance(aggregate, cls)
-        self.snapshot_hits += 1
-        if until_position is None:  # a snapshot at a past position would replace a later one
-            self._snapshot(cls, aggregate, folded)
-        assert folded.last is not None  # the snapshot's own event at least
-        return aggregate, folded.last.position, taken.size + folded.weight
+            return None
+        assert isinstance(folded.aggregate, cls) and folded.last is not None
+        return folded
 
     def _snapshot(self, cls: type[A], aggregate: A, folded: Folded) -> None:
         """Keep a snapshot of ``aggregate``, just folded from the log, when that took many events."""

@@ -28,7 +28,9 @@ from domain.errors import PreconditionFailed
 from domain.ids import may_come_again, new_id
 from tests.support.memory_commands import MemoryCommandIndex
 from tests.support.memory_store import MemoryEventStore
-from tests.unit.test_repository_folds import BATCH, BUCKETS, CODEC, KIB, OWNER, WatchingStore, one_list, state, updating
+from tests.unit.test_repository_folds import (
+    BATCH, CODEC, KIB, OWNER, WatchingStore, long_blob, one_list, state, updating,
+)
 
 
 def keyed() -> str:
@@ -42,15 +44,7 @@ def ctx(command_id: str) -> Context:
 
 async def keyed_blob(store: MemoryEventStore, updates: int, size: int) -> tuple[str, list[str]]:
     """A blob updated ``updates`` times with keyed commands of about ``size`` bytes; their ids in order."""
-    repo = Repository(store, CODEC)
-    commands = [keyed()]
-    created = await repo.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, BUCKETS[:2]),
-                                 ctx(commands[0]))
-    blob_id = created.aggregate.id_str
-    for n in range(1, updates + 1):
-        commands.append(keyed())
-        await repo.execute(Blob, blob_id, updating({"n": n, "pad": "x" * size}), ctx(commands[-1]))
-    return blob_id, commands
+    return await long_blob(store, updates, size, command_ids=keyed)
 
 
 def read(store: WatchingStore) -> int:

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import dataclasses
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -94,15 +95,17 @@ def updating(data: Any):  # type: ignore[no-untyped-def]
     return decide
 
 
-async def long_blob(store: MemoryEventStore, updates: int, size: int) -> tuple[str, list[str]]:
-    """A blob updated ``updates`` times with about ``size`` bytes each; the command ids, in order."""
+async def long_blob(store: MemoryEventStore, updates: int, size: int,
+                    command_ids: Callable[[], str] = new_id) -> tuple[str, list[str]]:
+    """A blob updated ``updates`` times with about ``size`` bytes each; the command ids (each from
+    ``command_ids``), in order."""
     repo = Repository(store, CODEC)
-    commands = [new_id()]
+    commands = [command_ids()]
     created = await repo.execute(Blob, None, lambda _: Blob.create(OWNER, {"n": 0}, None, None, BUCKETS[:2]),
                                  ctx(commands[0]))
     blob_id = created.aggregate.id_str
     for n in range(1, updates + 1):
-        commands.append(new_id())
+        commands.append(command_ids())
         await repo.execute(Blob, blob_id, updating({"n": n, "pad": "x" * size}), ctx(commands[-1]))
     return blob_id, commands
 
