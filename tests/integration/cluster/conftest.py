@@ -1,5 +1,9 @@
 """One dev cluster for the package: three nats-server nodes, two ``api`` and two ``project`` processes
-on a database of their own (adapters/runtime/dev_cluster.py, what ``inkstream dev-cluster`` runs)."""
+on a PostgreSQL of their own (adapters/runtime/dev_cluster.py, what ``inkstream dev-cluster`` runs).
+
+Its own server, not a database on the session's: the cluster's processes open tens of connections
+under load, and on a shared server (the machine's allows 100) they and the session's systems together
+ran out, so requests answered 503 for a reason no user of a cluster would meet."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import pytest
 
 from adapters.runtime.dev_cluster import DevCluster
 from tests.integration.cluster.load import install_write_audit
-from tests.support.servers import Database, scratch_dir
+from tests.support.servers import scratch_dir
 
 OPEN = "1000000"
 SETTINGS = {
@@ -24,10 +28,9 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="package")
-async def cluster(database: Database) -> AsyncIterator[DevCluster]:
+async def cluster() -> AsyncIterator[DevCluster]:
     root = scratch_dir("ink-cluster-")
-    dev = DevCluster(root, database_url=await database.new_database(), settings=SETTINGS, inherit_settings=False,
-                     workers=0)
+    dev = DevCluster(root, settings=SETTINGS, inherit_settings=False, workers=0)
     await dev.start()
     await install_write_audit(dev.database_url)
     try:

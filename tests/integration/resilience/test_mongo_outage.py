@@ -20,7 +20,7 @@ import pytest
 from tests.integration.resilience.load import CommandStream, verify_acknowledged
 from tests.integration.resilience.test_outages import OPEN_LIMITS, health, wait_until
 from tests.support.mongo import MongoServer
-from tests.support.servers import Database, scratch_dir
+from tests.support.servers import Database, scratch_dir, start_nats
 from tests.support.system import start_system
 
 
@@ -36,10 +36,23 @@ async def own_mongo() -> AsyncIterator[MongoServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+async def own_nats() -> AsyncIterator[str]:
+    """A log of the test's own: the new Mongo projectors catch up with it alone, not with every earlier
+    test's events, which would make this test's time grow with the suite's."""
+    server, root = await start_nats()
+    assert server.url
+    try:
+        yield server.url
+    finally:
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 async def test_mongo_killed_commands_go_on_queries_503_and_mongo_projectors_resume(
-    nats_server: str, database: Database, own_mongo: MongoServer
+    own_nats: str, database: Database, own_mongo: MongoServer
 ) -> None:
-    system = await start_system(nats_server, await database.new_database(), mongo_url=own_mongo.database_url(),
+    system = await start_system(own_nats, await database.new_database(), mongo_url=own_mongo.database_url(),
                                 read_store="mongo", **OPEN_LIMITS)
     stream = CommandStream(system.base_url, workers=3)
     try:
