@@ -383,6 +383,7 @@ class Repository:
         """(aggregate, position of its last event, bytes it weighs) from the log, starting from its
         latest snapshot (or, at a past position, from that or the rung below, whichever is closer),
         folded a batch of events at a time."""
+        limit: int | None = None
         if cls in self._snapshotting:
             if until_position is None:
                 fetched = await self._from_snapshot(cls, aggregate_id)
@@ -391,9 +392,10 @@ class Repository:
                 if last is None:
                     return None  # no event there yet: nothing to fold
                 fetched = await self._from_past(cls, aggregate_id, last)
+                limit = last.version  # from the first event, no more than that to read
             if fetched is not None:
                 return fetched
-        folded = await self._fold(cls, aggregate_id, until_position=until_position)
+        folded = await self._fold(cls, aggregate_id, until_position=until_position, limit=limit)
         self.log_loads += 1
         if folded.last is None:
             return None
@@ -413,14 +415,14 @@ class Repository:
         usable = taken if taken is not None and taken.position <= last.position else None
         step = self._rung_events
         if usable is not None and (step <= 0 or usable.version >= last.version // step * step):
-            fetched = await self._from_snapshot(cls, aggregate_id, last.position, taken=usable)
+            fetched = await self._from_snapshot(cls, aggregate_id, last.position, taken=usable, version=last.version)
             if fetched is not None:
                 return fetched
             usable = None  # not (or no longer) this log's history
         fetched = await self._from_rung(cls, aggregate_id, last.version, until_position=last.position,
                                         above=usable.version if usable is not None else 0)
         if fetched is None and usable is not None:
-            fetched = await self._from_snapshot(cls, aggregate_id, last.position, taken=usable)
+            fetched = await self._from_snapshot(cls, aggregate_id, last.position, taken=usable, version=last.version)
         return fetched
 
     async def _fold(self, cls: type[A], aggregate_id: str, **bounds: object) -> Folded:
@@ -460,7 +462,7 @@ class Repository:
             return None
         bounds: dict[str, object] = (
             {"until_position": taken.position} if taken.version == version  # read its own event only, to check it
-            else {"until_position": until_position} if until_position is not None
+            else {"until_position": until_position, "limit": version - taken.version + 1} if until_position is not None
             else {"stop": lambda record: record.version >= version, "limit": version - taken.version + 1}
         )
         folded = await self._fold_after(cls, aggregate_id, taken, **bounds)
@@ -493,16 +495,19 @@ class Repository:
         return None
 
     async def _from_snapshot(self, cls: type[A], aggregate_id: str, until_position: int | None = None, *,
-                             taken: Taken | None = None) -> tuple[A, int, int] | None:
+                             taken: Taken | None = None, version: int | None = None) -> tuple[A, int, int] | None:
         """From the aggregate's latest snapshot (``taken``, when the caller read it already) and the
-        events after it (to ``until_position``); None when there is no usable one (or it was taken after
-        ``until_position``)."""
+        events after it (to ``until_position``, where its event of ``version`` is, when known: no more
+        than those are read); None when there is no usable one (or it was taken after ``until_position``)."""
         assert self._snapshots is not None
         if taken is None:
             taken = await self._snapshots.get(cls.TYPE, aggregate_id)
         if taken is None or (until_position is not None and taken.position > until_position):
             return None
-        folded = await self._fold_after(cls, aggregate_id, taken, until_position=until_position)
+        bounds: dict[str, object] = {"until_position": until_position}
+        if version is not None and version >= taken.version:
+            bounds["limit"] = version - taken.version + 1  # the snapshot's own event, read to check it, and the rest
+        folded = await self._fold_after(cls, aggregate_id, taken, **bounds)
         if folded is None:
             return None
         aggregate = folded.aggregate

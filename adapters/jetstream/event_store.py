@@ -58,6 +58,7 @@ from adapters.jetstream.decoding import install
 from adapters.jetstream.receive_budget import RECEIVE_BYTES, ReceiveBudget
 from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
+from adapters.work import events_read
 from commands.ports import Appended, EventTooLarge, Unavailable
 from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
@@ -400,6 +401,12 @@ class JetStreamEventStore:
         used = 0
         while True:
             count = self._load_batch if limit is None else min(self._load_batch, limit - len(records))
+            if until_position is not None:
+                # nats-server honours ``up_to_seq`` only with ``multi_last``: a batch runs on past it, to
+                # ``count`` events, which the loop below drops. No more than the positions up to it can match.
+                count = min(count, until_position - start + 1)
+                if count < 1:
+                    return records, False
             budget = None if max_bytes is None else max_bytes - used
             request: dict[str, Any] = {"seq": start, "next_by_subj": subject, "batch": count,
                                        "max_bytes": self._ask_bytes(budget)}
@@ -511,6 +518,7 @@ class JetStreamEventStore:
                 asyncio.get_running_loop().call_later(ABANDONED_SECONDS, release)
         if batch.error:
             raise _Transient(batch.error)
+        events_read(len(batch.records))
         return batch.records, batch.more
 
     async def _on_reply(self, msg: Msg) -> None:

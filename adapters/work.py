@@ -1,0 +1,48 @@
+"""What a request made this process do, counted where the work happens, so that whoever asked can be
+charged for it (``adapters.http.middleware``: the work limit).
+
+Requests cost very different amounts. ``GET /v1/blobs/{id}?as_of=`` deep in a long history folds up to
+a rung's span of events (about 30 ms of CPU); a plain ``GET`` costs a few hundred microseconds. A limit
+per request lets one account keep a core busy with the expensive kind at its request rate; a limit on
+the work itself does not. The events read from the log are the measure: folding them is what such a
+request spends its time on, and the event store sees every one of them.
+
+The counter is a context variable because the work happens far below the HTTP layer (in the event
+store, under the repository and the command handlers); each request runs in its own context, which
+the tasks it starts inherit. Work done outside a metered request (projectors, the job runner, the
+trigger dispatcher, live connections) is counted nowhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Work:
+    events: int = 0
+    """Events read from the log on the request's behalf."""
+
+
+_CURRENT: ContextVar[Work | None] = ContextVar("inkstream_work", default=None)
+
+
+def events_read(count: int) -> None:
+    """Count ``count`` events read for the request being served, if one is metered."""
+    work = _CURRENT.get()
+    if work is not None:
+        work.events += count
+
+
+@contextmanager
+def metered() -> Iterator[Work]:
+    """Count the work done in this block (and in the tasks it starts) into the ``Work`` it yields."""
+    work = Work()
+    token = _CURRENT.set(work)
+    try:
+        yield work
+    finally:
+        _CURRENT.reset(token)
