@@ -23,6 +23,9 @@ class Limiters:
     login: LoginGuard
     exports: InFlight
     pages: InFlight
+    events_per_request: int = 100
+    """What a user's request may read from the log (events) for the price of one request on ``user``;
+    each further this many cost one more (``adapters.http.middleware``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class LimitSettings:
     pages_waiting_per_user: int = 32
     write_bytes_per_second: float = 1024.0 * 1024
     write_bytes_burst: float = 64.0 * 1024 * 1024
+    events_per_request: int = 100
 
 
 def _exports(s: LimitSettings) -> InFlight:
@@ -62,6 +66,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
                                s.known_address_seconds),
         exports=_exports(s),
         pages=_pages(s),
+        events_per_request=s.events_per_request,
     )
 
 
@@ -87,4 +92,5 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
         ),
         exports=_exports(s),
         pages=_pages(s),
+        events_per_request=s.events_per_request,
     )

@@ -14,6 +14,7 @@ from adapters.http.api import ACTOR_KEY, TRACEPARENT_KEY
 from adapters.http.keys import API, LIMITERS, METRICS, TOKENS, TRACING
 from adapters.telemetry.tracing import current_trace_id, current_traceparent, extract
 from adapters.http.errors import RateLimited, TokenExpired, Unauthorized
+from adapters.work import metered
 
 log = structlog.get_logger("inkstream.http")
 
@@ -120,9 +121,28 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
         raise RateLimited("too many requests, slow down", retry_after=wait)
     if failure is not None:
         raise failure
-    if user is not None and request.can_read_body:
+    if user is None or not request.path.startswith("/v1") or route_template(request) in LONG_LIVED:
+        return await handler(request)
+    if request.can_read_body:
         await _charge_written(request, user)
-    return await handler(request)
+    return await _metered(request, handler, user)
+
+
+async def _metered(request: web.Request, handler: Any, user: str) -> web.StreamResponse:
+    """A user's request costs one request of their rate limit, and one more for each
+    ``events_per_request`` events it made the process read from the log (``adapters.work``), charged
+    once it is answered: requests differ a thousandfold in what they cost, and counted only by number
+    one account could keep a core busy with the expensive kind. The charge holds the user's next
+    requests back like the requests it stands for. Live connections are not metered: they last for
+    hours, and what they load is bounded by their own limits."""
+    with metered() as work:
+        try:
+            return await handler(request)
+        finally:
+            limiters = request.app[LIMITERS]
+            extra = (work.events - 1) // limiters.events_per_request
+            if extra > 0:
+                await limiters.user.charge(f"user:{user}", extra)
 
 
 async def _charge_written(request: web.Request, user: str) -> None:

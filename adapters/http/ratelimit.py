@@ -93,6 +93,13 @@ class TokenBucketLimiter:
             return 0.0
         return (cost - bucket.tokens) / self.rate if self.rate > 0 else 60.0
 
+    def spend(self, key: str, cost: float, now: float | None = None) -> None:
+        """Spend ``cost`` whatever is left, for work already done: the bucket may go into debt
+        (at most one ``burst``), and ``take`` refuses until it has refilled past it."""
+        self.take(key, 0.0, now)  # refilled to now (and created when new)
+        bucket = self._buckets[key]
+        bucket.tokens = max(-self.burst, bucket.tokens - cost)
+
     def refund(self, key: str, cost: float = 1.0) -> None:
         """Give back what ``take`` spent, for work that turned out not to count (a login that succeeded)."""
         bucket = self._buckets.get(key)
@@ -118,6 +125,10 @@ class Limiter(Protocol):
     async def take(self, key: str, cost: int = 1) -> Grant: ...
 
     async def refund(self, grant: Grant) -> None: ...
+
+    async def charge(self, key: str, cost: int) -> None:
+        """Spend ``cost`` for work already done, allowed or not: later ``take``s pay for it."""
+        ...
 
 
 class Counters(Protocol):
@@ -147,6 +158,13 @@ class LocalLimiter:
     async def refund(self, grant: Grant) -> None:
         if grant.allowed and not grant.shared:
             self.bucket.refund(grant.key, grant.cost)
+
+    def charge_now(self, key: str, cost: int) -> None:
+        if cost > 0:
+            self.bucket.spend(key, cost, now=self._clock())
+
+    async def charge(self, key: str, cost: int) -> None:
+        self.charge_now(key, cost)
 
 
 def keyed_hash(secret: bytes, key: str) -> str:
@@ -236,6 +254,14 @@ class SharedLimiter:
             return Grant(0.0, counter, cost, shared=True)
         await self._give_back(counter, cost)
         return Grant(self._wait(previous, current, cost, elapsed))
+
+    async def charge(self, key: str, cost: int) -> None:
+        """Spent on the process's own bucket now, and owed to the shared counter: it goes with the key's
+        next ``take`` in this process (no round trip of its own), which it holds back, and the ones after
+        it in every process, until the sliding window has left it behind."""
+        if cost > 0:
+            self.local.charge_now(key, cost)
+            self._owe(key, cost)
 
     async def refund(self, grant: Grant) -> None:
         if not grant.allowed:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -177,8 +177,13 @@ class JetStreamEventStore:
         tracing: Tracing | None = None,
         wait_seconds: float = 0.0,
         receive_bytes: int = RECEIVE_BYTES,
+        uncharged_types: Collection[str] = (),
     ) -> None:
+        """``uncharged_types``: aggregates every user's requests read (schemas, which anyone may write
+        against): reading them is not counted as the request's work (``adapters.work``), or one user
+        could make others pay for the history of a schema they made long."""
         self._nc = nc
+        self._uncharged = frozenset(uncharged_types)
         install(nc)  # faster header parsing, the same headers
         self._js = nc.jetstream(timeout=publish_timeout)
         self._stream = stream
@@ -345,10 +350,12 @@ class JetStreamEventStore:
     ) -> tuple[list[Recorded], bool]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         start = max(from_position, 1)
+        charged = aggregate_type not in self._uncharged
         try:
             return await self._patiently(
                 "load",
-                lambda timeout: self._direct_get_pages(subject, start, until_position, limit, max_bytes, timeout),
+                lambda timeout: self._direct_get_pages(subject, start, until_position, limit, max_bytes, timeout,
+                                                       charged),
             )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
@@ -391,7 +398,7 @@ class JetStreamEventStore:
 
     async def _direct_get_pages(
         self, subject: str, start: int, until_position: int | None, limit: int | None, max_bytes: int | None,
-        timeout: float,
+        timeout: float, charged: bool = True,
     ) -> tuple[list[Recorded], bool]:
         """The subject's events from ``start`` (to ``until_position``): all of them, or a page of at
         most ``limit`` events and ``max_bytes`` of event data (the first event always), and whether
@@ -412,7 +419,7 @@ class JetStreamEventStore:
                                        "max_bytes": self._ask_bytes(budget)}
             if until_position is not None:
                 request["up_to_seq"] = until_position
-            batch, more = await self._direct_get(request, timeout)
+            batch, more = await self._direct_get(request, timeout, charged)
             for record in batch:
                 if until_position is not None and record.position > until_position:
                     return records, False
@@ -441,7 +448,9 @@ class JetStreamEventStore:
         request = {"seq": max(from_position, 1), "next_by_subj": subject, "batch": limit, "up_to_seq": until_position,
                    "max_bytes": self._ask_bytes(max_bytes)}  # fmt: skip
         try:
-            records, _ = await self._patiently("read_range", lambda timeout: self._direct_get(request, timeout))
+            records, _ = await self._patiently(
+                "read_range", lambda timeout: self._direct_get(request, timeout, aggregate_type not in self._uncharged)
+            )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
         return [r for r in records if r.position <= until_position]
@@ -478,10 +487,13 @@ class JetStreamEventStore:
         finally:
             await cursor.close()
 
-    async def _direct_get(self, request: dict[str, Any], timeout: float) -> tuple[list[Recorded], bool]:
+    async def _direct_get(self, request: dict[str, Any], timeout: float, charged: bool = True) -> tuple[list[Recorded], bool]:
         """One batched Direct Get: (records, more pending). Replies come to one
         shared inbox subscription (no SUB/UNSUB per load) and are collected by a
-        callback, not a task per message."""
+        callback, not a task per message. What it read is counted here, in the
+        caller's context, when ``charged`` (``adapters.work``): never in
+        ``_on_reply``, which runs in the subscription's task (started in the
+        context of whichever request read first)."""
         if self._replies is None:
             self._inbox = self._nc.new_inbox()
             self._replies = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
@@ -518,7 +530,8 @@ class JetStreamEventStore:
                 asyncio.get_running_loop().call_later(ABANDONED_SECONDS, release)
         if batch.error:
             raise _Transient(batch.error)
-        events_read(len(batch.records))
+        if charged:
+            events_read(len(batch.records))
         return batch.records, batch.more
 
     async def _on_reply(self, msg: Msg) -> None:

@@ -163,7 +163,7 @@ def bootstrap(
         settings.login_known_address_days * 86400,
         settings.exports_per_user, settings.exports_per_process,
         settings.pages_per_user, settings.pages_per_process, settings.pages_waiting_per_user,
-        settings.write_bytes_per_second, settings.write_bytes_burst,
+        settings.write_bytes_per_second, settings.write_bytes_burst, settings.rate_limit_events_per_request,
     )  # fmt: skip
     jwt_secret = settings.resolve_jwt_secret()
     limiters = (

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     jwt_lifetime_seconds: int = 3600
     rate_limit_per_second: float = 50.0
     rate_limit_burst: int = 100
+    # what one request may read from the log (events: ``adapters.work``) for the price of one; each further
+    # this many count as one more request, charged once it is answered. Requests differ a thousandfold in
+    # cost (an ``as_of`` deep in a long history folds up to a rung's 1,024 events, about 30 ms of CPU), so
+    # counted only by number, one account could keep a core busy at the request rate
+    rate_limit_events_per_request: int = Field(default=100, ge=1)
     anonymous_rate_limit_per_second: float = 100.0
     anonymous_rate_limit_burst: int = 200
     login_failures_per_minute: float = 10.0  # per (account, client address)

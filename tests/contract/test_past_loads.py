@@ -8,11 +8,19 @@ is read is what a user is charged for (``adapters.work``), so it is counted here
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
+
+from nats.aio.client import Client
+from nats.js import api
+
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.runtime.bootstrap import snapshotting
 from adapters.work import metered
 from commands.repository import Repository
 from domain.blob import Blob
+from domain.ids import new_id
+from domain.recorded import NewEvent
 from tests.support.memory_snapshots import MemorySnapshots
 from tests.unit.test_repository_folds import BUCKETS, CODEC, OWNER, ctx, state, updating
 
@@ -60,3 +68,22 @@ async def test_a_blob_as_of_a_past_position_reads_its_events_up_to_there_and_non
         assert saved is not None and expected is not None and state(saved.aggregate) == state(expected.aggregate)
         assert saved.aggregate.version == version
         assert work.events <= version + 1, f"version {version}: {work.events} events read"  # and the last before it
+
+
+async def test_reads_of_a_schema_anyone_may_use_are_not_charged_to_the_request(nc: Client) -> None:
+    """A schema's owner can make its history long; everyone who writes against it reads that history
+    when it changed. The composition root names schemas uncharged, so the reader does not pay for it."""
+    tag = uuid.uuid4().hex[:10]
+    await nc.jetstream().add_stream(api.StreamConfig(name=f"T{tag}", subjects=[f"t{tag}.>"], allow_direct=True))
+    store = JetStreamEventStore(nc, stream=f"T{tag}", prefix=f"t{tag}", uncharged_types=("schema",))
+    for aggregate_type in ("schema", "blob"):
+        at = 0
+        for version in range(1, 6):
+            event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc), data={}, actor="u1")
+            at = (await store.append(aggregate_type, "one", event, at, new_id())).position
+    with metered() as work:
+        assert len(await store.load("schema", "one")) == 5
+    assert work.events == 0
+    with metered() as work:
+        assert len(await store.load("blob", "one")) == 5
+    assert work.events == 5

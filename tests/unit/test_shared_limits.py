@@ -10,7 +10,7 @@ import pytest
 
 from adapters.http.errors import RateLimited
 from adapters.http.login_guard import KnownAddresses, LoginGuard
-from adapters.http.ratelimit import SharedLimiter
+from adapters.http.ratelimit import LocalLimiter, SharedLimiter
 
 
 class Clock:
@@ -177,3 +177,46 @@ async def test_failed_logins_count_across_processes_and_known_addresses_are_shar
     attempt = await two.reserve("acct", "home")  # known through process one: exempt from the ceiling
     assert attempt.account_grant is None
     assert not marks.keys & {"acct|home"}, "marks hold keyed hashes, not accounts and addresses"
+
+
+async def test_work_charged_after_the_fact_holds_the_key_back_on_every_process_until_paid_for() -> None:
+    """A request that read many events is charged as many requests once answered (the middleware's
+    ``_metered``). The charge costs no round trip of its own: it goes with the key's next request in
+    that process, which it holds back, and the ones after it in every process, until the window has
+    slid past it."""
+    clock, counters = Clock(), MemoryCounters()
+    one, two = processes(2, rate=100, burst=1000, counters=counters, clock=clock)
+    assert (await one.take("ada")).allowed
+    adds = counters.adds
+    await one.charge("ada", 1500)  # one expensive request: more than the burst, already done
+    assert counters.adds == adds
+    refused = await one.take("ada")
+    assert not refused.allowed and refused.wait > 0
+    assert not (await two.take("ada")).allowed, "the charge reached the shared counter"
+    assert (await two.take("grace")).allowed, "other keys pay nothing"
+    clock.now += refused.wait
+    assert (await two.take("ada")).allowed, "Retry-After is when it is paid for, not later"
+
+
+async def test_work_charged_while_the_counters_are_down_is_owed_and_added_when_they_are_back() -> None:
+    clock, counters = Clock(), MemoryCounters()
+    one, two = processes(2, rate=100, burst=1000, counters=counters, clock=clock)
+    counters.down = True
+    assert (await one.take("ada")).allowed  # decided alone
+    await one.charge("ada", 1500)
+    assert not (await one.take("ada")).allowed, "the process's own bucket is in debt meanwhile"
+    counters.down = False
+    one._broken_until = 0.0  # the pause after a failed call (a second) is over
+    await one.take("ada")  # the owed work reaches the shared counter with the key's next request
+    assert not (await two.take("ada")).allowed, "and holds the key back on the other process too"
+
+
+def test_a_local_bucket_goes_into_debt_of_at_most_one_burst_and_refills_out_of_it() -> None:
+    limiter = LocalLimiter(rate_per_second=100, burst=1000, clock=Clock())
+    clock = limiter._clock
+    assert limiter.take_now("ada").allowed
+    limiter.charge_now("ada", 10**9)  # whatever it cost, the debt is one burst at most
+    wait = limiter.take_now("ada").wait
+    assert 10.0 < wait <= 10.02  # (1 + 1000) / 100
+    clock.now += wait  # type: ignore[attr-defined]
+    assert limiter.take_now("ada").allowed
