@@ -56,12 +56,17 @@ class Limits:
     metadata_bytes: int = 64 * KIB
     blob_bytes: int = 512 * KIB
     schema_bytes: int = 256 * KIB
+    schema_versions: int = 1_000
+    schema_history_bytes: int = 8 * MIB
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value, ceiling = getattr(self, item.name), CEILINGS[item.name]
             if not isinstance(value, int) or not 1 <= value <= ceiling:
                 raise ValueError(f"{item.name} must be an integer from 1 to {ceiling}, not {value!r}")
+        if self.schema_history_bytes < self.schema_bytes:
+            raise ValueError(f"schema_history_bytes ({self.schema_history_bytes}) must be at least schema_bytes "
+                             f"({self.schema_bytes}): a schema's first version could not be followed by any")
 
 
 CEILINGS: dict[str, int] = {
@@ -71,9 +76,13 @@ CEILINGS: dict[str, int] = {
     "metadata_bytes": 256 * KIB,
     "blob_bytes": 768 * KIB,
     "schema_bytes": 768 * KIB,
+    "schema_versions": 10_000,
+    "schema_history_bytes": 64 * MIB,
 }
 """What no setting may exceed: each keeps every event under ``MAX_EVENT_BYTES`` (``book_bytes`` bounds
-what a loaded book holds in memory: the write-side cache and an export)."""
+what a loaded book holds in memory: the write-side cache and an export; ``schema_versions`` and
+``schema_history_bytes`` what a loaded schema holds and how many events loading it folds: everyone who
+writes against a schema loads it, whoever made it long)."""
 
 
 def encoded_size(value: Any) -> int:

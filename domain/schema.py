@@ -21,7 +21,7 @@ from eventsourcing.domain import event
 from domain.base import InkAggregate
 from domain.errors import Conflict, Forbidden, ensure_size, ensure_storable, invalid
 from domain.ids import hashed_id
-from domain.limits import MAX_INT64, Limits
+from domain.limits import MAX_INT64, Limits, encoded_size
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 
@@ -164,13 +164,14 @@ def check_migration(migration: object) -> dict[str, str] | None:
     return {"from_version": migration["from_version"], "transform": transform}
 
 
-def check_document(schema: object, migration: dict[str, str] | None, limits: Limits) -> None:
-    """A JSON object the log can hold, within ``limits.schema_bytes`` together with its (checked) migration."""
+def check_document(schema: object, migration: dict[str, str] | None, limits: Limits) -> int:
+    """A JSON object the log can hold, within ``limits.schema_bytes`` together with its (checked)
+    migration; what it weighs."""
     if not isinstance(schema, dict):
         raise invalid("/schema", "must be a JSON Schema object")
     ensure_storable({"schema": schema, "migration": migration}, "", "the schema")
-    ensure_size({"schema": schema, "migration": migration}, "/schema", "the schema with its migration",
-                limits.schema_bytes)
+    return ensure_size({"schema": schema, "migration": migration}, "/schema", "the schema with its migration",
+                       limits.schema_bytes)
 
 
 @dataclass(slots=True)
@@ -191,9 +192,10 @@ class Schema(InkAggregate):
 
         def apply(self, aggregate: Any) -> None:
             super().apply(aggregate)
-            for entry in aggregate.versions.values():
-                if entry.created_at is None:
-                    entry.created_at = self.timestamp
+            for entry in reversed(aggregate.versions.values()):  # only the newest can be unstamped:
+                if entry.created_at is not None:  # every version was looked at once per event before,
+                    break  # which made a fold of n versions n squared steps
+                entry.created_at = self.timestamp
 
     @classmethod
     def create_id(cls, name: str, *args: Any, **kwargs: Any) -> UUID:  # type: ignore[override]
@@ -222,6 +224,7 @@ class Schema(InkAggregate):
         self.name = name
         self.owner_id = owner_id
         self.versions: dict[str, SchemaVersion] = {version: SchemaVersion(version, schema, None, self.created_on)}
+        self._history_bytes: int | None = None  # see history_bytes()
 
     def add_version(
         self,
@@ -233,17 +236,33 @@ class Schema(InkAggregate):
     ) -> None:
         if actor is None or actor != self.owner_id:
             raise Forbidden(f"the schema name {self.name} belongs to another user")
+        if len(self.versions) >= limits.schema_versions:  # before anything costly: refusals come cheap
+            raise invalid("", f"a schema has at most {limits.schema_versions} versions: register a new name")
         semver = check_version(version)
         migration = check_migration(migration)
-        check_document(schema, migration, limits)
+        size = check_document(schema, migration, limits)
         for existing in self.versions:
             if SemVer.parse(existing).same_precedence(semver):
                 raise Conflict(f"schema version exists: {self.name}@{existing}")
         if migration is not None and migration["from_version"] not in self.versions:
             raise invalid("/migration/from_version", f"unknown version {migration['from_version']} of {self.name}")
+        total = self.history_bytes() + size
+        if total > limits.schema_history_bytes:
+            raise invalid("/schema", f"the schema's versions would take {total} bytes as JSON, over the limit of "
+                                     f"{limits.schema_history_bytes} bytes: register a new name")
         self._version_added(
             name=self.name, owner_id=self.owner_id, version=version, schema=schema, migration=migration
         )
+        self._history_bytes = total
+
+    def history_bytes(self) -> int:
+        """What the versions weigh against ``Limits.schema_history_bytes`` (each schema with its migration,
+        as JSON): summed when first asked of a loaded schema, then kept by ``add_version``. Not in the
+        events: a fold would encode every version again."""
+        if self._history_bytes is None:
+            self._history_bytes = sum(encoded_size({"schema": v.schema, "migration": v.migration})
+                                      for v in self.versions.values())
+        return self._history_bytes
 
     @event("VersionAdded")
     def _version_added(
@@ -252,6 +271,7 @@ class Schema(InkAggregate):
         # name and owner_id repeat the aggregate's so that a projector can
         # write the version's row from this event alone.
         self.versions[version] = SchemaVersion(version, schema, migration)
+        self._history_bytes = None
 
     def latest(self) -> SchemaVersion:
         return self.versions[max(self.versions, key=SemVer.parse)]

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     max_metadata_bytes: int = _limit("metadata_bytes")
     max_blob_bytes: int = _limit("blob_bytes")
     max_schema_bytes: int = _limit("schema_bytes")
+    max_schema_versions: int = _limit("schema_versions")
+    max_schema_history_bytes: int = _limit("schema_history_bytes")
     write_cache_bytes: int = Field(default=256 * MIB, ge=0)
     read_cache_bytes: int = Field(default=64 * MIB, ge=0)
     # Read-model rows a query reads by id (a user, a blob), kept in the process until a projector's
@@ -142,6 +144,8 @@ class Settings(BaseSettings):
             metadata_bytes=self.max_metadata_bytes,
             blob_bytes=self.max_blob_bytes,
             schema_bytes=self.max_schema_bytes,
+            schema_versions=self.max_schema_versions,
+            schema_history_bytes=self.max_schema_history_bytes,
         )
 
     @model_validator(mode="after")

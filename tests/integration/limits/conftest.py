@@ -11,7 +11,8 @@ from tests.support.servers import Database
 from tests.support.system import RunningSystem, system_on_own_log
 
 #: Small limits, so that a test reaches them with a few requests.
-SMALL = {"max_chapter_bytes": 16 * 1024, "max_book_bytes": 64 * 1024, "max_chapters_per_book": 20}
+SMALL = {"max_chapter_bytes": 16 * 1024, "max_book_bytes": 64 * 1024, "max_chapters_per_book": 20,
+         "max_schema_versions": 3}
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,8 @@ takes many requests to reach at its default, on ``own_system`` with small limits
 
 from __future__ import annotations
 
+import uuid
+
 import aiohttp
 
 from adapters.client import ValidationFailedError
@@ -128,3 +130,18 @@ async def test_a_book_stops_growing_at_its_size_limit(own_system: RunningSystem,
     await ink.add_chapter(book.id, "P4", "w" * 2_000)
     assert len((await ink.get_book(book.id)).chapters) == 5
     assert len(await ink.export_book(book.id, "text")) > 50 * KB
+
+
+async def test_a_schema_name_stops_at_its_limit_of_versions(own_system: RunningSystem,
+                                                           own_http: aiohttp.ClientSession) -> None:
+    """On a system that allows 3 versions of a name: everyone who writes against a schema loads them all,
+    so its owner may not make that load as long as they like. A refused version changes nothing."""
+    ink = await new_client(own_system.base_url, "versions", session=own_http)
+    name = f"capped-{uuid.uuid4().hex[:8]}"
+    for minor in range(3):
+        await ink.register_schema(name, f"1.{minor}.0", {"type": "object"})
+    with fails(ValidationFailedError) as caught:
+        await ink.register_schema(name, "1.3.0", {"type": "object"})
+    assert f"at most {SMALL['max_schema_versions']} versions" in refusal(caught)[1]
+    assert [v.version for v in (await ink.list_schema_versions(name)).items] == ["1.2.0", "1.1.0", "1.0.0"]
+    assert (await ink.create_blob({"title": "still typed"}, schema_id=name)).schema_id == f"{name}@1.2.0"
