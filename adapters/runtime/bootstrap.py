@@ -62,10 +62,12 @@ def aggregates() -> list[type[InkAggregate]]:
 
 def snapshotting() -> list[type[InkAggregate]]:
     """The aggregates loaded from snapshots: those that grow long (a blob edited many times, a
-    book written chapter by chapter, a job its owner cancels and retries over and over). Others
-    stay short, or hold state that is not plain JSON (``domain/snapshot.py``): a schema's
-    versions, a migration run's sets and pairs."""
-    return [Blob, Book, Job]
+    book written chapter by chapter, a job its owner cancels and retries over and over, a
+    processor whose config is updated again and again: the job runner loads it for every job).
+    Others stay short, are bounded (a schema's versions: ``Limits.schema_versions``), or hold
+    state that is not plain JSON (``domain/snapshot.py``): a schema's versions, a migration
+    run's sets and pairs."""
+    return [Blob, Book, Job, Processor]
 
 
 def projections() -> list[Projection]:

@@ -111,10 +111,10 @@ class Settings(BaseSettings):
     # Read-model rows a query reads by id (a user, a blob), kept in the process until a projector's
     # commit says they changed: a GET of an unchanged row asks PostgreSQL nothing (0: always ask).
     row_cache_bytes: int = Field(default=64 * MIB, ge=0)
-    # A load that folds this many events of a blob, book or job keeps a snapshot of it (0: no snapshots).
+    # A load that folds this many events of a blob, book, job or processor keeps a snapshot of it (0: no snapshots).
     snapshot_after_events: int = Field(default=32, ge=0)
-    # A fold of a blob, book or job also keeps the snapshot at every this-many-th version (a rung), so a load
-    # at a past position folds at most this many events (0: no rungs; a past load folds from the start).
+    # A fold of a blob, book, job or processor also keeps the snapshot at every this-many-th version (a rung),
+    # so a load at a past position folds at most this many events (0: no rungs; a past load folds from the start).
     snapshot_rung_events: int = Field(default=1024, ge=0)
     validation_workers: int = Field(default=2, ge=1)
     validation_budget_ms: int = Field(default=1000, ge=10)

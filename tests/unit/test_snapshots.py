@@ -264,3 +264,24 @@ async def test_a_book_written_chapter_by_chapter_is_loaded_from_its_snapshot() -
     whole = CODEC.rebuild(await store.load("book", book_id))
     assert state(loaded.aggregate) == state(whole)
     assert loaded.aggregate.chapter(chapter).content == "rewritten" and loaded.aggregate.size == whole.size  # type: ignore[attr-defined]
+
+
+async def test_a_processor_updated_again_and_again_is_loaded_from_its_snapshot() -> None:
+    """The job runner loads a job's processor for every job it runs; its owner can update it without end."""
+    from domain.processor import Processor
+
+    store, snapshots = MemoryEventStore(), MemorySnapshots()
+    writer = repository(store, snapshots, after=1000)
+    created = await writer.execute(Processor, None, lambda _: Processor.register(
+        OWNER, "p", "js-transform", None, None, {"source": "v0"}, [], {}), ctx())
+    processor_id = created.aggregate.id_str
+    for n in range(1, 12):
+        await writer.execute(Processor, processor_id,
+                             lambda p, n=n: (p.update(config={"source": f"v{n}"}), p)[1], ctx())
+    await repository(store, snapshots).get(Processor, processor_id)  # folds 12 events, keeps a snapshot
+    assert ("processor", processor_id) in snapshots.kept
+    repo = repository(store, snapshots)
+    loaded = await repo.get(Processor, processor_id)
+    assert loaded is not None and repo.snapshot_hits == 1
+    assert state(loaded.aggregate) == state(CODEC.rebuild(await store.load("processor", processor_id)))
+    assert loaded.aggregate.config == {"source": "v11"}  # type: ignore[attr-defined]
