@@ -199,9 +199,10 @@ class SharedLimiter:
         self._max_cached = max_cached
         self._broken_until = 0.0
         self._hashed: dict[str, str] = {}  # key -> its keyed hash (two HMACs per request otherwise)
-        # What this process let through on its own while the counters did not answer, per key: added
-        # to the shared counter with the key's next request, so a recovery hands out no fresh burst.
-        self._owed: OrderedDict[str, int] = OrderedDict()
+        # What this process let through on its own while the counters did not answer, and what requests
+        # were charged after the fact (``charge``), per key: added to the shared counter with the key's
+        # next request, so a recovery hands out no fresh burst and a charge costs no round trip.
+        self._owed: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (amount, when last owed)
         self.fallbacks = 0
         """Requests this process decided on its own because the counters did not answer in time (stricter
         than the shared limit, never looser: an add that timed out may have landed and is owed again)."""
@@ -215,11 +216,18 @@ class SharedLimiter:
         return f"{self.name}.{window}.{hashed}"
 
     def _owe(self, key: str, cost: int) -> None:
+        """At most two bursts, for two windows: what the sliding window would have forgotten by then
+        anyway (a charge owed overnight must not refuse the morning's first request)."""
         if cost:
-            self._owed[key] = self._owed.get(key, 0) + cost
+            owed, _ = self._owed.get(key, (0, 0.0))
+            self._owed[key] = (min(owed + cost, int(2 * self.burst)), self._clock())
             self._owed.move_to_end(key)
             if len(self._owed) > self._max_cached:
                 self._owed.popitem(last=False)
+
+    def _take_owed(self, key: str, now: float) -> int:
+        owed, since = self._owed.pop(key, (0, 0.0))
+        return owed if now - since <= 2 * self.window else 0
 
     def _take_locally(self, key: str, cost: int) -> Grant:
         grant = self.local.take_now(key, cost)
@@ -235,7 +243,7 @@ class SharedLimiter:
         window = int(now // self.window)
         elapsed = now - window * self.window
         counter = self._counter(key, window)
-        owed = self._owed.pop(key, 0)
+        owed = self._take_owed(key, now)
         try:
             async with asyncio.timeout(self._timeout):
                 current = await self._counters.add(counter, cost + owed)

@@ -76,14 +76,18 @@ async def test_reads_of_a_schema_anyone_may_use_are_not_charged_to_the_request(n
     tag = uuid.uuid4().hex[:10]
     await nc.jetstream().add_stream(api.StreamConfig(name=f"T{tag}", subjects=[f"t{tag}.>"], allow_direct=True))
     store = JetStreamEventStore(nc, stream=f"T{tag}", prefix=f"t{tag}", uncharged_types=("schema",))
-    for aggregate_type in ("schema", "blob"):
-        at = 0
-        for version in range(1, 6):
-            event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc), data={}, actor="u1")
-            at = (await store.append(aggregate_type, "one", event, at, new_id())).position
-    with metered() as work:
-        assert len(await store.load("schema", "one")) == 5
-    assert work.events == 0
-    with metered() as work:
-        assert len(await store.load("blob", "one")) == 5
-    assert work.events == 5
+    try:
+        for aggregate_type in ("schema", "blob"):
+            at = 0
+            for version in range(1, 6):
+                event = NewEvent(type="Thing.Changed", version=version, at=datetime.now(timezone.utc), data={},
+                                 actor="u1")
+                at = (await store.append(aggregate_type, "one", event, at, new_id())).position
+        with metered() as work:
+            assert len(await store.load("schema", "one")) == 5
+        assert work.events == 0
+        with metered() as work:
+            assert len(await store.load("blob", "one")) == 5
+        assert work.events == 5
+    finally:
+        await nc.jetstream().delete_stream(f"T{tag}")

@@ -194,8 +194,20 @@ async def test_work_charged_after_the_fact_holds_the_key_back_on_every_process_u
     assert not refused.allowed and refused.wait > 0
     assert not (await two.take("ada")).allowed, "the charge reached the shared counter"
     assert (await two.take("grace")).allowed, "other keys pay nothing"
-    clock.now += refused.wait
+    clock.now += refused.wait + 1e-6
     assert (await two.take("ada")).allowed, "Retry-After is when it is paid for, not later"
+
+
+async def test_a_charge_owed_for_longer_than_two_windows_is_dropped_and_never_more_than_two_bursts() -> None:
+    """What the sliding window would have forgotten by then anyway: a charge owed overnight (the key
+    asked nothing more of this process) must not refuse the morning's first request."""
+    clock, counters = Clock(), MemoryCounters()
+    [one] = processes(1, rate=100, burst=1000, counters=counters, clock=clock)
+    assert (await one.take("ada")).allowed
+    await one.charge("ada", 10**9)
+    assert one._owed["ada"][0] == 2000
+    clock.now += 2 * one.window + 1
+    assert (await one.take("ada")).allowed
 
 
 async def test_work_charged_while_the_counters_are_down_is_owed_and_added_when_they_are_back() -> None:

@@ -176,7 +176,10 @@ async def create_blob(request: web.Request) -> web.Response:
 
 
 async def _blob_as_of(request: web.Request, blob_id: str, position: int) -> web.Response:
-    saved = await request.app[REPOSITORY].get(Blob, blob_id, until_position=position)
+    # Read in one of the user's turns, like a page: it may fold a rung's span of events (tens of ms),
+    # and its cost is charged only once it is answered, so a user's burst of them must not run at once.
+    async with page_turn(request, actor(request)):
+        saved = await request.app[REPOSITORY].get(Blob, blob_id, until_position=position)
     if saved is None:
         raise NotFound(f"blob {blob_id} at position {position}")
     ensure_owner(actor(request), saved.aggregate.owner_id, "blob")
