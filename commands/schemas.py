@@ -135,7 +135,10 @@ class SchemaHandlers:
         check_name(cmd.name)
         check_version(cmd.version)
         migration = check_migration(cmd.migration)
-        check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
+        size = check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
+        current = await self._repo.get(Schema, schema_aggregate_id(cmd.name))
+        if current is not None:  # its owner, a new version, room for it: refused before the costly checks
+            current.aggregate.check_room(ctx.actor, cmd.version, size, self._limits)
         errors = await self._validator.check_schema(cmd.document)
         if errors:
             raise ValidationFailed(

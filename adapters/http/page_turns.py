@@ -37,3 +37,15 @@ async def page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
             await held.enter_async_context(pages.slot(user))
             await held.enter_async_context(pages.step())
         yield
+
+
+@asynccontextmanager
+async def user_turn(request: web.Request, user: str) -> AsyncIterator[None]:
+    """One of ``user``'s turns (the same as ``page_turn``'s), without a process step: for work that
+    mostly waits on the log (a blob as of a past position), which must not hold other users' pages back,
+    but of which one user's burst must take turns, since its cost is charged only once it is answered."""
+    pages = request.app[LIMITERS].pages
+    async with AsyncExitStack() as held:
+        async with cancelled_when_gone(request):
+            await held.enter_async_context(pages.slot(user))
+        yield

@@ -164,6 +164,14 @@ class Settings(BaseSettings):
                              f"({self.max_body_bytes}): a body that large could never be written")
         return self
 
+    @model_validator(mode="after")
+    def _a_schema_history_holds_a_schema(self) -> Settings:
+        """Checked with the settings, not first when the domain's limits are built."""
+        if self.max_schema_history_bytes < self.max_schema_bytes:
+            raise ValueError(f"max_schema_history_bytes ({self.max_schema_history_bytes}) must be at least "
+                             f"max_schema_bytes ({self.max_schema_bytes})")
+        return self
+
     def rate_windows(self) -> dict[str, float]:
         """The window of each shared limit: the time its bucket takes to refill (burst / rate)."""
         return {

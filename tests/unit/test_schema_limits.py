@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from commands.repository import Repository
-from domain.errors import ValidationFailed
+from domain.errors import Conflict, ValidationFailed
 from domain.limits import Limits
 from domain.schema import Schema
 from tests.support.memory_store import MemoryEventStore
@@ -38,6 +38,8 @@ def test_a_schema_refuses_a_version_past_its_limit_of_versions_and_stays_as_it_w
         schema.add_version(OWNER, version(3), document(), None, limits)
     assert "at most 3 versions" in refused.value.reason
     assert list(schema.versions) == [version(n) for n in range(3)] and not schema.collect_events() and pending == 3
+    with pytest.raises(Conflict):  # a version it has is still a conflict (a publisher that ignores 409s)
+        schema.add_version(OWNER, version(2), document(), None, limits)
 
 
 def test_a_schema_refuses_a_version_that_would_take_its_versions_past_their_bytes() -> None:

@@ -52,7 +52,7 @@ from adapters.http.models_content import (
     ValidateIn,
     ValidateOut,
 )
-from adapters.http.page_turns import BYTE_PAGING, page_turn
+from adapters.http.page_turns import BYTE_PAGING, page_turn, user_turn
 from commands.authorization import ensure_owner
 from commands.blobs import CreateBlob, DeleteBlob, MigrateBlob, MoveBlob, UpdateBlob
 from commands.buckets import KEEP, CreateBucket, DeleteBucket, UpdateBucket
@@ -176,9 +176,9 @@ async def create_blob(request: web.Request) -> web.Response:
 
 
 async def _blob_as_of(request: web.Request, blob_id: str, position: int) -> web.Response:
-    # Read in one of the user's turns, like a page: it may fold a rung's span of events (tens of ms),
-    # and its cost is charged only once it is answered, so a user's burst of them must not run at once.
-    async with page_turn(request, actor(request)):
+    # Read in one of the user's turns: it may fold a rung's span of events (tens of ms), and its cost
+    # is charged only once it is answered, so a user's burst of them must not run at once.
+    async with user_turn(request, actor(request)):
         saved = await request.app[REPOSITORY].get(Blob, blob_id, until_position=position)
     if saved is None:
         raise NotFound(f"blob {blob_id} at position {position}")
