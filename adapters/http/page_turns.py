@@ -42,10 +42,22 @@ async def page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
 @asynccontextmanager
 async def user_turn(request: web.Request, user: str) -> AsyncIterator[None]:
     """One of ``user``'s turns (the same as ``page_turn``'s), without a process step: for work that
-    mostly waits on the log (a blob as of a past position), which must not hold other users' pages back,
-    but of which one user's burst must take turns, since its cost is charged only once it is answered."""
+    mostly waits on the log (a blob as of a past position, the read of a history page), which must not
+    hold other users' pages back while the log is slow or stalled (up to ``LOG_WAIT_SECONDS``), but of
+    which one user's burst must take turns."""
     pages = request.app[LIMITERS].pages
     async with AsyncExitStack() as held:
         async with cancelled_when_gone(request):
             await held.enter_async_context(pages.slot(user))
+        yield
+
+
+@asynccontextmanager
+async def process_step(request: web.Request) -> AsyncIterator[None]:
+    """One of the process's steps (``page_turn``'s second half), inside a ``user_turn``: for encoding
+    a page read while waiting on the log."""
+    pages = request.app[LIMITERS].pages
+    async with AsyncExitStack() as held:
+        async with cancelled_when_gone(request):
+            await held.enter_async_context(pages.step())
         yield

@@ -52,7 +52,7 @@ from adapters.http.models_content import (
     ValidateIn,
     ValidateOut,
 )
-from adapters.http.page_turns import BYTE_PAGING, page_turn, user_turn
+from adapters.http.page_turns import BYTE_PAGING, page_turn, process_step, user_turn
 from commands.authorization import ensure_owner
 from commands.blobs import CreateBlob, DeleteBlob, MigrateBlob, MoveBlob, UpdateBlob
 from commands.buckets import KEEP, CreateBucket, DeleteBucket, UpdateBucket
@@ -259,11 +259,12 @@ async def blob_history(request: web.Request) -> web.Response:
     if created is None:
         raise NotFound(f"blob {blob_id}")
     ensure_owner(user, created.data.get("owner_id"), "blob")
-    async with page_turn(request, user):
+    async with user_turn(request, user):  # the read waits on the log: a process step only to encode it
         records, more = await repository.history_page(Blob.TYPE, blob_id, after=after or 0, limit=query.limit,
                                                       max_bytes=HISTORY_PAGE_BYTES)
-        next_cursor = encode_cursor([records[-1].position]) if more and records else None
-        return page_answer([HistoryItem.from_record(r) for r in records], next_cursor)
+        async with process_step(request):
+            next_cursor = encode_cursor([records[-1].position]) if more and records else None
+            return page_answer([HistoryItem.from_record(r) for r in records], next_cursor)
 
 
 # -- declarations ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from adapters.client import InkstreamClient
 from tests.support.sdk import SignUp
 from tests.support.servers import Database
 from tests.support.system import RunningSystem, system_on_own_log
+from tests.support.users import new_user
 from tests.support.wire import Answer, bearer, problem
 
 PER_USER, WAITING = 2, 4
@@ -146,3 +147,36 @@ async def test_pages_of_books_processors_jobs_and_runs_take_the_same_turns(
     release.set()
     assert [a.status for a in await asyncio.gather(*burst)] == [200] * len(burst)
     assert (gate.running(heavy.user_id), gate.waiting(heavy.user_id)) == (0, 0)
+
+
+async def test_history_pages_waiting_on_the_log_hold_back_no_other_users_pages(database: Database) -> None:
+    """A history page is read from the log, which can stall (a leader election, an outage: up to
+    ``LOG_WAIT_SECONDS``). While one user's reads wait there, they hold their own turns but none of
+    the process's steps: another user's list pages, read from the read model, still answer."""
+    async with system_on_own_log(database, run_jobs=False, pages_per_process=2) as (running, _):
+        repository = running.services.repo
+        released, held = asyncio.Event(), []
+        history_page = repository.history_page
+
+        async def stalled(*args: Any, **kwargs: Any) -> Any:
+            held.append(args)
+            await released.wait()
+            return await history_page(*args, **kwargs)
+
+        repository.history_page = stalled  # type: ignore[method-assign]
+        async with aiohttp.ClientSession(base_url=running.base_url) as session:
+            reader, other = await new_user(session, "reader"), await new_user(session, "other")
+            async with session.post("/v1/blobs", json={"data": {"n": 1}}, headers=reader.headers) as r:
+                blob_id = (await r.json())["id"]
+
+            async def history() -> int:
+                async with session.get(f"/v1/blobs/{blob_id}/history", headers=reader.headers) as r:
+                    return r.status
+
+            reads = [asyncio.create_task(history()) for _ in range(2)]  # as many as the process has steps
+            await until(lambda: len(held) == 2, "both history reads waiting on the log")
+            async with asyncio.timeout(10):
+                async with session.get("/v1/blobs", headers=other.headers) as r:
+                    assert r.status == 200, "another user's page is not held back by reads waiting on the log"
+            released.set()
+            assert await asyncio.gather(*reads) == [200, 200]
