@@ -634,6 +634,24 @@ class Repository:
         self._cache.put((cls.TYPE, aggregate.id_str), aggregate, appended.position, weight + appended.size)
         return Saved(aggregate, appended.position)
 
+    async def refused_early(self, cls: type[A], aggregate_id: str, ctx: Context,
+                            check: Callable[[A], None]) -> Saved[A] | None:
+        """``check`` (raising a domain error) of the aggregate as the log holds it now (the read cache),
+        before a handler's costly work (a validator, the sandbox), so that a refusal comes cheap. As in
+        ``execute``, a refusal of a command the log already holds is no refusal: a retry gets the first
+        attempt's answer, returned here. None: nothing refused (or no such aggregate): go on."""
+        saved = await self.get(cls, aggregate_id)
+        if saved is None:
+            return None
+        try:
+            check(saved.aggregate)
+        except DomainError:
+            replayed = None if ctx.fresh else await self.replayed(cls, aggregate_id, ctx)
+            if replayed is not None:
+                return replayed
+            raise
+        return None
+
     async def replayed(self, cls: type[A], aggregate_id: str, ctx: Context) -> Saved[A] | None:
         """The first attempt's result when this command id already changed the
         aggregate (None otherwise): what ``Idempotency-Key`` promises a retry, as the

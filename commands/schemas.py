@@ -136,9 +136,13 @@ class SchemaHandlers:
         check_version(cmd.version)
         migration = check_migration(cmd.migration)
         size = check_document(cmd.document, migration, self._limits)  # storable and small enough, before any costly check
-        current = await self._repo.get(Schema, schema_aggregate_id(cmd.name))
-        if current is not None:  # its owner, a new version, room for it: refused before the costly checks
-            current.aggregate.check_room(ctx.actor, cmd.version, size, self._limits)
+        schema_id = schema_aggregate_id(cmd.name)
+        # its owner, a new version, room for it: refused before the costly checks (unless it is a retry)
+        again = await self._repo.refused_early(
+            Schema, schema_id, ctx, lambda current: current.check_room(ctx.actor, cmd.version, size, self._limits)
+        )
+        if again is not None:
+            return again
         errors = await self._validator.check_schema(cmd.document)
         if errors:
             raise ValidationFailed(
@@ -155,7 +159,7 @@ class SchemaHandlers:
             current.add_version(ctx.actor, cmd.version, cmd.document, migration, self._limits)
             return current
 
-        return await self._repo.execute(Schema, schema_aggregate_id(cmd.name), decide, ctx)
+        return await self._repo.execute(Schema, schema_id, decide, ctx)
 
     async def validate(self, cmd: ValidateData, ctx: Context) -> list[FieldError]:
         """Every error of ``data`` against the schema (any user may validate against any schema)."""

@@ -86,3 +86,27 @@ async def test_a_schema_loaded_from_the_log_weighs_and_is_stamped_as_the_one_tha
     assert stamps == [record.at for record in store.records]
     with pytest.raises(ValidationFailed):
         loaded.aggregate.add_version(OWNER, version(300), document(), None, limits)
+
+
+async def test_a_retried_registration_refused_before_the_costly_checks_gets_its_first_answer() -> None:
+    """The handler asks ``check_room`` of the schema it has read before the validator and the sandbox
+    run; a retry (the same Idempotency-Key) of a version that landed is not a 409 there, but the first
+    attempt's answer, as ``execute`` gives it."""
+    from commands.repository import Context
+    from tests.unit.test_command_index import keyed
+
+    store = MemoryEventStore()
+    repo = Repository(store, CODEC)
+    retried = Context(actor=OWNER, command_id=keyed())
+    first = await repo.execute(Schema, None, lambda _: Schema.register("kept", OWNER, version(0), document(), None),
+                               retried)
+    schema_id = first.aggregate.id_str
+
+    def room(schema: Schema) -> None:
+        schema.check_room(OWNER, version(0), 100)
+
+    again = await repo.refused_early(Schema, schema_id, retried, room)
+    assert again is not None and again.position == first.position
+    with pytest.raises(Conflict):  # the same version under another command: refused, cheaply
+        await repo.refused_early(Schema, schema_id, ctx(), room)
+    assert await repo.refused_early(Schema, schema_id, ctx(), lambda s: s.check_room(OWNER, version(1), 100)) is None
