@@ -365,7 +365,9 @@ class JetStreamEventStore:
         request = {"seq": max(position, 0) + 1, "next_by_subj": subject_for(aggregate_type, aggregate_id, self._prefix),
                    "batch": 1, "max_bytes": 1}  # fmt: skip
         try:
-            records, _ = await self._patiently("has_events_after", lambda timeout: self._direct_get(request, timeout))
+            records, _ = await self._patiently(
+                "has_events_after", lambda timeout: self._direct_get(request, timeout, aggregate_type not in self._uncharged)
+            )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
         return bool(records)
@@ -381,8 +383,11 @@ class JetStreamEventStore:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         bounded = {"multi_last": [subject], "batch": 1, "up_to_seq": position}
 
+        charged = aggregate_type not in self._uncharged
+
         async def ask(request: dict[str, Any]) -> Recorded | None:
-            records, _ = await self._patiently("last_before", lambda timeout: self._direct_get(request, timeout))
+            records, _ = await self._patiently("last_before",
+                                               lambda timeout: self._direct_get(request, timeout, charged))
             return records[-1] if records else None
 
         try:

@@ -83,10 +83,10 @@ async def test_the_last_event_before_a_position_past_the_end_while_the_log_grows
     real = private_store._direct_get
     questions = 0
 
-    async def growing(request: dict[str, object], timeout: float) -> object:
+    async def growing(request: dict[str, object], timeout: float, charged: bool = True) -> object:
         nonlocal questions
         questions += 1
-        answer = await real(request, timeout)
+        answer = await real(request, timeout, charged)
         if questions == 1:  # between the first question and the next, two more events of the aggregate
             second = await private_store.append("thing", agg, ev(2), first.position, new_id())
             await private_store.append("thing", agg, ev(3), second.position, new_id())
