@@ -46,3 +46,15 @@ def metered() -> Iterator[Work]:
         yield work
     finally:
         _CURRENT.reset(token)
+
+
+@contextmanager
+def unmetered() -> Iterator[None]:
+    """Count nothing done in this block (and in the tasks it starts) to the request being served: for
+    work the system does on its own account while serving it (``commands.repository.Repository``: the
+    fold that replaces a missing snapshot)."""
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

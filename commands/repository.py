@@ -70,7 +70,7 @@ import inspect
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from dataclasses import dataclass
 from typing import Generic, TypeVar, Union
 
@@ -300,7 +300,12 @@ class Repository:
         read_cache_bytes: int = 64 * MIB, snapshots: SnapshotStore | None = None,
         snapshotting: Iterable[type[InkAggregate]] = (), snapshot_after: int = 32, fold_bytes: int = FOLD_BYTES,
         commands: CommandIndex | None = None, rung_events: int = RUNG_EVENTS,
+        unmetered: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
+        """``unmetered``: a context whose reads are not charged to the request being served (the
+        composition root's is ``adapters.work.unmetered``): the fold that replaces a missing latest
+        snapshot runs in it, since its cost is the system's doing (a deploy's new code fingerprint, a
+        slow snapshot bucket), not the user's choice."""
         self._store = store
         self._codec = codec
         self._cache = Kept(cache_size, cache_bytes)
@@ -313,6 +318,7 @@ class Repository:
         self._fold_bytes = fold_bytes
         self._commands = commands
         self._rung_events = rung_events
+        self._unmetered = unmetered
         self._rungs: OrderedDict[tuple[str, str, int], tuple[int, str | None]] = OrderedDict()
         self.cache_hits = 0
         self.read_hits = 0
@@ -384,9 +390,11 @@ class Repository:
         latest snapshot (or, at a past position, from that or the rung below, whichever is closer),
         folded a batch of events at a time."""
         limit: int | None = None
+        replacing = False  # the latest snapshot is missing (or unusable): this fold keeps a new one
         if cls in self._snapshotting:
             if until_position is None:
                 fetched = await self._from_snapshot(cls, aggregate_id)
+                replacing = True
             else:
                 last = await self._store.last_before(cls.TYPE, aggregate_id, until_position)
                 if last is None:
@@ -395,7 +403,8 @@ class Repository:
                 limit = last.version  # from the first event, no more than that to read
             if fetched is not None:
                 return fetched
-        folded = await self._fold(cls, aggregate_id, until_position=until_position, limit=limit)
+        with self._unmetered() if replacing else nullcontext():
+            folded = await self._fold(cls, aggregate_id, until_position=until_position, limit=limit)
         self.log_loads += 1
         if folded.last is None:
             return None

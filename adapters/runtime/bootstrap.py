@@ -22,6 +22,7 @@ from adapters.runtime.settings import Settings
 from adapters.security.passwords import Argon2Hasher
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing
+from adapters.work import unmetered
 from commands.blobs import BlobHandlers
 from commands.books import BookHandlers
 from commands.buckets import BucketHandlers
@@ -139,7 +140,7 @@ def bootstrap(
                       read_cache_bytes=settings.read_cache_bytes, snapshots=snapshots,
                       snapshotting=snapshotting(), snapshot_after=settings.snapshot_after_events,
                       rung_events=settings.snapshot_rung_events,
-                      commands=read_model)
+                      commands=read_model, unmetered=unmetered)
     metrics.watch_loads(repo)
     limits = settings.limits()
     reads = ReadYourWrites(read_model, positions, store, settings.read_wait_seconds)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import api
 
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.runtime.bootstrap import snapshotting
-from adapters.work import metered
+from adapters.work import metered, unmetered
 from commands.repository import Repository
 from domain.blob import Blob
 from domain.ids import new_id
@@ -91,3 +92,27 @@ async def test_reads_of_a_schema_anyone_may_use_are_not_charged_to_the_request(n
         assert work.events == 5
     finally:
         await nc.jetstream().delete_stream(f"T{tag}")
+
+
+async def test_the_fold_that_replaces_a_missing_snapshot_is_not_charged_to_the_request(
+    private_store: JetStreamEventStore,
+) -> None:
+    """After a deploy (a new code fingerprint) or while the snapshot bucket is slow, a long blob's first
+    load folds its whole history: the system's doing, not the user's, so it is not counted. What the
+    user chooses (a load at a past position) still is."""
+    blob_id, positions = await interleaved_blobs(private_store)
+
+    def repository(**unmetering: Any) -> Repository:
+        return Repository(private_store, CODEC, snapshots=MemorySnapshots(), snapshotting=snapshotting(),
+                          snapshot_after=32, rung_events=1024, **unmetering)
+
+    with metered() as work:
+        assert await repository().get(Blob, blob_id) is not None
+    assert work.events == UPDATES + 1, "without the composition root's context every read is counted"
+    repo = repository(unmetered=unmetered)
+    with metered() as work:
+        assert await repo.get(Blob, blob_id) is not None
+    assert work.events == 0 and repo.snapshots_kept == 1
+    with metered() as work:
+        assert await repo.get(Blob, blob_id, until_position=positions[100]) is not None
+    assert work.events == 101 + 1
