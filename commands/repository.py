@@ -469,10 +469,11 @@ class Repository:
         taken = await self._find_rung(cls, aggregate_id, version // self._rung_events, above // self._rung_events + 1)
         if taken is None or taken.version > version or (until_position is not None and taken.position > until_position):
             return None
+        limit = version - taken.version + 1  # the rung's own event, read to check it, and the rest
         bounds: dict[str, object] = (
             {"until_position": taken.position} if taken.version == version  # read its own event only, to check it
-            else {"until_position": until_position, "limit": version - taken.version + 1} if until_position is not None
-            else {"stop": lambda record: record.version >= version, "limit": version - taken.version + 1}
+            else {"until_position": until_position, "limit": limit} if until_position is not None
+            else {"stop": lambda record: record.version >= version, "limit": limit}
         )
         folded = await self._fold_after(cls, aggregate_id, taken, **bounds)
         if folded is None:
@@ -618,9 +619,7 @@ class Repository:
                     # decide once more on the log's current state before refusing.
                     self._cache.drop(key)
                     if not cached:
-                        # a retry of a command the log holds? (never, for a fresh command id: the
-                        # search reads the whole history, which its owner can make long)
-                        replayed = None if ctx.fresh else await self.replayed(cls, aggregate_id, ctx)
+                        replayed = await self.replayed(cls, aggregate_id, ctx)  # a retry of a command the log holds?
                         if replayed is not None:
                             return replayed
                         raise
@@ -655,7 +654,7 @@ class Repository:
         try:
             check(saved.aggregate)
         except DomainError:
-            replayed = None if ctx.fresh else await self.replayed(cls, aggregate_id, ctx)
+            replayed = await self.replayed(cls, aggregate_id, ctx)
             if replayed is not None:
                 return replayed
             raise
@@ -674,7 +673,9 @@ class Repository:
         keeps no index of its own (JetStream's Msg-Id deduplication answers only an
         append, within its window), and the first attempt's event may be anywhere in the
         history (a retry may carry another If-Match, or none)."""
-        if not is_id(aggregate_id):  # never a raw request token in a subject
+        # never a raw request token in a subject; never a fresh command id, which no event can carry yet
+        # (the search would read the whole history, which its owner can make long)
+        if not is_id(aggregate_id) or ctx.fresh:
             return None
         command_id = ctx.command_id
         # one search at a time per actor: each may read a long stretch of a history its owner made

@@ -236,19 +236,18 @@ class Schema(InkAggregate):
     ) -> None:
         migration = check_migration(migration)
         size = check_document(schema, migration, limits)
-        self.check_room(actor, version, size, limits)
+        total = self.check_room(actor, version, size, limits)
         if migration is not None and migration["from_version"] not in self.versions:
             raise invalid("/migration/from_version", f"unknown version {migration['from_version']} of {self.name}")
-        total = self.history_bytes() + size
         self._version_added(
             name=self.name, owner_id=self.owner_id, version=version, schema=schema, migration=migration
         )
         self._history_bytes = total
 
-    def check_room(self, actor: str | None, version: str, size: int, limits: Limits = Limits()) -> None:
+    def check_room(self, actor: str | None, version: str, size: int, limits: Limits = Limits()) -> int:
         """Whether ``actor`` may add ``version`` weighing ``size`` bytes: the owner (403), a new version
         (409), and room for it (422, at most ``Limits.schema_versions`` versions and
-        ``schema_history_bytes`` in all). Asked by the handler too, of the schema it has read, before the
+        ``schema_history_bytes`` in all); what the versions would weigh with it. Asked by the handler too, of the schema it has read, before the
         costly checks of the document (the validator, the sandbox): a refusal costs nothing more."""
         if actor is None or actor != self.owner_id:
             raise Forbidden(f"the schema name {self.name} belongs to another user")
@@ -262,6 +261,7 @@ class Schema(InkAggregate):
         if total > limits.schema_history_bytes:
             raise invalid("/schema", f"the schema's versions would take {total} bytes as JSON, over the limit of "
                                      f"{limits.schema_history_bytes} bytes: register a new name")
+        return total
 
     def history_bytes(self) -> int:
         """What the versions weigh against ``Limits.schema_history_bytes`` (each schema with its migration,

@@ -31,11 +31,7 @@ async def page_turn(request: web.Request, user: str) -> AsyncIterator[None]:
     tens of milliseconds of the loop, so one user's burst of them takes turns instead of the whole loop.
     A request whose client goes away while it waits leaves the queue; the answer is sent after the turn,
     by aiohttp."""
-    pages = request.app[LIMITERS].pages
-    async with AsyncExitStack() as held:
-        async with cancelled_when_gone(request):
-            await held.enter_async_context(pages.slot(user))
-            await held.enter_async_context(pages.step())
+    async with user_turn(request, user), process_step(request):
         yield
 
 

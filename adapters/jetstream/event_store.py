@@ -300,6 +300,10 @@ class JetStreamEventStore:
                 self._on_append(event)
             return Appended(ack.seq, duplicate=bool(ack.duplicate), size=len(payload))
 
+    def _charged(self, aggregate_type: str) -> bool:
+        """Whether reading ``aggregate_type`` counts as the request's work (``uncharged_types``)."""
+        return aggregate_type not in self._uncharged
+
     def _traceparent(self, event: NewEvent) -> str | None:
         """What the event's trace continues from: the append's own span when this process
         records spans; else the command's traceparent (an HTTP request sets no OpenTelemetry
@@ -350,7 +354,7 @@ class JetStreamEventStore:
     ) -> tuple[list[Recorded], bool]:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         start = max(from_position, 1)
-        charged = aggregate_type not in self._uncharged
+        charged = self._charged(aggregate_type)
         try:
             return await self._patiently(
                 "load",
@@ -366,7 +370,7 @@ class JetStreamEventStore:
                    "batch": 1, "max_bytes": 1}  # fmt: skip
         try:
             records, _ = await self._patiently(
-                "has_events_after", lambda timeout: self._direct_get(request, timeout, aggregate_type not in self._uncharged)
+                "has_events_after", lambda timeout: self._direct_get(request, timeout, self._charged(aggregate_type))
             )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc
@@ -383,7 +387,7 @@ class JetStreamEventStore:
         subject = subject_for(aggregate_type, aggregate_id, self._prefix)
         bounded = {"multi_last": [subject], "batch": 1, "up_to_seq": position}
 
-        charged = aggregate_type not in self._uncharged
+        charged = self._charged(aggregate_type)
 
         async def ask(request: dict[str, Any]) -> Recorded | None:
             records, _ = await self._patiently("last_before",
@@ -454,7 +458,7 @@ class JetStreamEventStore:
                    "max_bytes": self._ask_bytes(max_bytes)}  # fmt: skip
         try:
             records, _ = await self._patiently(
-                "read_range", lambda timeout: self._direct_get(request, timeout, aggregate_type not in self._uncharged)
+                "read_range", lambda timeout: self._direct_get(request, timeout, self._charged(aggregate_type))
             )
         except (NatsError, asyncio.TimeoutError, OSError) as exc:
             raise Unavailable("the event log is unreachable") from exc

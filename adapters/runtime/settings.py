@@ -165,11 +165,10 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _a_schema_history_holds_a_schema(self) -> Settings:
-        """Checked with the settings, not first when the domain's limits are built."""
-        if self.max_schema_history_bytes < self.max_schema_bytes:
-            raise ValueError(f"max_schema_history_bytes ({self.max_schema_history_bytes}) must be at least "
-                             f"max_schema_bytes ({self.max_schema_bytes})")
+    def _the_domain_limits_hold_together(self) -> Settings:
+        """``Limits`` checks its own fields together (a schema's history holds at least one schema):
+        built here, a bad combination is refused with the settings, not first when the system starts."""
+        self.limits()
         return self
 
     def rate_windows(self) -> dict[str, float]:
