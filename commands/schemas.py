@@ -110,10 +110,20 @@ class SchemaRegistry:
         return saved.aggregate.migration_path(from_version, to_version) if saved is not None else None
 
     async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
-        return await self._validator.validate(resolved.id, resolved.entry.schema, data)
+        """What keeps ``data`` from ``resolved``, a validation that could not finish included.
+
+        The background writers (job outputs, migration runs) ask this of one
+        document among many: a document whose validation ran over its budget or
+        out of memory is that document's failure, not the whole run's, so the
+        stop comes back as its error instead of an exception.
+        """
+        try:
+            return await self._validator.validate(resolved.id, resolved.entry.schema, data)
+        except ValidationFailed as exc:
+            return list(exc.errors) or [FieldError("", exc.reason)]
 
     async def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
-        errors = await self.check(resolved, data)
+        errors = await self._validator.validate(resolved.id, resolved.entry.schema, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
 

@@ -64,6 +64,34 @@ async def test_a_transform_that_fails_some_blobs_reports_each_and_leaves_them_as
     assert (again.total, again.migrated, again.failed) == (5, 0, 5), "a dry run finds the same failures"
 
 
+# A target whose check of "slow" applies one integer check 2^30 times: minutes, unless stopped at the budget.
+SLOW_TO_CHECK = {
+    "$defs": {**{f"a{i}": {"allOf": [{"$ref": f"#/$defs/a{i + 1}"}] * 2} for i in range(30)},
+              "a30": {"type": "integer"}},
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "slow": {"$ref": "#/$defs/a0"}},
+}
+MARK_ONE_SLOW = "function migrate(d) { var o = {name: d.name}; if (d.age === 21) { o.slow = 1; } return o; }"
+
+
+async def test_a_blob_whose_check_runs_over_the_validation_budget_fails_alone(sign_up: SignUp) -> None:
+    """The stopped validation is that blob's error: the others are migrated and the run completes (it used to
+    crash the batch, be taken over five times and end failed with a misleading reason, half migrated)."""
+    ink = await sign_up("slowcheck")
+    name = f"slow-check-{uuid.uuid4().hex[:8]}"
+    await ink.register_schema(name, "1.0.0", PROFILE_V1)
+    await ink.register_schema(name, "2.0.0", SLOW_TO_CHECK, {"from_version": "1.0.0", "transform": MARK_ONE_SLOW})
+    blobs = await profiles(ink, name, 3)  # ages 20, 21, 22: the second is checked too long
+    run = await ink.wait_for_migration((await ink.request_migration(f"{name}@2.0.0", "1.0.0", dry_run=False)).id,
+                                       timeout=60)
+    assert (run.status, run.total, run.migrated, run.failed) == ("completed", 3, 2, 1), run
+    [error] = run.errors
+    assert error.blob_id == blobs[1].id and "took longer than its budget" in error.message, run.errors
+    slow = await ink.get_blob(blobs[1].id)
+    assert (slow.schema_id, slow.version, slow.data) == (blobs[1].schema_id, blobs[1].version, blobs[1].data)
+    assert (await ink.get_blob(blobs[2].id)).data == {"name": "Person 2"}
+
+
 async def test_a_run_within_a_bucket_moves_the_blobs_of_its_tree_only(sign_up: SignUp) -> None:
     ink = await sign_up("tree")
     name = await profile_schema(ink)
