@@ -25,12 +25,23 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.base import InkAggregate
-from domain.errors import FieldError, NotFound, ValidationFailed, size_error, storable_errors, unstorable_reason
+from domain.errors import (
+    MAX_LISTED_ERRORS,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+    cut_short,
+    size_error,
+    storable_errors,
+    unstorable_reason,
+)
 from domain.ids import new_id
 from domain.limits import CEILINGS, MAX_EVENT_BYTES, Limits, encoded_size
 
 MAX_TITLE = 500
 MAX_CHAPTERS = CEILINGS["chapters_per_book"]
+MISSING_NAMED = 20
+"""Missing chapter ids a refused reorder names (a book may have thousands)."""
 """The most chapters any setting allows (``Limits.chapters_per_book`` is the one in force)."""
 
 
@@ -344,6 +355,8 @@ class Book(InkAggregate):
         errors: list[FieldError] = []
         seen: set[str] = set()
         for i, cid in enumerate(chapter_ids):
+            if len(errors) > MAX_LISTED_ERRORS:
+                return cut_short(errors)  # a megabyte of bad ids: enough said
             if not isinstance(cid, str) or cid not in self._chapters:
                 errors.append(FieldError(f"/chapter_ids/{i}", "not a chapter of this book"))
             elif cid in seen:
@@ -352,10 +365,10 @@ class Book(InkAggregate):
                 seen.add(cid)
         missing = [cid for cid in self._order if cid not in seen]
         if missing:
+            named = ", ".join(missing[:MISSING_NAMED])
+            more = f" and {len(missing) - MISSING_NAMED} more" if len(missing) > MISSING_NAMED else ""
             errors.append(
-                FieldError(
-                    "/chapter_ids", f"must be a permutation of the book's chapters; missing {', '.join(missing)}"
-                )
+                FieldError("/chapter_ids", f"must be a permutation of the book's chapters; missing {named}{more}")
             )
         return errors
 

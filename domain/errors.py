@@ -52,11 +52,44 @@ class PreconditionFailed(DomainError):
     """The writer expected another version of the aggregate (``If-Match``)."""
 
 
+MAX_LISTED_ERRORS = 1000
+"""Field errors one answer lists. Beyond that a list only costs: a 1 MiB body of
+``[1,1,1,…]`` or of NUL strings has half a million errors, and building, sorting and
+sending them all held the event loop for seconds and answered 40 MB that nobody reads."""
+
+
+def _by_path(error: FieldError) -> tuple[str, str]:
+    return (error.path, error.message)
+
+
+def listed(errors: list[FieldError], total: int | None = None) -> list[FieldError]:
+    """``errors`` sorted by path, at most ``MAX_LISTED_ERRORS`` of them and a root note
+    saying how many there were (``total``, when the caller counted more than it kept)."""
+    count = len(errors) if total is None else total
+    kept = sorted(errors, key=_by_path)
+    if count <= MAX_LISTED_ERRORS and len(kept) <= MAX_LISTED_ERRORS:
+        return kept
+    note = FieldError("", f"{count} errors; only the first {MAX_LISTED_ERRORS} by path are listed")
+    return sorted([note, *kept[:MAX_LISTED_ERRORS]], key=_by_path)
+
+
+def cut_short(errors: list[FieldError]) -> list[FieldError]:
+    """What a check that stopped looking after ``MAX_LISTED_ERRORS + 1`` errors lists:
+    the ones it found, with a root note that there are more."""
+    if len(errors) <= MAX_LISTED_ERRORS:
+        return sorted(errors, key=_by_path)
+    note = FieldError("", f"more than {MAX_LISTED_ERRORS} errors; only {MAX_LISTED_ERRORS} of them are listed")
+    return sorted([note, *sorted(errors, key=_by_path)[:MAX_LISTED_ERRORS]], key=_by_path)
+
+
 class ValidationFailed(DomainError):
-    """Values break the rules; ``errors`` lists every one of them by JSON Pointer."""
+    """Values break the rules; ``errors`` lists them by JSON Pointer (all of them, up to
+    ``MAX_LISTED_ERRORS`` and a note)."""
 
     def __init__(self, reason: str = "", errors: list[FieldError] | None = None) -> None:
-        self.errors = sorted(errors or [], key=lambda e: (e.path, e.message))
+        errors = errors or []
+        # a list already cut (its note included) is kept as it is
+        self.errors = sorted(errors, key=_by_path) if len(errors) <= MAX_LISTED_ERRORS + 1 else listed(errors)
         super().__init__(reason)
 
 
@@ -93,7 +126,8 @@ def _scalar_problem(item: object) -> str | None:
 
 
 def storable_errors(value: object, path: str = "") -> list[FieldError]:
-    """Where ``value`` holds what the log or the read models cannot store, sorted by path.
+    """Where ``value`` holds what the log or the read models cannot store, sorted by path
+    (it stops looking after ``MAX_LISTED_ERRORS`` of them: see ``cut_short``).
 
     PostgreSQL ``text`` and ``jsonb`` refuse NUL characters and the JSON
     encoder refuses lone surrogates, integers beyond 64 bits and containers
@@ -115,7 +149,7 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
         return path + "".join("/" + t for t in reversed(tokens))
 
     stack: list[tuple[object, int, Link]] = [(value, 1, None)]
-    while stack:
+    while stack and len(errors) <= MAX_LISTED_ERRORS:
         item, depth, link = stack.pop()
         is_dict = isinstance(item, dict)
         if not is_dict and not isinstance(item, list):
@@ -125,7 +159,9 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
         elif depth > MAX_JSON_DEPTH:
             errors.append(FieldError(where(link), f"nested deeper than {MAX_JSON_DEPTH} levels"))
         else:
-            entries = item.items() if is_dict else enumerate(item)  # type: ignore[union-attr, arg-type]
+            # pushed last to first, so the walk (and a list cut short) goes in document order
+            entries = (reversed(item.items()) if is_dict  # type: ignore[union-attr]
+                       else zip(range(len(item) - 1, -1, -1), reversed(item)))  # type: ignore[arg-type]
             for key, sub in entries:
                 if is_dict and (not isinstance(key, str) or unstorable_reason(key) is not None):
                     # The key cannot be part of a path that must itself be encodable.
@@ -134,7 +170,7 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
                     continue  # always storable: no need to visit it
                 else:
                     stack.append((sub, depth + 1, (link, key)))
-    return sorted(set(errors), key=lambda e: (e.path, e.message))
+    return cut_short(list(set(errors)))
 
 
 def ensure_storable(value: object, path: str, what: str) -> None:

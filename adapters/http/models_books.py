@@ -71,7 +71,7 @@ class BookIn(Request):
     metadata: dict[str, Any] | None = Field(default=None, description="Free-form JSON object (default `{}`); text fields such as "
                                             "`author` and `language` go into the epub's package metadata. " + _METADATA)
     chapters: list[ChapterIn] | None = Field(
-        default=None, json_schema_extra={"maxItems": _LIMITS.chapters_per_book},
+        default=None, fail_fast=True, json_schema_extra={"maxItems": _LIMITS.chapters_per_book},
         description="Initial chapters, in order. All or nothing: one invalid chapter fails the whole request (422) "
                     f"and records nothing. At most {_LIMITS.chapters_per_book} chapters "
                     "(`INKSTREAM_MAX_CHAPTERS_PER_BOOK`). The book is created as one event of the log, so the whole "
@@ -113,7 +113,8 @@ class ReorderIn(Request):
     model_config = _requires("chapter_ids")
     chapter_ids: Annotated[list[str] | None, WithJsonSchema({
         "type": "array", "items": {"type": "string"}, "maxItems": MAX_CHAPTERS,
-        "description": "Every current chapter id exactly once, in the new order (else 422)."})] = None
+        "description": "Every current chapter id exactly once, in the new order (else 422)."})] = Field(
+        default=None, fail_fast=True)
     user_id: str | None = _user_id()
 
 

@@ -164,7 +164,7 @@ class BlobIn(Request):
     data: Any = Field(description="Any JSON value; validated against `schema_id` when given. " + _BLOB_DATA)
     schema_id: str | None = Field(default=None, description="`name@version`, or a bare name for its latest version.")
     processor_id: str | None = None
-    bucket_ids: list[str] | None = Field(default=None, json_schema_extra={"maxItems": MAX_BUCKETS_PER_BLOB},
+    bucket_ids: list[str] | None = Field(default=None, fail_fast=True, json_schema_extra={"maxItems": MAX_BUCKETS_PER_BLOB},
                                          description=f"At most {MAX_BUCKETS_PER_BLOB} of your buckets, each once.")
     user_id: str | None = None
 

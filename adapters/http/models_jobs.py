@@ -54,14 +54,14 @@ class ProcessorIn(Request):
                                                                 "against it.")
     config: dict[str, Any] = Field(description="Per type: text-expansion `{model, prompt?}`; js-transform "
                                                "`{source}` defining `function process(data)`.")
-    triggers: list[TriggerIn] | None = Field(default=None, json_schema_extra={"maxItems": MAX_TRIGGERS})
+    triggers: list[TriggerIn] | None = Field(default=None, fail_fast=True, json_schema_extra={"maxItems": MAX_TRIGGERS})
     limits: LimitsIn | None = None
     user_id: str | None = _user_id()
 
 
 class ProcessorPatch(Request):
     config: dict[str, Any] | None = Field(default=None, description="Replaces the whole config.")
-    triggers: list[TriggerIn] | None = Field(default=None, json_schema_extra={"maxItems": MAX_TRIGGERS},
+    triggers: list[TriggerIn] | None = Field(default=None, fail_fast=True, json_schema_extra={"maxItems": MAX_TRIGGERS},
                                              description="Replaces every trigger (`[]` removes them).")
     limits: LimitsIn | None = Field(default=None, description="The limits given change; the others stay.")
     user_id: str | None = _user_id()

@@ -41,12 +41,11 @@ from typing import Any
 
 import jsonschema_rs
 
-from domain.errors import FieldError, ValidationFailed
+from domain.errors import FieldError, ValidationFailed, listed
 
 PATTERN_SIZE_LIMIT = 1 << 20
 """Bytes one compiled pattern may take (the ``regex`` crate's default is 10 MiB)."""
 PATTERN_OPTIONS = jsonschema_rs.RegexOptions(size_limit=PATTERN_SIZE_LIMIT)
-MAX_LISTED_ERRORS = 1000
 MAX_MESSAGE_CHARS = 300
 
 # Syntax only a backtracking engine runs: look-ahead/behind, back-references by number or name.
@@ -92,11 +91,7 @@ def field_errors(errors: Any) -> list[FieldError]:
     for error in errors:
         path = pointer(error.instance_path)
         out.append(FieldError(path, _message(error, path)))
-    out.sort(key=lambda e: (e.path, e.message))
-    if len(out) > MAX_LISTED_ERRORS:
-        note = FieldError("", f"{len(out)} errors; only the first {MAX_LISTED_ERRORS} by path are listed")
-        out = sorted([note, *out[:MAX_LISTED_ERRORS]], key=lambda e: (e.path, e.message))
-    return out
+    return listed(out)
 
 
 def pattern_problem(pattern: str) -> str:

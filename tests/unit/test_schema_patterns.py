@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from adapters.validation import JsonSchemaValidator
-from adapters.validation.json_schema import MAX_LISTED_ERRORS, MAX_MESSAGE_CHARS, PATTERN_SIZE_LIMIT, pattern_problem
-from domain.errors import FieldError, ValidationFailed
+from adapters.validation.json_schema import MAX_MESSAGE_CHARS, PATTERN_SIZE_LIMIT, pattern_problem
+from domain.errors import MAX_LISTED_ERRORS, FieldError, ValidationFailed
 
 BACKREFERENCE = "^((a)\\2?)*b"
 BACKTRACKING = [BACKREFERENCE, "^(?=.*[A-Z]).+$", "^(?!admin).*$", "(?<=x)y", "(?<!x)y", "(a)\\1"]
