@@ -239,10 +239,12 @@ def _handle(raw: str, hub: LiveHub, outbox: Outbox, pending: dict[Topic, asyncio
     if message.type == "subscribe":
         data = _parse(message.data, SubscribeIn)
         topic = parse_topic(data)
-        done = pending.get(topic)
-        if done is not None and done.done():
-            del pending[topic]
-        pending.setdefault(topic, asyncio.create_task(_subscribe(hub, outbox, topic, data.since)))
+        if topic not in pending:  # a subscribe still catching up is not started twice
+            task = asyncio.create_task(_subscribe(hub, outbox, topic, data.since))
+            pending[topic] = task
+            # forgotten once done: subscribes to ids that do not exist used to stay, 900 bytes each, for the
+            # connection's life (50 a second for an hour is 160 MB)
+            task.add_done_callback(lambda t, topic=topic: pending.pop(topic) if pending.get(topic) is t else None)
     elif message.type == "unsubscribe":
         topic = parse_topic(_parse(message.data, TopicIn))
         task = pending.pop(topic, None)
