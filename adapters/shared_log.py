@@ -31,10 +31,23 @@ from domain.recorded import Recorded
 log = structlog.get_logger("inkstream.shared_log")
 
 
+WINDOW_EVENTS = 20_000
+WINDOW_BYTES = 16 * 1024 * 1024
+"""The window's bound in the events' stored bytes. Counted in events alone, a user's burst of
+half-megabyte blobs (each about 3 MB once decoded) would have been kept 20,000 deep in every
+process that follows the log: gigabytes. Decoded events take about six times their stored
+bytes, so this holds a process's window near 100 MB at worst; a typical window of small
+events stays bounded by ``WINDOW_EVENTS`` well under it."""
+
+
 class SharedLog:
-    def __init__(self, store: EventStore, *, window: int = 20_000, idle: float = 1.0) -> None:
+    def __init__(self, store: EventStore, *, window: int = WINDOW_EVENTS, window_bytes: int = WINDOW_BYTES,
+                 idle: float = 1.0) -> None:
         self._store = store
-        self._window: deque[Recorded] = deque(maxlen=window)
+        self._window: deque[Recorded] = deque()
+        self._max_events = window
+        self._max_bytes = window_bytes
+        self._bytes = 0  # the stored bytes of the events in the window
         self._next = 0  # the position the shared cursor reads next; 0 until started
         self._idle = idle
         self._grown = asyncio.Event()
@@ -76,11 +89,21 @@ class SharedLog:
         finally:
             await cursor.close()
 
+    @property
+    def held_bytes(self) -> int:
+        """The stored bytes of the events the window holds."""
+        return self._bytes
+
     def _extend(self, batch: list[Recorded]) -> None:
+        window = self._window
         for record in batch:
             if record.position == self._next:
-                self._window.append(record)
+                window.append(record)
+                self._bytes += record.size
                 self._next += 1
+                # the oldest leave; the newest stays, however large, so the window is never empty behind ``next``
+                while len(window) > 1 and (len(window) > self._max_events or self._bytes > self._max_bytes):
+                    self._bytes -= window.popleft().size
         grown, self._grown = self._grown, asyncio.Event()
         grown.set()
 

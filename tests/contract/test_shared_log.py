@@ -96,3 +96,26 @@ async def test_a_slow_subscriber_does_not_hold_back_a_fast_one(store: EventStore
         finally:
             await slow.close()
             await fast.close()
+
+
+async def test_the_window_holds_a_bounded_number_of_bytes_and_followers_still_see_everything(
+    store: EventStore,
+) -> None:
+    """Half-megabyte events used to be kept 20,000 deep in every process (3 MB each once decoded)."""
+    big = "x" * 100_000
+    async with running(SharedLog(store, window_bytes=1_000_000, idle=0.2)) as shared:
+        start = shared.next
+        follower = shared.follow(start, max_batch=5, idle=0.2)
+        positions = []
+        try:
+            for i in range(40):
+                event = NewEvent(type="Thing.Made", version=1, at=datetime.now(timezone.utc), data={"i": i, "t": big})
+                positions.append((await store.append("thing", new_id(), event, 0, new_id())).position)
+            async with asyncio.timeout(10):
+                while shared.next <= positions[-1]:
+                    await asyncio.sleep(0.01)
+            assert shared.held_bytes <= 1_000_000, shared.held_bytes
+            assert shared.first > positions[20], "the oldest big events left the window"
+            assert await collect(follower, positions[-1]) == positions  # from behind the window, on its own cursor
+        finally:
+            await follower.close()
