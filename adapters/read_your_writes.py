@@ -106,6 +106,11 @@ class ReadYourWrites:
         model = await self.read(("migrations",), min_position=position)
         return await model.completed_run(owner_id, from_schema_id, schema_id, bucket_id)
 
+    async def triggered_processors(self, owner_id: str) -> int:
+        """``commands.processors.TriggeredProcessors``: counted once processors have caught up with the log."""
+        model = await self.read(("processors",))
+        return await model.triggered_processors(owner_id)
+
     async def is_empty(self, bucket_id: str) -> bool:
         """``commands.buckets.BucketContents``: decided on the read model once it has caught up with the log."""
         model = await self.read(("buckets", "blobs"))

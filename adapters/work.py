@@ -15,10 +15,18 @@ trigger dispatcher, live connections) is counted nowhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger("inkstream.work")
+
+Bill = Callable[[str, int], Awaitable[None]]
+"""Charges a user (by id) for work done on their behalf outside their requests: ``Limiters.bill_requests``
+(jobs their blob changes triggered) or ``Limiters.bill_written`` (bytes written to the log for them)."""
 
 
 @dataclass(slots=True)
@@ -58,3 +66,15 @@ def unmetered() -> Iterator[None]:
         yield
     finally:
         _CURRENT.reset(token)
+
+
+async def billed(bill: Bill | None, user_id: str, amount: int, what: str) -> None:
+    """``bill`` the user, if there is one to bill and anything to charge; a charge that does not land
+    (the shared counters unreachable past the limiter's own fallback) is logged, never raised: the work
+    it stands for is done and recorded."""
+    if bill is None or amount <= 0:
+        return
+    try:
+        await bill(user_id, amount)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("work.bill_lost", what=what, user_id=user_id, amount=amount, error=str(exc) or type(exc).__name__)

@@ -14,11 +14,19 @@ that reacts to it (``adapters.jobs.dispatcher``), never a second write here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from domain.errors import FieldError, NotFound, ValidationFailed, invalid
 from domain.ids import is_id
-from domain.processor import Processor, check_limits, check_triggers, config_errors, name_errors, type_errors
+from domain.processor import (
+    MAX_TRIGGERED_PROCESSORS,
+    Processor,
+    check_limits,
+    check_triggers,
+    config_errors,
+    name_errors,
+    type_errors,
+)
 
 from commands.authorization import changeable, require_actor
 from commands.buckets import owned_bucket
@@ -56,16 +64,32 @@ class DeleteProcessor:
     expected_version: int | None = None
 
 
+class TriggeredProcessors(Protocol):
+    """How many processors with triggers a user has (the read model, once it has caught up with the log)."""
+
+    async def triggered_processors(self, owner_id: str) -> int: ...
+
+
 def _fail(errors: list[FieldError]) -> None:
     if errors:
         raise ValidationFailed("; ".join(f"{e.path or '/'}: {e.message}" for e in errors[:5]), errors)
 
 
 class ProcessorHandlers:
-    def __init__(self, repository: Repository, schemas: SchemaRegistry, types: ProcessorTypes) -> None:
+    def __init__(self, repository: Repository, schemas: SchemaRegistry, types: ProcessorTypes,
+                 triggered: TriggeredProcessors | None = None) -> None:
         self._repo = repository
         self._schemas = schemas
         self._types = types
+        self._triggered = triggered
+
+    async def _room_for_triggers(self, owner_id: str) -> None:
+        """422 when the user already has ``MAX_TRIGGERED_PROCESSORS`` processors with triggers. Two
+        registrations at once may both pass; the dispatcher then heeds only the first ones by id."""
+        if self._triggered is not None and await self._triggered.triggered_processors(owner_id) >= \
+                MAX_TRIGGERED_PROCESSORS:
+            raise invalid("/triggers", f"a user has at most {MAX_TRIGGERED_PROCESSORS} processors with triggers: "
+                                       "remove the triggers of one, or delete one, first")
 
     def handlers(self) -> dict[type, Handler]:
         return {RegisterProcessor: self.register, UpdateProcessor: self.update, DeleteProcessor: self.delete}
@@ -96,6 +120,8 @@ class ProcessorHandlers:
         await self._check_config(cmd.type, cmd.config)
         limits = check_limits(cmd.limits)  # 422 before any lookup
         triggers = await self._triggers(ctx, cmd.triggers)
+        if triggers:
+            await self._room_for_triggers(owner_id)
         input_id, output_id = await self._schema(cmd.input_schema), await self._schema(cmd.output_schema)
         return await self._repo.execute(
             Processor,
@@ -111,6 +137,8 @@ class ProcessorHandlers:
             if cmd.config is not None:
                 await self._check_config(processor.type, cmd.config)
             triggers = await self._triggers(ctx, cmd.triggers) if cmd.triggers is not None else None
+            if triggers and not processor.triggers:
+                await self._room_for_triggers(processor.owner_id)
             processor.update(cmd.config, triggers, cmd.limits)
             return processor
 

@@ -30,6 +30,10 @@ MAX_NAME = 200
 TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_TRIGGERS = 16
+MAX_TRIGGERED_PROCESSORS = 16
+"""Processors with triggers one user may have. One blob change requests a job of each that matches,
+and each of the (at most 16, the chain's budget) outputs one of each other, refused or not: with P
+of them that is P + 16·(P − 1) jobs for one write, through the one dispatcher every user shares."""
 TRIGGER_EVENTS = ("blob.created", "blob.updated")
 MAX_SCHEMA_ID = 200
 

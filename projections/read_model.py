@@ -105,6 +105,10 @@ class ReadModel(Protocol):
         """The owner's processors, oldest first; at most ``PAGE_BYTES`` of configs a page."""
         ...
 
+    async def triggered_processors(self, owner_id: str) -> int:
+        """How many processors of the owner have triggers (deleted ones are gone)."""
+        ...
+
     async def job(self, job_id: str) -> JobOut | None: ...
 
     async def jobs(self, owner_id: str, processor_id: str | None, status: str | None, limit: int,

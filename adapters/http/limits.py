@@ -10,6 +10,16 @@ from adapters.http.login_guard import KnownAddresses, LoginGuard, Marks
 from adapters.http.ratelimit import Counters, Limiter, LocalLimiter, SharedLimiter
 
 
+def user_key(user_id: str) -> str:
+    """The key a user's requests are counted under on ``Limiters.user``."""
+    return f"user:{user_id}"
+
+
+def written_key(user_id: str) -> str:
+    """The key a user's written bytes are counted under on ``Limiters.written``."""
+    return f"written:{user_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Limiters:
     """Per user (valid token), per client address (everything else), the login guard, and how many
@@ -26,6 +36,14 @@ class Limiters:
     events_per_request: int = 100
     """What a user's request may read from the log (events) for the price of one request on ``user``;
     each further this many cost one more (``adapters.http.middleware``)."""
+
+    async def bill_requests(self, user_id: str, count: int) -> None:
+        """Work done for the user outside their requests (jobs their blob changes triggered), as requests."""
+        await self.user.bill(user_key(user_id), count)
+
+    async def bill_written(self, user_id: str, size: int) -> None:
+        """Bytes written to the log for the user outside their requests (job outputs, migrated blobs)."""
+        await self.written.bill(written_key(user_id), size)
 
 
 @dataclass(frozen=True, slots=True)

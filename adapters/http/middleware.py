@@ -14,6 +14,7 @@ from adapters.http.api import ACTOR_KEY, TRACEPARENT_KEY
 from adapters.http.keys import API, LIMITERS, METRICS, TOKENS, TRACING
 from adapters.telemetry.tracing import current_trace_id, current_traceparent, extract
 from adapters.http.errors import RateLimited, TokenExpired, Unauthorized
+from adapters.http.limits import user_key, written_key
 from adapters.work import metered
 
 log = structlog.get_logger("inkstream.http")
@@ -112,7 +113,7 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
             failure = exc
     if user is not None:
         request[ACTOR_KEY] = user
-        wait = (await limiters.user.take(f"user:{user}")).wait if request.path.startswith("/v1") else 0.0
+        wait = (await limiters.user.take(user_key(user))).wait if request.path.startswith("/v1") else 0.0
     elif request.path.startswith("/v1") or failure is not None:
         wait = (await limiters.anonymous.take(f"addr:{request.remote}")).wait
     else:
@@ -142,7 +143,7 @@ async def _metered(request: web.Request, handler: Any, user: str) -> web.StreamR
             limiters = request.app[LIMITERS]
             extra = (work.events - 1) // limiters.events_per_request
             if extra > 0:
-                await limiters.user.charge(f"user:{user}", extra)
+                await limiters.user.charge(user_key(user), extra)
 
 
 async def _charge_written(request: web.Request, user: str) -> None:
@@ -152,6 +153,6 @@ async def _charge_written(request: web.Request, user: str) -> None:
     bodies (register, login) are small and limited per address."""
     size = len(await request.read())
     if size:
-        grant = await request.app[LIMITERS].written.take(f"written:{user}", size)
+        grant = await request.app[LIMITERS].written.take(written_key(user), size)
         if grant.wait > 0:
             raise RateLimited("too many bytes written: slow down", retry_after=grant.wait)

@@ -130,6 +130,11 @@ class Limiter(Protocol):
         """Spend ``cost`` for work already done, allowed or not: later ``take``s pay for it."""
         ...
 
+    async def bill(self, key: str, cost: int) -> None:
+        """``charge`` for work a process did on the key's behalf outside its requests (the job
+        runner, the trigger dispatcher): every process's ``take``s pay for it at once."""
+        ...
+
 
 class Counters(Protocol):
     """Counters every API process sees (``adapters.jetstream.shared_limits.JetStreamCounters``)."""
@@ -164,6 +169,9 @@ class LocalLimiter:
             self.bucket.spend(key, cost, now=self._clock())
 
     async def charge(self, key: str, cost: int) -> None:
+        self.charge_now(key, cost)
+
+    async def bill(self, key: str, cost: int) -> None:
         self.charge_now(key, cost)
 
 
@@ -269,6 +277,21 @@ class SharedLimiter:
         it in every process, until the sliding window has left it behind."""
         if cost > 0:
             self.local.charge_now(key, cost)
+            self._owe(key, cost)
+
+    async def bill(self, key: str, cost: int) -> None:
+        """Added to the shared counter now (one round trip): a charge owed here would reach it only with
+        the key's next request to this process, and a job runner or a trigger dispatcher serves none. If
+        the counters do not answer, it is owed like a ``charge``."""
+        if cost <= 0:
+            return
+        self.local.charge_now(key, cost)
+        counter = self._counter(key, int(self._clock() // self.window))
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._counters.add(counter, cost)
+        except Exception as exc:  # noqa: BLE001 - the counters are unreachable: owed, like a fallback's requests
+            log.warning("ratelimit.bill_owed", limit=self.name, error=type(exc).__name__)
             self._owe(key, cost)
 
     async def refund(self, grant: Grant) -> None:

@@ -57,6 +57,7 @@ from adapters.postgres.pool import connect
 from adapters.shared_log import SharedLog
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing, extract
+from adapters.work import Bill, billed
 from commands.bus import CommandBus
 from commands.jobs import POLICY_ACTOR, TRIGGER_ACTOR, CancelUnfinishedJobs, RequestTriggeredJob
 from commands.ports import Unavailable
@@ -65,7 +66,7 @@ from domain.base import EventCodec
 from domain.blob import Blob
 from domain.ids import new_id
 from domain.job import MAX_CHAIN_JOBS, OVER_BUDGET, budget_left, split_budget
-from domain.processor import Processor
+from domain.processor import MAX_TRIGGERED_PROCESSORS, Processor
 from domain.recorded import Recorded
 
 log = structlog.get_logger("inkstream.triggers")
@@ -112,12 +113,15 @@ class TriggerDispatcher:
         *,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        bill: Bill | None = None,
     ) -> None:
         self._bus = bus
         self._repo = repository
         self._codec = codec
         self._metrics = metrics
         self._tracing = tracing
+        self._bill = bill
+        self._warned: set[str] = set()
         self._processors: dict[str, Processor] = {}
         self._by_owner: dict[str, set[str]] = {}
         self.position = 0  # the last event seen
@@ -200,9 +204,21 @@ class TriggerDispatcher:
         # matching processor of this one event.
         for processor, share in zip(matched, shares):
             await self._request(processor, record, on, depth, OVER_BUDGET if share is None else share)
+        # charged to the writer as requests: the one dispatcher every user shares records these one by
+        # one, and a change that fans out into many jobs costs everyone else's triggers that much waiting
+        await billed(self._bill, blob["owner_id"], len(matched), "triggered jobs")
 
     def _candidates(self, owner_id: str) -> list[Processor]:
-        return [self._processors[p] for p in sorted(self._by_owner.get(owner_id, ()))]
+        """The owner's processors with triggers, by id: the first ``MAX_TRIGGERED_PROCESSORS`` (a user may
+        register no more, though two registrations at once may both have passed the count)."""
+        owned = sorted(self._by_owner.get(owner_id, ()))
+        if len(owned) > MAX_TRIGGERED_PROCESSORS:
+            if owner_id not in self._warned:  # once per owner and start, not with every blob change
+                self._warned.add(owner_id)
+                log.warning("triggers.too_many_processors", owner_id=owner_id, processors=len(owned),
+                            heeded=MAX_TRIGGERED_PROCESSORS, ignored=owned[MAX_TRIGGERED_PROCESSORS:][:20])
+            owned = owned[:MAX_TRIGGERED_PROCESSORS]
+        return [self._processors[p] for p in owned]
 
     async def _request(self, processor: Processor, record: Recorded, on: str, depth: int, budget: int) -> None:
         self.actions += 1

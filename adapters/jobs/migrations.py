@@ -36,6 +36,7 @@ from typing import Any
 import structlog
 
 from adapters.telemetry.metrics import Metrics
+from adapters.work import Bill, billed
 
 from commands.migrations import (
     Chain,
@@ -55,6 +56,7 @@ from commands.repository import Context
 from commands.schemas import MIGRATE_FUNCTION
 from domain.blob import Blob
 from domain.errors import ConcurrencyError, DomainError, NotFound, ValidationFailed
+from domain.limits import encoded_size
 from domain.migration import PENDING, REVERTING, RUNNING, Migration, migration_error
 
 log = structlog.get_logger("inkstream.migrations")
@@ -99,8 +101,10 @@ class MigrationExecutor:
     ``"let_go"`` or ``"nak"``)."""
 
     def __init__(self, reads: MigrationReads, sandbox: Sandbox, record: Record, durably: Durably,
-                 options: MigrationOptions | None = None, metrics: Metrics | None = None) -> None:
+                 options: MigrationOptions | None = None, metrics: Metrics | None = None, *,
+                 bill_written: Bill | None = None) -> None:
         self._metrics = metrics
+        self._bill_written = bill_written
         self._reads = reads
         self._sandbox = sandbox
         self._record = record
@@ -262,6 +266,11 @@ class MigrationExecutor:
             out.changes.append([blob.id_str, blob.version, saved.aggregate.version])
 
         await asyncio.gather(*(write(b, d) for b, d in ready))
+        # what the run wrote counts against its owner's written bytes, as bodies would (one request
+        # migrates thousands of blobs, and a transform may grow each to the blob limit)
+        landed = {change[0] for change in out.changes}
+        written = sum(encoded_size(data) for blob, data in ready if blob.id_str in landed)
+        await billed(self._bill_written, run.owner_id, written, "migrated blobs")
         return out
 
     @staticmethod

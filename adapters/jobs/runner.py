@@ -71,6 +71,7 @@ from adapters.processors.base import Output, ProcessorFailure, ProcessorType, Ru
 from adapters.processors.catalog import ProcessorCatalog
 from adapters.telemetry.metrics import Metrics
 from adapters.telemetry.tracing import Tracing, extract
+from adapters.work import Bill, billed
 from commands.bus import CommandBus
 from commands.job_runs import (
     CompleteJob,
@@ -90,6 +91,7 @@ from commands.repository import Context
 from domain.errors import DomainError, FieldError, ValidationFailed
 from domain.ids import new_id
 from domain.job import CANCELLED, MAX_CHAIN_JOBS, MAX_DEPTH, RUNNING, Job, job_error
+from domain.limits import encoded_size
 from domain.processor import Processor
 
 log = structlog.get_logger("inkstream.jobs")
@@ -202,8 +204,10 @@ class JobRunner:
         migrations: MigrationReads | None = None,
         sandbox: Sandbox | None = None,
         migration_options: MigrationOptions | None = None,
+        bill_written: Bill | None = None,
     ) -> None:
         self._nc = nc
+        self._bill_written = bill_written
         self._js = nc.jetstream()
         self._bus = bus
         self._runs = reads
@@ -225,7 +229,8 @@ class JobRunner:
         self.failed = 0
         self._migrations = (
             MigrationExecutor(migrations, sandbox, self._record_in, self._durably,
-                              migration_options or MigrationOptions(ack_wait=self._options.ack_wait), metrics)
+                              migration_options or MigrationOptions(ack_wait=self._options.ack_wait), metrics,
+                              bill_written=bill_written)
             if migrations is not None and sandbox is not None else None
         )
 
@@ -602,6 +607,9 @@ class JobRunner:
     ) -> tuple[Outcome, float]:
         blob = await self._record(WriteOutput(job, processor, output.data))
         blob_id = blob.aggregate.id_str
+        # what the output adds to the log counts against its owner's written bytes, as a body would: a
+        # 100-byte job request may write half a megabyte
+        await billed(self._bill_written, job.owner_id, encoded_size(output.data), "job output")
         try:
             await self._record(CompleteJob(job.id_str, attempt, blob_id, output.engine))
         except DomainError:

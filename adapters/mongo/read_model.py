@@ -412,6 +412,10 @@ class MongoReadModel:
             return await self._weighed("jobs", keys, _JOB_WEIGHT, _NEWEST, limit, session, _job, _time_key)
 
     @_reachable
+    async def triggered_processors(self, owner_id: str) -> int:
+        return await self._db.processors.count_documents({"owner_id": owner_id, "triggers": {"$ne": []}, **LIVE})
+
+    @_reachable
     async def job_ids(self, processor_id: str, statuses: tuple[str, ...]) -> list[str]:
         docs = await self._find("jobs", {"processor_id": processor_id, "status": {"$in": list(statuses)}}, _OLDEST,
                                 0, {"_id": 1})

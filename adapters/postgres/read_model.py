@@ -433,6 +433,10 @@ class PostgresReadModel:
         rows = await self._conn.fetch(_PROCESSOR_PAGE, limit + 1, PAGE_BYTES, owner_id, at, last_id)
         return _weighed_page(rows, _processor, _time_key)
 
+    async def triggered_processors(self, owner_id: str) -> int:
+        return await self._conn.fetchval(
+            "SELECT count(*) FROM processors WHERE owner_id = $1 AND triggers <> '[]'::jsonb", owner_id)
+
     async def job(self, job_id: str) -> JobOut | None:
         return await self._one("jobs", job_id, _ONE_JOB, _job)
 

@@ -152,7 +152,7 @@ def bootstrap(
         BucketHandlers(repo, reads),
         BlobHandlers(repo, schemas, sandbox, limits),
         BookHandlers(repo, limits),
-        ProcessorHandlers(repo, schemas, processor_types),
+        ProcessorHandlers(repo, schemas, processor_types, reads),
         JobHandlers(repo, processor_types, reads),
         JobRunHandlers(repo, schemas, limits),
         MigrationHandlers(repo, schemas, reads, limits),

@@ -46,10 +46,11 @@ def start_job_workers(
                        metrics=services.metrics, tracing=services.tracing, elsewhere=services.reads.model,
                        migrations=services.migration_reads, sandbox=sandbox,
                        migration_options=MigrationOptions(batch_size=settings.migration_batch_size,
-                                                          ack_wait=settings.job_ack_wait_seconds))
+                                                          ack_wait=settings.job_ack_wait_seconds),
+                       bill_written=services.limiters.bill_written)
     dispatcher = DispatcherLoop(
         TriggerDispatcher(services.bus, services.repo, services.codec, metrics=services.metrics,
-                          tracing=services.tracing),
+                          tracing=services.tracing, bill=services.limiters.bill_requests),
         shared_log, database_url, batch_size=settings.projector_batch_size,
     )  # fmt: skip
     tasks = [asyncio.create_task(runner.run(), name="job-runner"),

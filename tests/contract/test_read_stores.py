@@ -150,6 +150,7 @@ def _calls(world: World) -> list[tuple[str, Callable[[ReadModel], Awaitable[Any]
     for jid in made.jobs:
         calls.append((f"job {jid}", lambda m, jid=jid: m.job(jid)))
     calls.append(("running_job_ids", lambda m: m.running_job_ids(owner)))
+    calls.append(("triggered_processors", lambda m: m.triggered_processors(owner)))
     for bid in [*made.books, *made.deleted_books]:
         calls.append((f"book {bid}", lambda m, bid=bid: m.book(bid)))
     for limit in (1, 2, 500):
@@ -277,6 +278,7 @@ async def test_what_was_deleted_is_gone_and_what_was_emptied_is_empty(world: Wor
         assert await model.bucket(bucket) is None and await model.bucket_is_empty(bucket)
     for book in made.deleted_books:
         assert await model.book(book) is None
+    assert await model.triggered_processors(world.owner) == 1, "the live one with triggers; the deleted one is gone"
     assert not await model.bucket_is_empty(made.buckets["root"])  # has children
     assert not await model.bucket_is_empty(made.buckets["loose"])  # holds blobs
     novel = {b.id for b in (await model.blobs(world.owner, made.buckets["novel"], None, 500, None)).items}

@@ -122,11 +122,17 @@ async def studio_workload(ink: InkstreamClient) -> Made:
     failing = await ink.register_processor(f"fails-{name}", "js-transform",
                                            {"source": "function process(d) { throw new Error('no'); }"},
                                            limits={"max_attempts": 1})
+    # triggers on a bucket nothing is filed into: counted (``triggered_processors``), never fired
+    quiet = await ink.create_bucket(f"quiet-{name}", "folder")
+    watching = await ink.register_processor(f"watching-{name}", "js-transform",
+                                            {"source": "function process(d) { return d; }"},
+                                            triggers=[{"on": "blob.created", "bucket_id": quiet.id}])
     dropped = await ink.register_processor(f"dropped-{name}", "js-transform",
-                                           {"source": "function process(d) { return d; }"})
+                                           {"source": "function process(d) { return d; }"},
+                                           triggers=[{"on": "blob.updated", "bucket_id": quiet.id}])
     await ink.update_processor(upper.id, limits={"timeout_seconds": 20})
     await ink.delete_processor(dropped.id)
-    made.processors, made.deleted_processors = [upper.id, failing.id], [dropped.id]
+    made.processors, made.deleted_processors = [upper.id, failing.id, watching.id], [dropped.id]
     jobs = [await ink.request_job(upper.id, made.blobs[i]) for i in range(3)]
     jobs.append(await ink.request_job(failing.id, made.blobs[0]))
     for job in jobs:

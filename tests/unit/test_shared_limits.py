@@ -232,3 +232,22 @@ def test_a_local_bucket_goes_into_debt_of_at_most_one_burst_and_refills_out_of_i
     assert 10.0 < wait <= 10.02  # (1 + 1000) / 100
     clock.now += wait  # type: ignore[attr-defined]
     assert limiter.take_now("ada").allowed
+
+
+async def test_work_billed_by_a_process_that_serves_none_of_the_keys_requests_holds_it_back_at_once() -> None:
+    """The job runner and the trigger dispatcher bill a user for work done outside their requests: no
+    next request of that user in their process would carry an owed charge, so a bill goes to the
+    shared counter at once, and is owed only while the counters are down."""
+    clock, counters = Clock(), MemoryCounters()
+    api, worker = processes(2, rate=100, burst=1000, counters=counters, clock=clock)
+    assert (await api.take("ada")).allowed
+    adds = counters.adds
+    await worker.bill("ada", 1500)
+    assert counters.adds == adds + 1, "one round trip"
+    assert not (await api.take("ada")).allowed, "the API process refuses at once"
+    assert (await api.take("grace")).allowed
+    counters.down = True
+    await worker.bill("bob", 1500)  # lost to the counters: owed by the worker, and logged
+    assert worker._owed["bob"][0] == 1500
+    await worker.bill("bob", 0)
+    assert worker._owed["bob"][0] == 1500, "nothing billed, nothing owed"

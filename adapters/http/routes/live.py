@@ -36,6 +36,7 @@ from adapters.http.disconnect import request_gone
 from adapters.http.middleware import bearer
 from adapters.http.errors import BadRequest, RateLimited, TokenExpired, Unauthorized
 from adapters.http.keys import LIMITERS, LIVE, METRICS, TOKENS
+from adapters.http.limits import user_key
 from adapters.http.models_live import AuthIn, ClientMessage, EventsQuery, SubscribeIn, TopicIn
 from adapters.http.problems import KNOWN, kind_of
 from adapters.live.hub import LiveHub, Subscription
@@ -220,7 +221,7 @@ async def _read_ws(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub
                     return
                 outbox.offer(error_message(BadRequest("messages are JSON text")))
                 continue
-            wait = (await limiter.take(f"user:{outbox.user_id}")).wait
+            wait = (await limiter.take(user_key(outbox.user_id))).wait
             if wait > 0:
                 outbox.offer(error_message(RateLimited("too many messages, slow down", retry_after=wait)))
                 continue
