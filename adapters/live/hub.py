@@ -119,6 +119,51 @@ class LiveLimits:
     catch_up_stall_seconds: float = 10.0
     """The time, in all, a catch-up may wait for room in its connection's queue while it holds a
     turn; past it, its connection overflows (4408) as soon as another catch-up waits for a turn."""
+    catch_up_slice_seconds: float = 1.0
+    """How long a catch-up reads the log on one turn while another catch-up waits for one: then it
+    goes to the back of the line and goes on from where it was when its turn comes again."""
+
+
+class _Turn:
+    """A catch-up's turn of the process's ``CatchUpGate``, given up between two reads of the log once
+    it has been held ``slice`` seconds while another catch-up waits.
+
+    A catch-up holds its turn while it reads: one resuming an empty bucket from position 1 reads
+    every blob event of every user and pushes none, and so never waited for its client (what
+    ``_PutInTurn`` counts). Held for the whole scan, two users' such catch-ups, asked again in a
+    loop, kept every other user's resumes waiting for seconds.
+    """
+
+    def __init__(self, gate: CatchUpGate, user_id: str, slice_seconds: float) -> None:
+        self._gate = gate
+        self._user = user_id
+        self._slice = max(0.0, slice_seconds)
+        self._held = False
+        self._since = 0.0
+        self.given_way = 0
+
+    async def __aenter__(self) -> _Turn:
+        await self._take()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._held:
+            self._held = False
+            self._gate.release(self._user)
+
+    async def _take(self) -> None:
+        await self._gate.acquire(self._user)
+        self._held = True
+        self._since = asyncio.get_running_loop().time()
+
+    async def give_way(self) -> None:
+        """Between two reads of the log: past its slice, with another catch-up waiting, to the back of the line."""
+        if asyncio.get_running_loop().time() - self._since < self._slice or not self._gate.contended():
+            return
+        self._held = False
+        self._gate.release(self._user)  # granted to the first waiting, before this one asks again
+        self.given_way += 1
+        await self._take()
 
 
 class _PutInTurn:
@@ -330,15 +375,22 @@ class LiveHub:
         if not await outbox.put(Message("subscribed", {**topic_field(sub.topic), "position": sub.after}, sub.after)):
             return
         if sub.replay and sub.after + 1 <= sub.live_from - 1:
-            async with self.gate.turn(outbox.user_id):  # the log is read by a few catch-ups at a time
+            limits = self.limits
+            # the log is read by a few catch-ups at a time, each for a slice while others wait
+            async with _Turn(self.gate, outbox.user_id, limits.catch_up_slice_seconds) as turn:
                 if outbox.overflowed or outbox.closed:
                     return  # it went (or fell behind) while waiting for its turn
-                limits = self.limits
                 replay = Replay(self._store, self._codec, sub.topic, read_events=limits.catch_up_read_events,
                                 read_bytes=limits.catch_up_read_bytes, states_bytes=limits.catch_up_states_bytes,
                                 load=self._load)
+
+                async def between_reads() -> bool:
+                    await turn.give_way()
+                    return not (outbox.overflowed or outbox.closed)  # it may have gone while it waited
+
                 if not await replay.run(sub.after + 1, sub.live_from - 1,
-                                        _PutInTurn(outbox, self.gate, limits.catch_up_stall_seconds, sub.topic)):
+                                        _PutInTurn(outbox, self.gate, limits.catch_up_stall_seconds, sub.topic),
+                                        between_reads):
                     return
         self._go_live(sub)
 

@@ -154,11 +154,17 @@ class Replay:
         self.largest_read_bytes = 0
         """The most bytes one read of the log returned (what the reads are bounded by)."""
 
-    async def run(self, start: int, end: int, put: Callable[[Push], Awaitable[bool]]) -> bool:
+    async def run(self, start: int, end: int, put: Callable[[Push], Awaitable[bool]],
+                  between_reads: Callable[[], Awaitable[bool]] | None = None) -> bool:
         """Every push of the topic at ``start .. end``, in order, through ``put``; False when
-        ``put`` said stop (the connection went or overflowed)."""
+        ``put`` said stop (the connection went or overflowed), or ``between_reads`` did (asked
+        before each read of the log but the first: the hub gives its turn way there)."""
         kind, topic_id = self._topic
+        first = True
         while start <= end:
+            if not first and between_reads is not None and not await between_reads():
+                return False
+            first = False
             batch = await self._store.read_range(
                 "blob" if kind == BUCKET else kind, start, end,
                 aggregate_id=None if kind == BUCKET else topic_id,

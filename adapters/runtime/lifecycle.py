@@ -248,6 +248,7 @@ def live_limits(settings: Settings) -> LiveLimits:
         catch_up_read_bytes=settings.live_catch_up_read_bytes,
         catch_up_states_bytes=settings.live_catch_up_states_bytes,
         catch_up_stall_seconds=settings.live_catch_up_stall_seconds,
+        catch_up_slice_seconds=settings.live_catch_up_slice_seconds,
     )
 
 

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     # time a catch-up may wait, in all, for its connection to read while holding a turn (then 4408
     # as soon as another catch-up waits for a turn of the process)
     live_catch_up_stall_seconds: float = Field(default=10.0, ge=0)
+    live_catch_up_slice_seconds: float = Field(default=1.0, ge=0)
     ws_heartbeat_seconds: float = 20.0  # ping interval; no pong within half of it closes the connection
     ws_max_message_bytes: int = 64 * 1024  # a bigger client message closes the connection (1009)
     ws_auth_timeout_seconds: float = 10.0  # the first message (auth) must arrive within this

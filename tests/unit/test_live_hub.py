@@ -630,3 +630,40 @@ async def test_a_client_reading_a_trickle_gives_its_turn_way_too_once_someone_wa
         assert [m.type for m in await take(outbox, 2)] == ["subscribed", "caught_up"]
         assert slow.overflowed and await reading < 60  # cut before its replay ended: it resumes with since
         await asyncio.gather(slow_task, return_exceptions=True)
+
+
+async def test_a_catch_up_that_reads_much_and_pushes_nothing_gives_its_turn_way_to_one_waiting() -> None:
+    """Alice resumes an empty bucket from the start: she reads every blob event of everyone and pushes
+    none, so she never waits for her client. With one turn in the process, Carol's short resume used to
+    wait for Alice's whole scan; now Alice gives way after a slice and goes on after Carol."""
+    carol = new_id()
+    limits = LiveLimits(catch_ups_per_process=1, catch_up_read_events=50, catch_up_slice_seconds=0.0)
+    async with running(limits) as rig:
+        empty = await rig.new(Bucket, lambda: Bucket.create(ALICE, "empty", "folder", None))
+        for i in range(3_000):  # someone else's blobs: Alice's catch-up reads them all
+            await rig.new(Blob, lambda i=i: Blob.create(BOB, {"i": i}, None, None, []), BOB)
+        mine = await rig.new(Bucket, lambda: Bucket.create(carol, "mine", "folder", None), carol)
+        await rig.new(Blob, lambda: Blob.create(carol, {"n": 1}, None, None, [mine.aggregate.id_str]), carol)
+        async with asyncio.timeout(5):
+            while rig.hub.position <= rig.store.records[-1].position:
+                await asyncio.sleep(0.01)
+        finished: list[str] = []
+
+        async def resume(user: str, bucket_id: str, since: int) -> None:
+            outbox = rig.hub.connect(user, "test")
+            sub = await rig.hub.open(outbox, ("bucket", bucket_id), since)
+            await rig.hub.catch_up(sub)
+            messages = [m.type for m in await take(outbox, 2 if user == ALICE else 3)]
+            assert messages[-1] == "caught_up", messages
+            finished.append(user)
+
+        await rig.hub.gate.acquire("someone")  # the one turn is taken: Alice, then Carol, line up for it
+        alice = asyncio.create_task(resume(ALICE, empty.aggregate.id_str, empty.position))
+        carol_resumes = asyncio.create_task(resume(carol, mine.aggregate.id_str, mine.position - 1))
+        async with asyncio.timeout(5):
+            while rig.hub.gate.waiting < 2:
+                await asyncio.sleep(0.001)
+        rig.hub.gate.release("someone")
+        await asyncio.gather(alice, carol_resumes)
+        assert finished == [carol, ALICE], "Carol's resume went between two of Alice's reads"
+        assert rig.hub.gate.active == 0
