@@ -188,7 +188,8 @@ class JobRunHandlers:
             existing = await self._repo.get(Blob, str(blob_id))
             if existing is None or (existing.aggregate.source or {}).get("job_id") != job.id_str:
                 raise
-            return existing  # another runner of this run wrote it first: one output blob
+            # another attempt of this run wrote it first: one output blob, written (and charged) once
+            return Saved(existing.aggregate, existing.position, written=False)
 
     async def discard_output(self, cmd: DiscardOutput, ctx: Context) -> None:
         def decide(current: Blob | None) -> Blob:

@@ -239,6 +239,9 @@ class Context:
 class Saved(Generic[A]):
     aggregate: A
     position: int
+    written: bool = True
+    """False when a handler answers with what an earlier attempt already wrote (nothing was appended
+    now): what is charged for a write is charged once."""
 
 
 Decision = Callable[[Union[A, None]], Union[A, Awaitable[A]]]

@@ -40,9 +40,9 @@ from domain.limits import CEILINGS, MAX_EVENT_BYTES, Limits, encoded_size
 
 MAX_TITLE = 500
 MAX_CHAPTERS = CEILINGS["chapters_per_book"]
+"""The most chapters any setting allows (``Limits.chapters_per_book`` is the one in force)."""
 MISSING_NAMED = 20
 """Missing chapter ids a refused reorder names (a book may have thousands)."""
-"""The most chapters any setting allows (``Limits.chapters_per_book`` is the one in force)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,24 +62,30 @@ def _by_path(error: FieldError) -> tuple[str, str]:
     return (error.path, error.message)
 
 
+class Listed(list[FieldError]):
+    """Errors already sorted and cut to ``MAX_LISTED_ERRORS`` (a note included): kept as they are."""
+
+
 def listed(errors: list[FieldError], total: int | None = None) -> list[FieldError]:
     """``errors`` sorted by path, at most ``MAX_LISTED_ERRORS`` of them and a root note
     saying how many there were (``total``, when the caller counted more than it kept)."""
+    if isinstance(errors, Listed):
+        return errors
     count = len(errors) if total is None else total
     kept = sorted(errors, key=_by_path)
     if count <= MAX_LISTED_ERRORS and len(kept) <= MAX_LISTED_ERRORS:
-        return kept
+        return Listed(kept)
     note = FieldError("", f"{count} errors; only the first {MAX_LISTED_ERRORS} by path are listed")
-    return sorted([note, *kept[:MAX_LISTED_ERRORS]], key=_by_path)
+    return Listed(sorted([note, *kept[:MAX_LISTED_ERRORS]], key=_by_path))
 
 
 def cut_short(errors: list[FieldError]) -> list[FieldError]:
-    """What a check that stopped looking after ``MAX_LISTED_ERRORS + 1`` errors lists:
-    the ones it found, with a root note that there are more."""
+    """What a check that stopped looking after ``MAX_LISTED_ERRORS + 1`` errors lists: the first
+    ``MAX_LISTED_ERRORS`` it found, sorted by path, with a root note that there are more."""
     if len(errors) <= MAX_LISTED_ERRORS:
-        return sorted(errors, key=_by_path)
+        return Listed(sorted(errors, key=_by_path))
     note = FieldError("", f"more than {MAX_LISTED_ERRORS} errors; only {MAX_LISTED_ERRORS} of them are listed")
-    return sorted([note, *sorted(errors, key=_by_path)[:MAX_LISTED_ERRORS]], key=_by_path)
+    return Listed(sorted([note, *errors[:MAX_LISTED_ERRORS]], key=_by_path))
 
 
 class ValidationFailed(DomainError):
@@ -87,9 +93,7 @@ class ValidationFailed(DomainError):
     ``MAX_LISTED_ERRORS`` and a note)."""
 
     def __init__(self, reason: str = "", errors: list[FieldError] | None = None) -> None:
-        errors = errors or []
-        # a list already cut (its note included) is kept as it is
-        self.errors = sorted(errors, key=_by_path) if len(errors) <= MAX_LISTED_ERRORS + 1 else listed(errors)
+        self.errors = listed(errors or [])  # a list already cut (``Listed``, its note included) is kept
         super().__init__(reason)
 
 
@@ -127,7 +131,8 @@ def _scalar_problem(item: object) -> str | None:
 
 def storable_errors(value: object, path: str = "") -> list[FieldError]:
     """Where ``value`` holds what the log or the read models cannot store, sorted by path
-    (it stops looking after ``MAX_LISTED_ERRORS`` of them: see ``cut_short``).
+    (it stops looking after ``MAX_LISTED_ERRORS`` of them, which are then not the first by
+    path but the first it found: see ``cut_short``).
 
     PostgreSQL ``text`` and ``jsonb`` refuse NUL characters and the JSON
     encoder refuses lone surrogates, integers beyond 64 bits and containers
@@ -159,18 +164,21 @@ def storable_errors(value: object, path: str = "") -> list[FieldError]:
         elif depth > MAX_JSON_DEPTH:
             errors.append(FieldError(where(link), f"nested deeper than {MAX_JSON_DEPTH} levels"))
         else:
-            # pushed last to first, so the walk (and a list cut short) goes in document order
-            entries = (reversed(item.items()) if is_dict  # type: ignore[union-attr]
-                       else zip(range(len(item) - 1, -1, -1), reversed(item)))  # type: ignore[arg-type]
+            entries = item.items() if is_dict else enumerate(item)  # type: ignore[union-attr, arg-type]
+            bad_keys = False
             for key, sub in entries:
                 if is_dict and (not isinstance(key, str) or unstorable_reason(key) is not None):
-                    # The key cannot be part of a path that must itself be encodable.
-                    errors.append(FieldError(where(link), "keys must be strings without NUL characters or lone surrogates"))
+                    # The key cannot be part of a path that must itself be encodable: said once per object
+                    # (a thousand such keys must not fill the list and hide the rest of the document)
+                    if not bad_keys:
+                        bad_keys = True
+                        errors.append(FieldError(where(link), "keys must be strings without NUL characters or "
+                                                              "lone surrogates"))
                 elif sub is None or sub is True or sub is False:
                     continue  # always storable: no need to visit it
                 else:
                     stack.append((sub, depth + 1, (link, key)))
-    return cut_short(list(set(errors)))
+    return cut_short(errors)
 
 
 def ensure_storable(value: object, path: str, what: str) -> None:

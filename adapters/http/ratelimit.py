@@ -281,16 +281,23 @@ class SharedLimiter:
 
     async def bill(self, key: str, cost: int) -> None:
         """Added to the shared counter now (one round trip): a charge owed here would reach it only with
-        the key's next request to this process, and a job runner or a trigger dispatcher serves none. If
-        the counters do not answer, it is owed like a ``charge``."""
+        the key's next request to this process, and a job runner or a trigger dispatcher serves none.
+
+        While the counters do not answer (and for a second after, like ``take``) it is owed like a
+        ``charge`` instead, without waiting: a process that serves none of the key's requests then
+        never pays it, which is the price of never holding the work it bills for back."""
         if cost <= 0:
             return
         self.local.charge_now(key, cost)
+        if time.monotonic() < self._broken_until:
+            self._owe(key, cost)
+            return
         counter = self._counter(key, int(self._clock() // self.window))
         try:
             async with asyncio.timeout(self._timeout):
                 await self._counters.add(counter, cost)
         except Exception as exc:  # noqa: BLE001 - the counters are unreachable: owed, like a fallback's requests
+            self._broken_until = time.monotonic() + 1.0
             log.warning("ratelimit.bill_owed", limit=self.name, error=type(exc).__name__)
             self._owe(key, cost)
 

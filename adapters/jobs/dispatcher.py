@@ -202,11 +202,13 @@ class TriggerDispatcher:
         # Every match gets its one job, as the contract says; those left out of the budget are recorded
         # refused (their owner sees why), fail without running, and so trigger nothing: at most one per
         # matching processor of this one event.
+        recorded = 0
         for processor, share in zip(matched, shares):
-            await self._request(processor, record, on, depth, OVER_BUDGET if share is None else share)
+            recorded += await self._request(processor, record, on, depth, OVER_BUDGET if share is None else share)
         # charged to the writer as requests: the one dispatcher every user shares records these one by
         # one, and a change that fans out into many jobs costs everyone else's triggers that much waiting
-        await billed(self._bill, blob["owner_id"], len(matched), "triggered jobs")
+        # (only jobs recorded now: an event read again after a restart requests, and costs, nothing new)
+        await billed(self._bill, blob["owner_id"], recorded, "triggered jobs")
 
     def _candidates(self, owner_id: str) -> list[Processor]:
         """The owner's processors with triggers, by id: the first ``MAX_TRIGGERED_PROCESSORS`` (a user may
@@ -220,7 +222,8 @@ class TriggerDispatcher:
             owned = owned[:MAX_TRIGGERED_PROCESSORS]
         return [self._processors[p] for p in owned]
 
-    async def _request(self, processor: Processor, record: Recorded, on: str, depth: int, budget: int) -> None:
+    async def _request(self, processor: Processor, record: Recorded, on: str, depth: int, budget: int) -> bool:
+        """Whether a job was recorded now (not already, by an earlier reading of the event)."""
         self.actions += 1
         trigger = {"on": on, "blob_id": record.aggregate_id, "position": record.position}
         parent = extract({"traceparent": record.traceparent or ""})
@@ -229,10 +232,12 @@ class TriggerDispatcher:
                                       depth, record.position, budget)
         with span if span is not None else contextlib.nullcontext():
             saved = await self._bus.handle(command, Context(TRIGGER_ACTOR, new_id(), record.traceparent))
-        if saved is not None:
-            self.requested += 1
-            if self._metrics is not None:
-                self._metrics.jobs.labels(processor.type, "pending").inc()
+        if saved is None:
+            return False
+        self.requested += 1
+        if self._metrics is not None:
+            self._metrics.jobs.labels(processor.type, "pending").inc()
+        return True
 
 
 def _lock_key(name: str) -> int:

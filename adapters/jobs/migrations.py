@@ -352,6 +352,8 @@ class MigrationExecutor:
             skipped.append(blob_id)
             return
         reverted.append(blob_id)
+        # a revert writes every blob back: one request, so it is charged like the run's writes
+        await billed(self._bill_written, run.owner_id, encoded_size(previous.data), "reverted blobs")
 
 
 def _age(run: Migration) -> float:

@@ -609,7 +609,8 @@ class JobRunner:
         blob_id = blob.aggregate.id_str
         # what the output adds to the log counts against its owner's written bytes, as a body would: a
         # 100-byte job request may write half a megabyte
-        await billed(self._bill_written, job.owner_id, encoded_size(output.data), "job output")
+        if blob.written:
+            await billed(self._bill_written, job.owner_id, encoded_size(output.data), "job output")
         try:
             await self._record(CompleteJob(job.id_str, attempt, blob_id, output.engine))
         except DomainError:

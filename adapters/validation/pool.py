@@ -40,7 +40,7 @@ import structlog
 
 from adapters.validation.worker import frame
 from commands.ports import Unavailable
-from domain.errors import FieldError, ValidationFailed
+from domain.errors import FieldError, Listed, ValidationFailed
 
 log = structlog.get_logger("inkstream.validation")
 
@@ -53,7 +53,8 @@ ATTEMPTS = 3
 
 
 def _field_errors(pairs: list[list[str]]) -> list[FieldError]:
-    return [FieldError(path, message) for path, message in pairs]
+    """The worker's errors, already sorted and cut to ``MAX_LISTED_ERRORS`` with its note."""
+    return Listed(FieldError(path, message) for path, message in pairs)
 
 
 def _stopped(reason: str) -> ValidationFailed:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.http.json_depth import nests_deeper_than
+from domain.errors import MAX_LISTED_ERRORS, storable_errors
 
 tricky = st.text(st.sampled_from('[]{}"\\/ax\n\u00e9'), max_size=8)
 values = st.recursive(
@@ -35,3 +36,9 @@ def test_the_measure_on_bytes_is_the_depth_of_the_value(value: Any, limit: int) 
 def test_brackets_inside_strings_are_not_nesting() -> None:
     assert not nests_deeper_than(orjson.dumps({"a": "[" * 100 + '\\"{' * 100}), 1)
     assert nests_deeper_than(b"[" * 65 + b"]" * 65, 64) and not nests_deeper_than(b"[" * 64 + b"]" * 64, 64)
+
+
+def test_a_thousand_bad_keys_in_one_object_are_one_error_and_hide_nothing_else() -> None:
+    """A review's case: 1,001 NUL keys filled the list, so the other problems went unreported."""
+    value = {"a": {f"k{i}\x00": 1 for i in range(MAX_LISTED_ERRORS + 1)}, "b": "\x00", "c": 2**70}
+    assert [e.path for e in storable_errors(value, "/data")] == ["/data/a", "/data/b", "/data/c"]

@@ -251,3 +251,7 @@ async def test_work_billed_by_a_process_that_serves_none_of_the_keys_requests_ho
     assert worker._owed["bob"][0] == 1500
     await worker.bill("bob", 0)
     assert worker._owed["bob"][0] == 1500, "nothing billed, nothing owed"
+    counters.down = False
+    adds = counters.adds
+    await worker.bill("cy", 10)  # within a second of the failure: owed at once, no call that may hang
+    assert counters.adds == adds and worker._owed["cy"][0] == 10

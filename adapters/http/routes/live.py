@@ -240,7 +240,8 @@ def _handle(raw: str, hub: LiveHub, outbox: Outbox, pending: dict[Topic, asyncio
     if message.type == "subscribe":
         data = _parse(message.data, SubscribeIn)
         topic = parse_topic(data)
-        if topic not in pending:  # a subscribe still catching up is not started twice
+        running = pending.get(topic)
+        if running is None or running.done():  # a subscribe still catching up is not started twice
             task = asyncio.create_task(_subscribe(hub, outbox, topic, data.since))
             pending[topic] = task
             # forgotten once done: subscribes to ids that do not exist used to stay, 900 bytes each, for the

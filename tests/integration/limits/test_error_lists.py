@@ -100,7 +100,7 @@ async def test_a_megabyte_of_values_the_domain_refuses_lists_a_thousand_and_says
     (status, raw), stall_too = await worst_stall(sent(http, "POST", "/v1/blobs", ink, nuls))
     errors = brief(status, raw, 422)["errors"]
     assert len(errors) == MAX_LISTED_ERRORS + 1 and errors[0]["message"].startswith("more than 1000 errors")
-    assert {"path": "/data/0", "message": "must not contain NUL characters"} in errors
+    assert all(e["message"] == "must not contain NUL characters" for e in errors[1:])
     assert max(stall, stall_too) < 1.0, f"the server was held {max(stall, stall_too):.2f} s"
     assert (await ink.list_blobs()).items == [] and (await ink.get_book(book.id)).version == book.version
 

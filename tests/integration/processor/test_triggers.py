@@ -49,7 +49,12 @@ async def test_each_matching_event_requests_exactly_one_job_and_others_none(
 
     # the same events read again (a restart, a redelivery) request nothing new
     services = system.services
-    replay = TriggerDispatcher(services.bus, services.repo, services.codec)
+    bills: list[tuple[str, int]] = []
+
+    async def bill(user_id: str, jobs: int) -> None:
+        bills.append((user_id, jobs))
+
+    replay = TriggerDispatcher(services.bus, services.repo, services.codec, bill=bill)
     last = await services.store.last_position()
     records = []
     async for record in services.store.read_all(1):
@@ -58,6 +63,7 @@ async def test_each_matching_event_requests_exactly_one_job_and_others_none(
             break
     await replay.handle(records)
     assert replay.requested == 0
+    assert bills == [], "and charges nothing again"
     assert len(await jobs_of(ink, created)) == 2 and len(await jobs_of(ink, updated)) == 2
 
 
