@@ -264,4 +264,4 @@ class JobReads:
         return await self._at_version(Blob, blob_id, version)
 
     async def validate_output(self, schema_id: str, data: Any) -> list[FieldError]:
-        return await self._schemas.check(await self._schemas.resolve(schema_id), data)
+        return await self._schemas.problems(await self._schemas.resolve(schema_id), data)

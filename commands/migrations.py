@@ -272,7 +272,7 @@ class MigrationReads:
             check_data(data, self._limits, "the migrated data")
         except ValidationFailed as exc:
             return list(exc.errors) or [FieldError("", exc.reason)]
-        return await self._schemas.check(target, data)
+        return await self._schemas.problems(target, data)
 
     async def last_position(self) -> int:
         return await self._repo.last_position()

@@ -110,7 +110,12 @@ class SchemaRegistry:
         return saved.aggregate.migration_path(from_version, to_version) if saved is not None else None
 
     async def check(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
-        """What keeps ``data`` from ``resolved``, a validation that could not finish included.
+        """What keeps ``data`` from ``resolved``; ``ValidationFailed`` (a 422) when it cannot be
+        validated at all (over its budget, out of memory, a schema that cannot be used)."""
+        return await self._validator.validate(resolved.id, resolved.entry.schema, data)
+
+    async def problems(self, resolved: ResolvedSchema, data: Any) -> list[FieldError]:
+        """``check``, a validation that could not finish included among the errors.
 
         The background writers (job outputs, migration runs) ask this of one
         document among many: a document whose validation ran over its budget or
@@ -118,12 +123,12 @@ class SchemaRegistry:
         stop comes back as its error instead of an exception.
         """
         try:
-            return await self._validator.validate(resolved.id, resolved.entry.schema, data)
+            return await self.check(resolved, data)
         except ValidationFailed as exc:
             return list(exc.errors) or [FieldError("", exc.reason)]
 
     async def ensure_valid(self, resolved: ResolvedSchema, data: Any, what: str = "data") -> None:
-        errors = await self._validator.validate(resolved.id, resolved.entry.schema, data)
+        errors = await self.check(resolved, data)
         if errors:
             raise ValidationFailed(f"{what} does not satisfy schema {resolved.id}", errors)
 
