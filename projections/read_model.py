@@ -122,7 +122,8 @@ class ReadModel(Protocol):
         ...
 
     async def running_job_ids(self, owner_id: str) -> set[str]:
-        """A user's running jobs (every runner's): the runners' fairness count."""
+        """A user's running jobs and migration runs (running or reverting), every runner's: the runners'
+        count of what one user holds at once (a migration run holds a slot as a job does)."""
         ...
 
 

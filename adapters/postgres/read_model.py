@@ -455,7 +455,10 @@ class PostgresReadModel:
         return [r["id"] for r in rows]
 
     async def running_job_ids(self, owner_id: str) -> set[str]:
-        rows = await self._conn.fetch("SELECT id FROM jobs WHERE owner_id = $1 AND status = 'running'", owner_id)
+        rows = await self._conn.fetch(
+            "SELECT id FROM jobs WHERE owner_id = $1 AND status = 'running'"
+            " UNION ALL SELECT id FROM migrations WHERE owner_id = $1 AND status IN ('running', 'reverting')",
+            owner_id)
         return {r["id"] for r in rows}
 
     async def migration(self, migration_id: str) -> MigrationOut | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from adapters.client import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from tests.integration.migration.helpers import PROFILE_V1, profile_schema, profiles, this_year
 from tests.support.sdk import SignUp, fails
+from tests.support.system import RunningSystem
 
 # Fails some inputs on purpose, each in its own way: by age.
 TROUBLESOME = """
@@ -90,6 +92,33 @@ async def test_a_blob_whose_check_runs_over_the_validation_budget_fails_alone(si
     slow = await ink.get_blob(blobs[1].id)
     assert (slow.schema_id, slow.version, slow.data) == (blobs[1].schema_id, blobs[1].version, blobs[1].data)
     assert (await ink.get_blob(blobs[2].id)).data == {"name": "Person 2"}
+
+
+SLOW = "function migrate(d) { var end = Date.now() + 150; while (Date.now() < end) {} return d; }"
+
+
+async def test_a_running_migration_counts_among_its_owners_running_work(sign_up: SignUp,
+                                                                        system: RunningSystem) -> None:
+    """Every runner counts what a user runs at once (``job_max_running_per_user``) from the read model:
+    a migration run holds a slot as a job does, so it is counted there too (it was not, and a user's
+    runs held slots on every runner past the per-user limit)."""
+    ink = await sign_up("slots")
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    await ink.register_schema(name, "1.0.0", PROFILE_V1)
+    await ink.register_schema(name, "2.0.0", PROFILE_V1, {"from_version": "1.0.0", "transform": SLOW})
+    await profiles(ink, name, 12)  # about 2 s of transforms
+    run = await ink.request_migration(f"{name}@2.0.0", "1.0.0", dry_run=True)
+    assert ink.user_id is not None
+    seen = False
+    async with asyncio.timeout(30):
+        while not seen:
+            seen = run.id in await system.services.reads.model.running_job_ids(ink.user_id)
+            if (await ink.get_migration(run.id)).status in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.05)
+    assert seen, "the run was never counted while it ran"
+    done = await ink.wait_for_migration(run.id, timeout=60)
+    assert done.status == "completed" and run.id not in await system.services.reads.model.running_job_ids(ink.user_id)
 
 
 async def test_a_run_within_a_bucket_moves_the_blobs_of_its_tree_only(sign_up: SignUp) -> None:
