@@ -95,13 +95,14 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
     under which users, addresses and accounts are counted."""
     key = hashlib.sha256(b"inkstream shared limits\x00" + secret.encode()).digest()
 
-    def limiter(name: str, rate: float, burst: float) -> SharedLimiter:
-        return SharedLimiter(name, rate, burst, counters, key, timeout=timeout)
+    def limiter(name: str, rate: float, burst: float, *, remember_refusals: bool = False) -> SharedLimiter:
+        return SharedLimiter(name, rate, burst, counters, key, timeout=timeout, remember_refusals=remember_refusals)
 
     per_pair, per_account = s.login_failures_per_minute, s.login_account_failures_per_minute
     return Limiters(
-        user=limiter("user", s.rate_per_second, s.burst),
-        anonymous=limiter("anonymous", s.anonymous_rate_per_second, s.anonymous_burst),
+        # requests of one each, never refunded: a refusal holds until its Retry-After in each process
+        user=limiter("user", s.rate_per_second, s.burst, remember_refusals=True),
+        anonymous=limiter("anonymous", s.anonymous_rate_per_second, s.anonymous_burst, remember_refusals=True),
         written=limiter("written", s.write_bytes_per_second, s.write_bytes_burst),
         login=LoginGuard(
             limiter("login-pair", per_pair / 60.0, per_pair),

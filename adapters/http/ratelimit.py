@@ -194,6 +194,7 @@ class SharedLimiter:
         clock: Callable[[], float] = time.time,
         fallback: LocalLimiter | None = None,
         max_cached: int = 100_000,
+        remember_refusals: bool = False,
     ) -> None:
         self.name = name
         self.burst = float(burst)
@@ -211,6 +212,10 @@ class SharedLimiter:
         # were charged after the fact (``charge``), per key: added to the shared counter with the key's
         # next request, so a recovery hands out no fresh burst and a charge costs no round trip.
         self._owed: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (amount, when last owed)
+        self._refused: OrderedDict[str, float] = OrderedDict()  # key -> until when (clock) it is refused
+        self._remember_refusals = remember_refusals
+        """For limits whose takes all cost about the same and are never refunded (requests): a key
+        refused is refused here until its wait is over, without asking the counters again."""
         self.fallbacks = 0
         """Requests this process decided on its own because the counters did not answer in time (stricter
         than the shared limit, never looser: an add that timed out may have landed and is owed again)."""
@@ -244,6 +249,15 @@ class SharedLimiter:
         return grant
 
     async def take(self, key: str, cost: int = 1) -> Grant:
+        until = self._refused.get(key)
+        if until is not None:
+            # Refused a moment ago: refused here until then, without asking the counters. Each refusal
+            # took two round trips to NATS, so a client sending tiny WebSocket frames (or requests) as
+            # fast as it could made this process hammer the counters for it.
+            left = until - self._clock()
+            if left > 0:
+                return Grant(left)
+            del self._refused[key]
         if time.monotonic() < self._broken_until:
             self.fallbacks += 1
             return self._take_locally(key, cost)
@@ -269,7 +283,13 @@ class SharedLimiter:
             self.local.take_now(key, cost)
             return Grant(0.0, counter, cost, shared=True)
         await self._give_back(counter, cost)
-        return Grant(self._wait(previous, current, cost, elapsed))
+        wait = self._wait(previous, current, cost, elapsed)
+        if self._remember_refusals:
+            self._refused[key] = self._clock() + wait
+            self._refused.move_to_end(key)
+            if len(self._refused) > self._max_cached:
+                self._refused.popitem(last=False)
+        return Grant(wait)
 
     async def charge(self, key: str, cost: int) -> None:
         """Spent on the process's own bucket now, and owed to the shared counter: it goes with the key's

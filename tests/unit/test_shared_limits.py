@@ -255,3 +255,21 @@ async def test_work_billed_by_a_process_that_serves_none_of_the_keys_requests_ho
     adds = counters.adds
     await worker.bill("cy", 10)  # within a second of the failure: owed at once, no call that may hang
     assert counters.adds == adds and worker._owed["cy"][0] == 10
+
+
+async def test_a_refused_key_is_refused_by_the_process_until_its_wait_without_asking_the_counters() -> None:
+    """A flood of tiny WebSocket messages (or requests) past the limit made two round trips to the
+    counters each: the refusal is now remembered until its Retry-After."""
+    clock, counters = Clock(), MemoryCounters()
+    one = SharedLimiter("user", 10, 5, counters, b"k", clock=clock, remember_refusals=True)
+    for _ in range(5):
+        assert (await one.take("ada")).allowed
+    refused = await one.take("ada")
+    assert not refused.allowed
+    adds = counters.adds
+    for _ in range(1000):
+        assert not (await one.take("ada")).allowed
+    assert counters.adds == adds, "no round trip while it is known to be refused"
+    assert (await one.take("grace")).allowed
+    clock.now += refused.wait + 1e-6
+    assert (await one.take("ada")).allowed, "and asked again once the wait is over"
