@@ -237,6 +237,8 @@ def live_limits(settings: Settings) -> LiveLimits:
         max_subscriptions_per_user=settings.live_max_subscriptions_per_user,
         heartbeat_seconds=settings.ws_heartbeat_seconds,
         max_message_bytes=settings.ws_max_message_bytes,
+        frames_per_second=settings.ws_frames_per_second,
+        frames_burst=settings.ws_frames_burst,
         auth_timeout_seconds=settings.ws_auth_timeout_seconds,
         keepalive_seconds=settings.sse_keepalive_seconds,
         queue_bytes=settings.live_queue_bytes,

@@ -37,6 +37,7 @@ from adapters.http.middleware import bearer
 from adapters.http.errors import BadRequest, RateLimited, TokenExpired, Unauthorized
 from adapters.http.keys import LIMITERS, LIVE, METRICS, TOKENS
 from adapters.http.limits import user_key
+from adapters.http.ratelimit import TokenBucketLimiter
 from adapters.http.models_live import AuthIn, ClientMessage, EventsQuery, SubscribeIn, TopicIn
 from adapters.http.problems import KNOWN, kind_of
 from adapters.live.hub import LiveHub, Subscription
@@ -48,6 +49,8 @@ from projections.pushes import BUCKET, JOB, MIGRATION, Topic
 log = structlog.get_logger("inkstream.live")
 
 UNAUTHENTICATED, TOO_SLOW, TOO_MANY = 4401, 4408, 4429
+AUTH_PINGS = 10
+"""Pings or pongs answered before the first message must be ``auth``."""
 
 
 def error_message(exc: Exception, topic: Topic | None = None) -> Message:
@@ -91,7 +94,10 @@ def parse_topic(data: TopicIn) -> Topic:
 async def websocket(request: web.Request) -> web.StreamResponse:
     hub, metrics = request.app[LIVE], request.app[METRICS]
     limits = hub.limits
-    ws = web.WebSocketResponse(heartbeat=limits.heartbeat_seconds, max_msg_size=limits.max_message_bytes)
+    # pings are answered here (``autoping=False``), within the connection's frame budget; the heartbeat
+    # still sees every frame the client sends
+    ws = web.WebSocketResponse(heartbeat=limits.heartbeat_seconds, max_msg_size=limits.max_message_bytes,
+                               autoping=False)
     if not ws.can_prepare(request).ok:
         raise BadRequest("/ws speaks WebSocket: send an Upgrade request")
     await ws.prepare(request)
@@ -123,6 +129,12 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse,
     try:
         async with asyncio.timeout(hub.limits.auth_timeout_seconds):
             first = await ws.receive()
+            for _ in range(AUTH_PINGS):  # a client library's keep-alive may come first
+                if first.type not in (WSMsgType.PING, WSMsgType.PONG):
+                    break
+                if first.type == WSMsgType.PING:
+                    await ws.pong(first.data)
+                first = await ws.receive()
     except TimeoutError:
         await _refuse(ws, Unauthorized("authentication required: send auth first"), UNAUTHENTICATED)
         return None
@@ -213,9 +225,21 @@ async def _write_ws(ws: web.WebSocketResponse, outbox: Outbox, metrics: Metrics)
 
 async def _read_ws(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub, outbox: Outbox) -> None:
     limiter = request.app[LIMITERS].user
+    frames = TokenBucketLimiter(hub.limits.frames_per_second, hub.limits.frames_burst, max_keys=1)
     pending: dict[Topic, asyncio.Task[None]] = {}
     try:
         async for frame in ws:
+            wait = frames.take("frames")
+            if wait > 0:
+                too_many = RateLimited(f"too many frames: at most {hub.limits.frames_per_second:g} a second",
+                                       retry_after=wait)
+                await _refuse(ws, too_many, TOO_MANY)
+                return
+            if frame.type == WSMsgType.PING:
+                await ws.pong(frame.data)
+                continue
+            if frame.type == WSMsgType.PONG:
+                continue
             if frame.type != WSMsgType.TEXT:
                 if frame.type == WSMsgType.ERROR:
                     return

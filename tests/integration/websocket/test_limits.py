@@ -170,3 +170,22 @@ async def test_sse_sends_keep_alive_comments_and_metrics_count_pushes(
     async with http.get(small.base_url + "/metrics") as metrics:
         text = await metrics.text()
     assert re.search(r'^live_pushes_total\{transport="sse",type="blob.created"\} [1-9]', text, re.M), text[-2000:]
+
+
+async def test_pings_are_answered_and_a_flood_of_frames_closes_with_4429(
+    small: RunningSystem, http: aiohttp.ClientSession, author: InkstreamClient
+) -> None:
+    """Pings used to be answered unseen and without bound: a flood of tiny frames from one connection
+    kept the event loop busy for everyone. Any frame now counts against the connection's budget."""
+    live = await Live.open(http, small.base_url, author.token, autoping=False)
+    await live.ws.ping(b"hello")
+    async with asyncio.timeout(5):
+        pong = await live.ws.receive()
+    assert (pong.type, pong.data) == (aiohttp.WSMsgType.PONG, b"hello")
+    for _ in range(1_000):  # past the default burst of 200 frames
+        await live.ws.ping(b"")
+    code, seen = await live.closed()
+    assert code == 4429, (code, seen)
+    assert seen and seen[-1]["type"] == "error" and "too many frames" in orjson.dumps(seen[-1]).decode(), seen
+    again = await Live.open(http, small.base_url, author.token)  # the user is not held: a new connection works
+    await again.ws.close()
