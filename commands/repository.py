@@ -289,6 +289,10 @@ class Kept:
             _, (_, _, dropped) = self._entries.popitem(last=False)
             self.bytes -= dropped
 
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
     def drop(self, key: Key) -> tuple[InkAggregate, int, int] | None:
         """Take the entry out (and answer it)."""
         entry = self._entries.pop(key, None)

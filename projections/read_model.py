@@ -122,8 +122,10 @@ class ReadModel(Protocol):
         ...
 
     async def running_job_ids(self, owner_id: str) -> set[str]:
-        """A user's running jobs and migration runs (running or reverting), every runner's: the runners'
-        count of what one user holds at once (a migration run holds a slot as a job does)."""
+        """A user's running jobs and migration runs, every runner's: the runners' count of what one user
+        holds at once (a run holds a slot as a job does). Not reverts: their status says ``reverting``
+        from the moment one is asked for, while it still waits in a queue, and counted they would
+        hold the user's slots before they run."""
         ...
 
 

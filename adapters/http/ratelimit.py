@@ -179,6 +179,10 @@ def keyed_hash(secret: bytes, key: str) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+REMEMBERED_REFUSAL_SECONDS = 1.0
+"""The longest a process refuses a key on its own after the counters refused it."""
+
+
 class SharedLimiter:
     """``rate`` per second with bursts of ``burst``, over every process that shares ``counters``."""
 
@@ -195,6 +199,7 @@ class SharedLimiter:
         fallback: LocalLimiter | None = None,
         max_cached: int = 100_000,
         remember_refusals: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.burst = float(burst)
@@ -212,8 +217,9 @@ class SharedLimiter:
         # were charged after the fact (``charge``), per key: added to the shared counter with the key's
         # next request, so a recovery hands out no fresh burst and a charge costs no round trip.
         self._owed: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (amount, when last owed)
-        self._refused: OrderedDict[str, float] = OrderedDict()  # key -> until when (clock) it is refused
+        self._refused: OrderedDict[str, float] = OrderedDict()  # key -> until when (monotonic) it is refused
         self._remember_refusals = remember_refusals
+        self._monotonic = monotonic
         """For limits whose takes all cost about the same and are never refunded (requests): a key
         refused is refused here until its wait is over, without asking the counters again."""
         self.fallbacks = 0
@@ -254,7 +260,7 @@ class SharedLimiter:
             # Refused a moment ago: refused here until then, without asking the counters. Each refusal
             # took two round trips to NATS, so a client sending tiny WebSocket frames (or requests) as
             # fast as it could made this process hammer the counters for it.
-            left = until - self._clock()
+            left = until - self._monotonic()
             if left > 0:
                 return Grant(left)
             del self._refused[key]
@@ -285,7 +291,9 @@ class SharedLimiter:
         await self._give_back(counter, cost)
         wait = self._wait(previous, current, cost, elapsed)
         if self._remember_refusals:
-            self._refused[key] = self._clock() + wait
+            # at most a second: the wait assumes nothing else is spent, and other requests in flight
+            # (added, not yet given back) may make it longer than the counters will soon say
+            self._refused[key] = self._monotonic() + min(wait, REMEMBERED_REFUSAL_SECONDS)
             self._refused.move_to_end(key)
             if len(self._refused) > self._max_cached:
                 self._refused.popitem(last=False)

@@ -162,10 +162,12 @@ class _Turn:
         self._held = True
         self._since = asyncio.get_running_loop().time()
 
+    def due(self) -> bool:
+        """Whether it should give way now: held past its slice, with another catch-up waiting."""
+        return asyncio.get_running_loop().time() - self._since >= self._slice and self._gate.contended()
+
     async def give_way(self) -> None:
-        """Between two reads of the log: past its slice, with another catch-up waiting, to the back of the line."""
-        if asyncio.get_running_loop().time() - self._since < self._slice or not self._gate.contended():
-            return
+        """To the back of the line, and back when its turn comes again."""
         self._held = False
         self._gate.release(self._user)  # granted to the first waiting, before this one asks again
         self.given_way += 1
@@ -391,7 +393,9 @@ class LiveHub:
                                 load=self._load)
 
                 async def between_reads() -> bool:
-                    await turn.give_way()
+                    if turn.due():
+                        replay.forget()  # a catch-up waiting for its turn holds nothing
+                        await turn.give_way()
                     return not (outbox.overflowed or outbox.closed)  # it may have gone while it waited
 
                 if not await replay.run(sub.after + 1, sub.live_from - 1,

@@ -15,6 +15,9 @@ built from them) and CPU for as long as it lasts. So:
   that has waited, in all, ``catch_up_stall_seconds`` for room in its
   connection's queue while holding its turn overflows its connection as soon
   as another catch-up waits for a turn of the process (``LiveHub.catch_up``).
+  Nor by one that reads much and pushes little: past ``catch_up_slice_seconds``
+  with another catch-up waiting, it lets go of its states (``Replay.forget``)
+  and of its turn between two reads, and waits for the next (``hub._Turn``).
 * **Bounded reads.** The log is read through the subject filter in batches of
   at most ``read_events`` events and about ``read_bytes`` bytes (the batch
   stops after the event that reaches it), each batch let go before the next.
@@ -136,6 +139,9 @@ class _Outside:
     def discard(self, blob_id: str) -> None:
         self._ids.pop(blob_id, None)
 
+    def clear(self) -> None:
+        self._ids.clear()
+
 
 class Replay:
     """The pushes of one topic between two positions, read from the log (see the module's docstring)."""
@@ -153,6 +159,13 @@ class Replay:
         """Events of blobs outside the bucket passed over without a state."""
         self.largest_read_bytes = 0
         """The most bytes one read of the log returned (what the reads are bounded by)."""
+
+    def forget(self) -> None:
+        """Let go of what it keeps to go faster (states, the ids known to be outside): both are read
+        from the log again as needed, so the replay stays exact. A catch-up does this before it waits
+        for another turn: it holds nothing while it waits, as before it had its first."""
+        self.states.clear()
+        self.outside.clear()
 
     async def run(self, start: int, end: int, put: Callable[[Push], Awaitable[bool]],
                   between_reads: Callable[[], Awaitable[bool]] | None = None) -> bool:

@@ -102,6 +102,10 @@ class AggregateStates:
         entry = self._cache.peek(key)
         return entry[0] if entry is not None else None
 
+    def clear(self) -> None:
+        """Hold nothing: every state is read from the log again when it is next needed."""
+        self._cache.clear()
+
     def forget(self, key: Key) -> None:
         """Hold this aggregate's state no longer (a catch-up's blob that is not in its bucket)."""
         self._cache.drop(key)

@@ -424,8 +424,7 @@ class MongoReadModel:
     @_reachable
     async def running_job_ids(self, owner_id: str) -> set[str]:
         docs = await self._find("jobs", {"owner_id": owner_id, "status": "running"}, _OLDEST, 0, {"_id": 1})
-        runs = await self._find("migrations", {"owner_id": owner_id, "status": {"$in": ["running", "reverting"]}},
-                                _OLDEST, 0, {"_id": 1})
+        runs = await self._find("migrations", {"owner_id": owner_id, "status": "running"}, _OLDEST, 0, {"_id": 1})
         return {d["_id"] for d in docs} | {d["_id"] for d in runs}
 
     @_reachable

@@ -457,7 +457,7 @@ class PostgresReadModel:
     async def running_job_ids(self, owner_id: str) -> set[str]:
         rows = await self._conn.fetch(
             "SELECT id FROM jobs WHERE owner_id = $1 AND status = 'running'"
-            " UNION ALL SELECT id FROM migrations WHERE owner_id = $1 AND status IN ('running', 'reverting')",
+            " UNION ALL SELECT id FROM migrations WHERE owner_id = $1 AND status = 'running'",
             owner_id)
         return {r["id"] for r in rows}
 

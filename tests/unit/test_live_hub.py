@@ -632,16 +632,22 @@ async def test_a_client_reading_a_trickle_gives_its_turn_way_too_once_someone_wa
         await asyncio.gather(slow_task, return_exceptions=True)
 
 
-async def test_a_catch_up_that_reads_much_and_pushes_nothing_gives_its_turn_way_to_one_waiting() -> None:
-    """Alice resumes an empty bucket from the start: she reads every blob event of everyone and pushes
-    none, so she never waits for her client. With one turn in the process, Carol's short resume used to
+async def test_a_catch_up_that_reads_much_and_pushes_little_gives_its_turn_way_to_one_waiting() -> None:
+    """Alice resumes a bucket of one blob from the start: she reads every blob event of everyone and
+    pushes three, so she hardly waits for her client. With one turn in the process, Carol's short resume used to
     wait for Alice's whole scan; now Alice gives way after a slice and goes on after Carol."""
     carol = new_id()
     limits = LiveLimits(catch_ups_per_process=1, catch_up_read_events=50, catch_up_slice_seconds=0.0)
     async with running(limits) as rig:
         empty = await rig.new(Bucket, lambda: Bucket.create(ALICE, "empty", "folder", None))
+        # one blob of hers, changed between thousands of someone else's: what her catch-up keeps of it is
+        # let go each time she gives way, and read from the log again
+        draft = await rig.new(Blob, lambda: Blob.create(ALICE, {"v": 0}, None, None, [empty.aggregate.id_str]))
+        draft_id = draft.aggregate.id_str
         for i in range(3_000):  # someone else's blobs: Alice's catch-up reads them all
             await rig.new(Blob, lambda i=i: Blob.create(BOB, {"i": i}, None, None, []), BOB)
+            if i in (1_000, 2_000):
+                await rig.change(Blob, draft_id, lambda b, i=i: b.update({"v": i}))
         mine = await rig.new(Bucket, lambda: Bucket.create(carol, "mine", "folder", None), carol)
         await rig.new(Blob, lambda: Blob.create(carol, {"n": 1}, None, None, [mine.aggregate.id_str]), carol)
         async with asyncio.timeout(5):
@@ -653,8 +659,12 @@ async def test_a_catch_up_that_reads_much_and_pushes_nothing_gives_its_turn_way_
             outbox = rig.hub.connect(user, "test")
             sub = await rig.hub.open(outbox, ("bucket", bucket_id), since)
             await rig.hub.catch_up(sub)
-            messages = [m.type for m in await take(outbox, 2 if user == ALICE else 3)]
-            assert messages[-1] == "caught_up", messages
+            messages = await take(outbox, 5 if user == ALICE else 3)
+            assert messages[-1].type == "caught_up", messages
+            if user == ALICE:  # every change of her blob, once, in order, with its data then
+                pushes = [(m.type, m.data["blob"]["data"]) for m in messages[1:-1]]
+                assert pushes == [("blob.created", {"v": 0}), ("blob.updated", {"v": 1000}),
+                                  ("blob.updated", {"v": 2000})], pushes
             finished.append(user)
 
         await rig.hub.gate.acquire("someone")  # the one turn is taken: Alice, then Carol, line up for it
