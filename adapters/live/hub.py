@@ -101,8 +101,8 @@ class LiveLimits:
     heartbeat_seconds: float = 20.0
     max_message_bytes: int = 64 * 1024
     frames_per_second: float = 100.0
-    """Frames of any kind (text, binary, ping, pong) one ``/ws`` connection may send, after a burst of
-    ``frames_burst``; past them it is closed, 4429. Text messages also count against the user's
+    """Frames other than text messages (ping, pong, binary) one ``/ws`` connection may send, after a
+    burst of ``frames_burst``; past them it is closed, 4429. Text messages count against the user's
     request limit (each past it is answered with an error), but pings were answered by the server
     unseen and unbounded, and a flood of tiny frames cost the event loop more than its client."""
     frames_burst: int = 200

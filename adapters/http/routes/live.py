@@ -229,7 +229,9 @@ async def _read_ws(request: web.Request, ws: web.WebSocketResponse, hub: LiveHub
     pending: dict[Topic, asyncio.Task[None]] = {}
     try:
         async for frame in ws:
-            wait = frames.take("frames")
+            # text messages count against the user's request limit (and are answered, with an error past
+            # it); every other frame (pings above all, which aiohttp answered unseen) against this budget
+            wait = frames.take("frames") if frame.type != WSMsgType.TEXT else 0.0
             if wait > 0:
                 too_many = RateLimited(f"too many frames: at most {hub.limits.frames_per_second:g} a second",
                                        retry_after=wait)
