@@ -66,6 +66,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from adapters.cancellation import raise_if_cancelling
+from adapters.jobs.memory import MemoryBudget
 from adapters.jobs.migrations import MIGRATION_EVENTS, MigrationExecutor, MigrationOptions
 from adapters.processors.base import Output, ProcessorFailure, ProcessorType, RunContext
 from adapters.processors.catalog import ProcessorCatalog
@@ -139,6 +140,8 @@ class RunnerOptions:
     watch_interval: float = 0.5
     elsewhere_ttl: float = 0.5
     shutdown_grace: float = 5.0
+    memory_budget_mb: int = 2048
+    """The memory limits (``max_memory_mb``) of the jobs running at once, summed (``jobs/memory.py``)."""
     stream: str = "INK"
     consumer: str = "jobs"
 
@@ -217,6 +220,7 @@ class JobRunner:
         self._tracing = tracing
         self._elsewhere = elsewhere
         self._fair = _Fairness()
+        self._memory = MemoryBudget(self._options.memory_budget_mb)
         self._running: dict[str, _Running] = {}
         self._recently_done: dict[str, float] = {}
         self._elsewhere_cache: dict[str, tuple[float, set[str]]] = {}
@@ -279,6 +283,7 @@ class JobRunner:
         for work in list(self._fair):
             await self._reply(work.msg, Outcome.NAK, 0)  # back to the consumer, for another runner
         self._fair = _Fairness()
+        self._memory = MemoryBudget(self._options.memory_budget_mb)
 
     # -- intake ------------------------------------------------------------------------------------
 
@@ -564,10 +569,17 @@ class JobRunner:
         async def validate(document: Any) -> list[FieldError]:
             return [] if schema is None else await self._runs.validate_output(schema, document)
 
-        ctx = RunContext(job.id_str, attempt, timeout, int(processor.limits["max_memory_mb"]), schema, validate)
+        memory_mb = int(processor.limits["max_memory_mb"])
+        ctx = RunContext(job.id_str, attempt, timeout, memory_mb, schema, validate)
+        async with self._memory.reserve(memory_mb):  # waiting for room does not count against its time
+            return await self._run_within(job, attempt, kind, processor.config, data, ctx)
+
+    async def _run_within(self, job: Job, attempt: int, kind: ProcessorType, config: dict[str, Any], data: Any,
+                          ctx: RunContext) -> Output:
+        timeout = ctx.timeout_seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout + 0.5  # the sandbox's own limit, when it has one, reports first
-        task = asyncio.create_task(kind.run(processor.config, data, ctx))
+        task = asyncio.create_task(kind.run(config, data, ctx))
         try:
             while True:
                 left = deadline - loop.time()

@@ -41,6 +41,7 @@ def start_job_workers(
         ack_wait=settings.job_ack_wait_seconds,
         retry_backoff=settings.job_retry_backoff_seconds,
         retry_backoff_max=settings.job_retry_backoff_max_seconds,
+        memory_budget_mb=settings.job_memory_budget_mb,
     )
     runner = JobRunner(nc, services.bus, services.job_reads, services.processor_types, options,
                        metrics=services.metrics, tracing=services.tracing, elsewhere=services.reads.model,

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     job_concurrency: int = Field(default=8, ge=1, le=256)
     job_max_running_per_user: int = Field(default=4, ge=1)
+    # the memory limits of the jobs one runner runs at once, summed: a job waits for room (jobs/memory.py)
+    job_memory_budget_mb: int = Field(default=2048, ge=16)
     job_ack_wait_seconds: float = Field(default=30.0, ge=1)
     job_retry_backoff_seconds: float = Field(default=1.0, ge=0)
     job_retry_backoff_max_seconds: float = Field(default=60.0, ge=0)

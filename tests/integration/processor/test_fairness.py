@@ -67,3 +67,22 @@ async def test_registrations_answer_while_every_job_worker_runs_a_long_job(datab
         assert registered
         assert await running(), "the registration answered only once the long job had ended"
         await attacker.cancel_job(job.id)
+
+
+async def test_jobs_run_at_once_only_as_far_as_their_memory_limits_fit_the_runners_budget(database: Database) -> None:
+    """Counted by number alone, jobs of 1 GB each could ask one runner's host for tens of GB. With a
+    budget of 1,024 MB, two such jobs run one after the other."""
+    async with isolated_system(database, job_concurrency=4, job_memory_budget_mb=1024) as (system, _):
+        ink = await user(system, "hungry")
+        timed = "function process(d) { var t0 = Date.now(); while (Date.now() < t0 + d.ms) {} return {t0: t0, t1: Date.now()}; }"
+        big = await js_processor(ink, timed, limits={"max_memory_mb": 1024})
+        small = await js_processor(ink, SLOW, limits={"max_memory_mb": 16})
+        blob = await ink.create_blob({"ms": 400})
+        first, second = [await ink.request_job(big, blob.id) for _ in range(2)]
+        done = [await ink.wait_for_job(j.id, timeout=60) for j in (first, second)]
+        assert [d.status for d in done] == ["completed", "completed"]
+        runs = sorted([(await ink.get_blob(d.output_blob_id)).data for d in done], key=lambda r: r["t0"])
+        assert runs[1]["t0"] >= runs[0]["t1"], f"the second ran beside the first: {runs}"
+        blob_small = await ink.create_blob({"ms": 10})  # and the budget is all given back
+        assert (await ink.wait_for_job((await ink.request_job(small, blob_small.id)).id, timeout=30)).status \
+            == "completed"
