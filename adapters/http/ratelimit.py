@@ -217,11 +217,12 @@ class SharedLimiter:
         # were charged after the fact (``charge``), per key: added to the shared counter with the key's
         # next request, so a recovery hands out no fresh burst and a charge costs no round trip.
         self._owed: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (amount, when last owed)
-        self._refused: OrderedDict[str, float] = OrderedDict()  # key -> until when (monotonic) it is refused
+        # key -> (until when it is refused without asking, until when its wait lasts), monotonic
+        self._refused: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._remember_refusals = remember_refusals
-        self._monotonic = monotonic
         """For limits whose takes all cost about the same and are never refunded (requests): a key
-        refused is refused here until its wait is over, without asking the counters again."""
+        refused is refused here for a while (a second at most) without asking the counters again."""
+        self._monotonic = monotonic
         self.fallbacks = 0
         """Requests this process decided on its own because the counters did not answer in time (stricter
         than the shared limit, never looser: an add that timed out may have landed and is owed again)."""
@@ -260,9 +261,10 @@ class SharedLimiter:
             # Refused a moment ago: refused here until then, without asking the counters. Each refusal
             # took two round trips to NATS, so a client sending tiny WebSocket frames (or requests) as
             # fast as it could made this process hammer the counters for it.
-            left = until - self._monotonic()
-            if left > 0:
-                return Grant(left)
+            recheck, until_paid = until
+            now = self._monotonic()
+            if now < recheck:
+                return Grant(until_paid - now)
             del self._refused[key]
         if time.monotonic() < self._broken_until:
             self.fallbacks += 1
@@ -293,7 +295,8 @@ class SharedLimiter:
         if self._remember_refusals:
             # at most a second: the wait assumes nothing else is spent, and other requests in flight
             # (added, not yet given back) may make it longer than the counters will soon say
-            self._refused[key] = self._monotonic() + min(wait, REMEMBERED_REFUSAL_SECONDS)
+            now = self._monotonic()
+            self._refused[key] = (now + min(wait, REMEMBERED_REFUSAL_SECONDS), now + wait)
             self._refused.move_to_end(key)
             if len(self._refused) > self._max_cached:
                 self._refused.popitem(last=False)

@@ -571,8 +571,29 @@ class JobRunner:
 
         memory_mb = int(processor.limits["max_memory_mb"])
         ctx = RunContext(job.id_str, attempt, timeout, memory_mb, schema, validate)
-        async with self._memory.reserve(memory_mb):  # waiting for room does not count against its time
+        # a sandboxed run waits for room in the runner's memory budget (not against its time limit),
+        # watching for a cancel or a takeover meanwhile as it does while it runs
+        held = await self._room_for(job, attempt, memory_mb) if getattr(kind, "sandboxed", False) else 0
+        try:
             return await self._run_within(job, attempt, kind, processor.config, data, ctx)
+        finally:
+            if held:
+                self._memory.release(job.owner_id, held)
+
+    async def _room_for(self, job: Job, attempt: int, memory_mb: int) -> int:
+        acquiring = asyncio.create_task(self._memory.acquire(job.owner_id, memory_mb))
+        try:
+            while True:
+                done, _ = await asyncio.wait({acquiring}, timeout=self._options.watch_interval)
+                if acquiring in done:
+                    return acquiring.result()
+                await self._check_still_ours(job.id_str, attempt)
+        except BaseException:
+            acquiring.cancel()
+            await asyncio.gather(acquiring, return_exceptions=True)
+            if not acquiring.cancelled() and acquiring.exception() is None:
+                self._memory.release(job.owner_id, acquiring.result())  # granted just as it gave up
+            raise
 
     async def _run_within(self, job: Job, attempt: int, kind: ProcessorType, config: dict[str, Any], data: Any,
                           ctx: RunContext) -> Output:

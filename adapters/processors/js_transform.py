@@ -27,6 +27,9 @@ MAX_SOURCE = 100_000
 
 class JsTransform:
     name = "js-transform"
+    sandboxed = True
+    """Runs in a sandbox worker of its own, up to its memory limit: it waits for room in the runner's
+    memory budget (``adapters/jobs/memory.py``). Types without it take none."""
 
     def __init__(self, sandbox: Sandbox, checks: Sandbox | None = None) -> None:
         self._sandbox = sandbox

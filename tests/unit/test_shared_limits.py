@@ -265,10 +265,11 @@ async def test_a_refused_key_is_refused_by_the_process_until_its_wait_without_as
     for _ in range(5):
         assert (await one.take("ada")).allowed
     refused = await one.take("ada")
-    assert not refused.allowed
+    assert not refused.allowed and refused.wait > 1.0
     adds = counters.adds
     for _ in range(1000):
-        assert not (await one.take("ada")).allowed
+        again = await one.take("ada")
+        assert not again.allowed and again.wait == refused.wait, "the same Retry-After, not a shorter one"
     assert counters.adds == adds, "no round trip while it is known to be refused"
     assert (await one.take("grace")).allowed
     clock.now += 1.0 + 1e-6  # remembered for a second at most (the wait here is longer)
