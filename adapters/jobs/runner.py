@@ -283,7 +283,6 @@ class JobRunner:
         for work in list(self._fair):
             await self._reply(work.msg, Outcome.NAK, 0)  # back to the consumer, for another runner
         self._fair = _Fairness()
-        self._memory = MemoryBudget(self._options.memory_budget_mb)
 
     # -- intake ------------------------------------------------------------------------------------
 
