@@ -241,7 +241,9 @@ class Saved(Generic[A]):
     position: int
     written: bool = True
     """False when a handler answers with what an earlier attempt already wrote (nothing was appended
-    now): what is charged for a write is charged once."""
+    now): what is charged for a write is charged once. Only ``WriteOutput``'s handler sets it; the
+    repository's own answers (a replayed command, a read) leave it True, so a caller that bills on it
+    must be one whose retries are never billed (the job runner's are not)."""
 
 
 Decision = Callable[[Union[A, None]], Union[A, Awaitable[A]]]

@@ -66,11 +66,18 @@ class Listed(list[FieldError]):
     """Errors already sorted and cut to ``MAX_LISTED_ERRORS`` (a note included): kept as they are."""
 
 
+def _is_note(error: FieldError) -> bool:
+    return error.path == "" and (error.message.startswith(f"more than {MAX_LISTED_ERRORS} errors;")
+                                 or error.message.endswith(f"only the first {MAX_LISTED_ERRORS} by path are listed"))
+
+
 def listed(errors: list[FieldError], total: int | None = None) -> list[FieldError]:
     """``errors`` sorted by path, at most ``MAX_LISTED_ERRORS`` of them and a root note
     saying how many there were (``total``, when the caller counted more than it kept)."""
     if isinstance(errors, Listed):
         return errors
+    if any(_is_note(e) for e in errors):  # a list already cut, joined to others: one note, "more than"
+        return cut_short([e for e in errors if not _is_note(e)], more=True)
     count = len(errors) if total is None else total
     kept = sorted(errors, key=_by_path)
     if count <= MAX_LISTED_ERRORS and len(kept) <= MAX_LISTED_ERRORS:
@@ -79,13 +86,15 @@ def listed(errors: list[FieldError], total: int | None = None) -> list[FieldErro
     return Listed(sorted([note, *kept[:MAX_LISTED_ERRORS]], key=_by_path))
 
 
-def cut_short(errors: list[FieldError]) -> list[FieldError]:
+def cut_short(errors: list[FieldError], *, more: bool = False) -> list[FieldError]:
     """What a check that stopped looking after ``MAX_LISTED_ERRORS + 1`` errors lists: the first
-    ``MAX_LISTED_ERRORS`` it found, sorted by path, with a root note that there are more."""
-    if len(errors) <= MAX_LISTED_ERRORS:
+    ``MAX_LISTED_ERRORS`` it found, sorted by path, with a root note that there are more (``more``:
+    there are, however few are left here)."""
+    if len(errors) <= MAX_LISTED_ERRORS and not more:
         return Listed(sorted(errors, key=_by_path))
-    note = FieldError("", f"more than {MAX_LISTED_ERRORS} errors; only {MAX_LISTED_ERRORS} of them are listed")
-    return Listed(sorted([note, *errors[:MAX_LISTED_ERRORS]], key=_by_path))
+    kept = errors[:MAX_LISTED_ERRORS]
+    note = FieldError("", f"more than {MAX_LISTED_ERRORS} errors; only {len(kept)} of them are listed")
+    return Listed(sorted([note, *kept], key=_by_path))
 
 
 class ValidationFailed(DomainError):

@@ -112,8 +112,9 @@ def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     """The body's structural errors, sorted by path; past ``MAX_LISTED_ERRORS`` only their number.
 
     ``exc.errors()`` builds a dict per error: for 100,000 unknown keys in a
-    1 MiB body that alone held the loop for a fifth of a second, and lists of
-    scalars fail fast (``Field(fail_fast=True)``) for the same reason.
+    1 MiB body that alone held the loop for a fifth of a second, and the request
+    models' lists fail fast (``Field(fail_fast=True)``: the first wrong item only)
+    for the same reason.
     """
     count = exc.error_count()
     if count > MAX_LISTED_ERRORS:

@@ -269,8 +269,8 @@ class MigrationExecutor:
         # what the run wrote counts against its owner's written bytes, as bodies would (one request
         # migrates thousands of blobs, and a transform may grow each to the blob limit)
         landed = {change[0] for change in out.changes}
-        written = sum(encoded_size(data) for blob, data in ready if blob.id_str in landed)
-        await billed(self._bill_written, run.owner_id, written, "migrated blobs")
+        bytes_written = sum(encoded_size(data) for blob, data in ready if blob.id_str in landed)
+        await billed(self._bill_written, run.owner_id, bytes_written, "migrated blobs")
         return out
 
     @staticmethod
@@ -321,8 +321,10 @@ class MigrationExecutor:
         for i in range(0, len(items), size):
             reverted: list[str] = []
             skipped: list[str] = []
-            await asyncio.gather(*(self._revert_one(started, b, before, after, actor, reverted, skipped)
-                                   for b, (before, after) in items[i:i + size]))
+            sizes = await asyncio.gather(*(self._revert_one(started, b, before, after, actor, reverted, skipped)
+                                           for b, (before, after) in items[i:i + size]))
+            # a revert writes every blob back: one request, so it is charged like the run's writes
+            await billed(self._bill_written, started.owner_id, sum(sizes), "reverted blobs")
             await self._quietly(RecordRevertProgress(migration_id, attempt, reverted, skipped))
             self._count("reverted", len(reverted))
             self._count("revert_skipped", len(skipped))
@@ -330,30 +332,30 @@ class MigrationExecutor:
         log.info("migrations.reverted", migration_id=migration_id)
 
     async def _revert_one(self, run: Migration, blob_id: str, before: int, after: int, actor: str,
-                          reverted: list[str], skipped: list[str]) -> None:
+                          reverted: list[str], skipped: list[str]) -> int:
+        """Put one blob back; the bytes written (0 when nothing was)."""
         blob = await self._durably(lambda: self._reads.blob(blob_id))
         if blob is None or blob.deleted:
             skipped.append(blob_id)
-            return
+            return 0
         if blob.version == after + 1 and blob.migration_id == run.id_str and blob.schema_id == run.from_schema_id:
             reverted.append(blob_id)  # put back by a lost attempt of this revert
-            return
+            return 0
         if blob.version != after:
             skipped.append(blob_id)  # changed since the run
-            return
+            return 0
         previous = await self._durably(lambda: self._reads.blob_at(blob_id, before))
         if previous is None or previous.schema_id is None:
             skipped.append(blob_id)
-            return
+            return 0
         command = WriteMigratedBlob(blob_id, after, previous.schema_id, previous.data, run.id_str, revert=True)
         try:
             await self._record(command, Context(actor, blob_write_id(run.id_str, blob_id, after, True)))
         except DomainError:
             skipped.append(blob_id)
-            return
+            return 0
         reverted.append(blob_id)
-        # a revert writes every blob back: one request, so it is charged like the run's writes
-        await billed(self._bill_written, run.owner_id, encoded_size(previous.data), "reverted blobs")
+        return encoded_size(previous.data)
 
 
 def _age(run: Migration) -> float:

@@ -353,7 +353,7 @@ class JobRunner:
                 queue = self._fair.queues.get(owner)
                 if not queue:
                     continue
-                if await self._running_for(owner) >= self._options.max_running_per_user:
+                if await self._running_for(owner, queue[0].job_id) >= self._options.max_running_per_user:
                     continue
                 picked = queue.popleft()
                 break
@@ -362,7 +362,9 @@ class JobRunner:
                 return
             self._start(picked)
 
-    async def _running_for(self, owner_id: str) -> int:
+    async def _running_for(self, owner_id: str, candidate: str) -> int:
+        """What the owner runs now, on every runner, besides ``candidate``: a job or a run whose runner
+        died is still ``running`` in the read model when it comes back, and must not hold its own slot."""
         mine = {job_id for job_id, r in self._running.items() if r.work.owner_id == owner_id}
         others: set[str] = set()
         if self._elsewhere is not None:
@@ -376,7 +378,7 @@ class JobRunner:
                     cached = (now, set())
                 self._elsewhere_cache[owner_id] = cached
             recent = {j for j, at in self._recently_done.items() if now - at < 5.0}
-            others = cached[1] - mine - recent
+            others = cached[1] - mine - recent - {candidate}
         return len(mine) + len(others)
 
     def _start(self, work: Work) -> None:

@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 from adapters.live.states import AggregateStates, Loader, pushes_or_none
 from commands.ports import EventStore
@@ -66,14 +65,6 @@ class CatchUpGate:
         """Whether a catch-up waits for a turn that only the process's limit keeps from it (its user
         is under its own): the turns held are then everyone's business, not just their users'."""
         return any(not turn.done() and self._by_user[user_id] < self.per_user for user_id, turn in self._waiting)
-
-    @asynccontextmanager
-    async def turn(self, user_id: str) -> AsyncIterator[None]:
-        await self.acquire(user_id)
-        try:
-            yield
-        finally:
-            self.release(user_id)
 
     async def acquire(self, user_id: str) -> None:
         # Every waiter is held by its own user's limit or by the process's (granting is eager),

@@ -63,9 +63,10 @@ COLLECTIONS: dict[str, CollectionSpec] = {
     "jobs": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", DOWN), ("_id", DOWN)),
                                      (("owner_id", UP), ("status", UP)),
                                      (("processor_id", UP), ("status", UP), ("created_at", UP), ("_id", UP)))),
-    # migrations(owner): newest first; completed_run(owner, from, to)
+    # migrations(owner): newest first; completed_run(owner, from, to); running_job_ids(owner)
     "migrations": CollectionSpec(("id",), ((("owner_id", UP), ("created_at", DOWN), ("_id", DOWN)),
-                                           (("owner_id", UP), ("from_schema_id", UP), ("schema_id", UP)))),
+                                           (("owner_id", UP), ("from_schema_id", UP), ("schema_id", UP)),
+                                           (("owner_id", UP), ("status", UP)))),
     # command_position(aggregate, command id): the first landing
     "command_events": CollectionSpec(("command_id", "aggregate_id", "position"),
                                      ((("command_id", UP), ("aggregate_id", UP), ("position", UP)),)),

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     live_catch_up_slice_seconds: float = Field(default=1.0, ge=0)
     ws_heartbeat_seconds: float = 20.0  # ping interval; no pong within half of it closes the connection
     ws_max_message_bytes: int = 64 * 1024  # a bigger client message closes the connection (1009)
-    ws_frames_per_second: float = Field(default=100.0, gt=0)  # any frame, pings included; past them: 4429
+    ws_frames_per_second: float = Field(default=100.0, gt=0)  # pings, pongs, binary frames; past them: 4429
     ws_frames_burst: int = Field(default=200, ge=1)
     ws_auth_timeout_seconds: float = 10.0  # the first message (auth) must arrive within this
     sse_keepalive_seconds: float = 15.0

@@ -42,3 +42,19 @@ def test_a_thousand_bad_keys_in_one_object_are_one_error_and_hide_nothing_else()
     """A review's case: 1,001 NUL keys filled the list, so the other problems went unreported."""
     value = {"a": {f"k{i}\x00": 1 for i in range(MAX_LISTED_ERRORS + 1)}, "b": "\x00", "c": 2**70}
     assert [e.path for e in storable_errors(value, "/data")] == ["/data/a", "/data/b", "/data/c"]
+
+
+def test_a_list_cut_short_and_joined_to_others_keeps_one_honest_note() -> None:
+    """A review's case: a book's metadata with 1,500 NUL values (cut at 1,000 by the storable check)
+    and a bad title besides were answered with two contradictory notes and a wrong count."""
+    from domain.book import Book
+    from domain.errors import ValidationFailed
+
+    try:
+        Book.create("u", "", {f"k{i}": "a\x00" for i in range(1_500)}, [])
+    except ValidationFailed as exc:
+        notes = [e for e in exc.errors if e.path == ""]
+        assert len(notes) == 1 and notes[0].message.startswith(f"more than {MAX_LISTED_ERRORS} errors;"), notes
+        assert len(exc.errors) <= MAX_LISTED_ERRORS + 1
+    else:
+        raise AssertionError("refused")

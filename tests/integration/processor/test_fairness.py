@@ -71,18 +71,28 @@ async def test_registrations_answer_while_every_job_worker_runs_a_long_job(datab
 
 async def test_jobs_run_at_once_only_as_far_as_their_memory_limits_fit_the_runners_budget(database: Database) -> None:
     """Counted by number alone, jobs of 1 GB each could ask one runner's host for tens of GB. With a
-    budget of 1,024 MB, two such jobs run one after the other."""
+    budget of 1,024 MB, two such jobs of two users run one after the other (the whole budget), and so do
+    one user's two jobs of 512 MB (at most half of it per user)."""
     async with isolated_system(database, job_concurrency=4, job_memory_budget_mb=1024) as (system, _):
-        ink = await user(system, "hungry")
+        ink, other = await user(system, "hungry"), await user(system, "hungry-too")
         timed = "function process(d) { var t0 = Date.now(); while (Date.now() < t0 + d.ms) {} return {t0: t0, t1: Date.now()}; }"
-        big = await js_processor(ink, timed, limits={"max_memory_mb": 1024})
+
+        async def one_after_the_other(pairs: list[tuple[object, str]]) -> None:
+            jobs = []
+            for who, processor in pairs:
+                blob = await who.create_blob({"ms": 400})  # type: ignore[attr-defined]
+                jobs.append((who, await who.request_job(processor, blob.id)))  # type: ignore[attr-defined]
+            done = [(who, await who.wait_for_job(j.id, timeout=60)) for who, j in jobs]  # type: ignore[attr-defined]
+            assert [d.status for _, d in done] == ["completed", "completed"]
+            runs = sorted([(await who.get_blob(d.output_blob_id)).data for who, d in done],  # type: ignore[attr-defined]
+                          key=lambda r: r["t0"])
+            assert runs[1]["t0"] >= runs[0]["t1"], f"the second ran beside the first: {runs}"
+
+        await one_after_the_other([(ink, await js_processor(ink, timed, limits={"max_memory_mb": 1024})),
+                                   (other, await js_processor(other, timed, limits={"max_memory_mb": 1024}))])
+        half = await js_processor(ink, timed, limits={"max_memory_mb": 512})
+        await one_after_the_other([(ink, half), (ink, half)])
         small = await js_processor(ink, SLOW, limits={"max_memory_mb": 16})
-        blob = await ink.create_blob({"ms": 400})
-        first, second = [await ink.request_job(big, blob.id) for _ in range(2)]
-        done = [await ink.wait_for_job(j.id, timeout=60) for j in (first, second)]
-        assert [d.status for d in done] == ["completed", "completed"]
-        runs = sorted([(await ink.get_blob(d.output_blob_id)).data for d in done], key=lambda r: r["t0"])
-        assert runs[1]["t0"] >= runs[0]["t1"], f"the second ran beside the first: {runs}"
         blob_small = await ink.create_blob({"ms": 10})  # and the budget is all given back
         assert (await ink.wait_for_job((await ink.request_job(small, blob_small.id)).id, timeout=30)).status \
             == "completed"

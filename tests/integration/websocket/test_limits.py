@@ -176,7 +176,7 @@ async def test_pings_are_answered_and_a_flood_of_frames_closes_with_4429(
     small: RunningSystem, http: aiohttp.ClientSession, author: InkstreamClient
 ) -> None:
     """Pings used to be answered unseen and without bound: a flood of tiny frames from one connection
-    kept the event loop busy for everyone. Any frame now counts against the connection's budget."""
+    kept the event loop busy for everyone. Pings, pongs and binary frames now count against the connection's budget."""
     live = await Live.open(http, small.base_url, author.token, autoping=False)
     await live.ws.ping(b"hello")
     async with asyncio.timeout(5):
