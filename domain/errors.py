@@ -66,9 +66,14 @@ class Listed(list[FieldError]):
     """Errors already sorted and cut to ``MAX_LISTED_ERRORS`` (a note included): kept as they are."""
 
 
+_MORE = f"more than {MAX_LISTED_ERRORS} errors;"
+_FIRST = f"only the first {MAX_LISTED_ERRORS} by path are listed"
+"""The two notes' words: a list cut short, and a list counted whole and cut (``listed``)."""
+
+
 def _is_note(error: FieldError) -> bool:
-    return error.path == "" and (error.message.startswith(f"more than {MAX_LISTED_ERRORS} errors;")
-                                 or error.message.endswith(f"only the first {MAX_LISTED_ERRORS} by path are listed"))
+    """A note of a list already cut (read back from the validator's worker, or joined to others)."""
+    return error.path == "" and (error.message.startswith(_MORE) or error.message.endswith(_FIRST))
 
 
 def listed(errors: list[FieldError], total: int | None = None) -> list[FieldError]:
@@ -82,7 +87,7 @@ def listed(errors: list[FieldError], total: int | None = None) -> list[FieldErro
     kept = sorted(errors, key=_by_path)
     if count <= MAX_LISTED_ERRORS and len(kept) <= MAX_LISTED_ERRORS:
         return Listed(kept)
-    note = FieldError("", f"{count} errors; only the first {MAX_LISTED_ERRORS} by path are listed")
+    note = FieldError("", f"{count} errors; {_FIRST}")
     return Listed(sorted([note, *kept[:MAX_LISTED_ERRORS]], key=_by_path))
 
 
@@ -93,7 +98,7 @@ def cut_short(errors: list[FieldError], *, more: bool = False) -> list[FieldErro
     if len(errors) <= MAX_LISTED_ERRORS and not more:
         return Listed(sorted(errors, key=_by_path))
     kept = errors[:MAX_LISTED_ERRORS]
-    note = FieldError("", f"more than {MAX_LISTED_ERRORS} errors; only {len(kept)} of them are listed")
+    note = FieldError("", f"{_MORE} only {len(kept)} of them are listed")
     return Listed(sorted([note, *kept], key=_by_path))
 
 

@@ -146,7 +146,6 @@ class _Turn:
         self._slice = max(0.0, slice_seconds)
         self._held = False
         self._since = 0.0
-        self.given_way = 0
 
     async def __aenter__(self) -> _Turn:
         await self._take()
@@ -170,7 +169,6 @@ class _Turn:
         """To the back of the line, and back when its turn comes again."""
         self._held = False
         self._gate.release(self._user)  # granted to the first waiting, before this one asks again
-        self.given_way += 1
         await self._take()
 
 
