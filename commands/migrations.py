@@ -105,6 +105,13 @@ class CompleteRevert:
 
 
 @dataclass(frozen=True, slots=True)
+class StopRevert:
+    migration_id: str
+    error: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
 class WriteMigratedBlob:
     """One blob of a run: ``ConcurrencyError`` unless it is still at ``expected_version``."""
 
@@ -134,7 +141,7 @@ class MigrationHandlers:
         return {RequestMigration: self.request, RevertMigration: self.revert, StartMigration: self.start,
                 RecordMigrationProgress: self.progress, CompleteMigration: self.complete,
                 FailMigration: self.fail, StartRevert: self.start_revert, RecordRevertProgress: self.revert_progress,
-                CompleteRevert: self.complete_revert, WriteMigratedBlob: self.write_blob}
+                CompleteRevert: self.complete_revert, StopRevert: self.stop_revert, WriteMigratedBlob: self.write_blob}
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -210,6 +217,9 @@ class MigrationHandlers:
 
     async def complete_revert(self, cmd: CompleteRevert, ctx: Context) -> Saved[Migration]:
         return await self._transition(cmd.migration_id, ctx, lambda run: run.complete_revert(cmd.attempt))
+
+    async def stop_revert(self, cmd: StopRevert, ctx: Context) -> Saved[Migration]:
+        return await self._transition(cmd.migration_id, ctx, lambda run: run.stop_revert(cmd.error, cmd.attempt))
 
     async def write_blob(self, cmd: WriteMigratedBlob, ctx: Context) -> Saved[Blob]:
         def decide(current: Blob | None) -> Blob:

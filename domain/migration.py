@@ -15,7 +15,11 @@ may then be reverted: ``reverting`` → ``reverted``.
   which version to which), and ends it with one outcome.
 * Revert is requested by the owner on a completed real run; the runner puts
   back every blob the run changed that nobody changed since, records progress
-  the same way, and ends it with ``RevertCompleted``.
+  the same way, and ends it with ``RevertCompleted``. A revert has its own
+  ``MAX_ATTEMPTS`` (counted from its request, not from the run's first start):
+  when they are used up it is *stopped* (``RevertStopped``), and the run is
+  ``completed`` again with an ``error`` saying so, so that its owner can ask
+  for the revert again; the blobs already put back stay done.
 
 Progress is one event per batch, never one per blob: the blobs' own
 ``Blob.Migrated`` events are the per-blob record.
@@ -114,7 +118,13 @@ class Migration(InkAggregate):
         self.revert_skipped_ids: list[str] = []
         self.revert_done: set[str] = set()  # blobs the revert has dealt with (put back or skipped)
         self.revert_started = False
+        self.revert_from = 0  # ``attempts`` when the revert was requested: its own attempts count from there
         self.deleted = False  # runs are never deleted; ``changeable`` reads it
+
+    @property
+    def revert_attempts(self) -> int:
+        """Starts of the revert requested last (a run that used every attempt can still be reverted)."""
+        return self.attempts - self.revert_from
 
     @property
     def finished(self) -> bool:
@@ -178,7 +188,7 @@ class Migration(InkAggregate):
     # -- revert ---------------------------------------------------------------------------------
 
     def request_revert(self) -> None:
-        """Only a completed real run is reverted, once."""
+        """Only a completed real run is reverted, once (asked again after a revert was stopped, it goes on)."""
         if self.dry_run:
             raise Conflict(f"migration {self.id_str} was a dry run; it changed nothing to revert")
         if self.status != COMPLETED:
@@ -188,6 +198,9 @@ class Migration(InkAggregate):
     @event("RevertRequested")
     def _revert_requested(self, owner_id: str) -> None:
         self.status = REVERTING
+        self.error = None
+        self.revert_started = False
+        self.revert_from = self.attempts
 
     def start_revert(self, runner: str) -> None:
         if self.status != REVERTING:
@@ -227,6 +240,18 @@ class Migration(InkAggregate):
     @event("RevertCompleted")
     def _revert_completed(self, attempt: int) -> None:
         self.status = REVERTED
+
+    def stop_revert(self, error: object, attempt: int) -> None:
+        """The revert cannot go on (its attempts are used up): the run is ``completed`` again, with
+        ``error`` saying why and what was put back; its owner may request the revert again."""
+        if self.status != REVERTING or attempt != self.attempts:
+            raise _conflict(self, f"stopped by attempt {attempt}")
+        self._revert_stopped(attempt=attempt, error=_text(error, MAX_ERROR_MESSAGE))
+
+    @event("RevertStopped")
+    def _revert_stopped(self, attempt: int, error: str) -> None:
+        self.status = COMPLETED
+        self.error = error
 
     # -- checks -----------------------------------------------------------------------------------
 

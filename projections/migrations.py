@@ -71,7 +71,7 @@ class MigrationProjection:
             return [Update("migrations", key, touched(record, status=FAILED, error=data["error"],
                                                      finished_at=record.at))]
         if kind == "Migration.RevertRequested":
-            return [Update("migrations", key, touched(record, status=REVERTING))]
+            return [Update("migrations", key, touched(record, status=REVERTING, error=None))]
         if kind == "Migration.RevertStarted":
             return [Update("migrations", key, touched(record))]
         if kind == "Migration.RevertProgressed":
@@ -82,4 +82,6 @@ class MigrationProjection:
             return [Update("migrations", key, fields)]
         if kind == "Migration.RevertCompleted":
             return [Update("migrations", key, touched(record, status=REVERTED, reverted_at=record.at))]
+        if kind == "Migration.RevertStopped":
+            return [Update("migrations", key, touched(record, status=COMPLETED, error=data["error"]))]
         return []

@@ -51,6 +51,7 @@ MIGRATION_PUSHES: dict[str, str] = {
     "Migration.RevertRequested": "migration.reverting",
     "Migration.RevertProgressed": "migration.progressed",
     "Migration.RevertCompleted": "migration.reverted",
+    "Migration.RevertStopped": "migration.revert_stopped",
 }
 """The migration run events that are pushed (one per batch at most: progress is batched in the log)."""
 
@@ -83,6 +84,7 @@ class MigrationState(Protocol):
     skipped: int
     reverted: int
     revert_skipped: int
+    error: str | None
 
 
 def pushed(record: Recorded) -> bool:
@@ -135,8 +137,8 @@ def job_pushes(record: Recorded, job: JobState) -> list[Push]:
 
 
 def migration_pushes(record: Recorded, run: MigrationState) -> list[Push]:
-    """``{migration_id, status, dry_run, total, migrated, failed, skipped, reverted, revert_skipped, position}``,
-    the run as it is after the event."""
+    """``{migration_id, status, dry_run, total, migrated, failed, skipped, reverted, revert_skipped, error?,
+    position}``, the run as it is after the event (``error`` while the run has one: failed, or its revert stopped)."""
     kind = MIGRATION_PUSHES.get(record.type)
     if kind is None:
         return []
@@ -145,6 +147,8 @@ def migration_pushes(record: Recorded, run: MigrationState) -> list[Push]:
         "migrated": run.migrated, "failed": run.failed, "skipped": run.skipped, "reverted": run.reverted,
         "revert_skipped": run.revert_skipped, "position": record.position,
     }
+    if run.error is not None:
+        data["error"] = run.error
     return [Push((MIGRATION, record.aggregate_id), kind, record.position, data)]
 
 

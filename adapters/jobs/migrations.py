@@ -48,6 +48,7 @@ from commands.migrations import (
     RecordRevertProgress,
     StartMigration,
     StartRevert,
+    StopRevert,
     WriteMigratedBlob,
     blob_write_id,
 )
@@ -126,13 +127,19 @@ class MigrationExecutor:
         started = run.status == RUNNING or (not forward and run.revert_started)
         if started and _age(run) < self._options.ack_wait:
             return "let_go"  # its runner holds it (a duplicate delivery)
-        if run.attempts >= MAX_ATTEMPTS:
-            if forward:
+        try:
+            if forward and run.attempts >= MAX_ATTEMPTS:
                 await self._quietly(FailMigration(migration_id, f"attempt {run.attempts} stopped answering and "
                                                                 f"all {MAX_ATTEMPTS} attempts are used"))
                 return "term"
-            return "ack"
-        try:
+            if not forward and run.revert_attempts >= MAX_ATTEMPTS:
+                # Stopped, not left ``reverting`` for good: the owner sees why and may ask again (it goes on).
+                await self._quietly(StopRevert(
+                    migration_id, f"the revert stopped: attempt {run.revert_attempts} stopped answering and all "
+                                  f"{MAX_ATTEMPTS} attempts are used; {run.reverted} blobs were put back and "
+                                  f"{run.revert_skipped} skipped so far; request the revert again to go on",
+                    run.attempts))
+                return "term"
             if forward:
                 await self._run(run, runner_id, actor)
             else:

@@ -4,11 +4,14 @@ and what the lost attempt wrote without recording it is found, counted and rever
 The lost attempt is played by hand through the bus (start, four blob writes, the progress of two of them),
 as a runner killed between its writes and its progress event would leave the log; the run is then handed
 to a ``MigrationExecutor`` the way a redelivered message is (``ack_wait`` 0: the old attempt is abandoned).
+The same hand plays lost attempts of a revert: a revert counts its own attempts, and one whose attempts are
+used up stops (the run ``completed`` again, with the reason) instead of staying ``reverting`` for good.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -16,7 +19,14 @@ import pytest
 from adapters.jobs.migrations import MigrationExecutor, MigrationOptions
 from adapters.sandbox.pool import SandboxPool
 from adapters.telemetry.metrics import Metrics
-from commands.migrations import RecordMigrationProgress, StartMigration, WriteMigratedBlob, blob_write_id
+from commands.migrations import (
+    RecordMigrationProgress,
+    RecordRevertProgress,
+    StartMigration,
+    StartRevert,
+    WriteMigratedBlob,
+    blob_write_id,
+)
 from commands.repository import Context
 from domain.blob import Blob
 from domain.ids import new_id
@@ -103,3 +113,79 @@ async def test_a_run_taken_over_writes_nothing_twice_and_reverts_everything_it_w
     for blob in blobs:
         now = await ink.get_blob(blob.id)
         assert (now.schema_id, now.data) == (blob.schema_id, blob.data)
+
+
+async def _completed_run(ink: Any, s: Any, sandbox: SandboxPool, quiet: RunningSystem, lost_starts: int) -> Any:
+    """Ten blobs migrated by a real run whose first ``lost_starts`` attempts were lost before doing anything."""
+    name = await profile_schema(ink)
+    blobs = await profiles(ink, name, 10)
+    run = await ink.request_migration(f"{name}@2.0.0", "1.0.0", dry_run=False)
+    for i in range(lost_starts):
+        await s.bus.handle(StartMigration(run.id, f"lost-{i}", 10), Context(LOST, new_id()))
+    assert await executor(quiet, sandbox).process(run.id, "Migration.Requested", "second", "x") == "ack"
+    done = await ink.get_migration(run.id, consistency="strong")
+    assert (done.status, done.migrated) == ("completed", 10)
+    return run, blobs
+
+
+async def test_a_run_that_needed_every_attempt_can_still_be_reverted(quiet: RunningSystem,
+                                                                    sandbox: SandboxPool) -> None:
+    """A revert counts its own attempts: before, a run that took 5 starts left its revert `reverting` for good."""
+    s = quiet.services
+    ink = await user(quiet, "every-attempt")
+    run, blobs = await _completed_run(ink, s, sandbox, quiet, lost_starts=4)
+    await ink.revert_migration(run.id)
+    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "second", "x") == "ack"
+    reverted = await ink.get_migration(run.id, consistency="strong")
+    assert (reverted.status, reverted.reverted) == ("reverted", 10)
+    for blob in blobs:
+        now = await ink.get_blob(blob.id)
+        assert (now.schema_id, now.data) == (blob.schema_id, blob.data)
+
+
+async def test_a_revert_whose_attempts_are_used_up_stops_and_goes_on_when_asked_again(
+        quiet: RunningSystem, sandbox: SandboxPool) -> None:
+    async with await user(quiet, "stopped-revert") as ink:
+        await _stopped_revert_goes_on(quiet, ink, sandbox)
+
+
+async def _stopped_revert_goes_on(quiet: RunningSystem, ink: Any, sandbox: SandboxPool) -> None:
+    s = quiet.services
+    run, blobs = await _completed_run(ink, s, sandbox, quiet, lost_starts=0)
+    await ink.revert_migration(run.id)
+
+    # five lost attempts of the revert; the first put two blobs back and recorded one of them
+    for i in range(5):
+        started = (await s.bus.handle(StartRevert(run.id, f"lost-{i}"), Context(LOST, new_id()))).aggregate
+        if i == 0:
+            for blob in blobs[:2]:
+                before, after = started.changed[blob.id]
+                command = WriteMigratedBlob(blob.id, after, blob.schema_id, blob.data, run.id, revert=True)
+                await s.bus.handle(command, Context(LOST, blob_write_id(run.id, blob.id, after, True)))
+            await s.bus.handle(RecordRevertProgress(run.id, started.attempts, [blobs[0].id], []),
+                               Context(LOST, new_id()))
+    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "second", "x") == "term"
+    stopped = await ink.get_migration(run.id, consistency="strong")
+    assert (stopped.status, stopped.reverted) == ("completed", 1), "stopped, not reverting for good"
+    assert stopped.error is not None and "revert stopped" in stopped.error and "request the revert again" in stopped.error
+    for i, blob in enumerate(blobs):
+        now = await ink.get_blob(blob.id)
+        assert now.schema_id == (blob.schema_id if i < 2 else run.schema_id)
+    async with aclosing(ink.subscribe(migration_id=run.id, since=run.position - 1, max_reconnects=3)) as events:
+        async for event in events:
+            if event.type == "migration.revert_stopped":  # subscribers are told, with the reason
+                assert (event.data["status"], event.data["reverted"], event.data["error"]) == (
+                    "completed", 1, stopped.error)
+                break
+
+    await ink.revert_migration(run.id)  # asked again: it goes on
+    again = await ink.get_migration(run.id, consistency="strong")
+    assert (again.status, again.error) == ("reverting", None)
+    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "second", "x") == "ack"
+    reverted = await ink.get_migration(run.id, consistency="strong")
+    assert (reverted.status, reverted.reverted, reverted.revert_skipped, reverted.error) == ("reverted", 10, 0, None)
+    for blob in blobs:
+        now = await ink.get_blob(blob.id)
+        assert (now.schema_id, now.data) == (blob.schema_id, blob.data)
+        history = await s.store.load(Blob.TYPE, blob.id)
+        assert [r.type for r in history] == ["Blob.Created", "Blob.Migrated", "Blob.Migrated"], "put back once"

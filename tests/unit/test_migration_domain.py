@@ -83,3 +83,49 @@ def test_the_projection_folds_a_runs_history_into_its_row() -> None:
     assert row is not None
     assert (row["status"], row["total"], row["migrated"], row["failed"], len(row["errors"])) == ("completed", 2, 1, 1, 1)
     assert row["started_at"] is not None and row["finished_at"] is not None
+
+
+def test_a_revert_counts_its_own_attempts_and_a_stopped_one_can_be_asked_again() -> None:
+    codec = EventCodec([Migration])
+    run = _run()
+    for runner in "abcde":  # the run needed every attempt it had
+        run.start(runner, 2)
+    a, b = new_id(), new_id()
+    run.progress(5, 2, 0, 0, [], [[a, 1, 2], [b, 3, 4]])
+    run.complete(5)
+    run.request_revert()
+    assert (run.attempts, run.revert_attempts) == (5, 0), "the revert's attempts start at its request"
+    run.start_revert("r1")
+    run.revert_progress(6, [a], [])
+    run.start_revert("r2")  # the first was lost
+    assert run.revert_attempts == 2
+    with pytest.raises(Conflict):
+        run.stop_revert("stale", 6)  # only the current attempt stops it
+    run.stop_revert("x" * 1000, 7)
+    assert (run.status, run.reverted, run.revert_done) == ("completed", 1, {a})
+    stopped_error = run.error
+    assert stopped_error is not None and len(stopped_error) <= 500
+    with pytest.raises(Conflict):
+        run.stop_revert("again", 7)  # not reverting any more
+
+    run.request_revert()  # asked again: it goes on from where it stopped
+    assert (run.status, run.error, run.revert_started, run.revert_attempts) == ("reverting", None, False, 0)
+    run.start_revert("r3")
+    run.revert_progress(8, [b], [])
+    run.complete_revert(8)
+    assert (run.status, run.reverted) == ("reverted", 2)
+
+    from domain.recorded import Recorded
+
+    records = [codec.encode(e, actor=None) for e in run.collect_events()]
+    recorded = [Recorded(position=i + 1, aggregate_type="migration", aggregate_id=run.id_str, type=r.type,
+                         version=r.version, at=r.at, data=r.data, class_version=r.class_version)
+                for i, r in enumerate(records)]
+    stopped_at = next(i for i, r in enumerate(recorded) if r.type == "Migration.RevertStopped")
+    row = row_after(MigrationProjection(), recorded[: stopped_at + 1])
+    assert row is not None and (row["status"], row["reverted"]) == ("completed", 1)
+    assert row["error"] == stopped_error
+    again = row_after(MigrationProjection(), recorded[: stopped_at + 2])
+    assert again is not None and (again["status"], again["error"]) == ("reverting", None)
+    done = row_after(MigrationProjection(), recorded)
+    assert done is not None and (done["status"], done["reverted"], done["error"]) == ("reverted", 2, None)

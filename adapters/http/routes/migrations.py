@@ -97,5 +97,6 @@ def register_routes(api: Api) -> None:
        response=MigrationChanged, status=202, errors=(403, 404, 409),
        description=_OWNER_ONLY + " 202 with the run `reverting`: every blob the run changed that nobody changed "
                    "since goes back to its previous schema and data (new events); the rest are counted in "
-                   "`revert_skipped` (the first 100 listed). 409 for a dry run or a run that has not completed "
-                   "(or was reverted already).")(revert_migration)
+                   "`revert_skipped` (the first 100 listed). A revert that used up its 5 attempts goes back to "
+                   "`completed` with `error` saying so; asking again goes on from where it stopped. 409 for a "
+                   "dry run or a run that has not completed (or was reverted already).")(revert_migration)
