@@ -18,7 +18,7 @@ from domain.limits import MAX_BUCKETS_PER_BLOB, Limits
 from domain.schema import parse_schema_id
 
 from commands.authorization import changeable, require_actor
-from commands.buckets import owned_bucket
+from commands.buckets import bucket_guard, guarded, owned_bucket
 from commands.bus import Handler
 from commands.ports import Sandbox, SandboxError
 from commands.repository import Context, Repository, Saved
@@ -86,18 +86,33 @@ class BlobHandlers:
         resolved = await self._schemas.resolve(cmd.schema_id) if cmd.schema_id is not None else None
         if len(cmd.bucket_ids) > MAX_BUCKETS_PER_BLOB:  # before loading each of them from the log
             raise invalid("/bucket_ids", f"a blob is filed in at most {MAX_BUCKETS_PER_BLOB} buckets")
-        for bucket_id in cmd.bucket_ids:
-            await owned_bucket(self._repo, ctx, bucket_id)
-        if cmd.processor_id is not None and not is_id(cmd.processor_id):
-            raise invalid("/processor_id", "must be a processor id")
-        if resolved is not None:
-            await self._ensure_valid(resolved, cmd.data)
         typed_as = resolved.id if resolved is not None else None
-        return await self._repo.execute(
-            Blob, None,
-            lambda _: Blob.create(owner_id, cmd.data, typed_as, cmd.processor_id, list(cmd.bucket_ids), self._limits),
-            ctx,
-        )
+        validated = False
+
+        async def attempt(checked: bool) -> Saved[Blob]:
+            nonlocal validated
+            # the first bucket is checked from what this process keeps and guards the append (no
+            # round trip; a stale copy makes the log refuse the append, and it is checked again)
+            guard = None
+            for i, bucket_id in enumerate(cmd.bucket_ids):
+                if i == 0:
+                    guard = await bucket_guard(self._repo, ctx, bucket_id, unchecked=not checked)
+                else:
+                    await owned_bucket(self._repo, ctx, bucket_id)
+            if not validated:
+                if cmd.processor_id is not None and not is_id(cmd.processor_id):
+                    raise invalid("/processor_id", "must be a processor id")
+                if resolved is not None:
+                    await self._ensure_valid(resolved, cmd.data)
+                validated = True
+            return await self._repo.execute(
+                Blob, None,
+                lambda _: Blob.create(owner_id, cmd.data, typed_as, cmd.processor_id, list(cmd.bucket_ids),
+                                      self._limits),
+                ctx, guard,
+            )
+
+        return await guarded(attempt)
 
     async def update(self, cmd: UpdateBlob, ctx: Context) -> Saved[Blob]:
         async def decide(current: Blob | None) -> Blob:

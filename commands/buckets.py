@@ -10,24 +10,42 @@ Two checks need more than the bucket's own history:
   events to the bucket) for every blob and child change; instead the handler
   asks the ``BucketContents`` port, which the composition root answers from
   the read model after waiting for it to reach the log's current position.
-  So the delete path reads the read model, and a blob filed into the bucket
-  concurrently with its delete can slip past the check (as can two crossing
-  moves past the cycle check): the log has no multi-subject transaction.
+
+What a creation checked of a bucket holds until it is appended: a blob filed
+in a bucket, or a bucket made under a parent, is appended with the bucket's
+last position as its guard (``commands.ports.Guard``, checked by the log), so
+a delete (or any change) in between makes the log refuse it and the creation
+checks again (``guarded``): a 404 for a bucket deleted meanwhile, never a
+blob in a deleted bucket. The guard also stands in for the round trip that
+would ask whether the copy of the bucket this process keeps is current.
+
+The log checks one subject per append, so two races remain, each within one
+owner's own tree: a blob filed in a bucket whose delete had already checked
+that it was empty (the delete's check reads the read model, and the blob's
+append does not touch the bucket), and two crossing moves (A under B while
+B goes under A), each past the other's cycle check, which leaves both
+unreachable from the root until one is moved again (the read models' tree
+walks stop at a cycle). Only a blob's first bucket guards its creation; the
+others are checked as before.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Final, Protocol, TypeVar
 
 from domain.bucket import MAX_DEPTH, Bucket
-from domain.errors import Conflict, NotFound
+from domain.errors import ConcurrencyError, Conflict, NotFound
 from domain.ids import is_id
 
 from commands.authorization import changeable, require_actor
 from commands.bus import Handler
+from commands.ports import Guard
 from commands.repository import Context, Repository, Saved
+
+A = TypeVar("A")
 
 
 class BucketContents(Protocol):
@@ -67,10 +85,43 @@ class DeleteBucket:
 
 async def owned_bucket(repository: Repository, ctx: Context, bucket_id: str) -> Bucket:
     """A live bucket of the acting user, read from the log (not a read model)."""
+    return (await _owned(repository, ctx, bucket_id, unchecked=False)).aggregate
+
+
+async def bucket_guard(repository: Repository, ctx: Context, bucket_id: str, *, unchecked: bool) -> Guard:
+    """Check that ``bucket_id`` is a live bucket of the acting user, and answer the ``Guard`` that
+    keeps it so until the creation that depends on it is appended. ``unchecked``: from the copy
+    this process read last, without a round trip to the log (a stale copy makes the guarded
+    append fail, and the caller checks again with ``unchecked=False``)."""
+    saved = await _owned(repository, ctx, bucket_id, unchecked=unchecked)
+    return Guard(Bucket.TYPE, bucket_id, saved.position)
+
+
+async def _owned(repository: Repository, ctx: Context, bucket_id: str, *, unchecked: bool) -> Saved[Bucket]:
     if not is_id(bucket_id):
         raise NotFound(f"bucket {bucket_id}")
-    saved = await repository.get(Bucket, bucket_id)
-    return changeable(ctx.actor, "bucket", bucket_id, saved.aggregate if saved else None, None)
+    saved = await repository.get(Bucket, bucket_id, unchecked=unchecked)
+    changeable(ctx.actor, "bucket", bucket_id, saved.aggregate if saved else None, None)
+    assert saved is not None
+    return saved
+
+
+async def guarded(attempt: Callable[[bool], Awaitable[Saved[A]]]) -> Saved[A]:
+    """``attempt(checked)`` until its guarded append lands: first from what this process keeps
+    (``checked`` False), then, when a guarded aggregate changed meanwhile, checked on the log
+    again (a bucket renamed, moved or deleted in between). Each retry reads the log's current
+    state, so only a guarded aggregate changing again and again ``GUARD_TRIES`` times makes the
+    creation give up with the ``ConcurrencyError`` (409)."""
+    for tries in range(1, GUARD_TRIES + 1):
+        try:
+            return await attempt(tries > 1)
+        except ConcurrencyError:
+            if tries == GUARD_TRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+GUARD_TRIES: Final = 5
 
 
 class BucketHandlers:
@@ -81,25 +132,35 @@ class BucketHandlers:
     def handlers(self) -> dict[type, Handler]:
         return {CreateBucket: self.create, UpdateBucket: self.update, DeleteBucket: self.delete}
 
-    async def _lineage(self, ctx: Context, parent_id: str) -> list[str]:
-        """``parent_id`` and its ancestors up to the root (the parent must be live and owned)."""
-        parent = await owned_bucket(self._repo, ctx, parent_id)
+    async def _lineage(self, ctx: Context, parent_id: str, *, unchecked: bool = False) -> tuple[list[str], Guard]:
+        """``parent_id`` and its ancestors up to the root (the parent must be live and owned), and the
+        guard that keeps the parent as it was read (``unchecked``: see ``bucket_guard``)."""
+        saved = await _owned(self._repo, ctx, parent_id, unchecked=unchecked)
         lineage = [parent_id]
-        current = parent.parent_id
+        current = saved.aggregate.parent_id
         while current is not None and current not in lineage and len(lineage) <= MAX_DEPTH:
-            saved = await self._repo.get(Bucket, current)
-            if saved is None:
+            ancestor = await self._repo.get(Bucket, current)
+            if ancestor is None:
                 break
             lineage.append(current)
-            current = saved.aggregate.parent_id
-        return lineage
+            current = ancestor.aggregate.parent_id
+        return lineage, Guard(Bucket.TYPE, parent_id, saved.position)
 
     async def create(self, cmd: CreateBucket, ctx: Context) -> Saved[Bucket]:
+        """Under a parent, appended only while the parent is as it was read (not deleted meanwhile)."""
         owner_id = require_actor(ctx.actor)
-        lineage = await self._lineage(ctx, cmd.parent_id) if cmd.parent_id is not None else []
-        return await self._repo.execute(
-            Bucket, None, lambda _: Bucket.create(owner_id, cmd.name, cmd.type, cmd.parent_id, lineage), ctx
-        )
+        parent_id = cmd.parent_id
+        if parent_id is None:
+            return await self._repo.execute(
+                Bucket, None, lambda _: Bucket.create(owner_id, cmd.name, cmd.type, None, []), ctx)
+
+        async def attempt(checked: bool) -> Saved[Bucket]:
+            lineage, guard = await self._lineage(ctx, parent_id, unchecked=not checked)
+            return await self._repo.execute(
+                Bucket, None, lambda _: Bucket.create(owner_id, cmd.name, cmd.type, parent_id, lineage), ctx, guard
+            )
+
+        return await guarded(attempt)
 
     async def update(self, cmd: UpdateBucket, ctx: Context) -> Saved[Bucket]:
         _check_id(cmd.bucket_id)
@@ -109,7 +170,8 @@ class BucketHandlers:
             lineage: list[str] = []
             if isinstance(cmd.parent_id, str):
                 # Moving under itself is refused by the aggregate before any lookup.
-                lineage = [cmd.bucket_id] if cmd.parent_id == cmd.bucket_id else await self._lineage(ctx, cmd.parent_id)
+                lineage = [cmd.bucket_id] if cmd.parent_id == cmd.bucket_id else (
+                    await self._lineage(ctx, cmd.parent_id))[0]
             new_parent = bucket.parent_id if isinstance(cmd.parent_id, _Keep) else cmd.parent_id
             bucket.update(bucket.name if cmd.name is None else cmd.name, new_parent, lineage)
             return bucket

@@ -26,6 +26,22 @@ class Appended:
     """Bytes of the event's payload as stored (0 when unknown)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """An append that lands only while another aggregate's last event is still at ``position``:
+    what a creation checked of it (a blob's bucket, a bucket's parent) cannot change between
+    the check and the append (the log refuses it with ``ConcurrencyError`` instead).
+
+    The log can check one subject per append, and for a creation that one is free: a new
+    aggregate with a made-up id (``domain.ids.new_id``) cannot exist yet, so the guard takes
+    the place of the creation's own "no event yet" check. Hence only with
+    ``expected_position`` 0 and a made-up id."""
+
+    aggregate_type: str
+    aggregate_id: str
+    position: int
+
+
 class LogCursor(Protocol):
     """A reader's place in the log."""
 
@@ -43,7 +59,7 @@ class EventStore(Protocol):
     ``expected_position`` is the position of the aggregate's last event as the
     writer saw it (0: the aggregate must not exist yet). A mismatch raises
     ``domain.errors.ConcurrencyError``. ``command_id`` makes a retried append
-    land once. Raises ``Unavailable`` when the log is unreachable (outcome
+    land once. ``guard``: see ``Guard`` (a creation only). Raises ``Unavailable`` when the log is unreachable (outcome
     unknown: retry with the same command id) and ``EventTooLarge`` when the
     event cannot be stored at all.
     """
@@ -55,6 +71,7 @@ class EventStore(Protocol):
         event: NewEvent,
         expected_position: int,
         command_id: str,
+        guard: Guard | None = None,
     ) -> Appended: ...
 
     async def load(

@@ -80,7 +80,7 @@ from domain.ids import is_id, may_come_again
 from domain.recorded import Recorded
 from domain.snapshot import Taken, restore, take
 
-from commands.ports import CommandIndex, EventStore, SnapshotStore
+from commands.ports import CommandIndex, EventStore, Guard, SnapshotStore
 
 MIB = 1024 * 1024
 
@@ -376,14 +376,23 @@ class Repository:
         records = await self._store.load(aggregate_type, aggregate_id, limit=1)
         return records[0] if records else None
 
-    async def get(self, cls: type[A], aggregate_id: str, *, until_position: int | None = None) -> Saved[A] | None:
+    async def get(self, cls: type[A], aggregate_id: str, *, until_position: int | None = None,
+                  unchecked: bool = False) -> Saved[A] | None:
         """The aggregate as the log holds it now (from the read cache when nothing was written
-        to it since), or at ``until_position`` (always read). Callers only read what they get."""
+        to it since), or at ``until_position`` (always read). Callers only read what they get.
+
+        ``unchecked``: the copy this process read last, when it keeps one, without asking the log
+        whether anything was written since (the round trip that ``get`` otherwise makes). Only
+        for a check whose append is guarded on the position it answers (``Guard``): the log then
+        refuses the append if the copy was stale, and the caller checks again with ``get``."""
         if until_position is not None:
             fetched = await self._fetch(cls, aggregate_id, until_position)
             return Saved(fetched[0], fetched[1]) if fetched is not None else None
         key = (cls.TYPE, aggregate_id)
         kept = self._seen.get(key)
+        if kept is not None and unchecked:
+            self.read_hits += 1
+            return Saved(kept[0], kept[1])  # type: ignore[arg-type]
         if kept is not None and not await self._store.has_events_after(cls.TYPE, aggregate_id, kept[1]):
             self.read_hits += 1
             return Saved(kept[0], kept[1])  # type: ignore[arg-type]
@@ -598,6 +607,7 @@ class Repository:
         aggregate_id: str | None,
         decide: Decision[A],
         ctx: Context,
+        guard: Guard | None = None,
     ) -> Saved[A]:
         """Load once (or not, for a creation), let the domain decide, append its one event.
 
@@ -607,10 +617,13 @@ class Repository:
         new and its id comes from the decision. A retry (same command id) of a
         command the log already holds answers like the first attempt, even
         when deciding again would now fail (a second delete, the same move).
+        ``guard`` (a creation only): the append lands only while the aggregate it
+        names is unchanged, else ``ConcurrencyError`` (the caller checks again).
         """
         if aggregate_id is None:
             aggregate = await _decided(decide, None)
-            return await self._append(cls, aggregate, 0, 0, ctx)
+            return await self._append(cls, aggregate, 0, 0, ctx, guard)
+        assert guard is None, "only a creation is guarded"
         key = (cls.TYPE, aggregate_id)
         lock = self._locks.get(key)
         if lock is None:
@@ -638,14 +651,19 @@ class Repository:
                     raise
 
     async def _append(
-        self, cls: type[A], aggregate: A, expected_position: int, weight: int, ctx: Context
+        self, cls: type[A], aggregate: A, expected_position: int, weight: int, ctx: Context,
+        guard: Guard | None = None,
     ) -> Saved[A]:
         """Append the one pending event; ``weight`` is what the aggregate weighed before it."""
         pending = aggregate.collect_events()
         if len(pending) != 1:
             raise DomainError(f"a command must record exactly one event, got {len(pending)}")
         event = self._codec.encode(pending[0], actor=ctx.actor, traceparent=ctx.traceparent)
-        appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id)
+        if guard is None:
+            appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id)
+        else:
+            appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id,
+                                                 guard=guard)
         if appended.duplicate:
             return await self._original(cls, appended.position)
         self._cache.put((cls.TYPE, aggregate.id_str), aggregate, appended.position, weight + appended.size)

@@ -4,8 +4,8 @@ The aggregate knows its own parent only. Whether a move makes a cycle depends
 on other buckets, so the command handler walks the new parent's ancestors in
 the log and hands them in; whether a bucket is empty depends on blobs and
 children, which the handler asks a port about (see ``commands.buckets``).
-Both checks read other aggregates, so two concurrent commands on different
-buckets can still race past them; the log cannot lock several subjects at once.
+Both checks read other aggregates; ``commands.buckets`` says which races the
+log's guard closes and which remain (the log cannot lock several subjects at once).
 """
 
 from __future__ import annotations

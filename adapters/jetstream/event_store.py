@@ -59,8 +59,9 @@ from adapters.jetstream.receive_budget import RECEIVE_BYTES, ReceiveBudget
 from adapters.jetstream.span_reader import SpanBroken, open_span
 from adapters.telemetry.tracing import Tracing, current_traceparent
 from adapters.work import events_read
-from commands.ports import Appended, EventTooLarge, Unavailable
+from commands.ports import Appended, EventTooLarge, Guard, Unavailable
 from domain.errors import ConcurrencyError
+from domain.ids import is_made_up
 from domain.recorded import NewEvent, Recorded
 
 WRONG_LAST_SEQUENCE = 10071
@@ -249,7 +250,10 @@ class JetStreamEventStore:
         event: NewEvent,
         expected_position: int,
         command_id: str,
+        guard: Guard | None = None,
     ) -> Appended:
+        if guard is not None and (expected_position != 0 or not is_made_up(aggregate_id)):
+            raise ValueError("a guarded append creates an aggregate with a made-up id")
         span = (
             self._tracing.span("eventstore.append", **{"ink.aggregate_type": aggregate_type, "ink.event_type": event.type})
             if self._tracing is not None
@@ -262,13 +266,16 @@ class JetStreamEventStore:
             headers = {
                 H_MSG_ID: command_id,
                 "Nats-Expected-Stream": self._stream,
-                "Nats-Expected-Last-Subject-Sequence": str(expected_position),
+                "Nats-Expected-Last-Subject-Sequence": str(expected_position if guard is None else guard.position),
                 H_TYPE: event.type,
                 H_VERSION: str(event.version),
                 H_CLASS_VERSION: str(event.class_version),
                 H_COMMAND: command_id,
                 H_AT: event.at.isoformat(),
             }
+            if guard is not None:  # the server checks the guard's subject instead of the new one's
+                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = subject_for(
+                    guard.aggregate_type, guard.aggregate_id, self._prefix)
             if event.actor:
                 headers[H_ACTOR] = event.actor
             if traceparent:
@@ -293,7 +300,8 @@ class JetStreamEventStore:
                 mine = await self._last_if_mine(subject, command_id)
                 if mine is not None:
                     return Appended(mine, duplicate=True)
-                raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently") from exc
+                changed = (aggregate_type, aggregate_id) if guard is None else (guard.aggregate_type, guard.aggregate_id)
+                raise ConcurrencyError("{} {} changed concurrently".format(*changed)) from exc
             except (NatsError, APIError, asyncio.TimeoutError, OSError) as exc:
                 raise Unavailable("the event log is unreachable") from exc
             if self._on_append is not None and not ack.duplicate:

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from nats.js import api
 
 from adapters.jetstream.event_store import JetStreamEventStore
-from commands.ports import EventTooLarge
+from commands.ports import EventTooLarge, Guard
 from domain.errors import ConcurrencyError
 from domain.ids import new_id
 from domain.recorded import NewEvent
@@ -120,6 +120,33 @@ async def test_new_aggregate_expectation_zero_refuses_an_existing_one(private_st
     await private_store.append("thing", agg, ev(1), 0, new_id())
     with pytest.raises(ConcurrencyError):
         await private_store.append("thing", agg, ev(1), 0, new_id())
+
+
+async def test_a_guarded_creation_lands_only_while_the_guarded_aggregate_is_unchanged(
+        private_store: JetStreamEventStore) -> None:
+    """A blob filed in a bucket is appended with the bucket's last position as its guard: the log
+    refuses it when the bucket changed in between (deleted, say), and a retry of one that landed is
+    still recognised as the same append."""
+    bucket = new_id()
+    at = (await private_store.append("bucket", bucket, ev(1), 0, new_id())).position
+    guard = Guard("bucket", bucket, at)
+    command, filed = new_id(), new_id()
+    first = await private_store.append("blob", filed, ev(1), 0, command, guard=guard)
+    assert not first.duplicate
+    again = await private_store.append("blob", new_id(), ev(1), 0, command, guard=guard)
+    assert again.duplicate and again.position == first.position, "a retry lands once"
+
+    await private_store.append("bucket", bucket, ev(2, deleted=True), at, new_id())  # the bucket changes
+    blob = new_id()
+    with pytest.raises(ConcurrencyError, match=f"bucket {bucket}"):
+        await private_store.append("blob", blob, ev(1), 0, new_id(), guard=guard)
+    assert await private_store.load("blob", blob) == [], "nothing appended"
+    # the same message again after a lost ack (the store's own retry): found as ours on its subject
+    retried = await private_store.append("blob", filed, ev(1), 0, command, guard=guard)
+    assert retried.duplicate and retried.position == first.position, "the landed one, even with a stale guard"
+    with pytest.raises(ValueError):  # a guard only takes the place of a creation's own check
+        await private_store.append("blob", first_id := new_id(), ev(2), first.position, new_id(), guard=guard)
+    assert await private_store.load("blob", first_id) == []
 
 
 async def test_the_same_command_id_twice_stores_one_event(private_store: JetStreamEventStore) -> None:

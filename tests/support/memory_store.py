@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from commands.ports import Appended
+from commands.ports import Appended, Guard
 from commands.ports import Unavailable
 from domain.errors import ConcurrencyError
 from domain.recorded import NewEvent, Recorded
@@ -49,11 +49,15 @@ class MemoryEventStore:
         event: NewEvent,
         expected_position: int,
         command_id: str,
+        guard: Guard | None = None,
     ) -> Appended:
         self._check_available()
         subject = self._by_subject.get((aggregate_type, aggregate_id), [])
         last = subject[-1] if subject else None
-        if expected_position != (last.position if last else 0):
+        checked = self._by_subject.get((guard.aggregate_type, guard.aggregate_id), []) if guard else subject
+        if guard is not None:
+            expected_position = guard.position
+        if expected_position != (checked[-1].position if checked else 0):
             if last is not None and last.command_id == command_id:
                 return Appended(last.position, duplicate=True)
             raise ConcurrencyError(f"{aggregate_type} {aggregate_id} changed concurrently")
