@@ -140,7 +140,8 @@ class Counters(Protocol):
     """Counters every API process sees (``adapters.jetstream.shared_limits.JetStreamCounters``)."""
 
     async def add(self, key: str, delta: int) -> int:
-        """Add ``delta`` to ``key``; the total right after this add, atomically."""
+        """Add ``delta`` to ``key``; the total right after this add, atomically. Fails (an exception)
+        when no answer comes within the counters' own timeout, which bounds every ``take``."""
         ...
 
     async def get(self, key: str) -> int: ...
@@ -274,9 +275,9 @@ class SharedLimiter:
         counter = self._counter(key, window)
         owed = self._take_owed(key, now)
         try:
-            async with asyncio.timeout(self._timeout):
-                current = await self._counters.add(counter, cost + owed)
-                previous = await self._closed_total(self._counter(key, window - 1))
+            # the add is bounded by the counters' own deadline (one timer per batch of adds to the key)
+            current = await self._counters.add(counter, cost + owed)
+            previous = await self._closed_total(self._counter(key, window - 1))
         except Exception as exc:  # noqa: BLE001 - the counters are unreachable: this process decides
             self._broken_until = time.monotonic() + 1.0
             log.warning("ratelimit.local_fallback", limit=self.name, error=type(exc).__name__)
@@ -350,7 +351,8 @@ class SharedLimiter:
         """A closed window's total: read once, then kept (only refunds could still change it)."""
         total = self._previous.get(counter)
         if total is None:
-            total = await self._counters.get(counter)
+            async with asyncio.timeout(self._timeout):
+                total = await self._counters.get(counter)
             self._previous[counter] = total
             if len(self._previous) > self._max_cached:
                 self._previous.popitem(last=False)

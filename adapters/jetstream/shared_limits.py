@@ -34,6 +34,9 @@ INCR = "Nats-Incr"
 class _Queued:
     deltas: list[int] = field(default_factory=list)
     futures: list[asyncio.Future[int]] = field(default_factory=list)
+    deadline: asyncio.TimerHandle | None = None
+    """Fails the batch's callers still waiting ``timeout`` after its first add: one timer per batch,
+    not one per caller (a timer per take was about 5 % of a cached GET's CPU)."""
 
 
 class JetStreamCounters:
@@ -53,11 +56,16 @@ class JetStreamCounters:
         return f"{self._prefix}.{key}"
 
     async def add(self, key: str, delta: int) -> int:
-        """Add ``delta`` to the counter ``key``; its total right after this add."""
+        """Add ``delta`` to the counter ``key``; its total right after this add. Raises ``TimeoutError``
+        when no total came within ``timeout`` of its batch's first add (the add may still land)."""
         if not self._nc.is_connected:  # an add now would only wait in the client's buffer
             raise ConnectionError("NATS is not connected")
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        queued = self._queued.setdefault(key, _Queued())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        queued = self._queued.get(key)
+        if queued is None:
+            queued = self._queued[key] = _Queued()
+            queued.deadline = loop.call_later(self._timeout, _expire, queued.futures)
         queued.deltas.append(delta)
         queued.futures.append(future)
         if key not in self._flushing:
@@ -76,12 +84,14 @@ class JetStreamCounters:
                                                  timeout=self._timeout)
                     value = int(ack.val or 0)
                 except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets the failure
+                    _settled(queued)
                     for future in queued.futures:
                         if not future.done():
                             future.set_exception(exc if isinstance(exc, Exception) else ConnectionError(str(exc)))
                     if not isinstance(exc, Exception):
                         raise
                     continue
+                _settled(queued)
                 running = value - total  # the total before this batch; each caller in turn after its own delta
                 for delta, future in zip(queued.deltas, queued.futures):
                     running += delta
@@ -97,6 +107,18 @@ class JetStreamCounters:
         except NotFoundError:
             return 0
         return int(orjson.loads(msg.data or b"{}").get("val", "0"))
+
+
+def _expire(futures: list[asyncio.Future[int]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(TimeoutError("the counter did not answer in time"))
+
+
+def _settled(queued: _Queued) -> None:
+    if queued.deadline is not None:
+        queued.deadline.cancel()
+        queued.deadline = None
 
 
 class JetStreamMarks:
