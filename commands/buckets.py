@@ -18,6 +18,8 @@ a delete (or any change) in between makes the log refuse it and the creation
 checks again (``guarded``): a 404 for a bucket deleted meanwhile, never a
 blob in a deleted bucket. The guard also stands in for the round trip that
 would ask whether the copy of the bucket this process keeps is current.
+Guards need a log of one replica (``EventStore.guards``); on a cluster the
+bucket is read from the log first and the append is unguarded, as before.
 
 The log checks one subject per append, so two races remain, each within one
 owner's own tree: a blob filed in a bucket whose delete had already checked

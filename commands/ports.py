@@ -64,6 +64,9 @@ class EventStore(Protocol):
     event cannot be stored at all.
     """
 
+    guards: bool
+    """Whether ``append`` takes a ``guard`` (a store may not: see ``adapters.jetstream.event_store``)."""
+
     async def append(
         self,
         aggregate_type: str,

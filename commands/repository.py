@@ -384,13 +384,14 @@ class Repository:
         ``unchecked``: the copy this process read last, when it keeps one, without asking the log
         whether anything was written since (the round trip that ``get`` otherwise makes). Only
         for a check whose append is guarded on the position it answers (``Guard``): the log then
-        refuses the append if the copy was stale, and the caller checks again with ``get``."""
+        refuses the append if the copy was stale, and the caller checks again with ``get``. On a
+        store that does not guard (``EventStore.guards``) it is an ordinary ``get``."""
         if until_position is not None:
             fetched = await self._fetch(cls, aggregate_id, until_position)
             return Saved(fetched[0], fetched[1]) if fetched is not None else None
         key = (cls.TYPE, aggregate_id)
         kept = self._seen.get(key)
-        if kept is not None and unchecked:
+        if kept is not None and unchecked and self._store.guards:
             self.read_hits += 1
             return Saved(kept[0], kept[1])  # type: ignore[arg-type]
         if kept is not None and not await self._store.has_events_after(cls.TYPE, aggregate_id, kept[1]):
@@ -618,11 +619,13 @@ class Repository:
         command the log already holds answers like the first attempt, even
         when deciding again would now fail (a second delete, the same move).
         ``guard`` (a creation only): the append lands only while the aggregate it
-        names is unchanged, else ``ConcurrencyError`` (the caller checks again).
+        names is unchanged, else ``ConcurrencyError`` (the caller checks again); on a
+        store that does not guard it is dropped (the caller's check read the log).
         """
         if aggregate_id is None:
             aggregate = await _decided(decide, None)
-            return await self._append(cls, aggregate, 0, 0, ctx, guard)
+            # a store that does not guard: the caller's check was a checked read (``get``), as before
+            return await self._append(cls, aggregate, 0, 0, ctx, guard if self._store.guards else None)
         assert guard is None, "only a creation is guarded"
         key = (cls.TYPE, aggregate_id)
         lock = self._locks.get(key)

@@ -179,10 +179,18 @@ class JetStreamEventStore:
         wait_seconds: float = 0.0,
         receive_bytes: int = RECEIVE_BYTES,
         uncharged_types: Collection[str] = (),
+        guards: bool = True,
     ) -> None:
         """``uncharged_types``: aggregates every user's requests read (schemas, which anyone may write
         against): reading them is not counted as the request's work (``adapters.work``), or one user
-        could make others pay for the history of a schema they made long."""
+        could make others pay for the history of a schema they made long.
+
+        ``guards``: whether creations are guarded (``commands.ports.Guard``); only on a stream of one
+        replica. On a replicated stream nats-server lets one message checked against a subject be in
+        flight at a time (a second is refused with 10164 until the first is committed), so guarding
+        every blob filed in a bucket on that bucket would make a bucket's concurrent creations refuse
+        each other."""
+        self.guards = guards
         self._nc = nc
         self._uncharged = frozenset(uncharged_types)
         install(nc)  # faster header parsing, the same headers
@@ -252,8 +260,8 @@ class JetStreamEventStore:
         command_id: str,
         guard: Guard | None = None,
     ) -> Appended:
-        if guard is not None and (expected_position != 0 or not is_made_up(aggregate_id)):
-            raise ValueError("a guarded append creates an aggregate with a made-up id")
+        if guard is not None and (expected_position != 0 or not is_made_up(aggregate_id) or not self.guards):
+            raise ValueError("a guarded append creates an aggregate with a made-up id, on a store that guards")
         span = (
             self._tracing.span("eventstore.append", **{"ink.aggregate_type": aggregate_type, "ink.event_type": event.type})
             if self._tracing is not None

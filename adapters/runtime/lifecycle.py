@@ -161,7 +161,8 @@ async def start(
     await apply_streams(nc, load_stream_specs(replicas=settings.stream_replicas, overrides=settings.stream_overrides()))
     await apply_consumers(nc, load_consumer_specs(ack_wait=settings.job_ack_wait_seconds))
     store = JetStreamEventStore(nc, tracing=tracing, on_append=lambda ev: metrics.events_appended.labels(ev.type).inc(),
-                                wait_seconds=settings.log_wait_seconds, uncharged_types=(Schema.TYPE,))
+                                wait_seconds=settings.log_wait_seconds, uncharged_types=(Schema.TYPE,),
+                                guards=settings.stream_replicas == 1)
     snapshots, code = None, code_fingerprint()
     if code is not None:
         snapshots = JetStreamSnapshots(nc, code)

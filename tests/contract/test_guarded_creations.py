@@ -134,3 +134,21 @@ async def test_a_filed_creation_asks_the_log_nothing_about_a_bucket_it_keeps(
     for n in range(5):
         await blobs.create(CreateBlob(data={"n": n}, bucket_ids=[bucket]), ctx())
     assert hooked.freshness_checks == 0
+
+
+async def test_on_a_store_that_does_not_guard_the_bucket_is_checked_on_the_log(
+        private_store: JetStreamEventStore) -> None:
+    """A replicated stream (a cluster) runs without guards: a filed creation then reads the bucket
+    from the log first, as it did before guards, and appends unguarded."""
+    private_store.guards = False
+    hooked = HookedStore(private_store)
+    repository = Repository(hooked, CODEC)  # type: ignore[arg-type]
+    no_schemas: Any = None
+    blobs, buckets = BlobHandlers(repository, no_schemas, no_schemas), BucketHandlers(repository, _Empty())
+    bucket = (await buckets.create(CreateBucket("shelf", "collection"), ctx())).aggregate.id_str
+    child = await buckets.create(CreateBucket("child", "collection", bucket), ctx())
+    assert child.aggregate.parent_id == bucket
+    await blobs.create(CreateBlob(data={}, bucket_ids=[bucket]), ctx())
+    hooked.freshness_checks = 0
+    saved = await blobs.create(CreateBlob(data={"n": 1}, bucket_ids=[bucket]), ctx())
+    assert hooked.freshness_checks == 1 and saved.aggregate.bucket_ids == [bucket]

@@ -37,6 +37,7 @@ class MemoryEventStore:
         self._grown = asyncio.Event()
         self.available = True
         self.appends = 0
+        self.guards = True
 
     def _check_available(self) -> None:
         if not self.available:

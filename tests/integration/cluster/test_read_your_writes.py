@@ -69,3 +69,26 @@ async def test_an_update_on_one_api_process_reaches_a_row_the_other_has_read_bef
 
         await asyncio.gather(*(blob_edited_in_turns(n) for n in range(10)))
     assert stale == []
+
+
+async def test_concurrent_blobs_filed_in_one_bucket_all_land_on_both_api_processes(cluster: DevCluster) -> None:
+    """On a replicated stream nats-server lets one message checked against a subject be in flight at
+    a time: creations guarded on their bucket would refuse each other (10164). The cluster runs
+    without guards (``INKSTREAM_STREAM_REPLICAS`` 3), so fifty at once into one bucket all land."""
+    one, two = (api.url for api in cluster.apis)
+    assert one and two
+    async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(base_url=one) as first:
+            user = await new_user(first, "filed")
+        async with http.post(f"{one}/v1/buckets", json={"name": "shared", "type": "shelf"},
+                             headers=user.headers) as r:
+            assert r.status == 201, await r.text()
+            bucket = (await r.json())["id"]
+
+        async def create(n: int) -> int:
+            async with http.post(f"{(one, two)[n % 2]}/v1/blobs", json={"data": {"n": n}, "bucket_ids": [bucket]},
+                                 headers=user.headers) as r:
+                return r.status
+
+        statuses = await asyncio.gather(*(create(n) for n in range(50)))
+    assert statuses == [201] * 50
