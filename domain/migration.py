@@ -119,6 +119,7 @@ class Migration(InkAggregate):
         self.revert_done: set[str] = set()  # blobs the revert has dealt with (put back or skipped)
         self.revert_started = False
         self.revert_from = 0  # ``attempts`` when the revert was requested: its own attempts count from there
+        self.revert_run = 0  # how many times the revert was requested
         self.deleted = False  # runs are never deleted; ``changeable`` reads it
 
     @property
@@ -193,13 +194,27 @@ class Migration(InkAggregate):
             raise Conflict(f"migration {self.id_str} was a dry run; it changed nothing to revert")
         if self.status != COMPLETED:
             raise _conflict(self, "reverted")
-        self._revert_requested(owner_id=self.owner_id)
+        self._revert_requested(owner_id=self.owner_id, run=self.revert_run + 1)
 
-    @event("RevertRequested")
-    def _revert_requested(self, owner_id: str) -> None:
+    class RevertRequested(InkAggregate.Event):
+        """``run``: which request of the revert this is (a stopped revert may be asked again). It is
+        the revert's work message, so a runner tells a message of an earlier request (redelivered
+        after its answer was lost) from the current one, as a job's ``run`` does."""
+
+        class_version = 2
+        owner_id: str
+        run: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["run"] = 1  # before a revert could be asked again, there was one
+
+    @event(RevertRequested)
+    def _revert_requested(self, owner_id: str, run: int) -> None:
         self.status = REVERTING
         self.error = None
-        self.revert_started = False
+        self.revert_run = run
+        self.revert_started = False  # the last attempt of a stopped revert records nothing more
         self.revert_from = self.attempts
 
     def start_revert(self, runner: str) -> None:
@@ -214,7 +229,7 @@ class Migration(InkAggregate):
 
     def revert_progress(self, attempt: int, reverted: list[str], skipped: list[str]) -> None:
         """One batch of the revert: the blobs put back, the blobs left alone (changed since, or gone)."""
-        self._ensure(attempt, REVERTING, "reverted")
+        self._ensure_reverting(attempt)
         if len(reverted) + len(skipped) > MAX_BATCH or not all(is_id(b) for b in [*reverted, *skipped]):
             _fail([FieldError("/blob_ids", f"a batch is at most {MAX_BATCH} blob ids")])
         room = max(MAX_SKIPPED_LISTED - len(self.revert_skipped_ids), 0)
@@ -234,7 +249,7 @@ class Migration(InkAggregate):
         self.revert_done.update(blob_ids)
 
     def complete_revert(self, attempt: int) -> None:
-        self._ensure(attempt, REVERTING, "reverted")
+        self._ensure_reverting(attempt)
         self._revert_completed(attempt=attempt)
 
     @event("RevertCompleted")
@@ -244,8 +259,7 @@ class Migration(InkAggregate):
     def stop_revert(self, error: object, attempt: int) -> None:
         """The revert cannot go on (its attempts are used up): the run is ``completed`` again, with
         ``error`` saying why and what was put back; its owner may request the revert again."""
-        if self.status != REVERTING or attempt != self.attempts:
-            raise _conflict(self, f"stopped by attempt {attempt}")
+        self._ensure_reverting(attempt)
         self._revert_stopped(attempt=attempt, error=_text(error, MAX_ERROR_MESSAGE))
 
     @event("RevertStopped")
@@ -254,6 +268,13 @@ class Migration(InkAggregate):
         self.error = error
 
     # -- checks -----------------------------------------------------------------------------------
+
+    def _ensure_reverting(self, attempt: object) -> None:
+        """The current attempt of the revert requested last: one that started since that request (the
+        last attempt of a stopped revert has the same number until a new one starts)."""
+        self._ensure(attempt, REVERTING, "reverted")
+        if not self.revert_started:
+            raise _conflict(self, f"reverted by attempt {attempt} before the revert asked again has started")
 
     def _ensure(self, attempt: object, status: str, action: str) -> None:
         if self.status != status or type(attempt) is not int or attempt != self.attempts:

@@ -114,7 +114,8 @@ class MigrationExecutor:
 
     # -- the message ------------------------------------------------------------------------------
 
-    async def process(self, migration_id: str, kind: str, runner_id: str, actor: str) -> str:
+    async def process(self, migration_id: str, kind: str, runner_id: str, actor: str, request: int = 1) -> str:
+        """``request``: for a revert's message, which request of the revert it carries (its ``run``)."""
         saved = await self._durably(lambda: self._reads.migration(migration_id))
         if saved is None:
             return "ack"
@@ -122,8 +123,8 @@ class MigrationExecutor:
         forward = kind == "Migration.Requested"
         if forward and run.status not in (PENDING, RUNNING):
             return "ack"
-        if not forward and run.status != REVERTING:
-            return "ack"
+        if not forward and (run.status != REVERTING or request != run.revert_run):
+            return "ack"  # done, or the message of an earlier request of a revert asked again
         started = run.status == RUNNING or (not forward and run.revert_started)
         if started and _age(run) < self._options.ack_wait:
             return "let_go"  # its runner holds it (a duplicate delivery)

@@ -112,6 +112,8 @@ class Work:
     msg: Msg
     job_id: str
     run: int
+    """Which run of the job the message asks for (a retry is a new run); for a migration run's revert,
+    which request of the revert (``Migration.RevertRequested``'s ``run``)."""
     owner_id: str
     traceparent: str | None
     kind: str = "Job.Requested"
@@ -471,7 +473,7 @@ class JobRunner:
         """A migration run or its revert (``adapters/jobs/migrations.py``)."""
         if self._migrations is None:
             return Outcome.NAK, 5.0  # this runner cannot run migrations: another may
-        answer = await self._migrations.process(work.job_id, work.kind, self.runner_id, self.actor)
+        answer = await self._migrations.process(work.job_id, work.kind, self.runner_id, self.actor, work.run)
         return Outcome(answer), 0
 
     async def _durably(self, action: Callable[[], Awaitable[Any]]) -> Any:

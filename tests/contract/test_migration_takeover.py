@@ -181,7 +181,11 @@ async def _stopped_revert_goes_on(quiet: RunningSystem, ink: Any, sandbox: Sandb
     await ink.revert_migration(run.id)  # asked again: it goes on
     again = await ink.get_migration(run.id, consistency="strong")
     assert (again.status, again.error) == ("reverting", None)
-    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "second", "x") == "ack"
+    # the first request's message, redelivered (its answer lost): stale, it does nothing
+    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "stale", "x", 1) == "ack"
+    saved = await s.migration_reads.migration(run.id)
+    assert saved is not None and (saved.aggregate.revert_started, saved.aggregate.revert_attempts) == (False, 0)
+    assert await executor(quiet, sandbox).process(run.id, "Migration.RevertRequested", "second", "x", 2) == "ack"
     reverted = await ink.get_migration(run.id, consistency="strong")
     assert (reverted.status, reverted.reverted, reverted.revert_skipped, reverted.error) == ("reverted", 10, 0, None)
     for blob in blobs:

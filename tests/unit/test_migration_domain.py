@@ -110,6 +110,11 @@ def test_a_revert_counts_its_own_attempts_and_a_stopped_one_can_be_asked_again()
 
     run.request_revert()  # asked again: it goes on from where it stopped
     assert (run.status, run.error, run.revert_started, run.revert_attempts) == ("reverting", None, False, 0)
+    assert run.revert_run == 2, "its work message says which request it is"
+    with pytest.raises(Conflict):
+        run.revert_progress(7, [b], [])  # the stopped revert's last attempt: fenced off until a new one starts
+    with pytest.raises(Conflict):
+        run.complete_revert(7)
     run.start_revert("r3")
     run.revert_progress(8, [b], [])
     run.complete_revert(8)
@@ -129,3 +134,31 @@ def test_a_revert_counts_its_own_attempts_and_a_stopped_one_can_be_asked_again()
     assert again is not None and (again["status"], again["error"]) == ("reverting", None)
     done = row_after(MigrationProjection(), recorded)
     assert done is not None and (done["status"], done["reverted"], done["error"]) == ("reverted", 2, None)
+
+
+def test_a_revert_request_recorded_before_it_could_be_asked_again_folds_as_the_first() -> None:
+    """``RevertRequested`` gained ``run`` (class version 2): one recorded before has no ``run`` and is
+    the first request; its work message, redelivered, carries none either (the runner reads 1)."""
+    import dataclasses
+
+    from domain.recorded import Recorded
+
+    codec = EventCodec([Migration])
+    run = _run()
+    run.start("a", 0)
+    run.complete(1)
+    run.request_revert()
+    recorded = []
+    for i, event in enumerate(run.collect_events()):
+        r = codec.encode(event, actor=None)
+        rec = Recorded(position=i + 1, aggregate_type="migration", aggregate_id=run.id_str, type=r.type,
+                       version=r.version, at=r.at, data=r.data, class_version=r.class_version)
+        if rec.type == "Migration.RevertRequested":
+            assert rec.class_version == 2 and rec.data["run"] == 1
+            rec = dataclasses.replace(rec, data={"owner_id": "owner"}, class_version=1)  # as written before
+        recorded.append(rec)
+    folded = None
+    for rec in recorded:
+        event = codec.decode(rec)
+        folded = event.mutate(folded)
+    assert folded is not None and (folded.status, folded.revert_run) == ("reverting", 1)
