@@ -274,10 +274,12 @@ class SharedLimiter:
         elapsed = now - window * self.window
         counter = self._counter(key, window)
         owed = self._take_owed(key, now)
+        began = asyncio.get_running_loop().time()
         try:
-            # the add is bounded by the counters' own deadline (one timer per batch of adds to the key)
+            # the add is bounded by the counters' own deadline (one timer per batch of adds to the key),
+            # and reading a closed window's total (once per window) by what is left of the same timeout
             current = await self._counters.add(counter, cost + owed)
-            previous = await self._closed_total(self._counter(key, window - 1))
+            previous = await self._closed_total(self._counter(key, window - 1), began + self._timeout)
         except Exception as exc:  # noqa: BLE001 - the counters are unreachable: this process decides
             self._broken_until = time.monotonic() + 1.0
             log.warning("ratelimit.local_fallback", limit=self.name, error=type(exc).__name__)
@@ -347,11 +349,11 @@ class SharedLimiter:
         except Exception as exc:  # noqa: BLE001 - a lost refund only makes the limit stricter for a window
             log.warning("ratelimit.refund_lost", limit=self.name, error=type(exc).__name__)
 
-    async def _closed_total(self, counter: str) -> int:
+    async def _closed_total(self, counter: str, deadline: float) -> int:
         """A closed window's total: read once, then kept (only refunds could still change it)."""
         total = self._previous.get(counter)
         if total is None:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout_at(deadline):
                 total = await self._counters.get(counter)
             self._previous[counter] = total
             if len(self._previous) > self._max_cached:

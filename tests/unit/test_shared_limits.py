@@ -154,6 +154,26 @@ async def test_a_closed_window_is_read_once_per_process() -> None:
     assert reads == 1 and counters.adds == 50
 
 
+async def test_one_timeout_bounds_the_add_and_the_closed_windows_read_together() -> None:
+    """A take decides on its own (the process's bucket) once ``timeout`` has passed in all: the read of
+    the closed window's total gets what the add left of it, not a timeout of its own."""
+    clock, counters = Clock(), MemoryCounters()
+    add, get = counters.add, counters.get
+
+    async def slow_add(key: str, delta: int) -> int:
+        await asyncio.sleep(0.15)
+        return await add(key, delta)
+
+    async def slow_get(key: str) -> int:
+        await asyncio.sleep(0.15)
+        return await get(key)
+
+    counters.add, counters.get = slow_add, slow_get  # type: ignore[method-assign]
+    limiter = SharedLimiter("user", 10, 20, counters, b"k", clock=clock, timeout=0.2)
+    assert (await limiter.take("ada")).allowed
+    assert limiter.fallbacks == 1, "0.15 s + 0.15 s is past the 0.2 s timeout: decided locally"
+
+
 def shared_guard(counters: MemoryCounters, marks: MemoryMarks, clock: Clock) -> LoginGuard:
     def limiter(name: str, per_minute: float) -> SharedLimiter:
         return SharedLimiter(name, per_minute / 60.0, per_minute, counters, b"k", clock=clock)
