@@ -16,7 +16,7 @@ from typing import Any
 # XML 1.0 Char production, complemented; lone surrogates are dropped with it.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ZIP_EPOCH = datetime(1980, 1, 1, tzinfo=timezone.utc)  # ZIP cannot date anything earlier
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,7 @@ def meta_text(book: Mapping[str, Any], key: str) -> str | None:
 def language(book: Mapping[str, Any]) -> str:
     """``metadata.language`` when it looks like a BCP 47 tag, else ``en``."""
     value = metadata(book).get("language")
-    return value if isinstance(value, str) and _LANGUAGE.match(value) else "en"
+    return value if isinstance(value, str) and _LANGUAGE.fullmatch(value) else "en"
 
 
 def modified(book: Mapping[str, Any]) -> datetime:
@@ -98,7 +98,26 @@ def modified(book: Mapping[str, Any]) -> datetime:
     return max(parsed.astimezone(timezone.utc).replace(microsecond=0), _ZIP_EPOCH)
 
 
-def paragraphs(content: str) -> list[list[str]]:
-    """Blank lines separate paragraphs; a paragraph is its lines."""
-    blocks = re.split(r"\n[ \t]*\n", content)
-    return [block.split("\n") for block in blocks if block.strip()]
+PIECE_CHARS = 16 * 1024
+"""How much of a chapter's content a renderer escapes in one step, where escaping takes a Python step per
+line (markdown's indented lines): the event loop runs other requests between the export's chunks."""
+
+
+def pieces(text: str, size: int = PIECE_CHARS) -> Iterator[str]:
+    """``text`` cut at line ends into pieces of about ``size`` characters (a longer line is one piece):
+    ``"\\n".join(pieces(text)) == text``."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.rfind("\n", start, start + size)
+        if cut < 0:
+            cut = text.find("\n", start + size)
+            if cut < 0:
+                break
+        yield text[start:cut]
+        start = cut + 1
+    yield text[start:]
+
+
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+"""Blank lines separate paragraphs."""
+

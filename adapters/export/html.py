@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping
 from html import escape
 from typing import Any
 
-from adapters.export.common import ExportChapter, chapters, heading, language, meta_text, paragraphs, title
+from adapters.export.common import PARAGRAPH_BREAK as _PARAGRAPH_BREAK
+from adapters.export.common import ExportChapter, chapters, heading, language, meta_text, title, xml_safe
 
 _STYLE = (
     "body{max-width:40em;margin:2em auto;padding:0 1em;font-family:Georgia,serif;line-height:1.5}"
@@ -20,8 +21,15 @@ _STYLE = (
 
 
 def content_html(content: str) -> str:
-    """Paragraphs for blank-line separated blocks; a single newline is a line break."""
-    return "\n".join("<p>" + "<br/>\n".join(escape(line) for line in lines) + "</p>" for lines in paragraphs(content))
+    """Paragraphs for blank-line separated blocks; a single newline is a line break.
+
+    Escaped, split and joined in C (``html.escape`` changes no blank or line end, and NUL, which
+    ``xml_safe`` removed, marks where paragraphs meet): one Python step per block, not per line.
+    A chapter of 256 KiB in two-character lines took 30-60 ms line by line."""
+    blocks = [block for block in _PARAGRAPH_BREAK.split(escape(xml_safe(content))) if block.strip()]
+    if not blocks:
+        return ""
+    return "<p>" + "\x00".join(blocks).replace("\n", "<br/>\n").replace("\x00", "</p>\n<p>") + "</p>"
 
 
 def anchor(chapter: ExportChapter) -> str:

@@ -93,7 +93,8 @@ class ChapterAddIn(Request):
     model_config = _requires("title", "content")
     title: RequiredTitle = None
     content: RequiredContent = None
-    order: int | None = Field(default=None, ge=1, le=MAX_CHAPTERS,
+    # the range is the domain's to check (422 with the book's own count), so it is only documented here
+    order: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": MAX_CHAPTERS},
                               description="1-based place to insert at (1 .. count+1, else 422); absent: appended. "
                                           f"A book has at most {_LIMITS.chapters_per_book} chapters "
                                           "(`INKSTREAM_MAX_CHAPTERS_PER_BOOK`)." + _BOOK_SIZE)

@@ -9,6 +9,7 @@ unknown (or malformed, or deleted) id is 404.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from aiohttp import web
@@ -59,6 +60,7 @@ from domain.book import Book
 from domain.errors import NotFound
 from domain.ids import is_id
 from projections.documents import BookOut, ChapterOut
+from projections.read_model import ReadModel
 
 BOOKS = "books"
 
@@ -84,15 +86,22 @@ def _chapter_answer(saved: Saved[Book], chapter_id: str, status: int = 200) -> w
 
 async def _own_book(request: web.Request, query: ReadQuery) -> BookOut:
     """The acting user's book from the read model: unknown → 404, someone else's → 403."""
-    user = actor(request)
+    return await _owned_in(request, await _books_read(request, query))
+
+
+async def _books_read(request: web.Request, query: ReadQuery) -> ReadModel:
+    """The read model once the books projection reflects what ``query`` asks for (a wait on the log)."""
+    if not is_id(request.match_info["id"]):
+        raise NotFound(f"book {request.match_info['id']}")
+    return await request.app[READS].read((BOOKS,), query.min_position, query.consistency)
+
+
+async def _owned_in(request: web.Request, model: ReadModel) -> BookOut:
     book_id = request.match_info["id"]
-    if not is_id(book_id):
-        raise NotFound(f"book {book_id}")
-    model = await request.app[READS].read((BOOKS,), query.min_position, query.consistency)
     book = await model.book(book_id)
     if book is None:
         raise NotFound(f"book {book_id}")
-    ensure_owner(user, book.owner_id, "book")
+    ensure_owner(actor(request), book.owner_id, "book")
     return book
 
 
@@ -124,8 +133,9 @@ async def export_book(request: web.Request) -> web.StreamResponse:
     fmt = get_format(query.format)
     exports = request.app[LIMITERS].exports
     async with exports.slot(actor(request)):
+        model = await _books_read(request, query)  # waiting on the log holds no step of the process's
         async with exports.step():
-            book = await _own_book(request, query)
+            book = await _owned_in(request, model)
             document = book.model_dump(mode="json")
         response = web.StreamResponse(
             status=200,
@@ -146,6 +156,9 @@ async def export_book(request: web.Request) -> web.StreamResponse:
             if chunk is None:
                 break
             await response.write(chunk)
+            # a write that fits the socket's buffer does not wait: give the loop's other work a turn
+            # between chunks, or a fast reader's export would render chapter after chapter at a stretch
+            await asyncio.sleep(0)
         await response.write_eof()
         return response
 

@@ -50,6 +50,21 @@ async def test_a_reorder_that_is_not_a_permutation_is_a_422_and_changes_nothing(
     assert [c.id for c in found.chapters] == [one, two, three] and found.version == 1
 
 
+async def test_an_order_outside_the_book_is_a_422_naming_the_range(http: aiohttp.ClientSession,
+                                                                 sign_up: SignUp) -> None:
+    """The range is the book's (1 .. count+1): 0 and 10,001 are the same invalid value as count+2,
+    and get the same 422 (they were a 400 from the request model's bounds)."""
+    ink = await sign_up("author")
+    book = await ink.create_book("Ranged", chapters=THREE)
+    for order in (0, 5, 10_001, -1):
+        raw = await call(http, "POST", f"/v1/books/{book.id}/chapters", ink,
+                         json={"title": "Four", "content": "fourth", "order": order})
+        assert raw.status == 422, (order, raw.body)
+        assert raw.body["errors"] == [{"path": "/order", "message": "order must be an integer from 1 to 4"}]
+    found = await ink.get_book(book.id)
+    assert len(found.chapters) == 3 and found.version == 1
+
+
 async def test_patch_retitles_and_replaces_metadata(http: aiohttp.ClientSession, sign_up: SignUp) -> None:
     ink = await sign_up("author")
     book = await ink.create_book("Draft", metadata={"genre": "fantasy"})
