@@ -36,6 +36,9 @@ class Limiters:
     events_per_request: int = 100
     """What a user's request may read from the log (events) for the price of one request on ``user``;
     each further this many cost one more (``adapters.http.middleware``)."""
+    export_stall_seconds: float = 60.0
+    """How long an export's client may take nothing of what it was sent before the export is given up:
+    a stalled export holds its book in memory and one of its user's export slots."""
 
     async def bill_requests(self, user_id: str, count: int) -> None:
         """Work done for the user outside their requests (jobs their blob changes triggered), as requests."""
@@ -63,6 +66,7 @@ class LimitSettings:
     write_bytes_per_second: float = 1024.0 * 1024
     write_bytes_burst: float = 64.0 * 1024 * 1024
     events_per_request: int = 100
+    export_stall_seconds: float = 60.0
 
 
 def _exports(s: LimitSettings) -> InFlight:
@@ -85,6 +89,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
         exports=_exports(s),
         pages=_pages(s),
         events_per_request=s.events_per_request,
+        export_stall_seconds=s.export_stall_seconds,
     )
 
 
@@ -112,4 +117,5 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
         exports=_exports(s),
         pages=_pages(s),
         events_per_request=s.events_per_request,
+        export_stall_seconds=s.export_stall_seconds,
     )

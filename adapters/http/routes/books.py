@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
+import structlog
 from aiohttp import web
 
 from adapters.export import get_format
@@ -45,6 +46,7 @@ from adapters.http.models_books import (
     ReorderIn,
 )
 from adapters.http.page_turns import BYTE_PAGING, page_turn
+from adapters.http.stalls import ClientStalled, write_or_give_up
 from commands.authorization import ensure_owner
 from commands.books import (
     AddChapter,
@@ -80,6 +82,8 @@ def _chapter_answer(saved: Saved[Book], chapter_id: str, status: int = 200) -> w
     return command_answer(doc, saved.position, status=status, version=book.version, book_id=book.id_str,
                           book_version=book.version)
 
+
+log = structlog.get_logger("inkstream.exports")
 
 # -- reads ---------------------------------------------------------------------------------
 
@@ -155,7 +159,11 @@ async def export_book(request: web.Request) -> web.StreamResponse:
                 chunk = next(chunks, None)
             if chunk is None:
                 break
-            await response.write(chunk)
+            try:
+                await write_or_give_up(request, response, chunk, request.app[LIMITERS].export_stall_seconds)
+            except ClientStalled:
+                log.info("export.stalled", book_id=request.match_info["id"])
+                return response  # aborted: the book and the slot are let go
             # a write that fits the socket's buffer does not wait: give the loop's other work a turn
             # between chunks, or a fast reader's export would render chapter after chapter at a stretch
             await asyncio.sleep(0)

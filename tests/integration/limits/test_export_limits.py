@@ -1,5 +1,5 @@
 """Book exports are heavy (an 8 MiB book is about 0.1 s of the server's loop): a user runs two at once,
-and exports nobody reads hold no one else's.
+exports nobody reads hold no one else's, and they are given up once their client takes nothing for a while.
 
 On a log and a database of its own: the limit is the HTTP layer's, whatever the store, and on the
 session's shared log the MongoDB-answering system would project two 8 MiB books chapter by chapter into
@@ -34,8 +34,12 @@ from tests.support.wire import Answer, bearer, problem
 @pytest.fixture(scope="module")
 async def system(database: Database) -> AsyncIterator[RunningSystem]:
     """This module's ``http`` and ``sign_up`` talk to a system on a nats-server of its own."""
-    async with system_on_own_log(database, run_jobs=False) as (running, _):
+    async with system_on_own_log(database, run_jobs=False, export_stall_seconds=STALL) as (running, _):
         yield running
+
+
+STALL = 5.0
+"""Seconds an export's client may take nothing before the export is given up (60 by default)."""
 
 
 CHAPTERS = 32
@@ -95,3 +99,32 @@ async def test_a_third_export_at_once_is_429_and_others_are_not_held(system: Run
     # with its slots free again, the same export answers
     async with http.get(url, params=params, headers=bearer(heavy)) as again:
         assert again.status == 200 and len(await again.read()) == len(sizes[0])
+
+
+async def test_exports_nobody_reads_are_given_up_and_free_their_book_and_slots(
+        system: RunningSystem, http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    """A stalled export held its whole book in memory and one of its user's two slots for as long as the
+    client kept the connection open: a few accounts could hold gigabytes. Cut off after ``STALL`` seconds
+    without the client taking anything, its slot is free again."""
+    ink = await sign_up("abandoner")
+    book_id = await _heavy_book(ink)
+    assert len((await ink.get_book(book_id)).chapters) == CHAPTERS
+    url, params = f"/v1/books/{book_id}/export", {"format": "html", "min_position": str(ink.last_position)}
+    holder = aiohttp.ClientSession(base_url=system.base_url,
+                                   connector=aiohttp.TCPConnector(socket_factory=_small_receive_buffer))
+    held = [await holder.get(url, params=params, headers=bearer(ink)) for _ in range(2)]
+    try:
+        assert [r.status for r in held] == [200] * 2
+        async with http.get(url, params=params, headers=bearer(ink)) as r:
+            assert r.status == 429, "both slots are held"
+        await asyncio.sleep(STALL + 3)
+        async with http.get(url, params=params, headers=bearer(ink)) as again:
+            whole = await again.read()
+            assert again.status == 200 and len(whole) > CHAPTERS * len(CHAPTER) * 4, "the slots are free again"
+        for r in held:  # the abandoned answers were cut off
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await r.read()
+    finally:
+        for r in held:
+            r.close()
+        await holder.close()
