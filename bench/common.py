@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 async def run_worker(module: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Run ``python -m <module> --worker SPEC`` so the load does not share the
-    app's event loop; its stdout is the JSON result."""
+    app's event loop; its stdout is the JSON result, with ``cpu_us``: this
+    process's CPU (user and system) while the load ran, per request the load
+    sent (``sent``). When the app under load runs in this process, that is the
+    app's CPU per request: steadier than requests per second on a shared
+    machine, since it does not depend on what else got the cores."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", module, "--worker", json.dumps(spec),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
@@ -28,7 +34,11 @@ async def run_worker(module: str, spec: dict[str, Any]) -> dict[str, Any]:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"load worker failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return json.loads(out)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result: dict[str, Any] = json.loads(out)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["cpu_us"] = round(cpu / result["sent"] * 1e6, 1) if result.get("sent") else None
+    return result
 
 
 def bench_main(
@@ -66,10 +76,10 @@ async def closed_loop(
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     errors: list[str] = []
-    accepted = 0
+    accepted = sent = 0
 
     async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal accepted
+        nonlocal accepted, sent
         while True:
             began = time.perf_counter()
             if began >= end:
@@ -88,6 +98,7 @@ async def closed_loop(
                     errors.append(repr(exc))
                 status = 0
             done = time.perf_counter()
+            sent += 1
             if start <= done <= end:
                 latencies.append(done - began)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
@@ -98,6 +109,7 @@ async def closed_loop(
         await asyncio.gather(*(client(session) for _ in range(spec["concurrency"])))
     return {
         "count": len(latencies),
+        "sent": sent,
         "rps": accepted / spec["duration"],
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,

@@ -509,10 +509,10 @@ def report(res: dict[str, Any], quick: bool, duration: float, warmup: float, sam
     rows_out = [
         row(f"POST /v1/blobs, schema-validated, in a bucket, {CONCURRENCY} clients", t_["rps"], "cmds/s",
             round(t_["p50_ms"], 2), round(t_["p99_ms"], 2), es_label, es["rps"], round(es["p50_ms"], 2),
-            round(es["p99_ms"], 2), statuses=t_["statuses"]),
+            round(es["p99_ms"], 2), statuses=t_["statuses"], cpu_us=t_.get("cpu_us")),
         row(f"POST /v1/blobs, untyped, no bucket, {CONCURRENCY} clients", u_["rps"], "cmds/s",
             round(u_["p50_ms"], 2), round(u_["p99_ms"], 2), es_label, es["rps"], round(es["p50_ms"], 2),
-            round(es["p99_ms"], 2), statuses=u_["statuses"]),
+            round(es["p99_ms"], 2), statuses=u_["statuses"], cpu_us=u_.get("cpu_us")),
         row(f"store.append Blob events, {CONCURRENCY} writers (setup of b)", append_rate, "events/s", None, None,
             es_label, es["rps"], round(es["p50_ms"], 2), round(es["p99_ms"], 2), events=res["appended"]),
         row(f"rebuild() blobs from position 0, {res['log_events']:,} events", rebuild_rate, "events/s", None, None,
@@ -557,8 +557,10 @@ def report(res: dict[str, Any], quick: bool, duration: float, warmup: float, sam
         rows_out,
         [("case", "inkstream"), ("value", "value"), ("unit", "unit"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
          ("baseline_case", "baseline is"), ("baseline", "base"), ("base_p50_ms", "base p50"),
-         ("base_p99_ms", "base p99"), ("ratio", "ours/base")],
+         ("base_p99_ms", "base p99"), ("ratio", "ours/base"), ("cpu_us", "app CPU us/cmd")],
     )  # fmt: skip
+    print("app CPU us/cmd: the app's CPU (it runs in this process, with its projectors) per request while the "
+          "load ran")
     print("ratios: " + ", ".join(f"{k} {v}" for k, v in meta["ratios"].items()))
     path = write_results(NAME, rows_out, meta)
     print(f"({meta['seconds']} s; rows in {path})")

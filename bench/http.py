@@ -150,7 +150,8 @@ async def api_workers(nats_url: str, dsn: str, rounds: int, warmup: float, durat
                                                                     "body": "blob", **common}))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-    return {k: _median_run(v) for k, v in runs.items()}
+    # the apps ran in processes of their own: this process's CPU says nothing about them
+    return {k: {**_median_run(v), "cpu_us": None} for k, v in runs.items()}
 
 
 @contextlib.asynccontextmanager
@@ -307,6 +308,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
             "requests": got.get("count"), "statuses": got.get("statuses"),
             "baseline_case": base_case, "base_rps": round(base["rps"], 1), "base_p50_ms": round(base["p50_ms"], 2),
             "base_p99_ms": round(base["p99_ms"], 2), "ratio_rps": round(got["rps"] / base["rps"], 3),
+            "cpu_us": got.get("cpu_us"), "base_cpu_us": base.get("cpu_us"),
         }  # fmt: skip
 
     rows += [
@@ -339,8 +341,11 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
         rows,
         [("case", "request"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
          ("baseline_case", "baseline is"), ("base_rps", "base/s"), ("base_p50_ms", "base p50"),
-         ("base_p99_ms", "base p99"), ("ratio_rps", "ours/base")],
+         ("base_p99_ms", "base p99"), ("ratio_rps", "ours/base"), ("cpu_us", "app CPU us/req"),
+         ("base_cpu_us", "base CPU us/req")],
     )  # fmt: skip
+    print("app CPU us/req: this process's CPU per request while the load ran (the app and the bare handler run "
+          "here; the api --workers rows are left empty: those apps ran in processes of their own)")
     path = write_results(NAME, rows, meta)
     print(f"({meta['seconds']} s; rows in {path})")
     return rows
