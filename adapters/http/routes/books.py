@@ -30,6 +30,7 @@ from adapters.http.api import (
     resource_answer,
 )
 from adapters.http.keys import BUS, LIMITERS, READS, REPOSITORY
+from adapters.http.limits import user_key
 from adapters.http.models import ReadQuery
 from adapters.http.models_books import (
     BookChanged,
@@ -130,45 +131,61 @@ def _disposition(title: str, filename: str) -> str:
     return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(f'{readable}.{extension}', safe='')}"
 
 
+EXPORT_BYTES_PER_REQUEST = 256 * 1024
+"""What an export costs of its user's request rate: one request for the first this many bytes it sends,
+one more for each further this many (an 8 MiB book of prose is 32 requests). Rendering is the CPU a
+request spends, up to about a second for a book written to cost the most; counted as one request, two
+exports at a time back to back could keep a process's cores busy for one account."""
+
+
 async def export_book(request: web.Request) -> web.StreamResponse:
     """Streams the file; the book is read and each chunk rendered as steps of the process's export
-    limit, and the writes to the client happen outside them (a slow reader holds only its own slot)."""
+    limit, and the writes to the client happen outside them (a slow reader holds only its own slot).
+    What it rendered is charged once it ends (``EXPORT_BYTES_PER_REQUEST``)."""
     query = read_query(request, ExportQuery)
     fmt = get_format(query.format)
-    exports = request.app[LIMITERS].exports
-    async with exports.slot(actor(request)):
-        model = await _books_read(request, query)  # waiting on the log holds no step of the process's
-        async with exports.step():
-            book = await _owned_in(request, model)
-            document = book.model_dump(mode="json")
-        response = web.StreamResponse(
-            status=200,
-            headers={
-                "Content-Type": fmt.content_type,
-                "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
-                "ETag": etag(book.version),
-                "X-Content-Type-Options": "nosniff",
-                "Cache-Control": "private, no-store",
-            },
-        )
-        del book
-        await response.prepare(request)
-        chunks = fmt.render(document)
-        while True:
+    limiters = request.app[LIMITERS]
+    exports = limiters.exports
+    rendered = 0
+    try:
+        async with exports.slot(actor(request)):
+            model = await _books_read(request, query)  # waiting on the log holds no step of the process's
             async with exports.step():
-                chunk = next(chunks, None)
-            if chunk is None:
-                break
-            try:
-                await write_or_give_up(request, response, chunk, request.app[LIMITERS].export_stall_seconds)
-            except ClientStalled:
-                log.info("export.stalled", book_id=request.match_info["id"])
-                return response  # aborted: the book and the slot are let go
-            # a write that fits the socket's buffer does not wait: give the loop's other work a turn
-            # between chunks, or a fast reader's export would render chapter after chapter at a stretch
-            await asyncio.sleep(0)
-        await response.write_eof()
-        return response
+                book = await _owned_in(request, model)
+                document = book.model_dump(mode="json")
+            response = web.StreamResponse(
+                status=200,
+                headers={
+                    "Content-Type": fmt.content_type,
+                    "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
+                    "ETag": etag(book.version),
+                    "X-Content-Type-Options": "nosniff",
+                    "Cache-Control": "private, no-store",
+                },
+            )
+            del book
+            await response.prepare(request)
+            chunks = fmt.render(document)
+            while True:
+                async with exports.step():
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                rendered += len(chunk)
+                try:
+                    await write_or_give_up(request, response, chunk, limiters.export_stall_seconds)
+                except ClientStalled:
+                    log.info("export.stalled", book_id=request.match_info["id"])
+                    return response  # aborted: the book and the slot are let go
+                # a write that fits the socket's buffer does not wait: give the loop's other work a turn
+                # between chunks, or a fast reader's export would render chapter after chapter at a stretch
+                await asyncio.sleep(0)
+            await response.write_eof()
+            return response
+    finally:
+        extra = rendered // EXPORT_BYTES_PER_REQUEST  # the request itself paid for the first ones
+        if extra:
+            await limiters.user.charge(user_key(actor(request)), extra)
 
 
 # -- book commands -----------------------------------------------------------------------------

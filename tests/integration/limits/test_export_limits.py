@@ -34,7 +34,10 @@ from tests.support.wire import Answer, bearer, problem
 @pytest.fixture(scope="module")
 async def system(database: Database) -> AsyncIterator[RunningSystem]:
     """This module's ``http`` and ``sign_up`` talk to a system on a nats-server of its own."""
-    async with system_on_own_log(database, run_jobs=False, export_stall_seconds=STALL) as (running, _):
+    # the exports' bytes are charged to their users' request rate (test_export_charges.py): lifted here,
+    # where the point is the slots, and each user exports several 32 MB documents
+    async with system_on_own_log(database, run_jobs=False, export_stall_seconds=STALL,
+                                 rate_limit_per_second=10_000, rate_limit_burst=100_000) as (running, _):
         yield running
 
 
