@@ -60,7 +60,7 @@ larger answer can never be kept, and refusing it here means it never crosses the
 class Limits:
     timeout_ms: int
     max_memory: int  # bytes of V8 heap
-    max_output: int = MAX_OUTPUT  # UTF-16 units of the JSON text a call returns (never more than its UTF-8 bytes)
+    max_output: int = MAX_OUTPUT  # bytes (UTF-8) of the JSON text a call returns
 
     def timeout_message(self) -> str:
         return f"ran longer than {self.timeout_ms} ms"
@@ -141,11 +141,16 @@ def _loader(source: str, function: str, max_output: int) -> str:
   globalThis.__ink_call = function (text) {{
     var out = fn(parse(text));
     if (out === undefined) return undefined;
+    if (out !== null && typeof out === "object" && typeof out.then === "function") return false;
     var json = stringify(out);
     return typeof json === "string" && json.length > {int(max_output)} ? json.length : json;
   }};
   return true;
 }})(JSON.parse, JSON.stringify)"""
+
+
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 async def run(source: str, function: str, arguments: list[str], limits: Limits) -> list[dict[str, str]]:
@@ -176,8 +181,16 @@ async def run(source: str, function: str, arguments: list[str], limits: Limits) 
                     if isinstance(exc, (JSTimeoutException, JSOOMException)):
                         break  # V8 was stopped mid-run: the next document gets a fresh isolate
                 else:
-                    if isinstance(result, str):
+                    if isinstance(result, str) and _utf8_bytes(result) > limits.max_output:
+                        # JavaScript measured UTF-16 units; a character may take up to 3 bytes: measured
+                        # again before the answer crosses the pipe
+                        outcomes.append({"error": f"{function} returned {_utf8_bytes(result):,} bytes of JSON; "
+                                                  f"a document holds at most {limits.max_output:,} bytes"})
+                    elif isinstance(result, str):
                         outcomes.append({"ok": result})
+                    elif result is False:
+                        outcomes.append({"error": f"{function} returned a Promise (an async function?): it must "
+                                                  "return the document itself"})
                     elif isinstance(result, (int, float)) and not isinstance(result, bool):
                         outcomes.append({"error": f"{function} returned {int(result):,} characters of JSON; "
                                                   f"a document holds at most {limits.max_output:,} bytes"})

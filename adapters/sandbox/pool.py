@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,10 +379,15 @@ class SandboxPool:
         positions: list[int] = []
         for i, argument in enumerate(arguments):
             try:
-                texts.append(orjson.dumps(argument).decode())
-                positions.append(i)
+                text = orjson.dumps(argument).decode()
             except TypeError as exc:
                 results[i] = SandboxError(f"the argument is not JSON: {exc}")
+                continue
+            if _LONG_NUMBER.search(text) is not None and inexact_in_javascript(argument):
+                results[i] = SandboxError(INEXACT)
+                continue
+            texts.append(text)
+            positions.append(i)
         for i, outcome in zip(positions, await self._run(source, function, texts, timeout, max_memory)):
             results[i] = outcome
         return results
@@ -403,6 +409,31 @@ class SandboxPool:
             # one document took the worker down: run them one by one to tell which
             return [(await self._run(source, function, [text], timeout_ms, max_memory))[0] for text in texts]
         return [decode_outcome(outcome, function) for outcome in reply["outcomes"]]
+
+
+MAX_SAFE_INTEGER = 2**53 - 1
+INEXACT = (f"the document holds an integer beyond ±{MAX_SAFE_INTEGER:,} (2^53 - 1), which JavaScript cannot hold "
+           "exactly: a transform would change it without a word")
+_LONG_NUMBER = re.compile(r"\d{16}")
+"""In the document's JSON text, a run of digits as long as an integer JavaScript may not hold exactly (a
+string of digits matches too, and the document is then looked at value by value)."""
+
+
+def inexact_in_javascript(value: Any) -> bool:
+    """Whether ``value`` holds an integer that JavaScript's numbers would change (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int):
+            if abs(item) > MAX_SAFE_INTEGER:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def decode_outcome(outcome: dict[str, str], function: str) -> Any | SandboxError:

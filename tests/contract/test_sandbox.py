@@ -99,6 +99,39 @@ async def test_an_answer_too_large_to_store_is_refused_in_the_worker(sandbox: Sa
     assert outcomes[0] == 3 and isinstance(outcomes[1], SandboxError)
 
 
+async def test_an_answer_is_measured_in_bytes_not_characters(sandbox: SandboxPool) -> None:
+    """JavaScript counts UTF-16 units: 983,000 CJK characters are under the limit there and 2.9 MB of UTF-8,
+    which no event holds (a batch of a hundred such answers made a 295 MB reply)."""
+    wide = "function f(d) { return '\u4e2d'.repeat(983000); }"
+    assert await error_of(sandbox.call(wide, "f", 1)) == (
+        "f returned 2,949,002 bytes of JSON; a document holds at most 983,040 bytes"
+    )
+    assert await sandbox.call("function f(d) { return '\u4e2d'.repeat(300000); }", "f", 1) == "\u4e2d" * 300000
+
+
+async def test_integers_javascript_would_change_never_reach_it(sandbox: SandboxPool) -> None:
+    """2^53 + 1 came back from an identity transform as 2^53, and 2^64 - 1 as a float: silently changed
+    data. A document holding such an integer is refused for that document; strings of digits are fine."""
+    identity = "function f(d) { return d; }"
+    outcomes = await sandbox.call_many(identity, "f", [
+        {"n": 2**53 + 1}, {"deep": [[{"n": -(2**63)}]]}, {"n": 2**64 - 1},
+        {"n": 2**53 - 1, "m": -(2**53 - 1)}, {"digits": "18446744073709551615"}, {"f": 1.5e300},
+    ])
+    assert [str(o) if isinstance(o, SandboxError) else o for o in outcomes] == [
+        *[("the document holds an integer beyond ±9,007,199,254,740,991 (2^53 - 1), which JavaScript cannot hold "
+           "exactly: a transform would change it without a word")] * 3,
+        {"n": 2**53 - 1, "m": -(2**53 - 1)}, {"digits": "18446744073709551615"}, {"f": 1.5e300},
+    ]
+
+
+async def test_a_promise_is_no_answer(sandbox: SandboxPool) -> None:
+    """An ``async function`` returns a Promise, which JSON.stringify made ``{}``: the document's data lost."""
+    assert await error_of(sandbox.call("async function f(d) { return d; }", "f", {"n": 1})) == (
+        "f returned a Promise (an async function?): it must return the document itself"
+    )
+    assert await sandbox.call("function f(d) { return {then: 1, n: d.n}; }", "f", {"n": 1}) == {"then": 1, "n": 1}
+
+
 async def test_per_call_limits_override_the_defaults(sandbox: SandboxPool) -> None:
     busy = "function f(d) { var end = Date.now() + 200; while (Date.now() < end) {} return 1; }"
     assert await sandbox.call(busy, "f", 1) == 1
