@@ -33,6 +33,8 @@ _SEMVER_RE = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 MAX_VERSION_LENGTH = 128
+MAX_SCHEMA_ID_LENGTH = 64 + 1 + MAX_VERSION_LENGTH
+"""``name@version`` at its longest (a name is at most 64 characters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,8 @@ def parse_schema_id(schema_id: str) -> tuple[str, str | None]:
     """
     if not isinstance(schema_id, str):
         raise ValueError("a schema id is a string")
+    if len(schema_id) > MAX_SCHEMA_ID_LENGTH:  # before any pattern: 500 KB of it took 78 ms of the loop
+        raise ValueError(f"a schema id is at most {MAX_SCHEMA_ID_LENGTH} characters")
     name, sep, version = schema_id.partition("@")
     if not NAME_RE.match(name) or (sep and not _SEMVER_RE.match(version)):
         raise ValueError(f"{schema_id!r} is not a schema id")
