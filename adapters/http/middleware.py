@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import time
 from typing import Any
@@ -74,6 +75,18 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
         structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
 
+def address_key(remote: str | None) -> str:
+    """What a client address is counted under on the anonymous limit: an IPv6 address by its /64 (a
+    client is usually handed a whole /64, so counting each of its 2^64 addresses apart limits nothing),
+    an IPv4 address as it is."""
+    if remote and ":" in remote:
+        try:
+            return f"net:{ipaddress.IPv6Network((remote.split('%', 1)[0], 64), strict=False)}"
+        except ValueError:
+            pass
+    return f"addr:{remote}"
+
+
 def _needs_auth(request: web.Request) -> bool:
     if request.match_info.http_exception is not None:
         return False
@@ -115,7 +128,7 @@ async def access_middleware(request: web.Request, handler: Any) -> web.StreamRes
         request[ACTOR_KEY] = user
         wait = (await limiters.user.take(user_key(user))).wait if request.path.startswith("/v1") else 0.0
     elif request.path.startswith("/v1") or failure is not None:
-        wait = (await limiters.anonymous.take(f"addr:{request.remote}")).wait
+        wait = (await limiters.anonymous.take(address_key(request.remote))).wait
     else:
         wait = 0.0
     if wait > 0:

@@ -29,6 +29,7 @@ from adapters.http.probes import ProjectionStatus
 from adapters.jetstream.connection import close_nats, connect_nats
 from adapters.jetstream.event_store import JetStreamEventStore
 from adapters.jetstream.shared_limits import JetStreamCounters, JetStreamMarks
+from adapters.security.passwords import Argon2Hasher
 from adapters.jetstream.snapshots import JetStreamSnapshots, code_fingerprint
 from adapters.jetstream.streams import apply_consumers, apply_streams, load_consumer_specs, load_stream_specs
 from adapters.live.hub import LiveHub, LiveLimits
@@ -205,8 +206,10 @@ async def start(
     # A role that answers no queries (``project --store mongo``) reads, if at all, from what it opened.
     read_store = settings.read_store if settings.read_store in stores else kinds[0]
     reads = stores[read_store]
+    hasher = Argon2Hasher(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    stack.callback(hasher.close)
     services = bootstrap(settings, store=store, read_model=reads.read_model, positions=reads.watch,
-                         sandbox=sandbox, validator=validators, metrics=metrics, tracing=tracing,
+                         sandbox=sandbox, validator=validators, hasher=hasher, metrics=metrics, tracing=tracing,
                          processors=processor_deps(settings, job_sandbox, http, checks=sandbox),
                          counters=JetStreamCounters(nc, timeout=timeout), marks=JetStreamMarks(nc, timeout=timeout),
                          snapshots=snapshots)

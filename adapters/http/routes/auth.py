@@ -22,7 +22,10 @@ _LOGIN_LIMITS = (
     "address the account logged in from successfully in the last `INKSTREAM_LOGIN_KNOWN_ADDRESS_DAYS` (30): "
     "guesses from elsewhere cannot lock the owner out where they usually log in. A successful login counts "
     "nothing. Every request from the address also counts against the per-address limit of unauthenticated "
-    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`). Every limit is counted across all API processes."
+    "traffic (`INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND`; IPv6 addresses by their /64, which one client "
+    "usually holds whole). Every limit is counted across all API processes. Passwords are checked a few at a "
+    "time (argon2id, about 30 ms each): when more sign-ins wait than the process checks in about half a "
+    "second, the next is a 503 `unavailable` with `Retry-After`, and counts as no failed login."
 )
 
 
@@ -66,6 +69,6 @@ def register_routes(api: Api) -> None:
     api.operation("POST", "/v1/auth/register", summary="Register a user", tag="auth", body=RegisterIn,
                   response=RegisterOut, status=201, auth=False, errors=(403, 409, 422))(register)
     api.operation("POST", "/v1/auth/login", summary="Log in", tag="auth", body=LoginIn, response=LoginOut,
-                  auth=False, errors=(401,), description=_LOGIN_LIMITS)(login)
+                  auth=False, errors=(401, 503), description=_LOGIN_LIMITS)(login)
     api.operation("GET", "/v1/auth/me", summary="The authenticated user", tag="auth", response=UserOut,
                   query=ReadQuery, errors=(400, 404))(me)

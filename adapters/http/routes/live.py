@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from adapters.http.api import Api, actor, pydantic_errors, read_query
 from adapters.http.disconnect import request_gone
-from adapters.http.middleware import bearer
+from adapters.http.middleware import address_key, bearer
 from adapters.http.errors import BadRequest, RateLimited, TokenExpired, Unauthorized
 from adapters.http.keys import LIMITERS, LIVE, METRICS, TOKENS
 from adapters.http.limits import user_key
@@ -153,7 +153,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse,
         user, expires_at = request.app[TOKENS].verify_until(token)
     except (Unauthorized, TokenExpired) as exc:
         # as on HTTP: a failed token spends the client address's anonymous limit first
-        wait = (await request.app[LIMITERS].anonymous.take(f"addr:{request.remote}")).wait
+        wait = (await request.app[LIMITERS].anonymous.take(address_key(request.remote))).wait
         if wait > 0:
             await _refuse(ws, RateLimited("too many failed authentications, slow down", retry_after=wait), TOO_MANY)
         else:
