@@ -233,9 +233,13 @@ async def move_blob(request: web.Request) -> web.Response:
 
 
 async def migrate_blob(request: web.Request) -> web.Response:
+    """In one of its user's turns (``user_turn``): its transforms hold a sandbox worker for up to
+    ``MIGRATE_SECONDS``, and one user's burst of them must take turns, not every worker at once."""
     body = await read_body(request, BlobMigrateIn)
     command = MigrateBlob(request.match_info["id"], body.schema_id, if_match(request))
-    return _blob_answer(await request.app[BUS].handle(command, context(request)))
+    async with user_turn(request, actor(request)):
+        saved = await request.app[BUS].handle(command, context(request))
+    return _blob_answer(saved)
 
 
 async def delete_blob(request: web.Request) -> web.Response:
@@ -341,7 +345,10 @@ def register_routes(api: Api) -> None:
     op("POST", "/v1/blobs/{id}/migrate", summary="Migrate a blob to another version of its schema", tag="blobs",
        body=BlobMigrateIn, response=BlobChanged, errors=(403, 404, 409, 412, 422),
        description=_OWNER_ONLY + " Runs the registered transforms in order; 422 when there is no migration "
-                   "path or the result does not satisfy the target schema." + _IF_MATCH)(migrate_blob)
+                   "path, the result does not satisfy the target schema, or the transforms take more than 5 s in "
+                   "all (a migration run, `POST /v1/migrations`, runs long chains). A user's migrations take "
+                   "turns with their other heavy requests (pages of big lists): two at a time, more wait, and "
+                   "past 32 waiting a 429." + _IF_MATCH)(migrate_blob)
     op("GET", "/v1/blobs/{id}/history", summary="A blob's events, from the log, oldest first", tag="blobs",
        query=HistoryQuery, response=HistoryOut, errors=(400, 403, 404),
        description=_OWNER_ONLY + " Every event of the blob in log order, paged with `limit` (1-500, default 50) "

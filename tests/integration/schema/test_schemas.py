@@ -193,3 +193,25 @@ async def test_an_idempotency_key_replays_only_the_same_request(sign_up: SignUp)
     second = await ink.register_schema(name, "2.0.0", BOOK_SCHEMA, idempotency_key=key)
     assert second.version == "2.0.0" and second.position > first.position
     assert [s.version for s in (await ink.list_schema_versions(name)).items] == ["2.0.0", "1.0.0"]
+
+
+async def test_a_chain_of_transforms_taking_more_than_five_seconds_in_all_is_422_and_changes_nothing(
+        sign_up: SignUp) -> None:
+    """A schema may have a thousand versions: a chain of 999 one-second transforms held the sandbox workers
+    for minutes for one request. Twenty steps of 0.4 s each (8 s) now stop at the 5 s budget."""
+    ink = await sign_up("schema")
+    name = unique()
+    await ink.register_schema(name, "1.0.0", BOOK_SCHEMA)
+    slow = "function migrate(d) { var end = Date.now() + 400; while (Date.now() < end) {} return d; }"
+    for n in range(1, 21):
+        await ink.register_schema(name, f"{n + 1}.0.0", BOOK_SCHEMA,
+                                  migration={"from_version": f"{n}.0.0", "transform": slow})
+    blob = await ink.create_blob({"title": "Old"}, schema_id=f"{name}@1.0.0")
+    with fails(ValidationFailedError) as caught:
+        await ink.migrate_blob(blob.id, f"{name}@21.0.0")
+    assert caught.value.errors[0]["path"] == "/schema_id"
+    assert "take more than 5 s in all" in caught.value.errors[0]["message"], caught.value.errors
+    kept = await ink.get_blob(blob.id)
+    assert (kept.schema_id, kept.version) == (f"{name}@1.0.0", 1)
+    quick = await ink.migrate_blob(blob.id, f"{name}@3.0.0")  # two steps fit
+    assert quick.schema_id == f"{name}@3.0.0"
