@@ -33,6 +33,10 @@ Bill = Callable[[str, int], Awaitable[None]]
 class Work:
     events: int = 0
     """Events read from the log on the request's behalf."""
+    worker_ms: float = 0.0
+    """CPU milliseconds worker processes spent on the request's user code and schemas (the JavaScript
+    sandbox, schema validation): shared by every user of the process, and one account's slow schema or
+    transform could otherwise keep them busy at its request rate."""
 
 
 _CURRENT: ContextVar[Work | None] = ContextVar("inkstream_work", default=None)
@@ -43,6 +47,13 @@ def events_read(count: int) -> None:
     work = _CURRENT.get()
     if work is not None:
         work.events += count
+
+
+def worker_time(ms: float) -> None:
+    """Count ``ms`` of a worker process's CPU for the request being served, if one is metered."""
+    work = _CURRENT.get()
+    if work is not None:
+        work.worker_ms += ms
 
 
 @contextmanager

@@ -75,6 +75,13 @@ async def observability_middleware(request: web.Request, handler: Any) -> web.St
         structlog.contextvars.unbind_contextvars("request_id", "trace_id")
 
 
+WORKER_MS_PER_REQUEST = 10
+"""A request's user code and schemas may take this many milliseconds of the worker processes' CPU
+(``adapters.work.Work.worker_ms``) for the price of the request; each further this many cost one more
+request: a validation of a second, or a migrate's 5 s of transforms, costs 100 or 500 requests, which
+hold the user's next requests back."""
+
+
 def address_key(remote: str | None) -> str:
     """What a client address is counted under on the anonymous limit: an IPv6 address by its /64 (a
     client is usually handed a whole /64, so counting each of its 2^64 addresses apart limits nothing),
@@ -154,7 +161,8 @@ async def _metered(request: web.Request, handler: Any, user: str) -> web.StreamR
             return await handler(request)
         finally:
             limiters = request.app[LIMITERS]
-            extra = (work.events - 1) // limiters.events_per_request
+            extra = max(0, (work.events - 1) // limiters.events_per_request)
+            extra += int(work.worker_ms // WORKER_MS_PER_REQUEST)
             if extra > 0:
                 await limiters.user.charge(user_key(user), extra)
 

@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema
 from adapters.export import FORMATS
 from adapters.http.models import DEPTH_NOTE, Answer, ListQuery, ReadQuery, Request
 from domain.book import MAX_CHAPTERS, MAX_TITLE
+from domain.limits import MAX_INT64
 from domain.limits import Limits
 from projections.documents import BookOut, BookSummary, ChapterOut
 
@@ -93,8 +94,10 @@ class ChapterAddIn(Request):
     model_config = _requires("title", "content")
     title: RequiredTitle = None
     content: RequiredContent = None
-    # the range is the domain's to check (422 with the book's own count), so it is only documented here
-    order: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": MAX_CHAPTERS},
+    # a number beyond 64 bits is no order at all (400, as everywhere); the range is the domain's to check
+    # (422 with the book's own count), so it is only documented here
+    order: int | None = Field(default=None, ge=-MAX_INT64 - 1, le=MAX_INT64,
+                              json_schema_extra={"minimum": 1, "maximum": MAX_CHAPTERS},
                               description="1-based place to insert at (1 .. count+1, else 422); absent: appended. "
                                           f"A book has at most {_LIMITS.chapters_per_book} chapters "
                                           "(`INKSTREAM_MAX_CHAPTERS_PER_BOOK`)." + _BOOK_SIZE)

@@ -36,6 +36,7 @@ import orjson
 import structlog
 
 from adapters.sandbox import frames
+from adapters.work import worker_time
 from commands.ports import SandboxError
 from commands.ports import Unavailable
 
@@ -302,6 +303,7 @@ class SandboxPool:
         for attempt in range(1, RETRIES + 1):
             worker = await self._acquire()
             accepted = False
+            sent_at = asyncio.get_running_loop().time()
             try:
                 assert worker.process.stdin is not None and worker.process.stdout is not None
                 async with asyncio.timeout(seconds):
@@ -311,6 +313,7 @@ class SandboxPool:
                     reply = await frames.read(worker.process.stdout)
             except TimeoutError:
                 self._discard(worker, "overran")
+                worker_time(seconds * 1000)  # it ran (or hung) the whole time it was given
                 raise _WorkerLost("overran") from None
             except (asyncio.IncompleteReadError, ConnectionError, frames.FrameError):
                 self._discard(worker, "died")
@@ -319,7 +322,10 @@ class SandboxPool:
                 raise _WorkerLost("died") from None
             except BaseException:  # cancelled: the JavaScript must stop now
                 self._discard(worker, "cancelled")
+                if accepted:  # it ran until now
+                    worker_time((asyncio.get_running_loop().time() - sent_at) * 1000)
                 raise
+            worker_time(float(reply.pop("ms", 0.0)))
             if reply.pop("recycle", False):
                 self._discard(worker, "grew")
             else:

@@ -39,6 +39,7 @@ import orjson
 import structlog
 
 from adapters.validation.worker import frame
+from adapters.work import worker_time
 from commands.ports import Unavailable
 from domain.errors import FieldError, Listed, ValidationFailed
 
@@ -222,6 +223,7 @@ class ValidatorPool:
             except _Requeue:
                 continue
             except _OverBudget:
+                worker_time(self.budget_ms)
                 self.restarts += 1
                 log.warning("validation.over_budget", what=what, budget_ms=self.budget_ms)
                 raise _stopped(
@@ -234,6 +236,7 @@ class ValidatorPool:
                     f"validation {what} stopped: it needed more than {self._memory_mib} MiB of memory "
                     "or could not be evaluated"
                 ) from None
+            worker_time(float(answer.get("ms", 0.0)))
             if "failed" in answer:
                 raise ValidationFailed(answer["failed"], _field_errors(answer["errors"]))
             return _field_errors(answer["errors"])

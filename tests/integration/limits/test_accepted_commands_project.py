@@ -73,15 +73,15 @@ async def test_numbers_in_queries_and_bodies_beyond_their_columns_are_refused(
         ("GET", "/v1/blobs", {"limit": "501"}, None),
         ("GET", "/v1/books", {"limit": str(2**64)}, None),
         ("POST", f"/v1/books/{book.id}/chapters", None, {"title": "t", "content": "", "order": 2**64}),
-        ("POST", f"/v1/books/{book.id}/chapters", None, {"title": "t", "content": "", "order": INT64_MAX}),
     ]
     for method, path, params, body in refused:
         answer = await call(own_http, method, path, ink, params=params, json=body)
         problem(answer, 400, "bad_request", "bad request")
-    # a possible order, but not in this book: the domain's 422
-    answer = await call(own_http, "POST", f"/v1/books/{book.id}/chapters", ink,
-                        json={"title": "t", "content": "", "order": 3})
-    problem(answer, 422, "validation_failed", "validation failed")
+    # a 64-bit number, but no place in this book: the domain's 422, naming the book's range
+    for order in (3, INT64_MAX, 0):
+        answer = await call(own_http, "POST", f"/v1/books/{book.id}/chapters", ink,
+                            json={"title": "t", "content": "", "order": order})
+        problem(answer, 422, "validation_failed", "validation failed")
     # A huge JSON number in a blob is data, stored as it came (a float beyond 64-bit integers).
     huge = await call(own_http, "POST", "/v1/blobs", ink, json={"data": {"n": 10**30, "m": -(2**63), "f": 1e308}})
     assert huge.status == 201, huge.body
