@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from adapters.http.export_memory import ExportMemory
 from adapters.http.in_flight import InFlight
 from adapters.http.login_guard import KnownAddresses, LoginGuard, Marks
 from adapters.http.ratelimit import Counters, Limiter, LocalLimiter, SharedLimiter
@@ -36,9 +37,11 @@ class Limiters:
     events_per_request: int = 100
     """What a user's request may read from the log (events) for the price of one request on ``user``;
     each further this many cost one more (``adapters.http.middleware``)."""
-    export_stall_seconds: float = 60.0
+    export_stall_seconds: float = 300.0
     """How long an export's client may take nothing of what it was sent before the export is given up:
     a stalled export holds its book in memory and one of its user's export slots."""
+    export_memory: ExportMemory = field(default_factory=lambda: ExportMemory(256 * 1024 * 1024))
+    """What all exports of the process may hold in memory at once."""
 
     async def bill_requests(self, user_id: str, count: int) -> None:
         """Work done for the user outside their requests (jobs their blob changes triggered), as requests."""
@@ -66,7 +69,8 @@ class LimitSettings:
     write_bytes_per_second: float = 1024.0 * 1024
     write_bytes_burst: float = 64.0 * 1024 * 1024
     events_per_request: int = 100
-    export_stall_seconds: float = 60.0
+    export_stall_seconds: float = 300.0
+    export_memory_bytes: int = 256 * 1024 * 1024
 
 
 def _exports(s: LimitSettings) -> InFlight:
@@ -90,6 +94,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
         pages=_pages(s),
         events_per_request=s.events_per_request,
         export_stall_seconds=s.export_stall_seconds,
+        export_memory=ExportMemory(s.export_memory_bytes),
     )
 
 
@@ -118,4 +123,5 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
         pages=_pages(s),
         events_per_request=s.events_per_request,
         export_stall_seconds=s.export_stall_seconds,
+        export_memory=ExportMemory(s.export_memory_bytes),
     )

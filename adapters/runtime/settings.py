@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     exports_per_user: int = Field(default=2, ge=1)
     exports_per_process: int = Field(default=4, ge=1)
     # an export whose client takes nothing of it for this long is given up (its book freed, its slot too)
-    export_stall_seconds: float = Field(default=60.0, gt=0)
+    export_stall_seconds: float = Field(default=300.0, gt=0)
+    # what all exports of one API process may hold in memory at once (past it a 503; one export always runs)
+    export_memory_mb: int = Field(default=256, ge=1)
     # pages of blobs, schema versions and a blob's history in one API process: read and encoded per user
     # at once (more wait their turn, and past the waiting ones a 429); at once in all (more wait)
     pages_per_user: int = Field(default=2, ge=1)

@@ -47,6 +47,7 @@ from adapters.http.models_books import (
     ReorderIn,
 )
 from adapters.http.page_turns import BYTE_PAGING, page_turn
+from adapters.http.export_memory import held_bytes
 from adapters.http.stalls import ClientStalled, write_or_give_up
 from commands.authorization import ensure_owner
 from commands.books import (
@@ -141,7 +142,8 @@ exports at a time back to back could keep a process's cores busy for one account
 async def export_book(request: web.Request) -> web.StreamResponse:
     """Streams the file; the book is read and each chunk rendered as steps of the process's export
     limit, and the writes to the client happen outside them (a slow reader holds only its own slot).
-    What it rendered is charged once it ends (``EXPORT_BYTES_PER_REQUEST``)."""
+    The book is held against the process's export memory (``ExportMemory``: 503 past it), and what was
+    rendered is charged once it ends (``EXPORT_BYTES_PER_REQUEST``)."""
     query = read_query(request, ExportQuery)
     fmt = get_format(query.format)
     limiters = request.app[LIMITERS]
@@ -152,36 +154,39 @@ async def export_book(request: web.Request) -> web.StreamResponse:
             model = await _books_read(request, query)  # waiting on the log holds no step of the process's
             async with exports.step():
                 book = await _owned_in(request, model)
-                document = book.model_dump(mode="json")
-            response = web.StreamResponse(
-                status=200,
-                headers={
-                    "Content-Type": fmt.content_type,
-                    "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
-                    "ETag": etag(book.version),
-                    "X-Content-Type-Options": "nosniff",
-                    "Cache-Control": "private, no-store",
-                },
-            )
-            del book
-            await response.prepare(request)
-            chunks = fmt.render(document)
-            while True:
+            held = held_bytes(text for chapter in book.chapters for text in (chapter.title, chapter.content))
+            with limiters.export_memory.hold(held):
                 async with exports.step():
-                    chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                rendered += len(chunk)
-                try:
-                    await write_or_give_up(request, response, chunk, limiters.export_stall_seconds)
-                except ClientStalled:
-                    log.info("export.stalled", book_id=request.match_info["id"])
-                    return response  # aborted: the book and the slot are let go
-                # a write that fits the socket's buffer does not wait: give the loop's other work a turn
-                # between chunks, or a fast reader's export would render chapter after chapter at a stretch
-                await asyncio.sleep(0)
-            await response.write_eof()
-            return response
+                    document = book.model_dump(mode="json")
+                response = web.StreamResponse(
+                    status=200,
+                    headers={
+                        "Content-Type": fmt.content_type,
+                        "Content-Disposition": _disposition(book.title, fmt.filename(book.title)),
+                        "ETag": etag(book.version),
+                        "X-Content-Type-Options": "nosniff",
+                        "Cache-Control": "private, no-store",
+                    },
+                )
+                del book
+                await response.prepare(request)
+                chunks = fmt.render(document)
+                while True:
+                    async with exports.step():
+                        chunk = next(chunks, None)
+                    if chunk is None:
+                        break
+                    rendered += len(chunk)
+                    try:
+                        await write_or_give_up(request, response, chunk, limiters.export_stall_seconds)
+                    except ClientStalled:
+                        log.info("export.stalled", book_id=request.match_info["id"])
+                        return response  # reset: the book, its memory and the slot are let go
+                    # a write that fits the socket's buffer does not wait: give the loop's other work a turn
+                    # between chunks, or a fast reader's export would render chapter after chapter at a stretch
+                    await asyncio.sleep(0)
+                await response.write_eof()
+                return response
     finally:
         extra = rendered // EXPORT_BYTES_PER_REQUEST  # the request itself paid for the first ones
         if extra:

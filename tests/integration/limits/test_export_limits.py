@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,13 +37,16 @@ async def system(database: Database) -> AsyncIterator[RunningSystem]:
     """This module's ``http`` and ``sign_up`` talk to a system on a nats-server of its own."""
     # the exports' bytes are charged to their users' request rate (test_export_charges.py): lifted here,
     # where the point is the slots, and each user exports several 32 MB documents
-    async with system_on_own_log(database, run_jobs=False, export_stall_seconds=STALL,
+    async with system_on_own_log(database, run_jobs=False, export_stall_seconds=STALL, export_memory_mb=MEMORY_MB,
                                  rate_limit_per_second=10_000, rate_limit_burst=100_000) as (running, _):
         yield running
 
 
 STALL = 5.0
-"""Seconds an export's client may take nothing before the export is given up (60 by default)."""
+"""Seconds an export's client may take nothing before the export is given up (300 by default)."""
+MEMORY_MB = 36
+"""What the process's exports may hold at once (256 MiB by default): four of the heavy books (8 MB each as
+Python strings), not five."""
 
 
 CHAPTERS = 32
@@ -131,3 +135,68 @@ async def test_exports_nobody_reads_are_given_up_and_free_their_book_and_slots(
         for r in held:
             r.close()
         await holder.close()
+
+
+async def test_a_slow_reader_that_keeps_reading_is_never_cut_off(
+        system: RunningSystem, sign_up: SignUp) -> None:
+    """Progress is what the client takes, however little: the transport's own buffer moves only when the
+    kernel's send queue (megabytes) has room again, so a client reading 20 KB/s looked stalled and was cut
+    off. Here a plain socket reads 2 KB/s for longer than the stall time and is still being served."""
+    ink = await sign_up("slow-reader")
+    book_id = await _heavy_book(ink)
+    assert len((await ink.get_book(book_id)).chapters) == CHAPTERS
+    host, port = system.base_url.removeprefix("http://").rsplit(":", 1)
+    target = f"/v1/books/{book_id}/export?format=html&min_position={ink.last_position}"
+    request = (f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {bearer(ink)['Authorization']}\r\n"
+               "Connection: close\r\n\r\n").encode()
+
+    def read_slowly() -> tuple[int, bytes]:
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(request)
+            sock.settimeout(10)
+            got, deadline = 0, time.monotonic() + STALL + 4
+            while time.monotonic() < deadline:
+                part = sock.recv(400)
+                assert part, f"cut off after {got} bytes"
+                got += len(part)
+                time.sleep(0.2)
+            return got, sock.recv(65536)
+
+    got, more = await asyncio.to_thread(read_slowly)
+    assert more, "still being served"
+    assert got < CHAPTERS * len(CHAPTER) * 4, "a small part of it, read slowly"
+
+
+async def test_exports_past_the_process_memory_for_them_are_503_and_a_lone_one_always_runs(
+        system: RunningSystem, http: aiohttp.ClientSession, sign_up: SignUp) -> None:
+    """Slots bound one account; the memory for exports bounds all of them: many accounts' stalled exports
+    can make the next export wait its turn (503, ``Retry-After``), never take the process's memory."""
+    users = [await sign_up(f"holder{n}") for n in range(3)]
+    books = [await _heavy_book(ink) for ink in users]
+    for ink, book_id in zip(users, books):
+        assert len((await ink.get_book(book_id)).chapters) == CHAPTERS
+
+    def export(n: int) -> tuple[str, dict[str, str]]:
+        return f"/v1/books/{books[n]}/export", {"format": "html", "min_position": str(users[n].last_position)}
+
+    holder = aiohttp.ClientSession(base_url=system.base_url,
+                                   connector=aiohttp.TCPConnector(socket_factory=_small_receive_buffer))
+    held = []
+    try:
+        for n in (0, 0, 1, 1):  # four books of 8 MB held: 32 of the 36 MB
+            url, params = export(n)
+            held.append(await holder.get(url, params=params, headers=bearer(users[n])))
+        assert [r.status for r in held] == [200] * 4
+        url, params = export(2)
+        async with http.get(url, params=params, headers=bearer(users[2])) as r:
+            body = await r.json()
+            assert r.status == 503 and body["code"] == "unavailable", body
+            assert "too many exports" in body["detail"] and int(r.headers["Retry-After"]) >= 1
+    finally:
+        for r in held:
+            r.close()
+        await holder.close()
+    await asyncio.sleep(1)  # the closed connections' handlers end and let their books go
+    url, params = export(2)
+    async with http.get(url, params=params, headers=bearer(users[2])) as r:
+        assert r.status == 200 and len(await r.read()) > CHAPTERS * len(CHAPTER) * 4
