@@ -229,6 +229,9 @@ class Sandbox(Protocol):
     is free in time, ``domain.errors.Unavailable``.
     """
 
+    timeout_ms: int
+    """The time limit of a call that names none."""
+
     async def compile_check(self, source: str, function: str) -> str | None: ...
 
     async def call(
