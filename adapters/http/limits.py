@@ -42,6 +42,9 @@ class Limiters:
     a stalled export holds its book in memory and one of its user's export slots."""
     export_memory: ExportMemory = field(default_factory=lambda: ExportMemory(256 * 1024 * 1024))
     """What all exports of the process may hold in memory at once."""
+    sign_ins: Limiter = field(default_factory=lambda: LocalLimiter(25.0, 200))
+    """Password checks (login, register) per client (``middleware.address_key``): a process makes a few
+    dozen a second for everyone, and the limit on a client's requests allows more than that."""
 
     async def bill_requests(self, user_id: str, count: int) -> None:
         """Work done for the user outside their requests (jobs their blob changes triggered), as requests."""
@@ -71,6 +74,8 @@ class LimitSettings:
     events_per_request: int = 100
     export_stall_seconds: float = 300.0
     export_memory_bytes: int = 256 * 1024 * 1024
+    sign_in_rate_per_second: float = 25.0
+    sign_in_burst: float = 200
 
 
 def _exports(s: LimitSettings) -> InFlight:
@@ -95,6 +100,7 @@ def local_limiters(s: LimitSettings) -> Limiters:
         events_per_request=s.events_per_request,
         export_stall_seconds=s.export_stall_seconds,
         export_memory=ExportMemory(s.export_memory_bytes),
+        sign_ins=LocalLimiter(s.sign_in_rate_per_second, s.sign_in_burst),
     )
 
 
@@ -124,4 +130,5 @@ def shared_limiters(s: LimitSettings, counters: Counters, marks: Marks, secret: 
         events_per_request=s.events_per_request,
         export_stall_seconds=s.export_stall_seconds,
         export_memory=ExportMemory(s.export_memory_bytes),
+        sign_ins=limiter("sign-in", s.sign_in_rate_per_second, s.sign_in_burst, remember_refusals=True),
     )

@@ -82,16 +82,20 @@ request: a validation of a second, or a migrate's 5 s of transforms, costs 100 o
 hold the user's next requests back."""
 
 
-def address_key(remote: str | None) -> str:
-    """What a client address is counted under on the anonymous limit: an IPv6 address by its /64 (a
-    client is usually handed a whole /64, so counting each of its 2^64 addresses apart limits nothing),
-    an IPv4 address as it is."""
+def client_of(remote: str | None) -> str:
+    """Who a client is for the limits: an IPv4 address as it is, an IPv6 address by its /64 (a client is
+    usually handed a whole /64, so counting each of its 2^64 addresses apart would limit nothing)."""
     if remote and ":" in remote:
         try:
-            return f"net:{ipaddress.IPv6Network((remote.split('%', 1)[0], 64), strict=False)}"
+            return str(ipaddress.IPv6Network((remote.split("%", 1)[0], 64), strict=False))
         except ValueError:
             pass
-    return f"addr:{remote}"
+    return remote or "unknown"
+
+
+def address_key(remote: str | None) -> str:
+    """The key a client is counted under on the anonymous limit (and its sign-ins in flight)."""
+    return f"addr:{client_of(remote)}"
 
 
 def _needs_auth(request: web.Request) -> bool:

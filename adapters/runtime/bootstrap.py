@@ -168,6 +168,7 @@ def bootstrap(
         settings.pages_per_user, settings.pages_per_process, settings.pages_waiting_per_user,
         settings.write_bytes_per_second, settings.write_bytes_burst, settings.rate_limit_events_per_request,
         settings.export_stall_seconds, settings.export_memory_mb * 1024 * 1024,
+        settings.sign_in_rate_per_second, settings.sign_in_burst,
     )  # fmt: skip
     jwt_secret = settings.resolve_jwt_secret()
     limiters = (

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     rate_limit_events_per_request: int = Field(default=100, ge=1)
     anonymous_rate_limit_per_second: float = 100.0
     anonymous_rate_limit_burst: int = 200
+    # password checks (login, register) per client address (an IPv6 /64): each is about 30 ms of a core
+    sign_in_rate_per_second: float = Field(default=25.0, gt=0)
+    sign_in_burst: int = Field(default=200, ge=1)
     login_failures_per_minute: float = 10.0  # per (account, client address)
     login_account_failures_per_minute: float = 100.0  # per account, from addresses it never logged in from
     login_known_address_days: float = 30.0
@@ -186,6 +189,7 @@ class Settings(BaseSettings):
             "user": window_seconds(self.rate_limit_per_second, self.rate_limit_burst),
             "anonymous": window_seconds(self.anonymous_rate_limit_per_second, self.anonymous_rate_limit_burst),
             "written": window_seconds(self.write_bytes_per_second, self.write_bytes_burst),
+            "sign-in": window_seconds(self.sign_in_rate_per_second, self.sign_in_burst),
             "login-pair": 60.0,  # the login limits are per minute, their bucket holds one minute's tries
             "login-account": 60.0,
         }

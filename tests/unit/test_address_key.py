@@ -3,12 +3,13 @@ counted address by address it could send without any limit."""
 
 from __future__ import annotations
 
-from adapters.http.middleware import address_key
+from adapters.http.middleware import address_key, client_of
 
 
 def test_ipv6_addresses_of_one_64_share_a_key_and_ipv4_addresses_keep_their_own() -> None:
-    assert address_key("2001:db8::1") == address_key("2001:db8::ffff:ffff:ffff:fffe") == "net:2001:db8::/64"
+    assert address_key("2001:db8::1") == address_key("2001:db8::ffff:ffff:ffff:fffe") == "addr:2001:db8::/64"
     assert address_key("2001:db8:0:1::1") != address_key("2001:db8::1")
-    assert address_key("fe80::1%eth0") == "net:fe80::/64"
-    assert address_key("192.0.2.1") == "addr:192.0.2.1" != address_key("192.0.2.2")
-    assert address_key(None) == "addr:None"
+    assert address_key("fe80::1%eth0") == "addr:fe80::/64"
+    assert address_key("192.0.2.1") == "addr:192.0.2.1" != address_key("192.0.2.2"), "as before: IPv4 keys unchanged"
+    assert address_key(None) == "addr:unknown"
+    assert client_of("192.0.2.1") == "192.0.2.1" and client_of("2001:db8::1") == "2001:db8::/64"

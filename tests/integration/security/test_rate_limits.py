@@ -187,3 +187,28 @@ async def test_bad_tokens_are_limited_per_address_and_good_ones_per_user(anonymo
             assert r.status == 429
         # a valid token is limited per user, not per address: it still works from there
         assert await me_status(attacker, user.headers) == 200
+
+@pytest.fixture(scope="module")
+async def few_sign_ins(nats_server: str, database: Database) -> AsyncIterator[RunningSystem]:
+    """Three password checks per client, one more every ten seconds."""
+    running = await start_system(nats_server, await database.new_database(), sign_in_rate_per_second=0.1,
+                                 sign_in_burst=3)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_a_client_gets_so_many_password_checks_and_then_429(few_sign_ins: RunningSystem) -> None:
+    """Each sign-in is an argon2id hash of about 30 ms: one address may ask for fewer than a process makes
+    (25 a second by default, bursts of 200), so that it cannot keep everyone else's logins waiting."""
+    async with aiohttp.ClientSession(base_url=few_sign_ins.base_url) as http:
+        users = [await new_user(http, "checked") for _ in range(2)]
+        async with http.post("/v1/auth/login", json={"email": users[0].email, "password": users[0].password}) as r:
+            assert r.status == 200, "the third password check"
+        async with http.post("/v1/auth/login", json={"email": users[1].email, "password": users[1].password}) as r:
+            body = await r.json()
+            assert r.status == 429 and body["code"] == "rate_limited", body
+            assert "too many sign-ins" in body["detail"] and int(r.headers["Retry-After"]) >= 1
+        async with http.get("/v1/auth/me", headers=users[1].headers) as r:
+            assert r.status == 200, "a signed-in user's requests are not sign-ins"
