@@ -70,7 +70,7 @@ def render_markdown(book: Mapping[str, Any]) -> Iterator[bytes]:
     yield f"# {escape_title(title(book))}\n".encode()
     for chapter in chapters(book):
         block = f"\n## {escape_title(heading(chapter))}\n"
-        if not chapter.content:
+        if not chapter.content.strip(" \t") and "\n" not in chapter.content:  # escapes to nothing
             yield block.encode()
             continue
         before = block + "\n"  # then each piece after a line end, and a line end after the last

@@ -445,3 +445,20 @@ def test_a_language_that_is_not_a_tag_to_its_end_is_not_used(tag: str) -> None:
     epub = check_epub(render("epub", book([("Intro", "Hello")], language=tag)), 1)
     assert epub["meta"].find("dc:language", NS).text == "en"
     assert b'lang="en"' in render("html", book([("Intro", "Hello")], language=tag))
+
+
+@settings(max_examples=300, deadline=None)
+@given(chapters=st.lists(st.tuples(markdown_text, markdown_text), min_size=1, max_size=3), title=markdown_text)
+def test_markdown_export_in_pieces_equals_the_chapter_escaped_whole(chapters: list[tuple[str, str]], title: str) -> None:
+    """The layout as it was (one chunk per chapter, escaped whole), for any content: blanks only included."""
+    from adapters.export.common import chapters as export_chapters
+    from adapters.export.common import heading
+    from adapters.export.common import title as book_title
+    from adapters.export.markdown import escape_title
+
+    data = book(chapters, title=title)
+    expected = f"# {escape_title(book_title(data))}\n"
+    for chapter in export_chapters(data):
+        content = _escaped_line_by_line(chapter.content)
+        expected += f"\n## {escape_title(heading(chapter))}\n" + (f"\n{content}\n" if content else "")
+    assert render("markdown", data).decode() == expected
