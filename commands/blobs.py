@@ -69,6 +69,11 @@ process's sandbox workers for minutes for the price of one request. A migration 
 /v1/migrations``) runs long chains in the background, each step over many blobs at once."""
 
 
+MAX_MIGRATE_STEPS = 100
+"""Steps one ``POST /v1/blobs/{id}/migrate`` runs: besides its share of ``MIGRATE_SECONDS``, each costs a
+fresh isolate (about 3 ms) and a round trip to a worker, which the share does not count."""
+
+
 class BlobHandlers:
     def __init__(
         self, repository: Repository, schemas: SchemaRegistry, sandbox: Sandbox, limits: Limits = Limits()
@@ -177,6 +182,10 @@ class BlobHandlers:
         path = await self._schemas.migration_path(name, version, target.version)
         if path is None:
             raise no_path
+        if len(path) > MAX_MIGRATE_STEPS:  # each step costs a fresh isolate and a round trip besides its run
+            raise invalid("/schema_id", f"the chain from {blob.schema_id} to {target.id} has {len(path)} steps; a "
+                                        f"blob migrates through at most {MAX_MIGRATE_STEPS} at once: run longer "
+                                        "chains as a migration run (POST /v1/migrations)")
         data = blob.data
         # the chain's 5 s shared among its steps up front: what runs is bounded, waiting for a worker is not
         # counted (that is bounded apart, and answers 503)

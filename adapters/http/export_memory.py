@@ -10,15 +10,32 @@ its memory. An export larger than the budget still runs when it is the only one.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
+
+import orjson
 
 from commands.ports import Unavailable
 
 
-def held_bytes(texts: Iterator[str]) -> int:
-    """What a book's texts take in memory as Python strings (one to four bytes a character)."""
-    return sum(sys.getsizeof(text) for text in texts)
+PER_CHAPTER = 1024
+"""A chapter's objects besides its texts (its model, its dict in the document, its id), as the row cache
+weighs a row (``adapters/postgres/read_model.py``)."""
+PER_METADATA_BYTE = 2 * 24
+"""Metadata decoded, at its worst (``[{},{},...]``: 24 times its JSON text), held twice (the model and the
+document it is dumped to)."""
+CHUNKS_IN_FLIGHT = 6
+"""A rendered chapter waiting for the client, at its largest (HTML of text that is all quotes: six times)."""
+
+
+def held_bytes(title: str, metadata: Any, chapters: Sequence[tuple[str, str]]) -> int:
+    """What an export holds while it runs, at most: its texts as Python strings (one to four bytes a
+    character), each chapter's objects, the metadata decoded, and the largest chapter rendered and waiting."""
+    texts = sum(sys.getsizeof(t) + sys.getsizeof(c) for t, c in chapters) + sys.getsizeof(title)
+    largest = max((sys.getsizeof(c) for _, c in chapters), default=0)
+    return (texts + PER_CHAPTER * len(chapters) + PER_METADATA_BYTE * len(orjson.dumps(metadata))
+            + CHUNKS_IN_FLIGHT * largest)
 
 
 class ExportMemory:

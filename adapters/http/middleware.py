@@ -87,9 +87,12 @@ def client_of(remote: str | None) -> str:
     usually handed a whole /64, so counting each of its 2^64 addresses apart would limit nothing)."""
     if remote and ":" in remote:
         try:
-            return str(ipaddress.IPv6Network((remote.split("%", 1)[0], 64), strict=False))
+            address = ipaddress.IPv6Address(remote.split("%", 1)[0])
         except ValueError:
-            pass
+            return remote
+        if address.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket: that address
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
     return remote or "unknown"
 
 

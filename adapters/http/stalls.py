@@ -59,7 +59,7 @@ def _reset(transport: Any) -> None:
     if sock is not None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
+        except (OSError, ValueError):  # closed meanwhile (uvloop: a socket whose fd is -1)
             pass
     transport.abort()
 

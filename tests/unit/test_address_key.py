@@ -13,3 +13,5 @@ def test_ipv6_addresses_of_one_64_share_a_key_and_ipv4_addresses_keep_their_own(
     assert address_key("192.0.2.1") == "addr:192.0.2.1" != address_key("192.0.2.2"), "as before: IPv4 keys unchanged"
     assert address_key(None) == "addr:unknown"
     assert client_of("192.0.2.1") == "192.0.2.1" and client_of("2001:db8::1") == "2001:db8::/64"
+    assert client_of("::ffff:192.0.2.1") == "192.0.2.1", "an IPv4 client on a dual-stack socket is that address"
+    assert client_of("::ffff:192.0.2.2") != client_of("::ffff:192.0.2.1")

@@ -154,7 +154,7 @@ async def export_book(request: web.Request) -> web.StreamResponse:
             model = await _books_read(request, query)  # waiting on the log holds no step of the process's
             async with exports.step():
                 book = await _owned_in(request, model)
-            held = held_bytes(text for chapter in book.chapters for text in (chapter.title, chapter.content))
+            held = held_bytes(book.title, book.metadata, [(c.title, c.content) for c in book.chapters])
             with limiters.export_memory.hold(held):
                 async with exports.step():
                     document = book.model_dump(mode="json")

@@ -346,8 +346,8 @@ def register_routes(api: Api) -> None:
        body=BlobMigrateIn, response=BlobChanged, errors=(403, 404, 409, 412, 422),
        description=_OWNER_ONLY + " Runs the registered transforms in order; 422 when there is no migration "
                    "path, the result does not satisfy the target schema, or a transform runs past its share of "
-                   "5 s (a chain of n steps: 5 s / n each, at most the sandbox's own limit; a migration run, "
-                   "`POST /v1/migrations`, runs long chains). A user's migrations take "
+                   "5 s (a chain of n steps: 5 s / n each, at most the sandbox's own limit), or the chain has more "
+                   "than 100 steps (a migration run, `POST /v1/migrations`, runs long chains). A user's migrations take "
                    "turns with their other heavy requests (pages of big lists): two at a time, more wait, and "
                    "past 32 waiting a 429." + _IF_MATCH)(migrate_blob)
     op("GET", "/v1/blobs/{id}/history", summary="A blob's events, from the log, oldest first", tag="blobs",

@@ -202,11 +202,17 @@ async def test_abusive_validations_in_a_loop_leave_other_users_requests_fast(
     stop = asyncio.Event()
     outcomes: list[bool] = []
     unexpected: list[tuple[str, int, str]] = []
+    held_back = 0  # the validations' CPU in the workers is charged to the attacker (10 ms a request)
 
     async def attack() -> None:
+        nonlocal held_back
         while not stop.is_set():
             for schema_id, body, expected in rounds:
                 answer = await validate(http, attacker, schema_id, body)
+                if answer.status == 429 and answer.body["code"] == "rate_limited":
+                    held_back += 1
+                    await asyncio.sleep(0.05)
+                    continue
                 outcomes.append(expected(answer))
                 if not outcomes[-1]:
                     unexpected.append((schema_id, answer.status, str(answer.body)[:300]))
@@ -232,7 +238,7 @@ async def test_abusive_validations_in_a_loop_leave_other_users_requests_fast(
     measured = p99(latencies)
     print(f"\nGET /v1/auth/me during abusive validations: p50 {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, "
           f"p99 {measured * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms over {len(latencies)} requests; "
-          f"{len(outcomes)} validations")  # fmt: skip
+          f"{len(outcomes)} validations, {held_back} refused for the CPU they had taken")  # fmt: skip
     assert outcomes and all(outcomes), unexpected
     assert len(outcomes) >= len(rounds)
     assert measured < 0.1, f"p99 {measured * 1000:.1f} ms"

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+import pytest
 
 from adapters.client import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from tests.support.sdk import SignUp, fails
@@ -217,3 +218,24 @@ async def test_a_chain_of_transforms_taking_more_than_five_seconds_in_all_is_422
     assert (kept.schema_id, kept.version) == (f"{name}@1.0.0", 1)
     quick = await ink.migrate_blob(blob.id, f"{name}@3.0.0")  # two steps fit
     assert quick.schema_id == f"{name}@3.0.0"
+
+
+async def test_a_chain_longer_than_a_migrate_takes_is_422_naming_migration_runs(
+        sign_up: SignUp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step costs a fresh isolate and a round trip besides its run: a blob migrates through at most
+    ``MAX_MIGRATE_STEPS`` (100) at once; three here, for a short test."""
+    import commands.blobs
+
+    monkeypatch.setattr(commands.blobs, "MAX_MIGRATE_STEPS", 3)
+    ink = await sign_up("schema")
+    name = unique()
+    await ink.register_schema(name, "1.0.0", BOOK_SCHEMA)
+    for n in range(1, 5):
+        await ink.register_schema(name, f"{n + 1}.0.0", BOOK_SCHEMA, migration={
+            "from_version": f"{n}.0.0", "transform": "function migrate(d) { return d; }"})
+    blob = await ink.create_blob({"title": "Old"}, schema_id=f"{name}@1.0.0")
+    with fails(ValidationFailedError) as caught:
+        await ink.migrate_blob(blob.id, f"{name}@5.0.0")
+    message = caught.value.errors[0]["message"]
+    assert "has 4 steps" in message and "at most 3 at once" in message and "migration run" in message, message
+    assert (await ink.migrate_blob(blob.id, f"{name}@4.0.0")).schema_id == f"{name}@4.0.0"
