@@ -123,7 +123,8 @@ async def api_workers(nats_url: str, dsn: str, rounds: int, warmup: float, durat
     env.update(INKSTREAM_NATS_URL=nats_url, INKSTREAM_DATABASE_URL=dsn, INKSTREAM_LOG_LEVEL="error",
                INKSTREAM_DATA_DIR=str(data_dir), INKSTREAM_JWT_SECRET="bench-workers-" + "s" * 40,
                INKSTREAM_RATE_LIMIT_PER_SECOND="1e9", INKSTREAM_RATE_LIMIT_BURST=str(10**9),
-               INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND="1e9", INKSTREAM_ANONYMOUS_RATE_LIMIT_BURST=str(10**9))
+               INKSTREAM_ANONYMOUS_RATE_LIMIT_PER_SECOND="1e9", INKSTREAM_ANONYMOUS_RATE_LIMIT_BURST=str(10**9),
+               INKSTREAM_SIGN_IN_RATE_PER_SECOND="1e9", INKSTREAM_SIGN_IN_BURST=str(10**9))
     runs: dict[str, list[dict[str, Any]]] = {"me_1": [], "me_2": [], "blob_1": [], "blob_2": []}
     token = ""
     try:
@@ -246,7 +247,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     rows: list[dict[str, Any]] = []
     overrides = {
         "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
-        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9,
+        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "sign_in_rate_per_second": 1e9, "sign_in_burst": 10**9,
         "log_level": "error",
     }  # fmt: skip
 

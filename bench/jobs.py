@@ -190,7 +190,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     started = time.perf_counter()
     overrides = {
         "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
-        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "log_level": "error",
+        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "sign_in_rate_per_second": 1e9, "sign_in_burst": 10**9, "log_level": "error",
     }  # fmt: skip
     limit = await sandbox_limit(count)
     results: dict[int, dict[str, Any]] = {}

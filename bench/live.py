@@ -301,7 +301,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     started = time.perf_counter()
     overrides = {
         "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
-        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9,
+        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "sign_in_rate_per_second": 1e9, "sign_in_burst": 10**9,
         "live_max_connections_per_user": 10**6, "live_max_subscriptions_per_user": 10**6, "log_level": "error",
     }  # fmt: skip
     async with own_nats() as nats_server, database(shared_pg) as (dsn, pg_desc):

@@ -153,7 +153,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     started = time.perf_counter()
     overrides = {
         "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
-        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9,
+        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "sign_in_rate_per_second": 1e9, "sign_in_burst": 10**9,
         "log_level": "error",
     }  # fmt: skip
     total = USERS * OPS_PER_USER * 2

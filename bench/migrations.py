@@ -101,7 +101,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     started = time.perf_counter()
     overrides = {
         "rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
-        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "log_level": "error",
+        "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "sign_in_rate_per_second": 1e9, "sign_in_burst": 10**9, "log_level": "error",
     }  # fmt: skip
     cases = (("batched (call_many, 100 per call)", False, False),
              ("one sandbox call per blob", True, False),

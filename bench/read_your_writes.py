@@ -110,7 +110,7 @@ async def run(quick: bool = False, shared_pg: bool = False) -> list[dict[str, An
     rates = [0, 500] if quick else [0, 250, 500, 1000]
     duration, samples = (4.0, 100) if quick else (8.0, 300)
     overrides = {"rate_limit_per_second": 1e9, "rate_limit_burst": 10**9,
-                 "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "log_level": "error"}  # fmt: skip
+                 "anonymous_rate_limit_per_second": 1e9, "anonymous_rate_limit_burst": 10**9, "sign_in_rate_per_second": 1e9, "sign_in_burst": 10**9, "log_level": "error"}  # fmt: skip
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     async with own_nats() as nats_server, database(shared_pg) as (dsn, pg_desc):

@@ -17,7 +17,7 @@ from tests.support.system import RunningSystem, system_on_own_log
 
 OPEN_LIMITS: dict[str, Any] = {
     "rate_limit_per_second": 1e6, "rate_limit_burst": 10**6,
-    "anonymous_rate_limit_per_second": 1e6, "anonymous_rate_limit_burst": 10**6,
+    "anonymous_rate_limit_per_second": 1e6, "anonymous_rate_limit_burst": 10**6, "sign_in_rate_per_second": 1e6, "sign_in_burst": 10**6,
     "write_bytes_per_second": 1e12, "write_bytes_burst": 10**12,
 }
 

@@ -21,7 +21,7 @@ from tests.support.servers import Database, start_nats, start_throwaway_postgres
 from tests.support.system import start_system
 
 OPEN_LIMITS = {
-    "anonymous_rate_limit_per_second": 1e6, "anonymous_rate_limit_burst": 10**6,
+    "anonymous_rate_limit_per_second": 1e6, "anonymous_rate_limit_burst": 10**6, "sign_in_rate_per_second": 1e6, "sign_in_burst": 10**6,
     "rate_limit_per_second": 1e6, "rate_limit_burst": 10**6, "login_failures_per_minute": 1e6,
     "write_bytes_per_second": 1e12, "write_bytes_burst": 10**12,
     "read_wait_seconds": 2.0,
