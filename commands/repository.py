@@ -662,11 +662,8 @@ class Repository:
         if len(pending) != 1:
             raise DomainError(f"a command must record exactly one event, got {len(pending)}")
         event = self._codec.encode(pending[0], actor=ctx.actor, traceparent=ctx.traceparent)
-        if guard is None:
-            appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id)
-        else:
-            appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id,
-                                                 guard=guard)
+        appended = await self._store.append(cls.TYPE, aggregate.id_str, event, expected_position, ctx.command_id,
+                                             guard=guard)
         if appended.duplicate:
             return await self._original(cls, appended.position)
         self._cache.put((cls.TYPE, aggregate.id_str), aggregate, appended.position, weight + appended.size)

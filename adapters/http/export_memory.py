@@ -32,8 +32,9 @@ CHUNKS_IN_FLIGHT = 6
 def held_bytes(title: str, metadata: Any, chapters: Sequence[tuple[str, str]]) -> int:
     """What an export holds while it runs, at most: its texts as Python strings (one to four bytes a
     character), each chapter's objects, the metadata decoded, and the largest chapter rendered and waiting."""
-    texts = sum(sys.getsizeof(t) + sys.getsizeof(c) for t, c in chapters) + sys.getsizeof(title)
-    largest = max((sys.getsizeof(c) for _, c in chapters), default=0)
+    contents = [sys.getsizeof(c) for _, c in chapters]
+    texts = sum(contents) + sum(sys.getsizeof(t) for t, _ in chapters) + sys.getsizeof(title)
+    largest = max(contents, default=0)
     return (texts + PER_CHAPTER * len(chapters) + PER_METADATA_BYTE * len(orjson.dumps(metadata))
             + CHUNKS_IN_FLIGHT * largest)
 
